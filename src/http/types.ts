@@ -1,0 +1,48 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+
+/**
+ * Everything one request carries through the data plane. Created once per request by the
+ * listener; middlewares read and enrich it, the handler answers it.
+ */
+export interface RequestContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  /** `x-request-id` from a trusted client, or generated. Sent upstream and back to the client. */
+  readonly requestId: string;
+  /** The client's address, after honouring X-Forwarded-For/Forwarded from trusted proxies only. */
+  clientIp: string;
+  /** The scheme the client used (`https` behind a TLS listener or a trusted proxy saying so). */
+  protocol: 'http' | 'https';
+  /** The normalised path that routing matched against (no `//`, `/./`, `/../`, decoded unreserved). */
+  path: string;
+  /** The raw query string without the `?` (empty when none). */
+  query: string;
+  /** Route parameters (`:id`, `*`). */
+  params: Record<string, string>;
+  /** Set by the router / handlers, used by the access log and metrics. */
+  routeName?: string;
+  frontend?: string;
+  serviceName?: string;
+  upstream?: string;
+  /** Values middlewares hand on: `jwt` claims, `apiKey` name, … Keys are the middleware's type. */
+  readonly state: Record<string, unknown>;
+  readonly log: Logger;
+  /** performance.now() when the request arrived. */
+  readonly startedAt: number;
+}
+
+/** Answers a request. A handler owns the response: it must end it (or hand it to one that does). */
+export type Handler = (ctx: RequestContext) => void | Promise<void>;
+
+/** Wraps a handler, like undici interceptors: `(next) => handler`. Composed once, at load. */
+export type Middleware = (next: Handler) => Handler;
+
+/** Compose middlewares so the first listed runs first (outermost). */
+export function compose(middlewares: readonly Middleware[], handler: Handler): Handler {
+  let h = handler;
+  for (let i = middlewares.length - 1; i >= 0; i--) h = middlewares[i]!(h);
+  return h;
+}
+
+export type { IncomingMessage, ServerResponse };

@@ -1,0 +1,91 @@
+import type { Dispatcher } from 'undici';
+
+/**
+ * The contract between the upstream layer (pools, balancing, health, outlier ejection, retry
+ * policy: `http/upstream/`) and the handlers that use it (the proxy handler, aggregation,
+ * strangler, ambassador). Additive changes only: several parts build on it at once.
+ */
+
+/** How one attempt against an upstream ended, for passive outlier detection. */
+export type AttemptOutcome = 'success' | 'http5xx' | 'connectFailure' | 'timeout' | 'reset';
+
+export interface Upstream {
+  /** The origin, `http://127.0.0.1:3001`. */
+  readonly id: string;
+  readonly origin: URL;
+  readonly weight: number;
+  /** A keep-alive undici Pool for this origin. */
+  readonly dispatcher: Dispatcher;
+  /** Requests in flight now (least-request balancing reads it; callers inc/dec via begin/end). */
+  readonly inFlight: number;
+  /** Passing active health checks (true when no checks are configured). */
+  readonly healthy: boolean;
+  /** Ejected by passive outlier detection right now. */
+  readonly ejected: boolean;
+}
+
+export interface UpstreamStatus {
+  id: string;
+  weight: number;
+  healthy: boolean;
+  ejected: boolean;
+  ejectedUntil?: string;
+  ejections: number;
+  inFlight: number;
+  consecutiveFailures: number;
+}
+
+export interface ServiceStatus {
+  name: string;
+  balance: string;
+  upstreams: UpstreamStatus[];
+}
+
+export interface Timeouts {
+  /** TCP connect, ms. */
+  connect: number;
+  /** From request sent to response headers, ms. */
+  headers: number;
+  /** Whole exchange, ms (0: none). */
+  request: number;
+}
+
+export interface RetryDecisionInput {
+  method: string;
+  /** 1 after the first failed attempt. */
+  attempt: number;
+  /** A response status that failed the attempt (502/503/504), or undefined for an error. */
+  status?: number;
+  outcome: AttemptOutcome;
+  /** The route said non-idempotent methods may be retried. */
+  retryNonIdempotent: boolean;
+  /** Whether any request body byte has been sent (a streamed body cannot be replayed). */
+  bodySent: boolean;
+}
+
+export interface RetryPolicy {
+  readonly attempts: number;
+  /** Whether another attempt may be made; also charges the retry budget when it says yes. */
+  shouldRetry(input: RetryDecisionInput): boolean;
+  /** Jittered backoff before attempt `attempt + 1`, ms. */
+  backoffMs(attempt: number): number;
+}
+
+export interface ServicePool {
+  readonly name: string;
+  readonly upstreams: readonly Upstream[];
+  readonly timeouts: Timeouts;
+  readonly retry: RetryPolicy;
+  /**
+   * Chooses an available upstream (healthy, not ejected) by the service's balancer; `hashKey`
+   * feeds consistent hashing; `exclude` skips upstreams already tried. When every upstream is
+   * unavailable it still returns one (never eject all: a guess beats a certain 503).
+   */
+  pick(hashKey?: string, exclude?: ReadonlySet<Upstream>): Upstream | undefined;
+  /** Marks the start of a request on an upstream (least-request accounting). */
+  begin(upstream: Upstream): void;
+  /** Marks the end and feeds passive outlier detection. */
+  end(upstream: Upstream, outcome: AttemptOutcome, latencyMs: number): void;
+  status(): ServiceStatus;
+  close(): Promise<void>;
+}

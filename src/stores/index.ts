@@ -1,0 +1,4 @@
+export * from './connection.js';
+export * from './types.js';
+// Each building block adds its opening function here: openKeyValueStore, openLeaseStore,
+// openEventStore, openMessageQueue (see DESIGN.md "Stores").
