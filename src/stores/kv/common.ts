@@ -1,0 +1,95 @@
+import { TrellisError } from '../../core/errors.js';
+import type { FeatureList } from '../types.js';
+
+/** Default largest value a KeyValueStore accepts (bytes of UTF-8); etcd's request limit is 1.5 MiB. */
+export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024;
+/** Longest key any backend accepts (bytes of UTF-8); keeps keys indexable on every engine. */
+export const MAX_KEY_BYTES = 1024;
+/** How many changes a backend's change log keeps for watchers that resume from an old revision. */
+export const DEFAULT_RETAIN_CHANGES = 100_000;
+
+/** Builds a FeatureList: every feature in `all` except those in `lacks` (each with its reason). */
+export function featureList<F extends string>(
+  all: readonly F[],
+  lacks: Partial<Record<F, string>> = {},
+): FeatureList<F> {
+  return { supports: new Set(all.filter((f) => !(f in lacks))), lacks };
+}
+
+/** Rejects keys no backend can store faithfully, with what to fix. */
+export function checkKey(key: string): void {
+  if (typeof key !== 'string' || key.length === 0) {
+    throw new TrellisError('TRELLIS_E_KV_KEY_INVALID', 'a key must be a non-empty string');
+  }
+  if (Buffer.byteLength(key) > MAX_KEY_BYTES) {
+    throw new TrellisError(
+      'TRELLIS_E_KV_KEY_INVALID',
+      `key "${key.slice(0, 40)}…" is ${Buffer.byteLength(key)} bytes: keys may have at most ${MAX_KEY_BYTES} bytes`,
+    );
+  }
+}
+
+/** Rejects values over the store's size limit before they reach the engine. */
+export function checkValue(key: string, value: string, maxBytes: number): void {
+  if (typeof value !== 'string') {
+    throw new TrellisError(
+      'TRELLIS_E_KV_VALUE_INVALID',
+      `value of "${key}" must be a string (serialise it first)`,
+    );
+  }
+  const bytes = Buffer.byteLength(value);
+  if (bytes > maxBytes) {
+    throw new TrellisError(
+      'TRELLIS_E_KV_VALUE_TOO_LARGE',
+      `value of "${key}" is ${bytes} bytes, over this store's limit of ${maxBytes}: store large blobs elsewhere and keep a reference here`,
+      { status: 413, details: { bytes, limit: maxBytes } },
+    );
+  }
+}
+
+/** The error every backend throws when compare-and-set fails. */
+export function conflict(key: string, expected: number, actual: number): TrellisError {
+  return new TrellisError(
+    'TRELLIS_E_KV_CONFLICT',
+    `"${key}" is at revision ${actual}, not the expected ${expected}: re-read it and retry`,
+    { status: 409, details: { key, expectedRevision: expected, actualRevision: actual } },
+  );
+}
+
+/** The error a watch raises when it cannot deliver every change after `from`. */
+export function watchGap(from: number, oldest: number, why: string): TrellisError {
+  return new TrellisError(
+    'TRELLIS_E_KV_WATCH_GAP',
+    `cannot watch from revision ${from}: ${why} (oldest still available: ${oldest}); re-read with list() and watch again from its revision`,
+    { details: { fromRevision: from, oldestRevision: oldest } },
+  );
+}
+
+/** Rejects a watch start revision that is not a non-negative integer. */
+export function checkRevision(what: string, rev: number | undefined): void {
+  if (rev !== undefined && !(Number.isSafeInteger(rev) && rev >= 0)) {
+    throw new TrellisError(
+      'TRELLIS_E_KV_REVISION_INVALID',
+      `${what} must be a non-negative integer, got ${rev}`,
+    );
+  }
+}
+
+/** A positive integer option from a store URL's query string (`?retain=1000`), or the default. */
+export function intParam(url: URL | undefined, name: string, fallback: number): number {
+  const raw = url?.searchParams.get(name);
+  if (raw === null || raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n <= 0) {
+    throw new TrellisError(
+      'TRELLIS_E_STORE_URL_INVALID',
+      `store URL option ${name}=${raw} must be a positive integer`,
+    );
+  }
+  return n;
+}
+
+/** The error every operation on a closed store throws. */
+export function closedError(backend: string): TrellisError {
+  return new TrellisError('TRELLIS_E_STORE_CLOSED', `this ${backend} store was closed: open a new one`);
+}

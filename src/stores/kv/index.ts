@@ -1,0 +1,21 @@
+import { schemeOf } from '../connection.js';
+import type { KeyValueStore } from '../types.js';
+import { MemoryKeyValueStore } from './memory.js';
+
+export { MemoryKeyValueStore, type MemoryKvOptions } from './memory.js';
+
+const SCHEMES = ['memory', 'sqlite', 'postgres', 'redis', 'etcd'] as const;
+
+/**
+ * Opens a KeyValueStore chosen by URL: `memory:`, `sqlite:PATH`, `postgres://…`, `redis://…`,
+ * `etcd://host:port`. The driver is loaded only for the scheme used. See docs/stores.md.
+ */
+export async function openKeyValueStore(url: string): Promise<KeyValueStore> {
+  const scheme = schemeOf(url, 'KeyValueStore', SCHEMES);
+  switch (scheme) {
+    case 'memory':
+      return new MemoryKeyValueStore();
+    default:
+      throw new Error(`not yet: ${scheme}`);
+  }
+}
