@@ -76,9 +76,9 @@ export function checkRevision(what: string, rev: number | undefined): void {
 }
 
 /** A positive integer option from a store URL's query string (`?retain=1000`), or the default. */
-export function intParam(url: URL | undefined, name: string, fallback: number): number {
-  const raw = url?.searchParams.get(name);
-  if (raw === null || raw === undefined) return fallback;
+export function intParam(params: URLSearchParams, name: string, fallback: number): number {
+  const raw = params.get(name);
+  if (raw === null) return fallback;
   const n = Number(raw);
   if (!Number.isSafeInteger(n) || n <= 0) {
     throw new TrellisError(
@@ -92,4 +92,16 @@ export function intParam(url: URL | undefined, name: string, fallback: number): 
 /** The error every operation on a closed store throws. */
 export function closedError(backend: string): TrellisError {
   return new TrellisError('TRELLIS_E_STORE_CLOSED', `this ${backend} store was closed: open a new one`);
+}
+
+/** The table-name option of a SQL-backed store (`?table=trellis_kv`), checked to be a plain identifier. */
+export function tableParam(params: URLSearchParams, fallback: string): string {
+  const table = params.get('table') ?? fallback;
+  if (!/^[a-z_][a-z0-9_]{0,39}$/i.test(table)) {
+    throw new TrellisError(
+      'TRELLIS_E_STORE_URL_INVALID',
+      `store URL option table=${table} must be a plain SQL name (letters, digits, _; at most 40)`,
+    );
+  }
+  return table;
 }

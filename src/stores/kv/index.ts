@@ -1,3 +1,4 @@
+import { TrellisError } from '../../core/errors.js';
 import { schemeOf } from '../connection.js';
 import type { KeyValueStore } from '../types.js';
 import { MemoryKeyValueStore } from './memory.js';
@@ -15,7 +16,9 @@ export async function openKeyValueStore(url: string): Promise<KeyValueStore> {
   switch (scheme) {
     case 'memory':
       return new MemoryKeyValueStore();
+    case 'sqlite':
+      return (await import('./sqlite.js')).SqliteKeyValueStore.open(url);
     default:
-      throw new Error(`not yet: ${scheme}`);
+      throw new TrellisError('TRELLIS_E_STORE_UNSUPPORTED', `the ${scheme} backend is not available yet`);
   }
 }

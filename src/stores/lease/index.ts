@@ -1,3 +1,4 @@
+import { TrellisError } from '../../core/errors.js';
 import { schemeOf } from '../connection.js';
 import type { LeaseStore } from '../types.js';
 import { MemoryLeaseStore } from './memory.js';
@@ -15,7 +16,9 @@ export async function openLeaseStore(url: string): Promise<LeaseStore> {
   switch (scheme) {
     case 'memory':
       return new MemoryLeaseStore();
+    case 'sqlite':
+      return (await import('./sqlite.js')).SqliteLeaseStore.open(url);
     default:
-      throw new Error(`not yet: ${scheme}`);
+      throw new TrellisError('TRELLIS_E_STORE_UNSUPPORTED', `the ${scheme} backend is not available yet`);
   }
 }

@@ -1,0 +1,286 @@
+import type Database from 'better-sqlite3';
+import { globPrefix, openSqlite, parseSqliteUrl, sqliteError } from '../sqlite.js';
+import type {
+  KeyValueStore,
+  KvChange,
+  KvEntry,
+  KvPutOptions,
+  KvWatchOptions,
+  StoreHealth,
+} from '../types.js';
+import {
+  checkKey,
+  checkValue,
+  closedError,
+  conflict,
+  DEFAULT_MAX_VALUE_BYTES,
+  DEFAULT_RETAIN_CHANGES,
+  featureList,
+  intParam,
+  tableParam,
+  watchGap,
+} from './common.js';
+import { logWatch } from './log-watch.js';
+import { Notifier } from './notifier.js';
+
+interface Row {
+  key: string;
+  value: string;
+  revision: number;
+  create_revision: number;
+  version: number;
+}
+
+// Stores on the same file in one process wake each other's watchers at once; other processes'
+// writes are found by polling the change log.
+const notifiers = new Map<string, Notifier>();
+
+/**
+ * KeyValueStore on an SQLite file (`sqlite:PATH?table=trellis_kv&retain=100000&pollMs=100`).
+ * Writes run in BEGIN IMMEDIATE transactions, so revisions are assigned one writer at a time even
+ * across processes; every change goes to a change-log table that watchers read.
+ */
+export class SqliteKeyValueStore implements KeyValueStore {
+  readonly backend = 'sqlite';
+  readonly features = featureList(['watch', 'compareAndSet', 'durable', 'multiProcess']);
+  #closed = false;
+  readonly #notifier: Notifier;
+  readonly #q: ReturnType<typeof statements>;
+
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly url: string,
+    private readonly path: string,
+    private readonly opts: { maxValueBytes: number; retain: number; pollMs: number },
+    table: string,
+  ) {
+    this.#q = statements(db, table);
+    let n = notifiers.get(path);
+    if (!n) notifiers.set(path, (n = new Notifier()));
+    this.#notifier = n;
+  }
+
+  /** Opens (and creates if needed) the store's tables in the file the URL names. */
+  static async open(url: string): Promise<SqliteKeyValueStore> {
+    const { path, params } = parseSqliteUrl(url);
+    const table = tableParam(params, 'trellis_kv');
+    const opts = {
+      maxValueBytes: intParam(params, 'maxValueBytes', DEFAULT_MAX_VALUE_BYTES),
+      retain: intParam(params, 'retain', DEFAULT_RETAIN_CHANGES),
+      pollMs: intParam(params, 'pollMs', 100),
+    };
+    const db = await openSqlite(url);
+    try {
+      db.exec(`
+        CREATE TABLE IF NOT EXISTS ${table} (
+          key TEXT PRIMARY KEY, value TEXT NOT NULL, revision INTEGER NOT NULL,
+          create_revision INTEGER NOT NULL, version INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS ${table}_log (
+          revision INTEGER PRIMARY KEY, type TEXT NOT NULL, key TEXT NOT NULL, value TEXT);
+        CREATE TABLE IF NOT EXISTS ${table}_meta (
+          id INTEGER PRIMARY KEY CHECK (id = 1), revision INTEGER NOT NULL, compacted INTEGER NOT NULL);
+        INSERT OR IGNORE INTO ${table}_meta VALUES (1, 0, 0);`);
+      return new SqliteKeyValueStore(db, url, path, opts, table);
+    } catch (err) {
+      db.close();
+      throw sqliteError(url, err);
+    }
+  }
+
+  async get(key: string): Promise<KvEntry | undefined> {
+    this.#open();
+    checkKey(key);
+    const row = this.#run(() => this.#q.get.get(key) as Row | undefined);
+    return row && toEntry(row);
+  }
+
+  async put(key: string, value: string, options: KvPutOptions = {}): Promise<KvEntry> {
+    this.#open();
+    checkKey(key);
+    checkValue(key, value, this.opts.maxValueBytes);
+    const entry = this.#run(() =>
+      this.db
+        .transaction(() => {
+          const old = this.#q.get.get(key) as Row | undefined;
+          check(key, old, options.expectedRevision);
+          const revision = this.#bump();
+          const next: KvEntry = {
+            key,
+            value,
+            revision,
+            createRevision: old?.create_revision ?? revision,
+            version: (old?.version ?? 0) + 1,
+          };
+          this.#q.upsert.run(key, value, revision, next.createRevision, next.version);
+          this.#q.log.run(revision, 'put', key, value);
+          this.#compact(revision);
+          return next;
+        })
+        .immediate(),
+    );
+    this.#notifier.notify();
+    return entry;
+  }
+
+  async delete(key: string, options: KvPutOptions = {}): Promise<boolean> {
+    this.#open();
+    checkKey(key);
+    const deleted = this.#run(() =>
+      this.db
+        .transaction(() => {
+          const old = this.#q.get.get(key) as Row | undefined;
+          check(key, old, options.expectedRevision);
+          if (!old) return false;
+          const revision = this.#bump();
+          this.#q.remove.run(key);
+          this.#q.log.run(revision, 'delete', key, null);
+          this.#compact(revision);
+          return true;
+        })
+        .immediate(),
+    );
+    if (deleted) this.#notifier.notify();
+    return deleted;
+  }
+
+  async list(prefix: string): Promise<{ entries: KvEntry[]; revision: number }> {
+    this.#open();
+    // One read transaction: the entries and the revision come from the same snapshot.
+    return this.#run(() =>
+      this.db.transaction(() => {
+        const rows = this.#q.list.all(globPrefix(prefix)) as Row[];
+        const { revision } = this.#q.head.get() as { revision: number };
+        return { entries: rows.map(toEntry), revision };
+      })(),
+    );
+  }
+
+  watch(prefix: string, options: KvWatchOptions = {}): AsyncIterable<KvChange> {
+    const start =
+      options.fromRevision !== undefined
+        ? Promise.resolve(options.fromRevision)
+        : (async () => {
+            this.#open();
+            return this.#run(() => (this.#q.head.get() as { revision: number }).revision);
+          })();
+    const log = {
+      read: async (p: string, after: number, limit: number) => {
+        this.#open();
+        return this.#run(() =>
+          this.db.transaction(() => {
+            const head = this.#q.head.get() as { revision: number; compacted: number };
+            if (after < head.compacted) {
+              throw watchGap(after, head.compacted + 1, 'older changes were dropped from the change log');
+            }
+            const rows = this.#q.changes.all(after, globPrefix(p), limit) as Array<{
+              revision: number;
+              type: 'put' | 'delete';
+              key: string;
+              value: string | null;
+            }>;
+            const changes = rows.map(toChange);
+            const scanned = changes.length === limit ? changes.at(-1)!.revision : head.revision;
+            return { changes, scanned };
+          })(),
+        );
+      },
+      wait: (ms: number, signal: AbortSignal) => this.#notifier.wait(ms, signal),
+      closed: () => this.#closed,
+    };
+    return logWatch(log, prefix, start, { ...options, pollMs: this.opts.pollMs });
+  }
+
+  async health(): Promise<StoreHealth> {
+    if (this.#closed) return { ok: false, backend: 'sqlite', detail: 'closed' };
+    try {
+      this.#q.head.get();
+      return { ok: true, backend: 'sqlite' };
+    } catch (err) {
+      return { ok: false, backend: 'sqlite', detail: (err as Error).message };
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#notifier.notify();
+    this.db.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #bump(): number {
+    return (this.#q.bump.get() as { revision: number }).revision;
+  }
+
+  /** Drops change-log rows beyond the retention, in chunks (not on every write) to keep writes cheap. */
+  #compact(revision: number): void {
+    const every = Math.max(1, Math.min(1000, Math.floor(this.opts.retain / 10)));
+    if (revision % every !== 0 || revision <= this.opts.retain) return;
+    const through = revision - this.opts.retain;
+    this.#q.trim.run(through);
+    this.#q.compacted.run(through);
+  }
+
+  #run<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw sqliteError(this.url, err);
+    }
+  }
+
+  #open(): void {
+    if (this.#closed) throw closedError('sqlite');
+  }
+}
+
+function statements(db: Database.Database, t: string) {
+  return {
+    get: db.prepare(`SELECT key, value, revision, create_revision, version FROM ${t} WHERE key = ?`),
+    list: db.prepare(
+      `SELECT key, value, revision, create_revision, version FROM ${t} WHERE key GLOB ? ORDER BY key`,
+    ),
+    upsert: db.prepare(
+      `INSERT INTO ${t} (key, value, revision, create_revision, version) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value, revision = excluded.revision, version = excluded.version`,
+    ),
+    remove: db.prepare(`DELETE FROM ${t} WHERE key = ?`),
+    log: db.prepare(`INSERT INTO ${t}_log (revision, type, key, value) VALUES (?, ?, ?, ?)`),
+    bump: db.prepare(`UPDATE ${t}_meta SET revision = revision + 1 WHERE id = 1 RETURNING revision`),
+    head: db.prepare(`SELECT revision, compacted FROM ${t}_meta WHERE id = 1`),
+    changes: db.prepare(
+      `SELECT revision, type, key, value FROM ${t}_log WHERE revision > ? AND key GLOB ? ORDER BY revision LIMIT ?`,
+    ),
+    trim: db.prepare(`DELETE FROM ${t}_log WHERE revision <= ?`),
+    compacted: db.prepare(`UPDATE ${t}_meta SET compacted = max(compacted, ?) WHERE id = 1`),
+  };
+}
+
+function check(key: string, old: Row | undefined, expected: number | undefined): void {
+  if (expected !== undefined && (old?.revision ?? 0) !== expected)
+    throw conflict(key, expected, old?.revision ?? 0);
+}
+
+function toEntry(r: Row): KvEntry {
+  return {
+    key: r.key,
+    value: r.value,
+    revision: r.revision,
+    createRevision: r.create_revision,
+    version: r.version,
+  };
+}
+
+function toChange(r: {
+  revision: number;
+  type: 'put' | 'delete';
+  key: string;
+  value: string | null;
+}): KvChange {
+  return r.type === 'put'
+    ? { type: 'put', key: r.key, value: r.value ?? '', revision: r.revision }
+    : { type: 'delete', key: r.key, revision: r.revision };
+}
