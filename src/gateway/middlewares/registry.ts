@@ -1,10 +1,30 @@
+import { apiKeyMiddleware } from './api-key/index.js';
+import { basicAuthMiddleware } from './basic-auth/index.js';
+import { bodyLimitMiddleware } from './body-limit/index.js';
+import { corsMiddleware } from './cors/index.js';
+import { forwardAuthMiddleware } from './forward-auth/index.js';
+import { headersMiddleware } from './headers/index.js';
+import { inFlightMiddleware } from './in-flight/index.js';
+import { ipFilterMiddleware } from './ip-filter/index.js';
+import { timeoutMiddleware } from './timeout/index.js';
 import type { MiddlewareDefinition } from './types.js';
 
 /**
  * Every middleware type the gateway knows, by the key used in files. Adding a middleware is one
  * folder plus one line here.
  */
-export const middlewareTypes: ReadonlyArray<MiddlewareDefinition> = [];
+export const middlewareTypes: ReadonlyArray<MiddlewareDefinition> = [
+  // Gateway Offloading (O4)
+  headersMiddleware,
+  ipFilterMiddleware,
+  bodyLimitMiddleware,
+  timeoutMiddleware,
+  corsMiddleware,
+  apiKeyMiddleware,
+  basicAuthMiddleware,
+  forwardAuthMiddleware,
+  inFlightMiddleware,
+];
 
 export function findMiddlewareType(type: string): MiddlewareDefinition | undefined {
   return middlewareTypes.find((m) => m.type === type);
