@@ -50,14 +50,14 @@ export class SqliteKeyValueStore implements KeyValueStore {
   private constructor(
     private readonly db: Database.Database,
     private readonly url: string,
-    private readonly path: string,
+    path: string,
     private readonly opts: { maxValueBytes: number; retain: number; pollMs: number },
     table: string,
   ) {
     this.#q = statements(db, table);
-    let n = notifiers.get(path);
-    if (!n) notifiers.set(path, (n = new Notifier()));
-    this.#notifier = n;
+    const shared = notifiers.get(path) ?? new Notifier();
+    notifiers.set(path, shared);
+    this.#notifier = shared;
   }
 
   /** Opens (and creates if needed) the store's tables in the file the URL names. */

@@ -1,0 +1,311 @@
+import type pg from 'pg';
+import { inTransaction, likePrefix, openPgPool, pgError } from '../postgres.js';
+import type {
+  KeyValueStore,
+  KvChange,
+  KvEntry,
+  KvPutOptions,
+  KvWatchOptions,
+  StoreHealth,
+} from '../types.js';
+import {
+  checkKey,
+  checkValue,
+  closedError,
+  conflict,
+  DEFAULT_MAX_VALUE_BYTES,
+  DEFAULT_RETAIN_CHANGES,
+  featureList,
+  intParam,
+  tableParam,
+  watchGap,
+} from './common.js';
+import { logWatch } from './log-watch.js';
+import { Notifier } from './notifier.js';
+
+/**
+ * Why writes are serialised on one counter row: a watcher reads the change log as "everything
+ * after revision N", which is only safe if revisions become visible in order. Each write locks
+ * the counter row (SELECT … FOR UPDATE) before it takes the next revision and holds the lock until
+ * commit, so revision N+1 cannot commit before N. Every write is one round trip (a PL/pgSQL
+ * function), so the lock is held only for the write itself. LISTEN/NOTIFY only wakes watchers;
+ * the log table is the truth, and watchers also poll it in case a notification is lost.
+ */
+function schemaSql(t: string, retain: number): string {
+  const every = Math.max(1, Math.min(1000, Math.floor(retain / 10)));
+  return `
+CREATE TABLE IF NOT EXISTS ${t} (
+  key text COLLATE "C" PRIMARY KEY, value text NOT NULL, revision bigint NOT NULL,
+  create_revision bigint NOT NULL, version bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS ${t}_log (
+  revision bigint PRIMARY KEY, type text NOT NULL, key text COLLATE "C" NOT NULL, value text);
+CREATE TABLE IF NOT EXISTS ${t}_meta (
+  id int PRIMARY KEY CHECK (id = 1), revision bigint NOT NULL, compacted bigint NOT NULL);
+INSERT INTO ${t}_meta VALUES (1, 0, 0) ON CONFLICT DO NOTHING;
+
+CREATE OR REPLACE FUNCTION ${t}_write(p_key text, p_value text, p_expected bigint, p_delete boolean, p_retain bigint,
+  OUT ok boolean, OUT rev bigint, OUT create_rev bigint, OUT ver bigint) AS $$
+DECLARE
+  head bigint;
+  old ${t}%ROWTYPE;
+BEGIN
+  SELECT m.revision INTO head FROM ${t}_meta m WHERE m.id = 1 FOR UPDATE;
+  SELECT * INTO old FROM ${t} k WHERE k.key = p_key;
+  IF p_expected IS NOT NULL AND COALESCE(old.revision, 0) <> p_expected THEN
+    ok := false; rev := COALESCE(old.revision, 0); RETURN;
+  END IF;
+  IF p_delete AND old.key IS NULL THEN
+    ok := false; rev := -1; RETURN;
+  END IF;
+  rev := head + 1;
+  UPDATE ${t}_meta SET revision = rev WHERE id = 1;
+  IF p_delete THEN
+    DELETE FROM ${t} k WHERE k.key = p_key;
+    INSERT INTO ${t}_log VALUES (rev, 'delete', p_key, NULL);
+  ELSE
+    create_rev := COALESCE(old.create_revision, rev);
+    ver := COALESCE(old.version, 0) + 1;
+    INSERT INTO ${t} VALUES (p_key, p_value, rev, create_rev, ver)
+      ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, revision = EXCLUDED.revision, version = EXCLUDED.version;
+    INSERT INTO ${t}_log VALUES (rev, 'put', p_key, p_value);
+  END IF;
+  IF rev % ${every} = 0 AND rev > p_retain THEN
+    DELETE FROM ${t}_log l WHERE l.revision <= rev - p_retain;
+    UPDATE ${t}_meta SET compacted = GREATEST(compacted, rev - p_retain) WHERE id = 1;
+  END IF;
+  PERFORM pg_notify('${t}', '');
+  ok := true;
+END $$ LANGUAGE plpgsql;`;
+}
+
+interface Row {
+  key: string;
+  value: string;
+  revision: string;
+  create_revision: string;
+  version: string;
+}
+
+/**
+ * KeyValueStore on PostgreSQL (`postgres://user@host/db?table=trellis_kv&retain=100000&pollMs=1000`).
+ * Several stores (and processes) may share one table: each uses its own key prefix.
+ */
+export class PostgresKeyValueStore implements KeyValueStore {
+  readonly backend = 'postgres';
+  readonly features = featureList(['watch', 'compareAndSet', 'durable', 'multiProcess']);
+  #closed = false;
+  #notifier = new Notifier();
+  #listener: Promise<pg.Client> | undefined;
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly pgModule: typeof pg,
+    private readonly connectionString: string,
+    private readonly url: string,
+    private readonly t: string,
+    private readonly opts: { maxValueBytes: number; retain: number; pollMs: number },
+  ) {}
+
+  /** Connects and creates the tables and the write function when missing. */
+  static async open(url: string): Promise<PostgresKeyValueStore> {
+    const {
+      pool,
+      pg: pgModule,
+      params,
+      connectionString,
+    } = await openPgPool(url, { applicationName: 'trellis-kv' });
+    try {
+      const t = tableParam(params, 'trellis_kv');
+      const opts = {
+        maxValueBytes: intParam(params, 'maxValueBytes', DEFAULT_MAX_VALUE_BYTES),
+        retain: intParam(params, 'retain', DEFAULT_RETAIN_CHANGES),
+        pollMs: intParam(params, 'pollMs', 1000),
+      };
+      await inTransaction(pool, async (c) => {
+        // Several processes may open the same table at once: DDL one at a time.
+        await c.query(`SELECT pg_advisory_xact_lock(hashtext('trellis_kv_ddl:${t}'))`);
+        await c.query(schemaSql(t, opts.retain));
+      });
+      return new PostgresKeyValueStore(pool, pgModule, connectionString, url, t, opts);
+    } catch (err) {
+      await pool.end().catch(() => {});
+      throw pgError(url, err);
+    }
+  }
+
+  async get(key: string): Promise<KvEntry | undefined> {
+    this.#open();
+    checkKey(key);
+    const { rows } = await this.#query<Row>(
+      `SELECT key, value, revision, create_revision, version FROM ${this.t} WHERE key = $1`,
+      [key],
+    );
+    return rows[0] && toEntry(rows[0]);
+  }
+
+  async put(key: string, value: string, options: KvPutOptions = {}): Promise<KvEntry> {
+    this.#open();
+    checkKey(key);
+    checkValue(key, value, this.opts.maxValueBytes);
+    const r = await this.#write(key, value, options.expectedRevision, false);
+    if (!r.ok) throw conflict(key, options.expectedRevision!, Number(r.rev));
+    return {
+      key,
+      value,
+      revision: Number(r.rev),
+      createRevision: Number(r.create_rev),
+      version: Number(r.ver),
+    };
+  }
+
+  async delete(key: string, options: KvPutOptions = {}): Promise<boolean> {
+    this.#open();
+    checkKey(key);
+    const r = await this.#write(key, null, options.expectedRevision, true);
+    if (!r.ok && r.rev !== '-1') throw conflict(key, options.expectedRevision!, Number(r.rev));
+    return r.ok;
+  }
+
+  async list(prefix: string): Promise<{ entries: KvEntry[]; revision: number }> {
+    this.#open();
+    // One statement, one snapshot: the entries and the revision belong together.
+    const { rows } = await this.#query<Row & { head: string }>(
+      `SELECT m.revision AS head, k.* FROM ${this.t}_meta m
+       LEFT JOIN LATERAL (SELECT key, value, revision, create_revision, version FROM ${this.t}
+                          WHERE key LIKE $1 ESCAPE '\\') k ON true
+       WHERE m.id = 1 ORDER BY k.key`,
+      [likePrefix(prefix)],
+    );
+    return {
+      entries: rows.filter((r) => r.key !== null).map(toEntry),
+      revision: Number(rows[0]?.head ?? 0),
+    };
+  }
+
+  watch(prefix: string, options: KvWatchOptions = {}): AsyncIterable<KvChange> {
+    const start =
+      options.fromRevision !== undefined
+        ? Promise.resolve(options.fromRevision)
+        : (async () => {
+            this.#open();
+            const { rows } = await this.#query<{ revision: string }>(
+              `SELECT revision FROM ${this.t}_meta WHERE id = 1`,
+            );
+            return Number(rows[0]!.revision);
+          })();
+    const log = {
+      read: async (p: string, after: number, limit: number) => {
+        this.#open();
+        const { rows } = await this.#query<{
+          head: string;
+          compacted: string;
+          revision: string | null;
+          type: 'put' | 'delete';
+          key: string;
+          value: string | null;
+        }>(
+          `SELECT m.revision AS head, m.compacted, l.revision, l.type, l.key, l.value FROM ${this.t}_meta m
+           LEFT JOIN LATERAL (SELECT revision, type, key, value FROM ${this.t}_log
+                              WHERE revision > $1 AND key LIKE $2 ESCAPE '\\' ORDER BY revision LIMIT $3) l ON true
+           WHERE m.id = 1 ORDER BY l.revision`,
+          [after, likePrefix(p), limit],
+        );
+        const compacted = Number(rows[0]?.compacted ?? 0);
+        if (after < compacted)
+          throw watchGap(after, compacted + 1, 'older changes were dropped from the change log');
+        const changes: KvChange[] = rows
+          .filter((r) => r.revision !== null)
+          .map((r) =>
+            r.type === 'put'
+              ? { type: 'put', key: r.key, value: r.value ?? '', revision: Number(r.revision) }
+              : { type: 'delete', key: r.key, revision: Number(r.revision) },
+          );
+        const scanned = changes.length === limit ? changes.at(-1)!.revision : Number(rows[0]?.head ?? after);
+        return { changes, scanned };
+      },
+      wait: (ms: number, signal: AbortSignal) => {
+        this.#listen();
+        return this.#notifier.wait(ms, signal);
+      },
+      closed: () => this.#closed,
+    };
+    return logWatch(log, prefix, start, { ...options, pollMs: this.opts.pollMs });
+  }
+
+  async health(): Promise<StoreHealth> {
+    if (this.#closed) return { ok: false, backend: 'postgres', detail: 'closed' };
+    try {
+      await this.pool.query('SELECT 1');
+      return { ok: true, backend: 'postgres' };
+    } catch (err) {
+      return { ok: false, backend: 'postgres', detail: (pgError(this.url, err) as Error).message };
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#notifier.notify();
+    const listener = this.#listener;
+    this.#listener = undefined;
+    await listener?.then((c) => c.end()).catch(() => {});
+    await this.pool.end();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  /** Keeps one LISTEN connection for wake-ups; if it dies, watchers poll until the next wait re-opens it. */
+  #listen(): void {
+    if (this.#listener || this.#closed) return;
+    const client = new this.pgModule.Client({ connectionString: this.connectionString });
+    const drop = () => {
+      if (this.#listener === started) this.#listener = undefined;
+      client.end().catch(() => {});
+    };
+    client.on('error', drop);
+    client.on('end', drop);
+    client.on('notification', () => this.#notifier.notify());
+    const started = client
+      .connect()
+      .then(() => client.query(`LISTEN "${this.t}"`))
+      .then(() => {
+        // Something may have changed while LISTEN was starting up.
+        this.#notifier.notify();
+        return client;
+      });
+    started.catch(drop);
+    this.#listener = started;
+  }
+
+  async #write(key: string, value: string | null, expected: number | undefined, del: boolean) {
+    const { rows } = await this.#query<{ ok: boolean; rev: string; create_rev: string; ver: string }>(
+      `SELECT * FROM ${this.t}_write($1, $2, $3, $4, $5)`,
+      [key, value, expected ?? null, del, this.opts.retain],
+    );
+    return rows[0]!;
+  }
+
+  async #query<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<pg.QueryResult<R>> {
+    try {
+      return await this.pool.query<R>(sql, params);
+    } catch (err) {
+      throw this.#closed ? closedError('postgres') : pgError(this.url, err);
+    }
+  }
+
+  #open(): void {
+    if (this.#closed) throw closedError('postgres');
+  }
+}
+
+function toEntry(r: Row): KvEntry {
+  return {
+    key: r.key,
+    value: r.value,
+    revision: Number(r.revision),
+    createRevision: Number(r.create_revision),
+    version: Number(r.version),
+  };
+}
