@@ -1,10 +1,17 @@
+import { aggregateHandler } from './aggregate/index.js';
+import { proxyHandler } from './proxy/index.js';
+import { respondHandler } from './respond/index.js';
 import type { HandlerDefinition } from './types.js';
 
 /**
  * Every route handler type the gateway knows, by the key used in files. Adding one is a folder
  * plus one line here.
  */
-export const handlerTypes: ReadonlyArray<HandlerDefinition> = [];
+export const handlerTypes: ReadonlyArray<HandlerDefinition> = [
+  proxyHandler as HandlerDefinition,
+  respondHandler as HandlerDefinition,
+  aggregateHandler,
+];
 
 export function findHandlerType(type: string): HandlerDefinition | undefined {
   return handlerTypes.find((h) => h.type === type);
