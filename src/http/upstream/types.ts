@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 
 /**
@@ -88,4 +89,10 @@ export interface ServicePool {
   end(upstream: Upstream, outcome: AttemptOutcome, latencyMs: number): void;
   status(): ServiceStatus;
   close(): Promise<void>;
+  /**
+   * The key consistent hashing needs for a request (per the service's `hashOn`), or undefined
+   * when the service does not hash: pass it to `pick`. Optional so other implementations of this
+   * contract need not have it.
+   */
+  hashKey?(headers: IncomingHttpHeaders, clientIp: string): string | undefined;
 }

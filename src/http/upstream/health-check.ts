@@ -1,0 +1,113 @@
+import type { Logger } from 'pino';
+import { Agent } from 'undici';
+import type { HealthCheckDef } from './schema.js';
+import type { UpstreamNode } from './upstream.js';
+
+/** Whether a status answers a health check well: `200`, `[200, 204]`, `2xx`. */
+export function statusMatcher(patterns: readonly (number | string)[]): (status: number) => boolean {
+  const exact = new Set<number>();
+  const classes = new Set<number>();
+  for (const p of patterns) {
+    if (typeof p === 'number') exact.add(p);
+    else classes.add(Number(p[0]));
+  }
+  return (status) => exact.has(status) || classes.has(Math.floor(status / 100));
+}
+
+/** The active-check state of one upstream: consecutive results in the current direction. */
+interface CheckState {
+  readonly upstream: UpstreamNode;
+  passes: number;
+  failures: number;
+  timer?: NodeJS.Timeout;
+}
+
+/**
+ * Active health checks: every `interval`, GET `path` on each upstream. An upstream turns
+ * unhealthy after `unhealthyThreshold` consecutive failures and healthy again after
+ * `healthyThreshold` consecutive passes. Upstreams start healthy (a gateway that boots while its
+ * checks are pending must still serve) and the first check runs at once.
+ *
+ * Checks go through their own one-connection-per-origin Agent, not the traffic pool: a pool
+ * saturated by traffic must not make its origin look dead.
+ */
+export class HealthChecker {
+  private readonly states: CheckState[];
+  private readonly agent: Agent;
+  private readonly accepts: (status: number) => boolean;
+  private readonly stopped = new AbortController();
+
+  constructor(
+    upstreams: readonly UpstreamNode[],
+    private readonly def: HealthCheckDef,
+    private readonly deps: { logger: Logger; onChange?: (upstream: UpstreamNode) => void },
+  ) {
+    this.states = upstreams.map((upstream) => ({ upstream, passes: 0, failures: 0 }));
+    this.accepts = statusMatcher(def.expectStatus);
+    this.agent = new Agent({
+      connections: 1,
+      headersTimeout: def.timeout,
+      bodyTimeout: def.timeout,
+      connectTimeout: def.timeout,
+    });
+  }
+
+  /** Starts checking every upstream now and then every interval. */
+  start(): void {
+    for (const state of this.states) void this.run(state);
+  }
+
+  /** Stops the timers and aborts checks in flight. */
+  async close(): Promise<void> {
+    this.stopped.abort();
+    for (const state of this.states) clearTimeout(state.timer);
+    await this.agent.destroy();
+  }
+
+  private async run(state: CheckState): Promise<void> {
+    if (this.stopped.signal.aborted) return;
+    const passed = await this.probe(state.upstream);
+    if (this.stopped.signal.aborted) return;
+    this.apply(state, passed);
+    // A chain of timeouts, not an interval: a slow check can never overlap the next one.
+    state.timer = setTimeout(() => void this.run(state), this.def.interval);
+    state.timer.unref();
+  }
+
+  private async probe(upstream: UpstreamNode): Promise<boolean> {
+    try {
+      const res = await this.agent.request({
+        origin: upstream.origin,
+        path: this.def.path,
+        method: 'GET',
+        headers: { 'user-agent': 'trellis-health-check' },
+        signal: AbortSignal.any([this.stopped.signal, AbortSignal.timeout(this.def.timeout)]),
+      });
+      await res.body.dump();
+      return this.accepts(res.statusCode);
+    } catch {
+      return false;
+    }
+  }
+
+  private apply(state: CheckState, passed: boolean): void {
+    const { upstream } = state;
+    if (passed) {
+      state.failures = 0;
+      state.passes++;
+      if (!upstream.healthy && state.passes >= this.def.healthyThreshold) this.turn(upstream, true);
+    } else {
+      state.passes = 0;
+      state.failures++;
+      if (upstream.healthy && state.failures >= this.def.unhealthyThreshold) this.turn(upstream, false);
+    }
+  }
+
+  private turn(upstream: UpstreamNode, healthy: boolean): void {
+    upstream.healthy = healthy;
+    this.deps.onChange?.(upstream);
+    const log = { upstream: upstream.id, path: this.def.path };
+    if (healthy) this.deps.logger.info(log, 'upstream passes its health checks again');
+    else this.deps.logger.warn(log, 'upstream failed its health checks: taken out of rotation');
+  }
+}

@@ -1,0 +1,10 @@
+export * from './balancers/index.js';
+export { cookieValue, hashKeyOf } from './hash-key.js';
+export { HealthChecker, statusMatcher } from './health-check.js';
+export { type MetricsSource, type UpstreamMetrics, upstreamMetrics } from './metrics.js';
+export { OutlierDetector } from './outlier.js';
+export { createServicePool, type ServicePoolDeps, UpstreamPool } from './pool.js';
+export { RetryBudget, type RetryRefusal, ServiceRetryPolicy } from './retry.js';
+export * from './schema.js';
+export type * from './types.js';
+export { type Clock, UpstreamNode } from './upstream.js';

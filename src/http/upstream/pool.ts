@@ -1,0 +1,156 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { Pool } from 'undici';
+import { type Balancer, createBalancer, type UpstreamFilter } from './balancers/index.js';
+import { hashKeyOf } from './hash-key.js';
+import { HealthChecker } from './health-check.js';
+import { type UpstreamMetrics, upstreamMetrics } from './metrics.js';
+import { OutlierDetector } from './outlier.js';
+import { ServiceRetryPolicy } from './retry.js';
+import type { ServiceDef } from './schema.js';
+import type { AttemptOutcome, ServicePool, ServiceStatus, Timeouts, Upstream } from './types.js';
+import { type Clock, UpstreamNode } from './upstream.js';
+
+export interface ServicePoolDeps {
+  logger: Logger;
+  /** Upstream health, ejection and retry metrics go here when given. */
+  metrics?: Registry;
+  /** Wall clock in epoch ms; tests pass a fake one to step through ejections. */
+  clock?: Clock;
+}
+
+const ANY: UpstreamFilter = () => true;
+const AVAILABLE: UpstreamFilter = (u) => u.available;
+
+/**
+ * One service's upstreams: a keep-alive undici Pool per origin, the balancer over them, active
+ * health checks, passive outlier detection and the retry policy. Build it from a validated
+ * `ServiceDef`; `close()` stops the checks and closes the pools once in-flight requests finish.
+ */
+export class UpstreamPool implements ServicePool {
+  readonly name: string;
+  readonly def: ServiceDef;
+  readonly nodes: readonly UpstreamNode[];
+  readonly timeouts: Timeouts;
+  readonly retry: ServiceRetryPolicy;
+  private readonly balancer: Balancer;
+  private readonly outlier: OutlierDetector;
+  private readonly health: HealthChecker | undefined;
+  private readonly metrics: UpstreamMetrics | undefined;
+  private readonly only: UpstreamNode | undefined;
+  private closed: Promise<void> | undefined;
+
+  constructor(name: string, def: ServiceDef, deps: ServicePoolDeps) {
+    const clock = deps.clock ?? Date.now;
+    const logger = deps.logger.child({ service: name });
+    this.name = name;
+    this.def = def;
+    this.timeouts = { connect: def.connectTimeout, headers: def.headersTimeout, request: def.timeout };
+    this.nodes = def.upstreams.map((entry) => {
+      const { url, weight } = typeof entry === 'string' ? { url: entry, weight: 1 } : entry;
+      const origin = new URL(url);
+      const dispatcher = new Pool(origin.origin, {
+        connections: def.pool.connections,
+        pipelining: def.pool.pipelining,
+        keepAliveTimeout: def.pool.keepAliveTimeout,
+        connectTimeout: def.connectTimeout,
+        headersTimeout: def.headersTimeout,
+        // undici's body timeout is the longest silence between body chunks; the whole-request
+        // timeout is the proxy's to enforce, and silence longer than that can never be fine.
+        bodyTimeout: def.timeout,
+      });
+      return new UpstreamNode(origin, weight, dispatcher, clock);
+    });
+    const seen = new Set<string>();
+    for (const node of this.nodes) {
+      if (seen.has(node.id)) logger.warn({ upstream: node.id }, 'upstream listed twice: it gets both shares');
+      seen.add(node.id);
+    }
+    this.only = this.nodes.length === 1 ? this.nodes[0] : undefined;
+    this.balancer = createBalancer(def.balance, this.nodes);
+    this.metrics = deps.metrics ? upstreamMetrics(deps.metrics) : undefined;
+    const { metrics } = this;
+    this.retry = new ServiceRetryPolicy(def.retry, clock, Math.random, (retried) => {
+      if (retried) metrics?.retries.inc({ service: name });
+      else metrics?.retryBudgetExhausted.inc({ service: name });
+    });
+    this.outlier = new OutlierDetector(this.nodes, def.outlier, {
+      clock,
+      logger,
+      onEject: (u) => metrics?.ejections.inc({ service: name, upstream: u.id }),
+    });
+    if (def.healthCheck) {
+      this.health = new HealthChecker(this.nodes, def.healthCheck, { logger });
+      this.health.start();
+    }
+    metrics?.pools.add(this);
+  }
+
+  get upstreams(): readonly Upstream[] {
+    return this.nodes;
+  }
+
+  pick(hashKey?: string, exclude?: ReadonlySet<Upstream>): Upstream | undefined {
+    if (this.only) return this.only;
+    const { balancer } = this;
+    if (exclude === undefined || exclude.size === 0)
+      return balancer.pick(AVAILABLE, hashKey) ?? balancer.pick(ANY, hashKey);
+    // Widen step by step: available and untried, then untried, then available, then anyone. A
+    // guess at a struggling upstream beats a certain 503, and a retry of the same one beats none.
+    return (
+      balancer.pick((u) => u.available && !exclude.has(u), hashKey) ??
+      balancer.pick((u) => !exclude.has(u), hashKey) ??
+      balancer.pick(AVAILABLE, hashKey) ??
+      balancer.pick(ANY, hashKey)
+    );
+  }
+
+  begin(upstream: Upstream): void {
+    (upstream as UpstreamNode).inFlight++;
+    this.retry.budget.recordAttempt();
+  }
+
+  end(upstream: Upstream, outcome: AttemptOutcome, _latencyMs: number): void {
+    const node = upstream as UpstreamNode;
+    node.inFlight--;
+    this.outlier.record(node, outcome);
+  }
+
+  hashKey(headers: IncomingHttpHeaders, clientIp: string): string | undefined {
+    if (this.def.balance !== 'consistent-hash') return undefined;
+    return hashKeyOf(this.def.hashOn ?? 'clientIp', headers, clientIp);
+  }
+
+  status(): ServiceStatus {
+    return {
+      name: this.name,
+      balance: this.def.balance,
+      upstreams: this.nodes.map((u) => ({
+        id: u.id,
+        weight: u.weight,
+        healthy: u.healthy,
+        ejected: u.ejected,
+        ...(u.ejected ? { ejectedUntil: new Date(u.ejectedUntil).toISOString() } : {}),
+        ejections: u.ejections,
+        inFlight: u.inFlight,
+        consecutiveFailures: u.consecutive5xx,
+      })),
+    };
+  }
+
+  /** Stops health checks and closes every upstream pool once its in-flight requests finish. */
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      this.metrics?.pools.delete(this);
+      await this.health?.close();
+      await Promise.all(this.nodes.map((u) => u.dispatcher.close()));
+    })();
+    return this.closed;
+  }
+}
+
+/** Builds the upstream pool of service `name` from its validated definition. */
+export function createServicePool(name: string, def: ServiceDef, deps: ServicePoolDeps): UpstreamPool {
+  return new UpstreamPool(name, def, deps);
+}

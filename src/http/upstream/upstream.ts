@@ -1,0 +1,47 @@
+import type { Dispatcher } from 'undici';
+import type { Upstream } from './types.js';
+
+/** Milliseconds since the epoch; injectable so ejection timing is testable without waiting. */
+export type Clock = () => number;
+
+/**
+ * One origin of a service and everything the data plane tracks about it. The public face is the
+ * read-only `Upstream` contract; the pool, the health checker and the outlier detector write the
+ * mutable fields.
+ */
+export class UpstreamNode implements Upstream {
+  readonly id: string;
+  readonly origin: URL;
+  readonly weight: number;
+  readonly dispatcher: Dispatcher;
+  inFlight = 0;
+  /** Set by active health checks; stays true when none are configured. */
+  healthy = true;
+  /** Epoch ms until which passive outlier detection keeps this upstream out; 0: never ejected. */
+  ejectedUntil = 0;
+  /** Ejections so far, decayed while the upstream behaves (see OutlierDetector). */
+  ejections = 0;
+  consecutive5xx = 0;
+  consecutiveConnectFailures = 0;
+  /** Whether the re-admission after the last ejection has been logged. */
+  readmissionNoted = true;
+  private readonly clock: Clock;
+
+  constructor(origin: URL, weight: number, dispatcher: Dispatcher, clock: Clock) {
+    this.origin = origin;
+    this.id = origin.origin;
+    this.weight = weight;
+    this.dispatcher = dispatcher;
+    this.clock = clock;
+  }
+
+  get ejected(): boolean {
+    // Re-admission is lazy: an ejection simply runs out, so no timer has to be kept or cleared.
+    return this.ejectedUntil !== 0 && this.ejectedUntil > this.clock();
+  }
+
+  /** Healthy and not ejected: the balancers' first choice. */
+  get available(): boolean {
+    return this.healthy && !this.ejected;
+  }
+}
