@@ -1,0 +1,164 @@
+import { messageOf } from '../../core/errors.js';
+import type { Consumer, Delivery } from '../types.js';
+import type { ResolvedConsumeOptions } from './options.js';
+
+/** One message as a backend hands it over, before the shared consume loop wraps it. */
+export interface Pulled {
+  id: string;
+  payload: string;
+  key?: string;
+  headers: Record<string, string>;
+  /** 1 on the first delivery to this group. */
+  deliveryCount: number;
+  ack(): Promise<void>;
+  /** Make the message visible to the group again after delayMs. */
+  nack(delayMs: number): Promise<void>;
+  /** Publish to the dead-letter topic with the reason headers, then drop it from this group. */
+  deadLetter(reason: string): Promise<void>;
+}
+
+/** What a backend implements; the loop around it (concurrency, settle, dead-letter) is shared. */
+export interface PullSource {
+  /**
+   * Ask for up to `max` messages, waiting up to `waitMs` for the first; `deliver` each as it
+   * arrives. Resolves when this pull is over; rejects with a TrellisError when the store fails.
+   */
+  pull(max: number, waitMs: number, deliver: (m: Pulled) => void, signal: AbortSignal): Promise<void>;
+  /** Release what the source holds (blocking connections, timers). Called after the last pull. */
+  close(): Promise<void>;
+}
+
+const PULL_WAIT_MS = 1000;
+
+/**
+ * Runs a consumer over a pull source: keeps at most `concurrency` handlers running, acks what
+ * returns, nacks what throws with the backoff for its attempt, and dead-letters what has used
+ * up maxDeliver. Store failures are reported to onError and retried, so a consumer survives a
+ * server that goes away and comes back.
+ */
+export function startConsumer(
+  source: PullSource,
+  handler: (d: Delivery) => Promise<void>,
+  topic: string,
+  o: ResolvedConsumeOptions,
+  onError: (err: unknown) => void,
+  signal?: AbortSignal,
+): Consumer {
+  const abort = new AbortController();
+  let running = 0;
+  let slotFreed: (() => void) | undefined;
+  const idle = new Set<() => void>();
+
+  const settle = async (what: () => Promise<void>) => {
+    try {
+      await what();
+    } catch (err) {
+      // The message stays unsettled and comes back after ackWait: at-least-once, nothing lost.
+      onError(err);
+    }
+  };
+
+  const handle = async (m: Pulled): Promise<void> => {
+    if (m.deliveryCount > o.maxDeliver) {
+      // The consumer died (or hung) during the last allowed attempt.
+      return settle(() =>
+        m.deadLetter(`not acknowledged after ${o.maxDeliver} deliveries (maxDeliver ${o.maxDeliver})`),
+      );
+    }
+    let settled = false;
+    const once = (what: () => Promise<void>) => {
+      if (settled) return Promise.resolve();
+      settled = true;
+      return what();
+    };
+    const backoff = o.backoffMs[Math.min(m.deliveryCount, o.backoffMs.length) - 1]!;
+    const delivery: Delivery = {
+      id: m.id,
+      topic,
+      payload: m.payload,
+      ...(m.key === undefined ? {} : { key: m.key }),
+      headers: m.headers,
+      deliveryCount: m.deliveryCount,
+      ack: () => once(() => m.ack()),
+      nack: (opts) => once(() => m.nack(opts?.delayMs ?? backoff)),
+      term: (reason) => once(() => m.deadLetter(reason ?? 'terminated by the handler')),
+    };
+    try {
+      await handler(delivery);
+      if (!settled) await settle(() => delivery.ack());
+    } catch (err) {
+      if (settled) return onError(err);
+      settled = true;
+      if (m.deliveryCount >= o.maxDeliver) {
+        await settle(() =>
+          m.deadLetter(`handler failed on delivery ${m.deliveryCount} of ${o.maxDeliver}: ${messageOf(err)}`),
+        );
+      } else {
+        await settle(() => m.nack(backoff));
+      }
+    }
+  };
+
+  const deliver = (m: Pulled) => {
+    running++;
+    void handle(m).finally(() => {
+      running--;
+      slotFreed?.();
+      if (running === 0) for (const wake of idle) wake();
+    });
+  };
+
+  const loop = async () => {
+    let failures = 0;
+    while (!abort.signal.aborted) {
+      const free = o.concurrency - running;
+      if (free <= 0) {
+        // stop() wakes this too (see below), so no abort listener piles up per wait.
+        await new Promise<void>((resolve) => {
+          slotFreed = resolve;
+        });
+        slotFreed = undefined;
+        continue;
+      }
+      try {
+        await source.pull(free, PULL_WAIT_MS, deliver, abort.signal);
+        failures = 0;
+      } catch (err) {
+        if (abort.signal.aborted) break;
+        onError(err);
+        failures++;
+        // Back off between failed pulls so a server that is down is not hammered.
+        await delay(Math.min(100 * 2 ** failures, 2000), abort.signal);
+      }
+    }
+  };
+  const done = loop();
+
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      abort.abort();
+      slotFreed?.();
+      await done;
+      if (running > 0) await new Promise<void>((resolve) => idle.add(resolve));
+      await source.close();
+    })();
+    return stopping;
+  };
+  signal?.addEventListener('abort', () => void stop(), { once: true });
+  return { stop };
+}
+
+/** A pause that ends early when the signal aborts (a retry delay, not a wait for a condition). */
+export function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

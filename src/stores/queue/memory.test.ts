@@ -1,0 +1,3 @@
+import { messageQueueConformance } from './conformance.js';
+
+messageQueueConformance({ name: 'memory', url: () => 'memory:' });

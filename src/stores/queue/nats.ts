@@ -1,0 +1,328 @@
+import type {
+  ConsumerConfig,
+  JetStreamClient,
+  JetStreamManager,
+  JsMsg,
+  MsgHdrs,
+  NatsConnection,
+  Consumer as NatsConsumer,
+} from 'nats';
+import { TrellisError } from '../../core/errors.js';
+import { redactUrl, unavailable } from '../connection.js';
+import type {
+  ConsumeOptions,
+  Consumer,
+  Delivery,
+  FeatureList,
+  MessageQueue,
+  PublishOptions,
+  QueueFeature,
+  StoreHealth,
+} from '../types.js';
+import { type Pulled, type PullSource, startConsumer } from './consumer.js';
+import {
+  checkGroup,
+  checkOpen,
+  checkPayload,
+  checkTopic,
+  deadLetterHeaders,
+  type ResolvedQueueOptions,
+  resolveConsumeOptions,
+} from './options.js';
+
+type NatsModule = typeof import('nats');
+
+const FEATURES: FeatureList<QueueFeature> = {
+  supports: new Set(['durable', 'multiProcess', 'dedupe', 'delayedNack']),
+  lacks: {},
+};
+
+const KEY_HEADER = 'Trellis-Key';
+const MSG_ID_HEADER = 'Nats-Msg-Id';
+const encoder = new TextEncoder();
+
+/** NATS stream names allow no dots: escape every other character so distinct topics never collide. */
+function streamName(prefix: string, topic: string): string {
+  return `${prefix}_Q_${topic.replace(/[^A-Za-z0-9]/g, (c) => `_${c.charCodeAt(0).toString(16)}`)}`;
+}
+
+function userHeaders(h: MsgHdrs | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!h) return out;
+  for (const [k, values] of h) {
+    if (k === KEY_HEADER || k.startsWith('Nats-')) continue;
+    out[k] = values.join(',');
+  }
+  return out;
+}
+
+/**
+ * MessageQueue on NATS JetStream: a stream per topic (limits retention, so every group gets
+ * every message), a durable pull consumer per group with explicit ack, `ack_wait`, `nak(delay)`
+ * and `term`. Publish dedupe is JetStream's own `Nats-Msg-Id` window (`duplicate_window`).
+ *
+ * The server's `max_deliver` stays unlimited on purpose: Trellis counts deliveries itself and
+ * moves a message to the dead-letter topic before it is settled, so the server never drops
+ * a message that has not reached the dead-letter topic.
+ */
+export class NatsMessageQueue implements MessageQueue {
+  readonly backend = 'nats';
+  readonly features = FEATURES;
+  private closed = false;
+  private connected = true;
+  private readonly streams = new Map<string, Promise<string>>();
+  private readonly consumers = new Set<Consumer>();
+
+  private constructor(
+    private readonly nats: NatsModule,
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    private readonly url: string,
+    private readonly options: ResolvedQueueOptions,
+  ) {
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === 'disconnect') this.connected = false;
+        if (s.type === 'reconnect') this.connected = true;
+      }
+    })();
+  }
+
+  /** Connects to `nats://[user:pass@|token@]host:port`; the server must run JetStream (`-js`). */
+  static async open(url: string, options: ResolvedQueueOptions): Promise<NatsMessageQueue> {
+    const nats = await import('nats');
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch (err) {
+      throw new TrellisError('TRELLIS_E_STORE_URL_INVALID', `${redactUrl(url)} is not a valid nats:// URL`, {
+        cause: err,
+      });
+    }
+    const auth =
+      u.username && u.password
+        ? { user: decodeURIComponent(u.username), pass: decodeURIComponent(u.password) }
+        : u.username
+          ? { token: decodeURIComponent(u.username) }
+          : {};
+    let nc: NatsConnection | undefined;
+    try {
+      nc = await nats.connect({
+        servers: `${u.hostname}:${u.port || 4222}`,
+        name: 'trellis-queue',
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+        ...auth,
+      });
+      const jsm = await nc.jetstreamManager({ timeout: 5000 });
+      return new NatsMessageQueue(nats, nc, nc.jetstream({ timeout: 5000 }), jsm, url, options);
+    } catch (err) {
+      await nc?.close().catch(() => {});
+      throw unavailable('nats', url, err);
+    }
+  }
+
+  /** Creates the topic's stream on first use (idempotent across processes). */
+  private stream(topic: string): Promise<string> {
+    let made = this.streams.get(topic);
+    if (!made) {
+      made = this.ensureStream(topic);
+      made.catch(() => this.streams.delete(topic));
+      this.streams.set(topic, made);
+    }
+    return made;
+  }
+
+  private async ensureStream(topic: string): Promise<string> {
+    const name = streamName(this.options.prefix, topic);
+    await this.call(async () => {
+      try {
+        await this.jsm.streams.info(name);
+      } catch (err) {
+        if ((err as { api_error?: { err_code?: number } }).api_error?.err_code !== 10059) throw err;
+        await this.jsm.streams
+          .add({
+            name,
+            subjects: [this.subject(topic)],
+            retention: this.nats.RetentionPolicy.Limits,
+            storage: this.nats.StorageType.File,
+            duplicate_window: this.nats.nanos(this.options.dedupeWindowMs),
+          })
+          .catch(async (addErr) => {
+            // Another process created it between our info and add: use theirs.
+            await this.jsm.streams.info(name).catch(() => {
+              throw addErr;
+            });
+          });
+      }
+    });
+    return name;
+  }
+
+  private subject(topic: string): string {
+    return `${this.options.prefix}.q.${topic}`;
+  }
+
+  async publish(topic: string, payload: string, o: PublishOptions = {}) {
+    checkOpen(this.closed, `publish to ${topic}`);
+    checkTopic(topic);
+    checkPayload(
+      topic,
+      payload,
+      Math.min(this.options.maxPayloadBytes, this.nc.info?.max_payload ?? Infinity),
+    );
+    await this.stream(topic);
+    const ack = await this.send(topic, payload, o);
+    return { id: o.id ?? String(ack.seq), duplicate: ack.duplicate };
+  }
+
+  private send(topic: string, payload: string, o: PublishOptions) {
+    let h: MsgHdrs | undefined;
+    if (o.key !== undefined || (o.headers && Object.keys(o.headers).length > 0)) {
+      h = this.nats.headers();
+      for (const [k, v] of Object.entries(o.headers ?? {})) h.set(k, v);
+      if (o.key !== undefined) h.set(KEY_HEADER, o.key);
+    }
+    return this.call(() =>
+      this.js.publish(this.subject(topic), encoder.encode(payload), {
+        ...(o.id === undefined ? {} : { msgID: o.id }),
+        ...(h ? { headers: h } : {}),
+      }),
+    );
+  }
+
+  async consume(
+    topic: string,
+    group: string,
+    handler: (d: Delivery) => Promise<void>,
+    options: ConsumeOptions = {},
+  ): Promise<Consumer> {
+    checkOpen(this.closed, `consume ${topic}`);
+    checkTopic(topic);
+    checkGroup(group);
+    const o = resolveConsumeOptions(topic, options);
+    const stream = await this.stream(topic);
+    const config: Partial<ConsumerConfig> = {
+      durable_name: group,
+      ack_policy: this.nats.AckPolicy.Explicit,
+      deliver_policy: this.nats.DeliverPolicy.All,
+      ack_wait: this.nats.nanos(o.ackWaitMs),
+      max_deliver: -1,
+      max_ack_pending: Math.max(1000, o.concurrency * 4),
+    };
+    const js = await this.call(async () => {
+      const existing = await this.jsm.consumers.info(stream, group).catch(() => undefined);
+      // ackWait is a property of the group on NATS: the latest consumer's setting wins.
+      if (!existing) await this.jsm.consumers.add(stream, config);
+      else if (existing.config.ack_wait !== config.ack_wait) {
+        await this.jsm.consumers.update(stream, group, { ack_wait: config.ack_wait! });
+      }
+      return this.js.consumers.get(stream, group);
+    });
+    const consumer = startConsumer(
+      this.source(topic, group, js, o.deadLetterTopic),
+      handler,
+      topic,
+      o,
+      this.options.onError,
+      options.signal,
+    );
+    this.consumers.add(consumer);
+    return {
+      stop: async () => {
+        await consumer.stop();
+        this.consumers.delete(consumer);
+      },
+    };
+  }
+
+  private source(topic: string, group: string, js: NatsConsumer, deadLetterTopic: string): PullSource {
+    const toPulled = (m: JsMsg): Pulled => {
+      const headers = userHeaders(m.headers);
+      const key = m.headers?.get(KEY_HEADER);
+      const id = m.headers?.get(MSG_ID_HEADER) || String(m.seq);
+      const deliveryCount = m.info.redeliveryCount;
+      return {
+        id,
+        payload: m.string(),
+        ...(key ? { key } : {}),
+        headers,
+        deliveryCount,
+        ack: async () => m.ack(),
+        nack: async (delayMs) => m.nak(delayMs),
+        deadLetter: async (reason) => {
+          await this.stream(deadLetterTopic);
+          await this.send(deadLetterTopic, m.string(), {
+            ...(key ? { key } : {}),
+            headers: deadLetterHeaders(headers, { topic, group, id, deliveries: deliveryCount, reason }),
+            // A retried dead-letter publish (we crashed before term) is dropped by the window.
+            id: `${m.info.stream}.${m.seq}.${group}`,
+          });
+          m.term(reason.slice(0, 200));
+        },
+      };
+    };
+    return {
+      pull: async (max, waitMs, deliver, signal) => {
+        checkOpen(this.closed, `consume ${topic}`);
+        if (!this.connected) throw unavailable('nats', this.url, new Error('disconnected from the server'));
+        const batch = await this.call(() => js.fetch({ max_messages: max, expires: Math.max(waitMs, 1000) }));
+        const onAbort = () => batch.stop();
+        signal.addEventListener('abort', onAbort, { once: true });
+        try {
+          for await (const m of batch) deliver(toPulled(m));
+        } catch (err) {
+          if (!signal.aborted) throw this.translate(err);
+        } finally {
+          signal.removeEventListener('abort', onAbort);
+        }
+      },
+      close: async () => {},
+    };
+  }
+
+  private async call<T>(what: () => Promise<T>): Promise<T> {
+    if (!this.connected) throw unavailable('nats', this.url, new Error('disconnected from the server'));
+    try {
+      return await what();
+    } catch (err) {
+      throw this.translate(err);
+    }
+  }
+
+  /** JetStream API refusals become TRELLIS_E_QUEUE_REJECTED; the rest means the server is unreachable. */
+  private translate(err: unknown): TrellisError {
+    if (err instanceof TrellisError) return err;
+    const api = (err as { api_error?: { description?: string } }).api_error;
+    if (api) {
+      return new TrellisError(
+        'TRELLIS_E_QUEUE_REJECTED',
+        `${redactUrl(this.url)}: JetStream refused: ${api.description ?? (err as Error).message} (names collide with other streams? choose another ?prefix=)`,
+        { cause: err },
+      );
+    }
+    return unavailable('nats', this.url, err);
+  }
+
+  async health(): Promise<StoreHealth> {
+    try {
+      checkOpen(this.closed, 'health');
+      await this.call(() => this.jsm.getAccountInfo());
+      return { ok: true, backend: 'nats' };
+    } catch (err) {
+      return { ok: false, backend: 'nats', detail: (err as Error).message };
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.all([...this.consumers].map((c) => c.stop()));
+    this.closed = true;
+    await this.nc.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

@@ -1,0 +1,347 @@
+import { hostname } from 'node:os';
+import type { Redis, RedisOptions } from 'ioredis';
+import { TrellisError } from '../../core/errors.js';
+import { redactUrl, unavailable } from '../connection.js';
+import type {
+  ConsumeOptions,
+  Consumer,
+  Delivery,
+  FeatureList,
+  MessageQueue,
+  PublishOptions,
+  QueueFeature,
+  StoreHealth,
+} from '../types.js';
+import { type Pulled, type PullSource, startConsumer } from './consumer.js';
+import {
+  checkGroup,
+  checkOpen,
+  checkPayload,
+  checkTopic,
+  deadLetterHeaders,
+  type ResolvedConsumeOptions,
+  type ResolvedQueueOptions,
+  resolveConsumeOptions,
+} from './options.js';
+
+// Entry fields: p payload, k key, h headers (JSON), i publish id, n deliveries before this entry
+// (an entry re-added by a delayed nack carries its history, since XPENDING counts restart).
+
+/** Publish with dedupe: the id claims a key for the window, and only the first claim appends. */
+const PUBLISH_ONCE = `
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then
+  return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+end
+return false`;
+
+// Settling is fenced: only the consumer that holds the entry (per XPENDING) may nack or dead-letter
+// it, so a consumer that lost it to XAUTOCLAIM after ackWait cannot move it under the new holder.
+const OWNED = `
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #p == 0 or p[1][2] ~= ARGV[3] then return 0 end`;
+
+/** Nack with delay: park the entry in the group's delay set, then settle it in the stream. */
+const NACK = `${OWNED}
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[6] == '1' then redis.call('XDEL', KEYS[1], ARGV[2]) end
+return 1`;
+
+/** Dead-letter: append to the dead-letter stream and settle, in one step. */
+const DEAD_LETTER = `${OWNED}
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 5))
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[4] == '1' then redis.call('XDEL', KEYS[1], ARGV[2]) end
+return 1`;
+
+/** Mover: due entries of a delay set go to the group's retry stream, which only that group reads. */
+const MOVE_DUE = `
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)
+for _, m in ipairs(due) do
+  redis.call('XADD', KEYS[2], '*', unpack(cjson.decode(m)))
+  redis.call('ZREM', KEYS[1], m)
+end
+return #due`;
+
+const FEATURES: FeatureList<QueueFeature> = {
+  supports: new Set(['durable', 'multiProcess', 'dedupe', 'delayedNack']),
+  lacks: {},
+};
+
+type Fields = Record<string, string>;
+type StreamReply = [key: string, entries: [id: string, fields: string[]][]][] | null;
+
+function toFields(flat: string[]): Fields {
+  const f: Fields = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) f[flat[i]!] = flat[i + 1]!;
+  return f;
+}
+
+function flatten(payload: string, o: { key?: string; id?: string; headers?: Record<string, string> }, n = 0) {
+  const flat = ['p', payload];
+  if (o.key !== undefined) flat.push('k', o.key);
+  if (o.headers && Object.keys(o.headers).length > 0) flat.push('h', JSON.stringify(o.headers));
+  if (o.id !== undefined) flat.push('i', o.id);
+  if (n > 0) flat.push('n', String(n));
+  return flat;
+}
+
+/**
+ * MessageQueue on Redis Streams: a stream per topic, a consumer group per group (XREADGROUP),
+ * XAUTOCLAIM for entries whose consumer died (idle longer than ackWait), delivery counts from
+ * XPENDING, delayed nacks through a per-group sorted set that a mover re-adds to a per-group
+ * retry stream when due, a dead-letter stream after maxDeliver, and publish dedupe by a
+ * `SET NX PX` key per id (the window). Standalone Redis or a primary; not Redis Cluster.
+ */
+export class RedisMessageQueue implements MessageQueue {
+  readonly backend = 'redis';
+  readonly features = FEATURES;
+  private closed = false;
+  private readonly consumers = new Set<Consumer>();
+
+  private constructor(
+    private readonly redis: Redis,
+    private readonly url: string,
+    private readonly options: ResolvedQueueOptions,
+  ) {
+    redis.on('error', () => {}); // reported per command; ioredis reconnects by itself
+  }
+
+  /** Connects to `redis://[user:pass@]host:port[/db]`; rejects with TRELLIS_E_STORE_UNAVAILABLE. */
+  static async open(url: string, options: ResolvedQueueOptions): Promise<RedisMessageQueue> {
+    const { Redis } = await import('ioredis');
+    const redis = new Redis(url, connectionOptions());
+    try {
+      await redis.connect();
+    } catch (err) {
+      redis.disconnect();
+      throw unavailable('redis', url, err);
+    }
+    return new RedisMessageQueue(redis, url, options);
+  }
+
+  private key(topic: string, part = ''): string {
+    // The {topic} hash tag keeps a topic's keys in one slot, for Lua scripts that touch several.
+    return `${this.options.prefix}:q:{${topic}}${part}`;
+  }
+
+  async publish(topic: string, payload: string, o: PublishOptions = {}) {
+    checkOpen(this.closed, `publish to ${topic}`);
+    checkTopic(topic);
+    checkPayload(topic, payload, this.options.maxPayloadBytes);
+    const flat = flatten(payload, o);
+    if (o.id === undefined) {
+      const entry = await this.call(() => this.redis.xadd(this.key(topic), '*', ...flat));
+      return { id: entry!, duplicate: false };
+    }
+    const entry = await this.call(() =>
+      this.redis.eval(
+        PUBLISH_ONCE,
+        2,
+        this.key(topic),
+        this.key(topic, `:dedupe:${o.id}`),
+        String(this.options.dedupeWindowMs),
+        ...flat,
+      ),
+    );
+    return { id: o.id, duplicate: entry === null };
+  }
+
+  async consume(
+    topic: string,
+    group: string,
+    handler: (d: Delivery) => Promise<void>,
+    options: ConsumeOptions = {},
+  ): Promise<Consumer> {
+    checkOpen(this.closed, `consume ${topic}`);
+    checkTopic(topic);
+    checkGroup(group);
+    const o = resolveConsumeOptions(topic, options);
+    const streams = [this.key(topic), this.key(topic, `:retry:${group}`)];
+    for (const stream of streams) {
+      // From 0: a new group also gets what was published before it existed.
+      await this.call(() => this.redis.xgroup('CREATE', stream, group, '0', 'MKSTREAM')).catch((err) => {
+        if (!String((err as Error).cause ?? err).includes('BUSYGROUP')) throw err;
+      });
+    }
+    const blocking = this.redis.duplicate();
+    blocking.on('error', () => {});
+    const source = this.source(topic, group, streams, o, blocking);
+    const consumer = startConsumer(source, handler, topic, o, this.options.onError, options.signal);
+    this.consumers.add(consumer);
+    return {
+      stop: async () => {
+        await consumer.stop();
+        this.consumers.delete(consumer);
+      },
+    };
+  }
+
+  private source(
+    topic: string,
+    group: string,
+    streams: string[],
+    o: ResolvedConsumeOptions,
+    blocking: Redis,
+  ): PullSource {
+    const name = `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    const [main, retry] = streams as [string, string];
+    const delayed = this.key(topic, `:delayed:${group}`);
+    const dlq = this.key(o.deadLetterTopic);
+    let lastClaim = 0;
+
+    const toPulled = (stream: string, id: string, f: Fields, count: number): Pulled => {
+      const isRetry = stream === retry ? '1' : '0';
+      const headers = f.h ? (JSON.parse(f.h) as Record<string, string>) : {};
+      const deliveryCount = Number(f.n ?? 0) + count;
+      const publicId = f.i ?? id;
+      return {
+        id: publicId,
+        payload: f.p ?? '',
+        ...(f.k === undefined ? {} : { key: f.k }),
+        headers,
+        deliveryCount,
+        ack: async () => {
+          // Retry entries are read by this group only, so an acked one can go.
+          if (isRetry === '1')
+            await this.call(() => this.redis.multi().xack(stream, group, id).xdel(stream, id).exec());
+          else await this.call(() => this.redis.xack(stream, group, id));
+        },
+        nack: async (delayMs) => {
+          const again = flatten(f.p ?? '', { key: f.k, id: publicId, headers }, deliveryCount);
+          // The original entry id keeps the sorted-set member unique.
+          const member = JSON.stringify([...again, 'o', id]);
+          await this.call(() =>
+            this.redis.eval(NACK, 2, stream, delayed, group, id, name, Date.now() + delayMs, member, isRetry),
+          );
+        },
+        deadLetter: async (reason) => {
+          const h = deadLetterHeaders(headers, {
+            topic,
+            group,
+            id: publicId,
+            deliveries: deliveryCount,
+            reason,
+          });
+          const flat = flatten(f.p ?? '', { key: f.k, headers: h });
+          await this.call(() =>
+            this.redis.eval(DEAD_LETTER, 2, stream, dlq, group, id, name, isRetry, ...flat),
+          );
+        },
+      };
+    };
+
+    /** Entries idle longer than ackWait (their consumer died or hung) move to this consumer. */
+    const claimAbandoned = async (max: number): Promise<Pulled[]> => {
+      const out: Pulled[] = [];
+      for (const stream of streams) {
+        const [, entries] = (await this.call(() =>
+          this.redis.xautoclaim(stream, group, name, o.ackWaitMs, '0-0', 'COUNT', max - out.length),
+        )) as [string, ([string, string[]] | null)[]];
+        const live = entries.filter((e): e is [string, string[]] => e !== null && e[1] !== null);
+        if (live.length === 0) continue;
+        const pending = (await this.call(() =>
+          this.redis.xpending(stream, group, live[0]![0], live.at(-1)![0], live.length * 2, name),
+        )) as [string, string, number, number][];
+        const counts = new Map(pending.map((p) => [p[0], Number(p[3])]));
+        for (const [id, flat] of live) out.push(toPulled(stream, id, toFields(flat), counts.get(id) ?? 2));
+        if (out.length >= max) break;
+      }
+      return out;
+    };
+
+    const mover = setInterval(() => {
+      this.redis.eval(MOVE_DUE, 2, delayed, retry, Date.now()).catch((err) => this.options.onError(err));
+    }, 50);
+
+    return {
+      pull: async (max, waitMs, deliver, signal) => {
+        checkOpen(this.closed, `consume ${topic}`);
+        if (Date.now() - lastClaim >= o.ackWaitMs / 2) {
+          lastClaim = Date.now();
+          const claimed = await claimAbandoned(max);
+          if (claimed.length > 0) return claimed.forEach(deliver);
+        }
+        const onAbort = () => blocking.disconnect();
+        signal.addEventListener('abort', onAbort, { once: true });
+        try {
+          const reply = (await this.call(() =>
+            blocking.xreadgroup(
+              'GROUP',
+              group,
+              name,
+              'COUNT',
+              max,
+              'BLOCK',
+              Math.min(waitMs, o.ackWaitMs / 2),
+              'STREAMS',
+              main,
+              retry,
+              '>',
+              '>',
+            ),
+          )) as StreamReply;
+          for (const [stream, entries] of reply ?? []) {
+            for (const [id, flat] of entries) deliver(toPulled(stream, id, toFields(flat), 1));
+          }
+        } finally {
+          signal.removeEventListener('abort', onAbort);
+        }
+      },
+      close: async () => {
+        clearInterval(mover);
+        blocking.disconnect();
+      },
+    };
+  }
+
+  /** Runs a command, turning a lost connection into STORE_UNAVAILABLE and a refusal into a clear error. */
+  private async call<T>(what: () => Promise<T>): Promise<T> {
+    try {
+      return await what();
+    } catch (err) {
+      if (err instanceof TrellisError) throw err;
+      if ((err as Error).name === 'ReplyError') {
+        throw new TrellisError(
+          'TRELLIS_E_QUEUE_REJECTED',
+          `${redactUrl(this.url)}: Redis refused the command: ${(err as Error).message} (a key of another type under the "${this.options.prefix}" prefix? choose another ?prefix=)`,
+          { cause: err },
+        );
+      }
+      throw unavailable('redis', this.url, err);
+    }
+  }
+
+  async health(): Promise<StoreHealth> {
+    try {
+      checkOpen(this.closed, 'health');
+      await this.call(() => this.redis.ping());
+      return { ok: true, backend: 'redis' };
+    } catch (err) {
+      return { ok: false, backend: 'redis', detail: (err as Error).message };
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.all([...this.consumers].map((c) => c.stop()));
+    this.closed = true;
+    this.redis.disconnect();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+function connectionOptions(): RedisOptions {
+  return {
+    lazyConnect: true,
+    // Fail a command after one reconnect attempt instead of queueing it for long: the caller
+    // gets STORE_UNAVAILABLE promptly, and the client keeps reconnecting in the background.
+    maxRetriesPerRequest: 1,
+    connectTimeout: 5000,
+    retryStrategy: (times) => Math.min(times * 100, 1000),
+    connectionName: 'trellis-queue',
+  };
+}

@@ -1,0 +1,358 @@
+import { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type Database from 'better-sqlite3';
+import { TrellisError } from '../../core/errors.js';
+import { unavailable } from '../connection.js';
+import type {
+  ConsumeOptions,
+  Consumer,
+  Delivery,
+  FeatureList,
+  MessageQueue,
+  PublishOptions,
+  QueueFeature,
+  StoreHealth,
+} from '../types.js';
+import { type Pulled, type PullSource, startConsumer } from './consumer.js';
+import {
+  checkGroup,
+  checkOpen,
+  checkPayload,
+  checkTopic,
+  deadLetterHeaders,
+  type ResolvedQueueOptions,
+  resolveConsumeOptions,
+} from './options.js';
+
+interface MessageRow {
+  seq: number;
+  id: string | null;
+  key: string | null;
+  headers: string;
+  payload: string;
+  deliveries: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS trellis_queue_message (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  topic TEXT NOT NULL, id TEXT, key TEXT, headers TEXT NOT NULL, payload TEXT NOT NULL,
+  published_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS trellis_queue_message_topic ON trellis_queue_message (topic, seq);
+-- One row per consumer group: the last message handed out to the group.
+CREATE TABLE IF NOT EXISTS trellis_queue_group (
+  topic TEXT NOT NULL, grp TEXT NOT NULL, cursor INTEGER NOT NULL,
+  PRIMARY KEY (topic, grp)) WITHOUT ROWID;
+-- Messages a group has taken but not acknowledged: visible_at is the visibility timeout (a
+-- lease); deliveries doubles as the lease's fencing token for nack and dead-letter.
+CREATE TABLE IF NOT EXISTS trellis_queue_lease (
+  topic TEXT NOT NULL, grp TEXT NOT NULL, seq INTEGER NOT NULL,
+  deliveries INTEGER NOT NULL, visible_at INTEGER NOT NULL,
+  PRIMARY KEY (topic, grp, seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS trellis_queue_lease_due ON trellis_queue_lease (topic, grp, visible_at);
+CREATE TABLE IF NOT EXISTS trellis_queue_dedupe (
+  topic TEXT NOT NULL, id TEXT NOT NULL, expires_at INTEGER NOT NULL,
+  PRIMARY KEY (topic, id)) WITHOUT ROWID;
+`;
+
+const FEATURES: Record<'memory' | 'sqlite', FeatureList<QueueFeature>> = {
+  sqlite: {
+    supports: new Set(['durable', 'multiProcess', 'dedupe', 'delayedNack']),
+    lacks: {},
+  },
+  memory: {
+    supports: new Set(['dedupe', 'delayedNack']),
+    lacks: {
+      durable: 'memory: messages live in this process only and are gone when it exits',
+      multiProcess: 'memory: only consumers in the same process can see the queue',
+    },
+  },
+};
+
+/**
+ * MessageQueue in SQLite (better-sqlite3, WAL): a messages table, a cursor per consumer group
+ * and a lease row (visibility timeout) per message a group has taken. Claims run in
+ * `BEGIN IMMEDIATE` transactions, so several processes on one machine share one file safely.
+ *
+ * `memory:` is the same code on an in-memory database: one implementation of the claim and
+ * lease rules, proven by SQLite's transactions, rather than a second hand-written copy.
+ */
+export class SqliteMessageQueue implements MessageQueue {
+  readonly backend: 'memory' | 'sqlite';
+  readonly features: FeatureList<QueueFeature>;
+  private closed = false;
+  private readonly published = new EventEmitter();
+  private readonly consumers = new Set<Consumer>();
+  private readonly sweeper: NodeJS.Timeout;
+  private readonly stmts;
+
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly url: string,
+    private readonly options: ResolvedQueueOptions,
+    backend: 'memory' | 'sqlite',
+  ) {
+    this.backend = backend;
+    this.features = FEATURES[backend];
+    this.published.setMaxListeners(0);
+    db.exec(SCHEMA);
+    this.stmts = {
+      dedupeExpire: db.prepare(
+        'DELETE FROM trellis_queue_dedupe WHERE topic = ? AND id = ? AND expires_at <= ?',
+      ),
+      dedupeClaim: db.prepare(
+        'INSERT OR IGNORE INTO trellis_queue_dedupe (topic, id, expires_at) VALUES (?, ?, ?)',
+      ),
+      insert: db.prepare(
+        'INSERT INTO trellis_queue_message (topic, id, key, headers, payload, published_at) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      groupCreate: db.prepare(
+        'INSERT OR IGNORE INTO trellis_queue_group (topic, grp, cursor) VALUES (?, ?, 0)',
+      ),
+      cursor: db.prepare<[string, string], { cursor: number }>(
+        'SELECT cursor FROM trellis_queue_group WHERE topic = ? AND grp = ?',
+      ),
+      moveCursor: db.prepare('UPDATE trellis_queue_group SET cursor = ? WHERE topic = ? AND grp = ?'),
+      due: db.prepare<[string, string, number, number], MessageRow>(
+        `SELECT m.seq, m.id, m.key, m.headers, m.payload, l.deliveries + 1 AS deliveries
+         FROM trellis_queue_lease l JOIN trellis_queue_message m ON m.seq = l.seq
+         WHERE l.topic = ? AND l.grp = ? AND l.visible_at <= ? ORDER BY l.seq LIMIT ?`,
+      ),
+      relet: db.prepare(
+        'UPDATE trellis_queue_lease SET deliveries = deliveries + 1, visible_at = ? WHERE topic = ? AND grp = ? AND seq = ?',
+      ),
+      fresh: db.prepare<[string, number, number], MessageRow>(
+        `SELECT seq, id, key, headers, payload, 1 AS deliveries FROM trellis_queue_message
+         WHERE topic = ? AND seq > ? ORDER BY seq LIMIT ?`,
+      ),
+      lease: db.prepare(
+        'INSERT INTO trellis_queue_lease (topic, grp, seq, deliveries, visible_at) VALUES (?, ?, ?, 1, ?)',
+      ),
+      ack: db.prepare('DELETE FROM trellis_queue_lease WHERE topic = ? AND grp = ? AND seq = ?'),
+      release: db.prepare(
+        'DELETE FROM trellis_queue_lease WHERE topic = ? AND grp = ? AND seq = ? AND deliveries = ?',
+      ),
+      nack: db.prepare(
+        'UPDATE trellis_queue_lease SET visible_at = ? WHERE topic = ? AND grp = ? AND seq = ? AND deliveries = ?',
+      ),
+      sweepDedupe: db.prepare('DELETE FROM trellis_queue_dedupe WHERE expires_at <= ?'),
+      // A message every group has moved past and none still holds is done: drop it. Topics no
+      // group consumes keep everything, so a group that arrives later still gets it.
+      trim: db.prepare(
+        `DELETE FROM trellis_queue_message WHERE seq IN (
+           SELECT m.seq FROM trellis_queue_message m
+           WHERE m.topic IN (SELECT topic FROM trellis_queue_group)
+             AND m.seq <= (SELECT MIN(cursor) FROM trellis_queue_group g WHERE g.topic = m.topic)
+             AND NOT EXISTS (SELECT 1 FROM trellis_queue_lease l WHERE l.topic = m.topic AND l.seq = m.seq)
+           LIMIT 10000)`,
+      ),
+      ping: db.prepare('SELECT 1'),
+    };
+    this.sweeper = setInterval(() => this.sweep(), Math.min(5000, options.dedupeWindowMs)).unref();
+  }
+
+  /** Opens (creating when needed) the queue in the SQLite file at `path` (`:memory:` for memory:). */
+  static async open(path: string, url: string, options: ResolvedQueueOptions): Promise<SqliteMessageQueue> {
+    const { default: Sqlite } = await import('better-sqlite3');
+    try {
+      if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+      const db = new Sqlite(path);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      // Other processes may hold the write lock for a moment: wait rather than fail.
+      db.pragma('busy_timeout = 10000');
+      return new SqliteMessageQueue(db, url, options, path === ':memory:' ? 'memory' : 'sqlite');
+    } catch (err) {
+      throw unavailable('sqlite', url, err);
+    }
+  }
+
+  async publish(topic: string, payload: string, options: PublishOptions = {}) {
+    checkOpen(this.closed, `publish to ${topic}`);
+    checkTopic(topic);
+    checkPayload(topic, payload, this.options.maxPayloadBytes);
+    const result = this.run(() => this.insert(topic, payload, options));
+    if (!result.duplicate) this.published.emit(topic);
+    return result;
+  }
+
+  private insert(topic: string, payload: string, o: PublishOptions): { id: string; duplicate: boolean } {
+    return this.db
+      .transaction(() => {
+        const now = Date.now();
+        if (o.id !== undefined) {
+          this.stmts.dedupeExpire.run(topic, o.id, now);
+          const claimed = this.stmts.dedupeClaim.run(topic, o.id, now + this.options.dedupeWindowMs);
+          if (claimed.changes === 0) return { id: o.id, duplicate: true };
+        }
+        const headers = JSON.stringify(o.headers ?? {});
+        const r = this.stmts.insert.run(topic, o.id ?? null, o.key ?? null, headers, payload, now);
+        return { id: o.id ?? String(r.lastInsertRowid), duplicate: false };
+      })
+      .immediate();
+  }
+
+  async consume(
+    topic: string,
+    group: string,
+    handler: (d: Delivery) => Promise<void>,
+    options: ConsumeOptions = {},
+  ): Promise<Consumer> {
+    checkOpen(this.closed, `consume ${topic}`);
+    checkTopic(topic);
+    checkGroup(group);
+    const o = resolveConsumeOptions(topic, options);
+    this.run(() => this.stmts.groupCreate.run(topic, group));
+    const consumer = startConsumer(
+      this.source(topic, group, o),
+      handler,
+      topic,
+      o,
+      this.options.onError,
+      options.signal,
+    );
+    this.consumers.add(consumer);
+    return {
+      stop: async () => {
+        await consumer.stop();
+        this.consumers.delete(consumer);
+      },
+    };
+  }
+
+  private source(
+    topic: string,
+    group: string,
+    o: { ackWaitMs: number; deadLetterTopic: string },
+  ): PullSource {
+    const claim = (max: number): MessageRow[] =>
+      this.db
+        .transaction(() => {
+          const now = Date.now();
+          const visibleAt = now + o.ackWaitMs;
+          const rows = this.stmts.due.all(topic, group, now, max);
+          for (const r of rows) this.stmts.relet.run(visibleAt, topic, group, r.seq);
+          if (rows.length < max) {
+            const cursor = this.stmts.cursor.get(topic, group)?.cursor ?? 0;
+            const fresh = this.stmts.fresh.all(topic, cursor, max - rows.length);
+            for (const r of fresh) this.stmts.lease.run(topic, group, r.seq, visibleAt);
+            if (fresh.length > 0) this.stmts.moveCursor.run(fresh.at(-1)!.seq, topic, group);
+            rows.push(...fresh);
+          }
+          return rows;
+        })
+        .immediate();
+
+    const toPulled = (r: MessageRow): Pulled => {
+      const headers = JSON.parse(r.headers) as Record<string, string>;
+      const id = r.id ?? String(r.seq);
+      return {
+        id,
+        payload: r.payload,
+        ...(r.key === null ? {} : { key: r.key }),
+        headers,
+        deliveryCount: r.deliveries,
+        ack: async () => {
+          this.run(() => this.stmts.ack.run(topic, group, r.seq));
+        },
+        nack: async (delayMs) => {
+          this.run(() => this.stmts.nack.run(Date.now() + delayMs, topic, group, r.seq, r.deliveries));
+        },
+        deadLetter: async (reason) => {
+          const dlq = {
+            ...(r.key === null ? {} : { key: r.key }),
+            headers: deadLetterHeaders(headers, { topic, group, id, deliveries: r.deliveries, reason }),
+          };
+          // One transaction: the message is in the dead-letter topic or still leased, never neither.
+          const moved = this.run(() =>
+            this.db
+              .transaction(() => {
+                if (this.stmts.release.run(topic, group, r.seq, r.deliveries).changes === 0) return false;
+                this.insert(o.deadLetterTopic, r.payload, dlq);
+                return true;
+              })
+              .immediate(),
+          );
+          if (moved) this.published.emit(o.deadLetterTopic);
+        },
+      };
+    };
+
+    return {
+      pull: async (max, waitMs, deliver, signal) => {
+        const deadline = Date.now() + waitMs;
+        while (!signal.aborted) {
+          checkOpen(this.closed, `consume ${topic}`);
+          const rows = this.run(() => claim(max));
+          if (rows.length > 0) {
+            for (const r of rows) deliver(toPulled(r));
+            return;
+          }
+          const left = deadline - Date.now();
+          if (left <= 0) return;
+          // Woken at once by a publish in this process; other processes are seen by polling.
+          await this.nextPublish(topic, Math.min(left, this.options.pollIntervalMs), signal);
+        }
+      },
+      close: async () => {},
+    };
+  }
+
+  private nextPublish(topic: string, ms: number, signal: AbortSignal): Promise<void> {
+    const published = this.published;
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      published.once(topic, done);
+      signal.addEventListener('abort', done, { once: true });
+      function done(this: void) {
+        clearTimeout(timer);
+        published.off(topic, done);
+        signal.removeEventListener('abort', done);
+        resolve();
+      }
+    });
+  }
+
+  private sweep(): void {
+    if (this.closed) return;
+    try {
+      this.stmts.sweepDedupe.run(Date.now());
+      this.stmts.trim.run();
+    } catch (err) {
+      this.options.onError(err);
+    }
+  }
+
+  /** Runs a statement, turning driver failures (a locked or unwritable file) into TrellisErrors. */
+  private run<T>(what: () => T): T {
+    try {
+      return what();
+    } catch (err) {
+      if (err instanceof TrellisError) throw err;
+      throw unavailable(this.backend, this.url, err);
+    }
+  }
+
+  async health(): Promise<StoreHealth> {
+    try {
+      checkOpen(this.closed, 'health');
+      this.stmts.ping.get();
+      return { ok: true, backend: this.backend };
+    } catch (err) {
+      return { ok: false, backend: this.backend, detail: (err as Error).message };
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.all([...this.consumers].map((c) => c.stop()));
+    this.closed = true;
+    clearInterval(this.sweeper);
+    this.db.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
