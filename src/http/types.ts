@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 
 /**
@@ -10,6 +11,10 @@ export interface RequestContext {
   readonly res: ServerResponse;
   /** `x-request-id` from a trusted client, or generated. Sent upstream and back to the client. */
   readonly requestId: string;
+  /** The TCP peer's address (IPv4-mapped prefix removed); set by the gateway listener. */
+  readonly peer?: string;
+  /** Whether the peer is a configured trusted proxy (its X-Forwarded-* headers are believed). */
+  readonly peerTrusted?: boolean;
   /** The client's address, after honouring X-Forwarded-For/Forwarded from trusted proxies only. */
   clientIp: string;
   /** The scheme the client used (`https` behind a TLS listener or a trusted proxy saying so). */
@@ -30,6 +35,20 @@ export interface RequestContext {
   readonly log: Logger;
   /** performance.now() when the request arrived. */
   readonly startedAt: number;
+  /** Set for an HTTP Upgrade (WebSocket) request: the raw socket and its first bytes. */
+  readonly upgrade?: UpgradeInfo;
+  /** Filled by the proxy handler for the access log: attempts made, ms until upstream headers, body bytes sent. */
+  attempts?: number;
+  upstreamMs?: number;
+  responseBytes?: number;
+  /** The TRELLIS_E_* code of an error the gateway answered with, for metrics and the access log. */
+  errorCode?: string;
+}
+
+/** The parts of an Upgrade request that live outside the ServerResponse. */
+export interface UpgradeInfo {
+  readonly socket: Duplex;
+  readonly head: Buffer;
 }
 
 /** Answers a request. A handler owns the response: it must end it (or hand it to one that does). */

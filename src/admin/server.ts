@@ -1,0 +1,91 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import { sendProblem } from '../http/problem.js';
+
+/** What the admin API shows; the gateway (or sidecar, ambassador) provides it. */
+export interface AdminSource {
+  registry: Registry;
+  /** False while starting or draining: /readyz answers 503. */
+  ready(): boolean;
+  routes(): unknown;
+  services(): unknown;
+  /** Active version, last reload result and the configuration with secrets masked. */
+  config(): unknown;
+}
+
+export interface AdminServer {
+  readonly server: Server;
+  listen(host: string, port: number): Promise<AddressInfo>;
+  close(): Promise<void>;
+}
+
+/** The admin listener: /healthz, /readyz, /metrics, /admin/routes, /admin/services, /admin/config. */
+export function createAdminServer(source: AdminSource): AdminServer {
+  const json = (res: ServerResponse, status: number, body: unknown) => {
+    const text = JSON.stringify(body, null, 2);
+    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+    res.end(text);
+  };
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      sendProblem(res, {
+        status: 405,
+        code: 'TRELLIS_E_ADMIN_NOT_FOUND',
+        detail: 'the admin API is read-only: use GET',
+        headers: { allow: 'GET, HEAD' },
+      });
+      return;
+    }
+    switch (path) {
+      case '/healthz':
+        return json(res, 200, { status: 'ok' });
+      case '/readyz': {
+        const ready = source.ready();
+        return json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready' });
+      }
+      case '/metrics': {
+        const text = await source.registry.metrics();
+        res.writeHead(200, { 'content-type': source.registry.contentType });
+        res.end(text);
+        return;
+      }
+      case '/admin/routes':
+        return json(res, 200, source.routes());
+      case '/admin/services':
+        return json(res, 200, source.services());
+      case '/admin/config':
+        return json(res, 200, source.config());
+      default:
+        sendProblem(res, {
+          status: 404,
+          code: 'TRELLIS_E_ADMIN_NOT_FOUND',
+          detail: 'try /healthz, /readyz, /metrics, /admin/routes, /admin/services or /admin/config',
+        });
+    }
+  };
+  const server = createServer((req, res) => {
+    handle(req, res).catch(() => {
+      sendProblem(res, { status: 500, code: 'TRELLIS_E_INTERNAL', detail: 'the admin API failed' });
+    });
+  });
+  return {
+    server,
+    listen(host, port) {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve(server.address() as AddressInfo);
+        });
+      });
+    },
+    close() {
+      return new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}

@@ -1,0 +1,42 @@
+import { parseArgs } from 'node:util';
+import { loadConfigFile } from '../../core/config.js';
+import { gatewaySchema } from '../../gateway/schema.js';
+import type { Command } from '../command.js';
+import { usageError } from '../usage.js';
+
+const usage = `usage: trellis validate FILE…
+
+Checks gateway files without running them. Prints "FILE: ok" for a valid one; for an invalid
+one prints every problem as FILE:LINE:COLUMN PATH: MESSAGE and exits 1.`;
+
+async function run(argv: string[]): Promise<number> {
+  let files: string[];
+  try {
+    files = parseArgs({ args: argv, options: {}, allowPositionals: true, strict: true }).positionals;
+  } catch (err) {
+    throw usageError((err as Error).message);
+  }
+  if (files.length === 0) throw usageError('name the file to check');
+  const schema = gatewaySchema();
+  let failed = false;
+  for (const file of files) {
+    try {
+      loadConfigFile(file, schema);
+      process.stdout.write(`${file}: ok\n`);
+    } catch (err) {
+      failed = true;
+      const e = err as { code?: string; message: string };
+      process.stderr.write(
+        e.code === 'TRELLIS_E_CONFIG_INVALID' ? `${e.message}\n` : `${e.code}: ${e.message}\n`,
+      );
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+export const validateCommand: Command = {
+  name: 'validate',
+  summary: 'check a gateway file without running it',
+  usage,
+  run,
+};

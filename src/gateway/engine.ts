@@ -1,0 +1,272 @@
+import { type IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { messageOf } from '../core/errors.js';
+import { clientAddress, peerAddress, type TrustedProxies } from '../http/forwarded.js';
+import { type EncodedSlashes, normalizeTarget, type PathRejection } from '../http/normalize.js';
+import { sendProblem } from '../http/problem.js';
+import { requestIdFrom } from '../http/request-id.js';
+import type { RequestContext, UpgradeInfo } from '../http/types.js';
+import { type CompiledListener, type CompiledRoute, closeGeneration, type Generation } from './compile.js';
+import type { GatewayMetrics } from './metrics.js';
+
+/**
+ * The per-request work every gateway route gets, before and after its middlewares and handler:
+ * limits, path normalisation, request id, client address, route lookup, then one access-log
+ * line and the metrics when the response closes. Reads the active Generation once per request,
+ * so a reload never changes a request midway.
+ */
+
+/** Settings that hold for the whole gateway (from the active configuration). */
+export interface EngineSettings {
+  trusted: TrustedProxies;
+  encodedSlashes: EncodedSlashes;
+  /** Access-log level, or false for none. */
+  accessLog: 'trace' | 'debug' | 'info' | 'warn' | false;
+}
+
+/** Where the engine reads the active generation; swapped atomically by reloads. */
+export interface ActiveState {
+  current: Generation;
+  settings: EngineSettings;
+  /** Generations replaced but still serving requests. */
+  retired: Set<Generation>;
+  logger: Logger;
+  metrics: GatewayMetrics;
+}
+
+const REJECTIONS: Record<PathRejection, string> = {
+  'invalid-percent-encoding': 'the path has an invalid percent-encoding',
+  'encoded-slash': 'the path has an encoded slash (%2F or %5C), which this gateway refuses',
+  'null-byte': 'the path has an encoded NUL byte',
+  'not-origin-form': 'the request target is not a path',
+};
+
+/** The RequestContext of a gateway request. */
+class GatewayContext implements RequestContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly requestId: string;
+  readonly peer: string;
+  readonly peerTrusted: boolean;
+  clientIp: string;
+  protocol: 'http' | 'https';
+  path = '';
+  query = '';
+  params: Record<string, string> = EMPTY;
+  routeName?: string;
+  frontend?: string;
+  serviceName?: string;
+  upstream?: string;
+  readonly state: Record<string, unknown> = {};
+  readonly startedAt: number;
+  readonly upgrade: UpgradeInfo | undefined;
+  attempts?: number;
+  upstreamMs?: number;
+  responseBytes?: number;
+  errorCode?: string;
+  route: CompiledRoute | undefined;
+  private readonly baseLogger: Logger;
+  private childLogger: Logger | undefined;
+
+  constructor(
+    req: IncomingMessage,
+    res: ServerResponse,
+    settings: EngineSettings,
+    logger: Logger,
+    upgrade: UpgradeInfo | undefined,
+  ) {
+    this.startedAt = performance.now();
+    this.req = req;
+    this.res = res;
+    this.upgrade = upgrade;
+    this.baseLogger = logger;
+    this.requestId = requestIdFrom(req.headers['x-request-id']);
+    this.peer = peerAddress(req.socket.remoteAddress);
+    this.peerTrusted = settings.trusted.any && settings.trusted.trusts(this.peer);
+    this.clientIp = this.peerTrusted ? clientAddress(this.peer, req.headers, settings.trusted) : this.peer;
+    const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;
+    const claimed = this.peerTrusted ? req.headers['x-forwarded-proto'] : undefined;
+    this.protocol = claimed === 'https' || claimed === 'http' ? claimed : encrypted ? 'https' : 'http';
+  }
+
+  /** A child logger with the request id, made only when someone logs. */
+  get log(): Logger {
+    this.childLogger ??= this.baseLogger.child({ reqId: this.requestId });
+    return this.childLogger;
+  }
+}
+
+const EMPTY: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
+/** Handles requests for one listener (`main` or a frontend with its own listen). */
+export class ListenerEngine {
+  constructor(
+    private readonly key: string,
+    private readonly state: ActiveState,
+  ) {}
+
+  /** node:http 'request' listener. */
+  readonly request = (req: IncomingMessage, res: ServerResponse): void => {
+    this.serve(req, res, undefined);
+  };
+
+  /** node:http 'upgrade' listener: runs the same pipeline with a response bound to the socket. */
+  readonly upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const res = new ServerResponse(req);
+    res.assignSocket(socket as never);
+    res.shouldKeepAlive = false;
+    // If no handler takes over the socket, it closes once the ordinary answer is written.
+    res.once('finish', () => socket.end());
+    socket.on('error', () => socket.destroy());
+    this.serve(req, res, { socket, head });
+  };
+
+  private serve(req: IncomingMessage, res: ServerResponse, upgrade: UpgradeInfo | undefined): void {
+    const state = this.state;
+    const generation = state.current;
+    const listener = generation.listeners.get(this.key);
+    const ctx = new GatewayContext(req, res, state.settings, state.logger, upgrade);
+    generation.inFlight++;
+    res.once('close', () => this.finished(ctx, generation));
+    if (listener === undefined) {
+      this.refuse(ctx, 503, 'TRELLIS_E_NO_ROUTE', 'this listener has no routes in the active configuration');
+      return;
+    }
+    const limits = listener.listen;
+    if (req.rawHeaders.length > limits.maxHeaderCount * 2) {
+      this.refuse(
+        ctx,
+        431,
+        'TRELLIS_E_HEADERS_TOO_LARGE',
+        `more than ${limits.maxHeaderCount} header fields`,
+      );
+      return;
+    }
+    const url = req.url ?? '/';
+    if (url.length > limits.maxUrlLength) {
+      this.refuse(
+        ctx,
+        414,
+        'TRELLIS_E_URI_TOO_LONG',
+        `the request target is longer than ${limits.maxUrlLength} bytes`,
+      );
+      return;
+    }
+    const h = req.headers;
+    // node's parser already refuses these; checked again because a forwarded ambiguity is a
+    // request-smuggling hole, and the check costs one property read.
+    if (
+      h['transfer-encoding'] !== undefined &&
+      (h['content-length'] !== undefined || !/^chunked$/i.test(h['transfer-encoding']))
+    ) {
+      this.refuse(
+        ctx,
+        400,
+        'TRELLIS_E_BAD_REQUEST',
+        'conflicting or unsupported Content-Length / Transfer-Encoding',
+      );
+      return;
+    }
+    const target = normalizeTarget(url, state.settings.encodedSlashes);
+    if (typeof target === 'string') {
+      this.refuse(ctx, 400, 'TRELLIS_E_BAD_PATH', REJECTIONS[target]);
+      return;
+    }
+    ctx.path = target.path;
+    ctx.query = target.query;
+    this.route(ctx, listener);
+  }
+
+  private route(ctx: GatewayContext, listener: CompiledListener): void {
+    const req = ctx.req;
+    const hit = listener.table.match(req.method ?? 'GET', req.headers.host, ctx.path, req.headers, ctx.query);
+    if (hit === undefined) {
+      this.refuse(ctx, 404, 'TRELLIS_E_NO_ROUTE', `no route matches ${req.method} ${ctx.path}`);
+      return;
+    }
+    const route = hit.value;
+    ctx.route = route;
+    ctx.params = hit.params;
+    ctx.routeName = route.name;
+    ctx.frontend = route.frontend;
+    if (route.service !== '') ctx.serviceName = route.service;
+    try {
+      const result = route.handler(ctx);
+      if (result !== undefined) result.catch((err: unknown) => this.crashed(ctx, err));
+    } catch (err) {
+      this.crashed(ctx, err);
+    }
+  }
+
+  private refuse(ctx: GatewayContext, status: number, code: string, detail: string): void {
+    ctx.errorCode = code;
+    sendProblem(ctx, { status, code, detail });
+  }
+
+  private crashed(ctx: GatewayContext, err: unknown): void {
+    ctx.log.error({ err, route: ctx.routeName }, 'route handler failed');
+    ctx.errorCode = 'TRELLIS_E_INTERNAL';
+    // The message stays in the log: a handler's internals are not the client's business.
+    sendProblem(ctx, {
+      status: 500,
+      code: 'TRELLIS_E_INTERNAL',
+      detail: 'the gateway failed to handle the request',
+    });
+  }
+
+  private finished(ctx: GatewayContext, generation: Generation): void {
+    const state = this.state;
+    generation.inFlight--;
+    if (generation.inFlight === 0 && state.retired.has(generation)) {
+      state.retired.delete(generation);
+      closeGeneration(generation, state.current).catch((err: unknown) =>
+        state.logger.warn({ err: messageOf(err) }, 'closing a retired configuration failed'),
+      );
+    }
+    const res = ctx.res;
+    const status = res.headersSent || res.writableFinished ? res.statusCode : 499;
+    const seconds = (performance.now() - ctx.startedAt) / 1000;
+    const route = ctx.route;
+    const metrics = state.metrics;
+    if (route !== undefined) {
+      route.duration.observe(seconds);
+      let counter = route.counters.get(status);
+      if (counter === undefined) {
+        counter = metrics.requests.labels(route.frontend, route.name, route.service, String(status));
+        route.counters.set(status, counter);
+      }
+      counter.inc();
+    } else {
+      metrics.requests.inc({ frontend: '', route: '', service: '', code: String(status) });
+    }
+    if (ctx.errorCode !== undefined || status >= 500) {
+      metrics.errors.inc({
+        frontend: route?.frontend ?? '',
+        route: route?.name ?? '',
+        service: ctx.serviceName ?? '',
+        error: ctx.errorCode ?? 'upstream_5xx',
+      });
+    }
+    const level = state.settings.accessLog;
+    if (level === false) return;
+    state.logger[level]({
+      msg: 'access',
+      reqId: ctx.requestId,
+      method: ctx.req.method,
+      path: ctx.path || ctx.req.url,
+      status,
+      route: ctx.routeName,
+      frontend: ctx.frontend,
+      service: ctx.serviceName,
+      upstream: ctx.upstream,
+      attempts: ctx.attempts,
+      ms: Math.round(seconds * 1e6) / 1e3,
+      upstreamMs: ctx.upstreamMs === undefined ? undefined : Math.round(ctx.upstreamMs * 1e3) / 1e3,
+      bytesIn: Number(ctx.req.headers['content-length'] ?? 0),
+      bytesOut: ctx.responseBytes,
+      client: ctx.clientIp,
+      error: ctx.errorCode,
+    });
+  }
+}

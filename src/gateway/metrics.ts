@@ -1,0 +1,67 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { LATENCY_BUCKETS } from '../core/metrics.js';
+
+/** The gateway's own metrics in one registry (upstream health metrics come from http/upstream). */
+export interface GatewayMetrics {
+  requests: Counter<'frontend' | 'route' | 'service' | 'code'>;
+  duration: Histogram<'frontend' | 'route' | 'service'>;
+  errors: Counter<'frontend' | 'route' | 'service' | 'error'>;
+  reloads: Counter<'result'>;
+  configVersion: Gauge;
+  /** Sources of the open-connections gauge, read at scrape time. */
+  connectionSources: Set<() => number>;
+}
+
+const byRegistry = new WeakMap<Registry, GatewayMetrics>();
+
+/** The gateway metrics of `registry`, created once: generations come and go, the registry stays. */
+export function gatewayMetrics(registry: Registry): GatewayMetrics {
+  const existing = byRegistry.get(registry);
+  if (existing) return existing;
+  const connectionSources = new Set<() => number>();
+  const metrics: GatewayMetrics = {
+    requests: new Counter({
+      name: 'trellis_gateway_requests_total',
+      help: 'Requests answered, by frontend, route, service and status code.',
+      labelNames: ['frontend', 'route', 'service', 'code'] as const,
+      registers: [registry],
+    }),
+    duration: new Histogram({
+      name: 'trellis_gateway_request_duration_seconds',
+      help: 'Time from request arrival until the response ended.',
+      labelNames: ['frontend', 'route', 'service'] as const,
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    errors: new Counter({
+      name: 'trellis_gateway_errors_total',
+      help: 'Requests that ended in an error: a TRELLIS_E_* answer from the gateway or a 5xx from the service.',
+      labelNames: ['frontend', 'route', 'service', 'error'] as const,
+      registers: [registry],
+    }),
+    reloads: new Counter({
+      name: 'trellis_gateway_reloads_total',
+      help: 'Configuration reloads, by result (applied or rejected).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    configVersion: new Gauge({
+      name: 'trellis_gateway_config_version',
+      help: 'Version number of the active configuration (1 at start, +1 per applied reload).',
+      registers: [registry],
+    }),
+    connectionSources,
+  };
+  new Gauge({
+    name: 'trellis_gateway_open_connections',
+    help: 'Open client connections on the gateway listeners.',
+    registers: [registry],
+    collect() {
+      let n = 0;
+      for (const read of connectionSources) n += read();
+      this.set(n);
+    },
+  });
+  byRegistry.set(registry, metrics);
+  return metrics;
+}

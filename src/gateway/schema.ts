@@ -1,0 +1,246 @@
+import { z } from 'zod';
+import { didYouMean } from '../core/suggest.js';
+import { duration } from '../core/units.js';
+import { listenSchema } from '../http/listener.js';
+import { serviceSchema } from '../http/upstream/index.js';
+import { handlerTypes } from './handlers/registry.js';
+import { middlewareTypes } from './middlewares/registry.js';
+import { checkPathPattern } from './router.js';
+
+/**
+ * The gateway file's schema. The `middlewares:` entries and a route's handler key are built
+ * from the two registries, so adding a middleware or handler type needs no change here.
+ */
+
+const valueCondition = z.union(
+  [
+    z.string(),
+    z.strictObject({ exact: z.string() }),
+    z.strictObject({ prefix: z.string() }),
+    z.strictObject({
+      regex: z.string().refine(
+        (r) => {
+          try {
+            new RegExp(r);
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        { message: 'not a valid regular expression' },
+      ),
+    }),
+    z.strictObject({ present: z.boolean() }),
+  ],
+  { error: 'write a condition as a string (exact), { prefix }, { regex } or { present: true|false }' },
+);
+
+const pathPattern = z.string().superRefine((value, ctx) => {
+  const problem = checkPathPattern(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: `path ${JSON.stringify(value)} ${problem}` });
+});
+
+const HOST_RE = /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i;
+const hostPattern = z
+  .string()
+  .regex(HOST_RE, 'write a host name like api.example.com or a wildcard like *.example.com (no port)');
+
+const METHOD_RE = /^[A-Z]+$/;
+
+/** A route's `match:` block. */
+export const matchSchema = z
+  .strictObject({
+    /** `/exact`, `/items/:id`, `/static/*`. */
+    path: pathPattern.optional(),
+    /** This path and everything below it. */
+    pathPrefix: pathPattern.optional(),
+    methods: z.array(z.string().regex(METHOD_RE, 'write methods in upper case, like GET')).min(1).optional(),
+    /** One host or a list: exact names or `*.example.com`. */
+    host: z.union([hostPattern, z.array(hostPattern).min(1)]).optional(),
+    headers: z.record(z.string(), valueCondition).optional(),
+    query: z.record(z.string(), valueCondition).optional(),
+    /** Higher wins over specificity (default 0). */
+    priority: z.number().int().default(0),
+  })
+  .superRefine((m, ctx) => {
+    if (m.path !== undefined && m.pathPrefix !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['pathPrefix'],
+        message: 'use either path or pathPrefix, not both',
+      });
+    }
+    if (m.pathPrefix !== undefined && /[:*]/.test(m.pathPrefix)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['pathPrefix'],
+        message: 'a pathPrefix is plain text: no :params or *',
+      });
+    }
+  });
+
+function handlerKeys(): string[] {
+  return handlerTypes.map((h) => h.type);
+}
+
+/** One route: match, middlewares by name, and exactly one handler key. */
+export function routeSchema() {
+  const handlerShape = Object.fromEntries(handlerTypes.map((h) => [h.type, h.options.optional()]));
+  return z
+    .strictObject({
+      /** Shown in logs, metrics and /admin/routes; defaults to `<frontend>#<index>`. */
+      name: z.string().min(1).optional(),
+      match: matchSchema.prefault({}),
+      /** Names from the top-level `middlewares:`, applied in this order. */
+      middlewares: z.array(z.string()).default([]),
+      ...handlerShape,
+    })
+    .superRefine((route, ctx) => {
+      const present = handlerKeys().filter((k) => (route as Record<string, unknown>)[k] !== undefined);
+      if (present.length !== 1) {
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            present.length === 0
+              ? `a route needs one handler: add one of ${handlerKeys().join(', ')}`
+              : `a route has exactly one handler, this one has ${present.join(' and ')}`,
+        });
+      }
+    });
+}
+
+/** One entry of `middlewares:`: `{ <type>: options }` with exactly one type. */
+export function middlewareEntrySchema() {
+  const shape = Object.fromEntries(middlewareTypes.map((m) => [m.type, m.options.optional()]));
+  return z.strictObject(shape).superRefine((entry, ctx) => {
+    const present = Object.keys(entry).filter((k) => (entry as Record<string, unknown>)[k] !== undefined);
+    if (present.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          present.length === 0
+            ? `a middleware needs its type: one of ${middlewareTypes.map((m) => m.type).join(', ') || '(none registered)'}`
+            : `a middleware has exactly one type, this one has ${present.join(' and ')}`,
+      });
+    }
+  });
+}
+
+/** The admin listener. */
+export const adminSchema = z.strictObject({
+  host: z.string().default('127.0.0.1'),
+  port: z.number().int().min(0).max(65535).default(9901),
+  /** Set false to run without an admin listener. */
+  enabled: z.boolean().default(true),
+});
+
+/** Access log: on/off and its level. */
+export const accessLogSchema = z.union([
+  z.boolean(),
+  z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn']).default('info') }),
+]);
+
+/** A client-specific frontend (Backends for Frontends). */
+export function frontendSchema() {
+  return z
+    .strictObject({
+      /** Its own listener; otherwise it shares the main one, selected by host and/or pathPrefix. */
+      listen: listenSchema.optional(),
+      host: z.union([hostPattern, z.array(hostPattern).min(1)]).optional(),
+      pathPrefix: pathPattern.optional(),
+      /** Applied to every route of this frontend, before the route's own. */
+      middlewares: z.array(z.string()).default([]),
+      routes: z.array(routeSchema()).default([]),
+    })
+    .superRefine((f, ctx) => {
+      if (f.listen === undefined && f.host === undefined && f.pathPrefix === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          message: 'a frontend needs its own listen, or a host or pathPrefix on the main listener',
+        });
+      }
+    });
+}
+
+/** The whole gateway file. */
+export function gatewaySchema() {
+  return z
+    .strictObject({
+      listen: listenSchema.prefault({ port: 8080 }),
+      admin: adminSchema.prefault({}),
+      /** Proxies (addresses or CIDRs) whose X-Forwarded-* / Forwarded headers are believed. */
+      trustedProxies: z.array(z.string()).default([]),
+      /** What to do with `%2F` / `%5C` in a path: refuse (400), decode to `/`, or keep as is. */
+      encodedSlashes: z.enum(['reject', 'decode', 'keep']).default('reject'),
+      accessLog: accessLogSchema.default(true),
+      /** How long in-flight requests may take to finish on shutdown. */
+      drainTimeout: duration().default(10_000),
+      stores: z.record(z.string(), z.string()).default({}),
+      services: z.record(z.string(), serviceSchema).default({}),
+      middlewares: z.record(z.string(), middlewareEntrySchema()).default({}),
+      routes: z.array(routeSchema()).default([]),
+      frontends: z.record(z.string(), frontendSchema()).default({}),
+    })
+    .superRefine((cfg, ctx) => checkReferences(cfg as unknown as GatewayShape, ctx));
+}
+
+/** The parts of a parsed file the reference check reads. */
+interface GatewayShape {
+  trustedProxies: string[];
+  services: Record<string, unknown>;
+  middlewares: Record<string, unknown>;
+  routes: Record<string, unknown>[];
+  frontends: Record<string, { middlewares: string[]; routes: Record<string, unknown>[] }>;
+}
+
+function checkReferences(cfg: GatewayShape, ctx: z.RefinementCtx): void {
+  const services = Object.keys(cfg.services);
+  const middlewares = Object.keys(cfg.middlewares);
+  const unknownMiddleware = (name: string, path: (string | number)[]) => {
+    if (cfg.middlewares[name] !== undefined) return;
+    ctx.addIssue({
+      code: 'custom',
+      path,
+      message: `unknown middleware "${name}"${didYouMean(name, middlewares)}: define it under middlewares:`,
+    });
+  };
+  const checkRoutes = (routes: Record<string, unknown>[], base: (string | number)[]) => {
+    routes.forEach((route, i) => {
+      for (const [j, m] of ((route.middlewares as string[]) ?? []).entries()) {
+        unknownMiddleware(m, [...base, i, 'middlewares', j]);
+      }
+      for (const h of handlerTypes) {
+        const options = route[h.type];
+        if (options === undefined || !h.references) continue;
+        for (const ref of h.references(options as never)) {
+          if (cfg.services[ref.service] !== undefined) continue;
+          ctx.addIssue({
+            code: 'custom',
+            path: [...base, i, h.type, ...ref.path],
+            message: `unknown service "${ref.service}"${didYouMean(ref.service, services)}: define it under services:`,
+          });
+        }
+      }
+    });
+  };
+  checkRoutes(cfg.routes, ['routes']);
+  for (const [name, f] of Object.entries(cfg.frontends)) {
+    f.middlewares.forEach((m, j) => {
+      unknownMiddleware(m, ['frontends', name, 'middlewares', j]);
+    });
+    checkRoutes(f.routes, ['frontends', name, 'routes']);
+  }
+  cfg.trustedProxies.forEach((p, i) => {
+    if (!/^[0-9a-fA-F.:]+(\/\d{1,3})?$/.test(p)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['trustedProxies', i],
+        message: `"${p}" is not an IP address or CIDR range like 10.0.0.0/8`,
+      });
+    }
+  });
+}
+
+export type GatewayConfig = z.output<ReturnType<typeof gatewaySchema>>;
+export type RouteConfig = GatewayConfig['routes'][number];
+export type FrontendConfig = GatewayConfig['frontends'][string];

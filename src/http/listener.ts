@@ -1,0 +1,145 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { z } from 'zod';
+import { duration, size } from '../core/units.js';
+import { problemBody } from './problem.js';
+
+/** The `listen:` block of a gateway, sidecar or frontend. */
+export const listenSchema = z.strictObject({
+  /** Address to bind; `0.0.0.0` for every IPv4 interface. */
+  host: z.string().default('0.0.0.0'),
+  /** Port to bind; 0 picks a free one (tests). */
+  port: z.number().int().min(0).max(65535),
+  // Placeholder for HTTPS: Gateway Offloading (tls middleware) replaces this with its schema.
+  tls: z.unknown().optional(),
+  /** Largest request head (request line + headers) accepted; larger gets 431. */
+  maxHeaderSize: size().default(16 * 1024),
+  /** Most header fields in one request; more gets 431. */
+  maxHeaderCount: z.number().int().min(1).default(100),
+  /** Longest request target (path + query); longer gets 414. */
+  maxUrlLength: size().default(8 * 1024),
+  /** Time a client has to send the request head (slow-loris protection). */
+  headersTimeout: duration().default(30_000),
+  /** Time a client has to send a whole request, body included; 0: none. */
+  requestTimeout: duration().default(300_000),
+  /** Idle time before a kept-alive client connection is closed. */
+  keepAliveTimeout: duration().default(5_000),
+});
+
+export type ListenConfig = z.output<typeof listenSchema>;
+
+export interface ListenerHandlers {
+  request(req: IncomingMessage, res: ServerResponse): void;
+  /** An HTTP Upgrade request; absent: upgrades are refused. */
+  upgrade?(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+}
+
+/** A bound listener. */
+export interface Listener {
+  readonly server: Server;
+  /** Open client connections now. */
+  readonly connections: number;
+  /** Binds; resolves with the bound address. */
+  listen(): Promise<AddressInfo>;
+  /** Stops accepting, lets in-flight requests finish within `deadlineMs`, then cuts what is left. */
+  close(deadlineMs: number): Promise<void>;
+}
+
+/**
+ * Creates the HTTP listener: node:http with header-size and slow-client limits, and a
+ * clientError handler that answers malformed requests (smuggling attempts, oversized heads)
+ * with problem details at the edge. The one place listeners are made, so HTTPS can be added here.
+ */
+export function createListener(config: ListenConfig, handlers: ListenerHandlers): Listener {
+  const server = createServer(
+    {
+      maxHeaderSize: config.maxHeaderSize,
+      headersTimeout: config.headersTimeout,
+      requestTimeout: config.requestTimeout,
+      keepAliveTimeout: config.keepAliveTimeout,
+      requireHostHeader: true,
+      insecureHTTPParser: false,
+    },
+    handlers.request,
+  );
+  // Node drops headers past its count silently; unlimited here, our own check answers 431.
+  server.maxHeadersCount = 0;
+  let connections = 0;
+  server.on('connection', (socket: Socket) => {
+    connections++;
+    socket.once('close', () => connections--);
+  });
+  server.on('clientError', answerClientError);
+  if (handlers.upgrade) server.on('upgrade', handlers.upgrade);
+  else server.on('upgrade', (_req, socket: Duplex) => socket.destroy());
+
+  return {
+    server,
+    get connections() {
+      return connections;
+    },
+    listen() {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, config.host, () => {
+          server.off('error', reject);
+          resolve(server.address() as AddressInfo);
+        });
+      });
+    },
+    async close(deadlineMs) {
+      if (!server.listening) return;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const deadline = Date.now() + deadlineMs;
+      // Idle keep-alive connections go now; busy ones after their response.
+      while (connections > 0 && Date.now() < deadline) {
+        server.closeIdleConnections();
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  408: 'Request Timeout',
+  414: 'URI Too Long',
+  431: 'Request Header Fields Too Large',
+};
+
+/** Answers a request node's parser refused (never forwarded), then closes the connection. */
+function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  let status = 400;
+  let code = 'TRELLIS_E_BAD_REQUEST';
+  let detail = 'the request is malformed and was not forwarded';
+  if (err.code === 'HPE_HEADER_OVERFLOW') {
+    status = 431;
+    code = 'TRELLIS_E_HEADERS_TOO_LARGE';
+    detail = 'the request headers are too large';
+  } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    status = 408;
+    code = 'TRELLIS_E_REQUEST_TIMEOUT';
+    detail = 'the request was not received in time';
+  } else if (
+    err.code === 'HPE_UNEXPECTED_CONTENT_LENGTH' ||
+    err.code === 'HPE_INVALID_CONTENT_LENGTH' ||
+    err.code === 'HPE_INVALID_TRANSFER_ENCODING'
+  ) {
+    detail = 'conflicting or invalid Content-Length / Transfer-Encoding: the request was not forwarded';
+  }
+  const requestId = randomUUID();
+  const body = problemBody({ status, code, detail }, requestId);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\ncontent-type: application/problem+json\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nx-request-id: ${requestId}\r\n` +
+      `connection: close\r\n\r\n${body}`,
+  );
+}

@@ -1,0 +1,126 @@
+import type { Duplex } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { clientResponseHeaders, type ForwardOptions, outcomeOf, upstreamRequestHeaders } from './forward.js';
+import { sendProblem } from './problem.js';
+import type { RequestContext } from './types.js';
+import type { ServicePool, Upstream } from './upstream/types.js';
+
+/**
+ * Proxies an HTTP Upgrade (WebSocket) request: undici opens the upstream connection and hands
+ * over its socket on `101`, then the two sockets are piped both ways until either side closes.
+ * The client side's ServerResponse stays usable until then, so middlewares can still refuse an
+ * upgrade with an ordinary answer.
+ */
+export function forwardUpgrade(ctx: RequestContext, pool: ServicePool, options: ForwardOptions): void {
+  const info = ctx.upgrade!;
+  const upstream = pool.pick(options.hashKey?.(ctx));
+  if (upstream === undefined) {
+    ctx.errorCode = 'TRELLIS_E_NO_UPSTREAM';
+    sendProblem(ctx, {
+      status: 503,
+      code: 'TRELLIS_E_NO_UPSTREAM',
+      detail: `service "${pool.name}" has no upstream to send the request to`,
+    });
+    return;
+  }
+  ctx.upstream = upstream.id;
+  ctx.attempts = 1;
+  const host = options.preserveHost ? ctx.req.headers.host : upstream.origin.host;
+  const started = performance.now();
+  pool.begin(upstream);
+  const handler = new UpgradeExchange(ctx, pool, upstream, info.socket, info.head, started);
+  upstream.dispatcher.dispatch(
+    {
+      path: options.target(ctx),
+      method: (ctx.req.method ?? 'GET') as Dispatcher.HttpMethod,
+      headers: upstreamRequestHeaders(ctx, host),
+      upgrade: ctx.req.headers.upgrade ?? 'websocket',
+      headersTimeout: pool.timeouts.headers,
+    },
+    handler,
+  );
+}
+
+class UpgradeExchange implements Dispatcher.DispatchHandler {
+  private ended = false;
+
+  constructor(
+    private readonly ctx: RequestContext,
+    private readonly pool: ServicePool,
+    private readonly upstream: Upstream,
+    private readonly client: Duplex,
+    private readonly head: Buffer,
+    private readonly started: number,
+  ) {}
+
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.client.destroyed) abort(new Error('client closed the connection'));
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[]): boolean {
+    // The origin refused the upgrade with an ordinary answer: pass it on as one.
+    this.ctx.res.writeHead(statusCode, clientResponseHeaders(rawHeaders, this.ctx.requestId));
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.ctx.res.write(chunk);
+    return true;
+  }
+
+  onComplete(): void {
+    this.end('success');
+    this.ctx.res.end();
+  }
+
+  onUpgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, upstreamSocket: Duplex): void {
+    this.end('success');
+    const { client, ctx } = this;
+    ctx.upstreamMs = performance.now() - this.started;
+    const headers = clientResponseHeaders(rawHeaders ?? [], ctx.requestId);
+    let head = `HTTP/1.1 ${statusCode} Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${ctx.req.headers.upgrade ?? 'websocket'}\r\n`;
+    for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    ctx.res.detachSocket(client as never);
+    // The access log and metrics read the status from the response object.
+    ctx.res.statusCode = statusCode;
+    client.write(`${head}\r\n`);
+    if (this.head.length > 0) upstreamSocket.write(this.head);
+    upstreamSocket.pipe(client);
+    client.pipe(upstreamSocket);
+    let closed = false;
+    const closeBoth = () => {
+      if (closed) return;
+      closed = true;
+      client.destroy();
+      upstreamSocket.destroy();
+      ctx.res.emit('close');
+    };
+    client.once('close', closeBoth);
+    upstreamSocket.once('close', closeBoth);
+    client.on('error', closeBoth);
+    upstreamSocket.on('error', closeBoth);
+  }
+
+  onError(err: Error): void {
+    const outcome = outcomeOf(err);
+    this.end(outcome);
+    if (this.ctx.res.headersSent) {
+      this.client.destroy();
+      return;
+    }
+    const code = outcome === 'timeout' ? 'TRELLIS_E_UPSTREAM_TIMEOUT' : 'TRELLIS_E_UPSTREAM_UNAVAILABLE';
+    this.ctx.errorCode = code;
+    sendProblem(this.ctx, {
+      status: outcome === 'timeout' ? 504 : 502,
+      code,
+      detail: `service "${this.pool.name}" did not accept the upgrade`,
+    });
+    this.ctx.res.once('finish', () => this.client.destroy());
+  }
+
+  private end(outcome: 'success' | ReturnType<typeof outcomeOf>): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.pool.end(this.upstream, outcome, performance.now() - this.started);
+  }
+}
