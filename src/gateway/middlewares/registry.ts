@@ -6,6 +6,8 @@ import { forwardAuthMiddleware } from './forward-auth/index.js';
 import { headersMiddleware } from './headers/index.js';
 import { inFlightMiddleware } from './in-flight/index.js';
 import { ipFilterMiddleware } from './ip-filter/index.js';
+import { jwtMiddleware } from './jwt/index.js';
+import { rateLimitMiddleware } from './rate-limit/index.js';
 import { timeoutMiddleware } from './timeout/index.js';
 import type { MiddlewareDefinition } from './types.js';
 
@@ -24,6 +26,8 @@ export const middlewareTypes: ReadonlyArray<MiddlewareDefinition> = [
   basicAuthMiddleware,
   forwardAuthMiddleware,
   inFlightMiddleware,
+  jwtMiddleware,
+  rateLimitMiddleware,
 ];
 
 export function findMiddlewareType(type: string): MiddlewareDefinition | undefined {
