@@ -1,0 +1,15 @@
+// The cart service: a cart holds product ids; the gateway fans out to the catalog per item.
+import { carts } from './data.mjs';
+import { serve } from './http.mjs';
+
+const orders = [];
+serve('cart', {
+  '/carts/:id': ({ id }) => ({ body: carts[id], delay: 10 }),
+  // The checkout's last, unsafe step (POST): records an order.
+  '/orders': (_params, _url, req, body) => {
+    if (req.method !== 'POST') return { status: 405, body: { error: 'POST an order' } };
+    const order = { orderId: `o${orders.length + 1}`, received: JSON.parse(body || '{}') };
+    orders.push(order);
+    return { status: 201, body: order };
+  },
+});

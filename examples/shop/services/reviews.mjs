@@ -1,0 +1,15 @@
+// The reviews service. Product 4's reviews are slow (600 ms): the web page waits for them,
+// the mobile page's tighter timeout leaves them out (trellis-completed: false).
+import { products, reviews } from './data.mjs';
+import { serve } from './http.mjs';
+
+serve('reviews', {
+  '/reviews/:productId': ({ productId }) => {
+    const list = products[productId] ? (reviews[productId] ?? []) : undefined;
+    const average = list?.length ? list.reduce((s, r) => s + r.stars, 0) / list.length : null;
+    return {
+      body: list && { productId: Number(productId), average, count: list.length, reviews: list },
+      delay: productId === '4' ? 600 : 40,
+    };
+  },
+});

@@ -1,0 +1,154 @@
+#!/usr/bin/env node
+// `npm start`: runs the example shop — its services and `trellis gateway` in front of them —
+// prints the URLs to try, and stops everything on Ctrl-C / SIGTERM.
+//
+//   node examples/shop/start.mjs [--config FILE]
+//
+// Which services to start, and on which ports, is read from the gateway file itself: each
+// upstream of `services.<name>` becomes one instance of `services/<name>.mjs`. So a copy of the
+// file with other ports runs a second shop beside the first.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { parse } from 'yaml';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '../..');
+const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } } });
+const configFile = resolve(values.config ?? join(here, 'gateway.yaml'));
+const cli = join(root, 'dist/cli/main.js');
+
+const children = [];
+let stopping = false;
+
+function log(line) {
+  process.stdout.write(`${line}\n`);
+}
+
+/** Prefixes each line a child writes, so the terminal shows who said what. */
+function relay(stream, name) {
+  let partial = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk) => {
+    const lines = (partial + chunk).split('\n');
+    partial = lines.pop();
+    for (const line of lines) if (line) process.stdout.write(`[${name}] ${line}\n`);
+  });
+}
+
+function start(name, args, { terminal = false } = {}) {
+  // On a terminal the gateway writes straight to it, so its logs come out readable (pino-pretty).
+  const stdio = terminal ? ['ignore', 'inherit', 'inherit'] : ['ignore', 'pipe', 'pipe'];
+  const child = spawn(process.execPath, args, { cwd: root, stdio });
+  child.label = name;
+  if (!terminal) {
+    relay(child.stdout, name);
+    relay(child.stderr, name);
+  }
+  child.exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  child.exited.then(({ code, signal }) => {
+    if (stopping) return;
+    log(`[shop] ${name} exited (${signal ?? `code ${code}`})`);
+    // Without its gateway the shop is down: stop the rest instead of leaving them behind.
+    if (name === 'gateway') stop(1);
+  });
+  children.push(child);
+  return child;
+}
+
+/** Polls a URL until it answers (any status) or the deadline passes. */
+async function waitFor(url, deadlineMs = 15_000) {
+  const until = Date.now() + deadlineMs;
+  for (;;) {
+    try {
+      await fetch(url, { signal: AbortSignal.timeout(1000) });
+      return;
+    } catch {
+      if (stopping) throw new Error('stopping');
+      if (Date.now() > until) throw new Error(`${url} did not answer within ${deadlineMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+async function stop(code = 0) {
+  if (stopping) return;
+  stopping = true;
+  log('[shop] stopping…');
+  // The gateway first, so it drains in-flight requests while the services still answer.
+  const gateway = children.find((c) => c.label === 'gateway');
+  const alive = (c) => c.exitCode === null && c.signalCode === null;
+  if (gateway && alive(gateway)) {
+    gateway.kill('SIGTERM');
+    await Promise.race([gateway.exited, new Promise((r) => setTimeout(r, 12_000))]);
+  }
+  for (const c of children) if (alive(c)) c.kill('SIGTERM');
+  const all = Promise.all(children.map((c) => c.exited));
+  const late = setTimeout(() => {
+    for (const c of children) if (alive(c)) c.kill('SIGKILL');
+  }, 5_000);
+  await all;
+  clearTimeout(late);
+  log('[shop] stopped');
+  process.exit(code);
+}
+
+process.on('SIGINT', () => stop(0));
+process.on('SIGTERM', () => stop(0));
+
+async function main() {
+  if (!existsSync(cli)) {
+    log('[shop] building Trellis first (npm run build)…');
+    const r = spawnSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' });
+    if (r.status !== 0) throw new Error('npm run build failed');
+  }
+  const config = parse(readFileSync(configFile, 'utf8'));
+  for (const [service, def] of Object.entries(config.services ?? {})) {
+    const script = join(here, 'services', `${service}.mjs`);
+    if (!existsSync(script))
+      throw new Error(`no example service for "${service}" (${relative(root, script)})`);
+    def.upstreams.forEach((upstream, i) => {
+      const url = new URL(typeof upstream === 'string' ? upstream : upstream.url);
+      const name = def.upstreams.length > 1 ? `${service}-${i + 1}` : service;
+      start(name, [script, '--port', url.port, '--name', name]);
+      def.ready = [...(def.ready ?? []), `${url.origin}/healthz`];
+    });
+  }
+  await Promise.all(Object.values(config.services ?? {}).flatMap((d) => d.ready.map((u) => waitFor(u))));
+
+  start('gateway', [cli, 'gateway', '-c', configFile], { terminal: process.stdout.isTTY === true });
+  const port = config.listen?.port ?? 8080;
+  const adminPort = config.admin?.port ?? 9901;
+  const base = `http://127.0.0.1:${port}`;
+  const admin = `http://127.0.0.1:${adminPort}`;
+  await waitFor(`${admin}/readyz`);
+  await waitFor(`${base}/`);
+
+  const web = config.frontends?.web?.pathPrefix ?? '/web';
+  const mobile = config.frontends?.mobile?.pathPrefix ?? '/mobile';
+  const near = relative(process.cwd(), configFile);
+  const shown = near && !near.startsWith('..') ? near : configFile;
+  log(`
+Trellis example shop is running: gateway ${base}, admin ${admin}
+
+Try:
+  curl -si ${base}/api/catalog/products            # routing, balanced over two catalog instances (x-served-by)
+  curl -s  ${base}${web}/products/1                # web product page: four services composed into one answer
+  curl -s  ${base}${mobile}/products/1             # the same page for mobile: trimmed, two images
+  curl -si ${base}${mobile}/products/4             # slow reviews miss mobile's timeout: trellis-completed: false
+  curl -s  ${base}${web}/carts/alice               # a cart with product details fetched per item (fan-out)
+  curl -s  ${base}${web}/carts/alice/checkout -X POST -d '{"pay":"card"}'   # an unsafe last step
+  curl -s  ${admin}/admin/routes                   # routes grouped by frontend
+
+Edit ${shown} and save: the gateway reloads it (a broken file is refused, traffic keeps flowing).
+Ctrl-C stops everything.
+`);
+}
+
+main().catch((err) => {
+  if (stopping) return;
+  log(`[shop] failed to start: ${err.message}`);
+  stop(1);
+});
