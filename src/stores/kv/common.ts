@@ -5,6 +5,8 @@ import type { FeatureList } from '../types.js';
 export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024;
 /** Longest key any backend accepts (bytes of UTF-8); keeps keys indexable on every engine. */
 export const MAX_KEY_BYTES = 1024;
+/** How long a watch keeps retrying while its server is unreachable before it throws TRELLIS_E_STORE_UNAVAILABLE. */
+export const WATCH_OUTAGE_MS = 30_000;
 /** How many changes a backend's change log keeps for watchers that resume from an old revision. */
 export const DEFAULT_RETAIN_CHANGES = 100_000;
 

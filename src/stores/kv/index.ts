@@ -20,6 +20,8 @@ export async function openKeyValueStore(url: string): Promise<KeyValueStore> {
       return (await import('./sqlite.js')).SqliteKeyValueStore.open(url);
     case 'postgres':
       return (await import('./postgres.js')).PostgresKeyValueStore.open(url);
+    case 'redis':
+      return (await import('./redis.js')).RedisKeyValueStore.open(url);
     default:
       throw new TrellisError('TRELLIS_E_STORE_UNSUPPORTED', `the ${scheme} backend is not available yet`);
   }

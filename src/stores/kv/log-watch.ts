@@ -1,5 +1,6 @@
+import { isTrellisError } from '../../core/errors.js';
 import type { KvChange, KvWatchOptions } from '../types.js';
-import { checkRevision } from './common.js';
+import { checkRevision, WATCH_OUTAGE_MS } from './common.js';
 
 /** A backend's change log, as the generic watcher reads it. */
 export interface ChangeLog {
@@ -24,7 +25,7 @@ export function logWatch(
   log: ChangeLog,
   prefix: string,
   start: Promise<number>,
-  options: KvWatchOptions & { pollMs: number; batch?: number },
+  options: KvWatchOptions & { pollMs: number; batch?: number; outageMs?: number },
 ): AsyncIterable<KvChange> {
   checkRevision('fromRevision', options.fromRevision);
   // Keep an early failure (server down) for the first next() instead of an unhandled rejection.
@@ -38,7 +39,7 @@ async function* iterate(
   log: ChangeLog,
   prefix: string,
   start: Promise<number>,
-  options: KvWatchOptions & { pollMs: number; batch?: number },
+  options: KvWatchOptions & { pollMs: number; batch?: number; outageMs?: number },
 ): AsyncGenerator<KvChange> {
   const stop = new AbortController();
   const onAbort = () => stop.abort();
@@ -46,8 +47,21 @@ async function* iterate(
   if (options.signal?.aborted) stop.abort();
   try {
     let after = await start;
+    let outage = 0;
     while (!stop.signal.aborted && !log.closed()) {
-      const { changes, scanned } = await log.read(prefix, after, options.batch ?? 1000);
+      let read: Awaited<ReturnType<ChangeLog['read']>>;
+      try {
+        read = await log.read(prefix, after, options.batch ?? 1000);
+        outage = 0;
+      } catch (err) {
+        // The log is the truth and `after` is exact, so a short outage is bridged by retrying.
+        if (!isTrellisError(err, 'TRELLIS_E_STORE_UNAVAILABLE') || log.closed()) throw err;
+        outage ||= Date.now();
+        if (Date.now() - outage > (options.outageMs ?? WATCH_OUTAGE_MS)) throw err;
+        await log.wait(Math.min(2000, options.pollMs), stop.signal);
+        continue;
+      }
+      const { changes, scanned } = read;
       for (const change of changes) {
         if (stop.signal.aborted) return;
         yield change;

@@ -13,8 +13,8 @@ export interface LeaseConformanceOptions {
   shortTtlMs?: number;
   /** Opens the same store again (same data) to check tokens keep growing across a restart. */
   reopen?: () => Promise<LeaseStore>;
-  /** Cuts the store's server connections (the server stays up) to check recovery. */
-  disrupt?: (store: LeaseStore) => Promise<void>;
+  /** Cuts the store's server connections (the server stays up) and returns how many it cut. */
+  disrupt?: (store: LeaseStore) => Promise<number>;
 }
 
 async function until<T>(fn: () => Promise<T | undefined | false>, ms: number, what: string): Promise<T> {
@@ -183,7 +183,7 @@ export function leaseConformance(
       async () => {
         const n = fresh();
         const a = (await store.acquire(n, 'a', long))!;
-        await opts.disrupt!(store);
+        expect(await opts.disrupt!(store)).toBeGreaterThan(0);
         const errors: string[] = [];
         const r = await until(
           async () => {

@@ -20,6 +20,8 @@ export async function openLeaseStore(url: string): Promise<LeaseStore> {
       return (await import('./sqlite.js')).SqliteLeaseStore.open(url);
     case 'postgres':
       return (await import('./postgres.js')).PostgresLeaseStore.open(url);
+    case 'redis':
+      return (await import('./redis.js')).RedisLeaseStore.open(url);
     default:
       throw new TrellisError('TRELLIS_E_STORE_UNSUPPORTED', `the ${scheme} backend is not available yet`);
   }

@@ -1,0 +1,324 @@
+import type { Redis } from 'ioredis';
+import { isTrellisError, TrellisError } from '../../core/errors.js';
+import { openRedis, parseRedisUrl, redisError } from '../redis.js';
+import type {
+  KeyValueStore,
+  KvChange,
+  KvEntry,
+  KvPutOptions,
+  KvWatchOptions,
+  StoreHealth,
+} from '../types.js';
+import {
+  checkKey,
+  checkRevision,
+  checkValue,
+  closedError,
+  conflict,
+  DEFAULT_MAX_VALUE_BYTES,
+  DEFAULT_RETAIN_CHANGES,
+  featureList,
+  intParam,
+  WATCH_OUTAGE_MS,
+  watchGap,
+} from './common.js';
+
+// Every key of a store shares one hash tag ({ns}) so the scripts also run on Redis Cluster.
+// KEYS: rev counter, entry hash, key index (sorted set), change stream.
+const PUT = `
+local old = redis.call('HMGET', KEYS[2], 'r', 'c', 'n')
+local oldRev = tonumber(old[1]) or 0
+if ARGV[3] ~= '' and tonumber(ARGV[3]) ~= oldRev then return {0, oldRev} end
+local rev = redis.call('INCR', KEYS[1])
+local c = tonumber(old[2]) or rev
+local n = (tonumber(old[3]) or 0) + 1
+redis.call('HSET', KEYS[2], 'v', ARGV[2], 'r', rev, 'c', c, 'n', n)
+redis.call('ZADD', KEYS[3], 0, ARGV[1])
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], rev .. '-0', 't', 'p', 'k', ARGV[1], 'v', ARGV[2])
+return {1, rev, c, n}`;
+
+const DELETE = `
+local oldRev = tonumber(redis.call('HGET', KEYS[2], 'r')) or 0
+if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= oldRev then return {0, oldRev} end
+if oldRev == 0 then return {0, -1} end
+local rev = redis.call('INCR', KEYS[1])
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], rev .. '-0', 't', 'd', 'k', ARGV[1])
+return {1, rev}`;
+
+// KEYS: rev counter, key index. ARGV: lex min, lex max, entry-key prefix. One script: one snapshot.
+const LIST = `
+local keys = redis.call('ZRANGEBYLEX', KEYS[2], ARGV[1], ARGV[2])
+local out = {redis.call('GET', KEYS[1]) or '0'}
+for _, k in ipairs(keys) do
+  local e = redis.call('HMGET', ARGV[3] .. k, 'v', 'r', 'c', 'n')
+  if e[2] then
+    table.insert(out, k); table.insert(out, e[1]); table.insert(out, e[2]); table.insert(out, e[3]); table.insert(out, e[4])
+  end
+end
+return out`;
+
+type Scripted = Redis & {
+  trellisKvPut(...args: (string | number)[]): Promise<[number, number, number?, number?]>;
+  trellisKvDelete(...args: (string | number)[]): Promise<[number, number]>;
+  trellisKvList(...args: (string | Buffer)[]): Promise<string[]>;
+};
+
+/**
+ * KeyValueStore on Redis (`redis://host:6379/0?namespace=trellis:kv&retain=100000`). Lua scripts
+ * make compare-and-set and the revision counter atomic; every change is also appended to a capped
+ * stream (XADD MAXLEN ~ retain) with the revision as its id, which watchers read with XREAD BLOCK.
+ * Durable as far as the server's persistence (AOF/RDB) is.
+ */
+export class RedisKeyValueStore implements KeyValueStore {
+  readonly backend = 'redis';
+  readonly features = featureList(['watch', 'compareAndSet', 'durable', 'multiProcess']);
+  #closed = false;
+  #watchers = new Set<Redis>();
+  readonly #k: { rev: string; idx: string; log: string; entry: string };
+
+  private constructor(
+    private readonly redis: Scripted,
+    private readonly url: string,
+    ns: string,
+    private readonly opts: { maxValueBytes: number; retain: number; pollMs: number },
+  ) {
+    const tag = `{${ns}}`;
+    this.#k = { rev: `${tag}:rev`, idx: `${tag}:idx`, log: `${tag}:log`, entry: `${tag}:k:` };
+  }
+
+  /** Connects (failing clearly when the server is away) and loads the scripts. */
+  static async open(url: string): Promise<RedisKeyValueStore> {
+    const { params } = parseRedisUrl(url);
+    const opts = {
+      maxValueBytes: intParam(params, 'maxValueBytes', DEFAULT_MAX_VALUE_BYTES),
+      retain: intParam(params, 'retain', DEFAULT_RETAIN_CHANGES),
+      pollMs: intParam(params, 'pollMs', 5000),
+    };
+    const redis = (await openRedis(url)) as Scripted;
+    redis.defineCommand('trellisKvPut', { numberOfKeys: 4, lua: PUT });
+    redis.defineCommand('trellisKvDelete', { numberOfKeys: 4, lua: DELETE });
+    redis.defineCommand('trellisKvList', { numberOfKeys: 2, lua: LIST });
+    return new RedisKeyValueStore(redis, url, params.get('namespace') ?? 'trellis:kv', opts);
+  }
+
+  async get(key: string): Promise<KvEntry | undefined> {
+    this.#open();
+    checkKey(key);
+    const [v, r, c, n] = await this.#run(() => this.redis.hmget(this.#k.entry + key, 'v', 'r', 'c', 'n'));
+    if (r === null || r === undefined) return undefined;
+    return { key, value: v ?? '', revision: Number(r), createRevision: Number(c), version: Number(n) };
+  }
+
+  async put(key: string, value: string, options: KvPutOptions = {}): Promise<KvEntry> {
+    this.#open();
+    checkKey(key);
+    checkValue(key, value, this.opts.maxValueBytes);
+    const expected = options.expectedRevision;
+    const [ok, rev, c, n] = await this.#run(() =>
+      this.redis.trellisKvPut(
+        this.#k.rev,
+        this.#k.entry + key,
+        this.#k.idx,
+        this.#k.log,
+        key,
+        value,
+        expected === undefined ? '' : String(expected),
+        this.opts.retain,
+      ),
+    );
+    if (!ok) throw conflict(key, expected!, rev);
+    return { key, value, revision: rev, createRevision: c!, version: n! };
+  }
+
+  async delete(key: string, options: KvPutOptions = {}): Promise<boolean> {
+    this.#open();
+    checkKey(key);
+    const expected = options.expectedRevision;
+    const [ok, rev] = await this.#run(() =>
+      this.redis.trellisKvDelete(
+        this.#k.rev,
+        this.#k.entry + key,
+        this.#k.idx,
+        this.#k.log,
+        key,
+        expected === undefined ? '' : String(expected),
+        this.opts.retain,
+      ),
+    );
+    if (!ok && rev !== -1) throw conflict(key, expected!, rev);
+    return ok === 1;
+  }
+
+  async list(prefix: string): Promise<{ entries: KvEntry[]; revision: number }> {
+    this.#open();
+    // Keys are UTF-8, whose bytes never reach 0xff: "[prefix" … "[prefix\xff" spans the prefix.
+    const min = prefix ? `[${prefix}` : '-';
+    const max = prefix ? Buffer.concat([Buffer.from(`[${prefix}`), Buffer.from([0xff])]) : '+';
+    const out = await this.#run(() =>
+      this.redis.trellisKvList(this.#k.rev, this.#k.idx, min, max, this.#k.entry),
+    );
+    const entries: KvEntry[] = [];
+    for (let i = 1; i + 4 < out.length; i += 5) {
+      entries.push({
+        key: out[i]!,
+        value: out[i + 1]!,
+        revision: Number(out[i + 2]),
+        createRevision: Number(out[i + 3]),
+        version: Number(out[i + 4]),
+      });
+    }
+    return { entries, revision: Number(out[0]) };
+  }
+
+  watch(prefix: string, options: KvWatchOptions = {}): AsyncIterable<KvChange> {
+    checkRevision('fromRevision', options.fromRevision);
+    const start =
+      options.fromRevision !== undefined
+        ? Promise.resolve(options.fromRevision)
+        : (async () => {
+            this.#open();
+            return Number((await this.#run(() => this.redis.get(this.#k.rev))) ?? 0);
+          })();
+    start.catch(() => {});
+    return { [Symbol.asyncIterator]: () => this.#iterate(prefix, start, options.signal) };
+  }
+
+  async *#iterate(prefix: string, start: Promise<number>, signal?: AbortSignal): AsyncGenerator<KvChange> {
+    let after = await start;
+    this.#open();
+    // XREAD BLOCK holds its connection, so each watcher gets its own; aborting disconnects it.
+    const conn = this.redis.duplicate();
+    conn.on('error', () => {});
+    this.#watchers.add(conn);
+    const stop = () => conn.disconnect();
+    signal?.addEventListener('abort', stop, { once: true });
+    try {
+      await this.#checkStart(conn, after);
+      let outage = 0;
+      while (!signal?.aborted && !this.#closed) {
+        let res: [string, [string, string[]][]][] | null;
+        try {
+          res = (await conn.xread(
+            'COUNT',
+            1000,
+            'BLOCK',
+            this.opts.pollMs,
+            'STREAMS',
+            this.#k.log,
+            `${after}-0`,
+          )) as [string, [string, string[]][]][] | null;
+          outage = 0;
+        } catch (err) {
+          if (signal?.aborted || this.#closed) return;
+          // ioredis reconnects by itself and `after` is exact: bridge a short outage by retrying.
+          const mapped = redisError(this.url, err);
+          outage ||= Date.now();
+          if (
+            !isTrellisError(mapped, 'TRELLIS_E_STORE_UNAVAILABLE') ||
+            Date.now() - outage > WATCH_OUTAGE_MS
+          ) {
+            throw mapped;
+          }
+          await pause(250, signal);
+          continue;
+        }
+        if (!res) continue;
+        for (const [id, fields] of res[0]![1]) {
+          const rev = Number(id.slice(0, id.indexOf('-')));
+          // Revisions are consecutive in the stream; a jump means trimmed entries were missed.
+          if (rev !== after + 1)
+            throw watchGap(after, rev, 'the change stream was trimmed past it (raise retain)');
+          after = rev;
+          const f = fieldsOf(fields);
+          if (!f.k.startsWith(prefix)) continue;
+          yield f.t === 'p'
+            ? { type: 'put', key: f.k, value: f.v ?? '', revision: rev }
+            : { type: 'delete', key: f.k, revision: rev };
+          if (signal?.aborted || this.#closed) return;
+        }
+      }
+    } finally {
+      signal?.removeEventListener('abort', stop);
+      this.#watchers.delete(conn);
+      conn.disconnect();
+    }
+  }
+
+  /** Fails fast when the stream no longer reaches back to `after`, or the counter went backwards. */
+  async #checkStart(conn: Redis, after: number): Promise<void> {
+    const [head, first] = await this.#run(() =>
+      Promise.all([conn.get(this.#k.rev), conn.xrange(this.#k.log, '-', '+', 'COUNT', 1)]),
+    );
+    const current = Number(head ?? 0);
+    if (after > current) {
+      throw watchGap(
+        after,
+        current,
+        `the store's revision is only ${current} (was Redis restarted without persistence?)`,
+      );
+    }
+    if (after === current) return;
+    const oldest = first[0] ? Number(first[0][0].split('-')[0]) : current + 1;
+    if (oldest > after + 1)
+      throw watchGap(after, oldest, 'the change stream was trimmed past it (raise retain)');
+  }
+
+  async health(): Promise<StoreHealth> {
+    if (this.#closed) return { ok: false, backend: 'redis', detail: 'closed' };
+    try {
+      await this.redis.ping();
+      return { ok: true, backend: 'redis' };
+    } catch (err) {
+      return { ok: false, backend: 'redis', detail: (redisError(this.url, err) as Error).message };
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const w of this.#watchers) w.disconnect();
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #run<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (this.#closed) throw closedError('redis');
+      throw redisError(this.url, err);
+    }
+  }
+
+  #open(): void {
+    if (this.#closed) throw closedError('redis');
+  }
+}
+
+function fieldsOf(flat: string[]): { t: string; k: string; v?: string } {
+  const o: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) o[flat[i]!] = flat[i + 1]!;
+  if (o.t === undefined || o.k === undefined) {
+    throw new TrellisError(
+      'TRELLIS_E_KV_WATCH_GAP',
+      'the change stream holds an entry Trellis did not write',
+    );
+  }
+  return o as { t: string; k: string; v?: string };
+}
+
+/** Waits `ms`, or less if `signal` aborts. */
+function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
