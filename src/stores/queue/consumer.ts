@@ -112,7 +112,9 @@ export function startConsumer(
     let failures = 0;
     while (!abort.signal.aborted) {
       const free = o.concurrency - running;
-      if (free <= 0) {
+      // Pull in batches: wait until a quarter of the slots are free (all of them for small
+      // concurrency) rather than asking the server for one message each time a handler ends.
+      if (free < Math.max(1, Math.floor(o.concurrency / 4))) {
         // stop() wakes this too (see below), so no abort listener piles up per wait.
         await new Promise<void>((resolve) => {
           slotFreed = resolve;

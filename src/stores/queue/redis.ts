@@ -343,5 +343,7 @@ function connectionOptions(): RedisOptions {
     connectTimeout: 5000,
     retryStrategy: (times) => Math.min(times * 100, 1000),
     connectionName: 'trellis-queue',
+    // Commands issued in one tick (acks of a batch, concurrent publishes) go out in one write.
+    enableAutoPipelining: true,
   };
 }
