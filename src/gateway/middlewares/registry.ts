@@ -1,6 +1,7 @@
 import { apiKeyMiddleware } from './api-key/index.js';
 import { basicAuthMiddleware } from './basic-auth/index.js';
 import { bodyLimitMiddleware } from './body-limit/index.js';
+import { compressMiddleware } from './compress/index.js';
 import { corsMiddleware } from './cors/index.js';
 import { forwardAuthMiddleware } from './forward-auth/index.js';
 import { headersMiddleware } from './headers/index.js';
@@ -28,6 +29,7 @@ export const middlewareTypes: ReadonlyArray<MiddlewareDefinition> = [
   inFlightMiddleware,
   jwtMiddleware,
   rateLimitMiddleware,
+  compressMiddleware,
 ];
 
 export function findMiddlewareType(type: string): MiddlewareDefinition | undefined {
