@@ -1,0 +1,72 @@
+import { z } from 'zod';
+import { formatPath } from '../core/config.js';
+import { messageOf, TrellisError } from '../core/errors.js';
+import { plaintextSecretPaths } from './secrets.js';
+
+/** One thing wrong with a document: where (`routes[2].path`) and what. */
+export interface ValidationIssue {
+  path: string;
+  message: string;
+}
+
+/**
+ * Compiles a JSON Schema with zod's own converter (zod 4 `z.fromJSONSchema`), so the project
+ * needs no second validator; zod reports exact paths, which is what refusals must show.
+ */
+export function compileJsonSchema(schema: unknown): z.ZodType {
+  if (
+    typeof schema !== 'boolean' &&
+    (typeof schema !== 'object' || schema === null || Array.isArray(schema))
+  ) {
+    throw new TrellisError(
+      'TRELLIS_E_CONFIG_SCHEMA_INVALID',
+      'a JSON Schema must be an object or a boolean',
+      {
+        status: 400,
+      },
+    );
+  }
+  try {
+    return z.fromJSONSchema(schema as Parameters<typeof z.fromJSONSchema>[0]);
+  } catch (err) {
+    throw new TrellisError(
+      'TRELLIS_E_CONFIG_SCHEMA_INVALID',
+      `the JSON Schema cannot be used: ${messageOf(err)}`,
+      { status: 400, cause: err },
+    );
+  }
+}
+
+/** Every issue of `value` against `schema`, plus plain-text values in secret-named fields. */
+export function validateDocument(value: unknown, schema: z.ZodType | undefined): ValidationIssue[] {
+  const issues: ValidationIssue[] = plaintextSecretPaths(value).map((path) => ({
+    path,
+    message: 'holds a plain value: store a reference like secret://env/NAME or secret://file/PATH instead',
+  }));
+  if (schema) {
+    const r = schema.safeParse(value);
+    if (!r.success) {
+      for (const i of r.error.issues) {
+        const base = i.path as PropertyKey[];
+        if (i.code === 'unrecognized_keys') {
+          for (const k of i.keys)
+            issues.push({ path: formatPath([...base, k]), message: `unknown field "${k}"` });
+        } else {
+          issues.push({ path: formatPath(base), message: i.message });
+        }
+      }
+    }
+  }
+  return issues;
+}
+
+/** The refusal of an invalid document: 422 with every issue, nothing written. */
+export function schemaViolation(key: string, schemaPrefix: string | undefined, issues: ValidationIssue[]) {
+  const lines = issues.map((i) => `  ${i.path || '(document)'}: ${i.message}`).join('\n');
+  const by = schemaPrefix === undefined ? '' : ` (schema for "${schemaPrefix}")`;
+  return new TrellisError(
+    'TRELLIS_E_CONFIG_SCHEMA_VIOLATION',
+    `${key} was refused${by}, nothing changed; fix:\n${lines}`,
+    { status: 422, details: { issues } },
+  );
+}
