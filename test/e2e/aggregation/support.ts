@@ -29,6 +29,7 @@ export async function waitUntil<T>(
   check: () => T | Promise<T>,
   what: string,
   deadlineMs = 15_000,
+  intervalMs = 50,
 ): Promise<T> {
   const until = Date.now() + deadlineMs;
   let last: unknown;
@@ -41,7 +42,7 @@ export async function waitUntil<T>(
     }
     if (Date.now() > until)
       throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
 

@@ -1,0 +1,121 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, type Proc, ROOT, runNode, tempDir, waitUntil } from '../aggregation/support.js';
+
+// `npm start` as a newcomer runs it: start.mjs with a copy of examples/shop/gateway.yaml (on free
+// ports, so it can run beside anything else), the printed URLs tried through the gateway, the
+// file edited and broken while it runs, then Ctrl-C (SIGINT) and no process left behind.
+const DEFAULT_PORTS = [8080, 9901, 3001, 3002, 3003, 3004, 3005];
+
+describe('the example shop (npm start)', () => {
+  const tmp = tempDir('trellis-shop-');
+  const file = join(tmp.dir, 'gateway.yaml');
+  const ports = new Map<number, number>();
+  let shop: Proc;
+  let urls: { url: string; post: boolean }[] = [];
+  const port = (p: number) => ports.get(p)!;
+
+  beforeAll(async () => {
+    for (const p of DEFAULT_PORTS) ports.set(p, await freePort());
+    let yaml = readFileSync(join(ROOT, 'examples/shop/gateway.yaml'), 'utf8');
+    yaml = yaml.replace(/port: (8080|9901)\b/g, (_m, p) => `port: ${port(Number(p))}`);
+    yaml = yaml.replace(/127\.0\.0\.1:(300[1-5])\b/g, (_m, p) => `127.0.0.1:${port(Number(p))}`);
+    writeFileSync(file, yaml);
+    shop = runNode([join(ROOT, 'examples/shop/start.mjs'), '--config', file]);
+    await waitUntil(
+      () => shop.output().includes('Ctrl-C stops everything'),
+      'the shop to print its URLs',
+      60_000,
+    );
+    urls = [...shop.output().matchAll(/^\s+curl [^\n]*?(http:\/\/\S+)([^\n]*)$/gm)].map((m) => ({
+      url: m[1]!,
+      post: m[2]!.includes('-X POST'),
+    }));
+  }, 90_000);
+
+  afterAll(async () => {
+    await shop?.stop();
+    tmp.remove();
+  });
+
+  it('prints curl lines that all answer through the gateway', async () => {
+    expect(urls.length).toBeGreaterThanOrEqual(6);
+    for (const { url, post } of urls) {
+      const res = await fetch(url, post ? { method: 'POST', body: '{"pay":"card"}' } : {});
+      expect(res.status, url).toBe(200);
+      await res.arrayBuffer();
+    }
+    const page = (await (await fetch(`http://127.0.0.1:${port(8080)}/web/products/1`)).json()) as Record<
+      string,
+      Record<string, unknown>
+    >;
+    expect(Object.keys(page).sort()).toEqual(['brand', 'product', 'reviews', 'stock']);
+    expect(page.product).not.toHaveProperty('supplierCost');
+  });
+
+  it('balances the catalog over its two instances', async () => {
+    const seen = new Set<string | null>();
+    for (let i = 0; i < 20 && seen.size < 2; i++) {
+      const res = await fetch(`http://127.0.0.1:${port(8080)}/api/catalog/products`);
+      seen.add(res.headers.get('x-served-by'));
+      await res.arrayBuffer();
+    }
+    expect([...seen].sort()).toEqual(['catalog-1', 'catalog-2']);
+  });
+
+  it('picks up an edit of the file while it runs, and keeps serving through a broken one', async () => {
+    const mobilePage = `http://127.0.0.1:${port(8080)}/mobile/products/1`;
+    const images = async () =>
+      ((await (await fetch(mobilePage)).json()) as { images: unknown[] }).images.length;
+    expect(await images()).toBe(2);
+
+    const original = readFileSync(file, 'utf8');
+    writeFileSync(file, original.replace('limit: { images: 2 }', 'limit: { images: 3 }'));
+    // Polled gently: the mobile frontend allows 10 requests per second.
+    await waitUntil(async () => (await images()) === 3, 'the edited limit to apply', 15_000, 250);
+
+    const broken = original
+      .replace('limit: { images: 2 }', 'limit: { images: 4 }')
+      .replace('balance: least-request', 'balance: least-requests');
+    writeFileSync(file, broken);
+    const line = broken.split('\n').findIndex((l) => l.includes('least-requests')) + 1;
+    await waitUntil(
+      () =>
+        shop.output().includes(`gateway.yaml:${line}:`) && shop.output().includes('configuration rejected'),
+      'the gateway to refuse the broken file',
+    );
+    // Still the last good configuration, and still answering.
+    for (let i = 0; i < 5; i++) {
+      const res = await fetch(`http://127.0.0.1:${port(8080)}/web/products/2`);
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+    }
+    expect(await images()).toBe(3);
+  });
+
+  it('stops every process it started on SIGINT', async () => {
+    shop.child.kill('SIGINT');
+    const { code } = await shop.exited;
+    expect(code).toBe(0);
+    expect(shop.output()).toContain('[shop] stopped');
+    for (const p of ports.values()) expect(await listening(p), `port ${p}`).toBe(false);
+    const left = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((args) => args.includes(file) || [...ports.values()].some((p) => args.includes(`--port ${p}`)));
+    expect(left).toEqual([]);
+  });
+});
+
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
