@@ -10,7 +10,8 @@ import FindMyWay, { type HTTPMethod } from 'find-my-way';
  *   1. higher `priority` first (default 0);
  *   2. more specific host: exact, then `*.suffix` (longer suffix first), then any host;
  *   3. more specific path: static beats `:param` beats `*`; a longer static prefix first;
- *   4. more conditions (headers + query + methods) first;
+ *   4. more header and query conditions first, then a route limited to methods before one
+ *      that is not;
  *   5. the order the routes are written in.
  * find-my-way picks the most specific path pattern; each pattern's candidate list also holds
  * the routes of every less specific pattern that covers it (`/api/*` covers `/api/:id`), so a
@@ -355,7 +356,8 @@ function compareCandidates<T>(a: Candidate<T>, b: Candidate<T>): number {
     staticPrefixLength(b.pattern) - staticPrefixLength(a.pattern) ||
     Number(a.pattern.endsWith('*')) - Number(b.pattern.endsWith('*')) ||
     b.pattern.length - a.pattern.length ||
-    b.conditions.length + (b.methods ? 1 : 0) - (a.conditions.length + (a.methods ? 1 : 0)) ||
+    b.conditions.length - a.conditions.length ||
+    Number(b.methods !== undefined) - Number(a.methods !== undefined) ||
     a.order - b.order
   );
 }

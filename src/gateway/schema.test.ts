@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../core/config.js';
+import { parseGatewayConfig } from './gateway.js';
+
+function problems(text: string): string[] {
+  try {
+    parseGatewayConfig(text, 'gateway.yaml', {});
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message.split('\n');
+  }
+  throw new Error('expected the file to be refused');
+}
+
+const services = `services:
+  catalog: { upstreams: [http://127.0.0.1:3001] }
+`;
+
+describe('gateway file validation', () => {
+  it('accepts a minimal file and fills defaults', () => {
+    const cfg = parseGatewayConfig(
+      `${services}routes:\n  - match: { pathPrefix: /api }\n    proxy: { service: catalog }\n`,
+      'gateway.yaml',
+      {},
+    );
+    expect(cfg.listen).toMatchObject({ host: '0.0.0.0', port: 8080, maxHeaderSize: 16384 });
+    expect(cfg.admin).toEqual({ host: '127.0.0.1', port: 9901, enabled: true });
+    expect(cfg.routes[0]).toMatchObject({ match: { pathPrefix: '/api', priority: 0 }, middlewares: [] });
+  });
+
+  it('names an unknown service with line, column and a suggestion', () => {
+    const text = `${services}routes:\n  - match: { path: /a }\n    proxy: { service: catalg }\n`;
+    expect(problems(text)).toEqual([
+      'gateway.yaml:5:23 routes[0].proxy.service: unknown service "catalg" (did you mean "catalog"?): define it under services:',
+    ]);
+  });
+
+  it('names an unknown middleware', () => {
+    const text = `${services}routes:\n  - match: { path: /a }\n    middlewares: [auht]\n    proxy: { service: catalog }\n`;
+    expect(problems(text)).toEqual([
+      'gateway.yaml:5:19 routes[0].middlewares[0]: unknown middleware "auht": define it under middlewares:',
+    ]);
+  });
+
+  it('refuses an unknown option with a suggestion', () => {
+    const text = `${services}routes:\n  - match: { path: /a }\n    proxy: { service: catalog, stripPrefx: /a }\n`;
+    expect(problems(text)).toEqual([
+      'gateway.yaml:5:32 routes[0].proxy.stripPrefx: unknown option "stripPrefx" (did you mean "stripPrefix"?)',
+    ]);
+  });
+
+  it('requires exactly one handler', () => {
+    expect(problems(`${services}routes:\n  - match: { path: /a }\n`)).toEqual([
+      'gateway.yaml:4:5 routes[0]: a route needs one handler: add one of proxy, respond, aggregate',
+    ]);
+    expect(
+      problems(
+        `${services}routes:\n  - match: { path: /a }\n    proxy: { service: catalog }\n    respond: {}\n`,
+      ),
+    ).toEqual([
+      'gateway.yaml:4:5 routes[0]: a route has exactly one handler, this one has proxy and respond',
+    ]);
+  });
+
+  it('explains a bad path pattern', () => {
+    expect(problems(`routes:\n  - match: { path: /a/x*y }\n    respond: {}\n`)).toEqual([
+      'gateway.yaml:2:20 routes[0].match.path: path "/a/x*y" "*" must be a whole segment, like /static/*',
+    ]);
+  });
+
+  it('refuses path together with pathPrefix, and a bad host', () => {
+    expect(
+      problems(`routes:\n  - match: { path: /a, pathPrefix: /b, host: "a b" }\n    respond: {}\n`),
+    ).toEqual([
+      'gateway.yaml:2:46 routes[0].match.host: write a host name like api.example.com or a wildcard like *.example.com (no port)',
+      'gateway.yaml:2:36 routes[0].match.pathPrefix: use either path or pathPrefix, not both',
+    ]);
+  });
+
+  it('checks frontends: their routes, middlewares and that they are reachable', () => {
+    const text = `${services}frontends:\n  web:\n    middlewares: [nope]\n    routes:\n      - proxy: { service: catalog }\n`;
+    expect(problems(text)).toEqual([
+      'gateway.yaml:5:5 frontends.web: a frontend needs its own listen, or a host or pathPrefix on the main listener',
+      'gateway.yaml:5:19 frontends.web.middlewares[0]: unknown middleware "nope": define it under middlewares:',
+    ]);
+  });
+
+  it('refuses a malformed trusted proxy', () => {
+    expect(problems(`trustedProxies: [10.0.0.0/8, nonsense]\n`)).toEqual([
+      'gateway.yaml:1:30 trustedProxies[1]: "nonsense" is not an IP address or CIDR range like 10.0.0.0/8',
+    ]);
+  });
+});
