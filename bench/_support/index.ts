@@ -1,0 +1,5 @@
+export * from './nginx.js';
+export * from './process.js';
+export * from './rounds.js';
+export * from './table.js';
+export * from './wrk.js';
