@@ -378,6 +378,34 @@ export function messageQueueConformance(target: QueueConformanceTarget): void {
       expect(got[0]!.id).toBe('order-42');
     });
 
+    it('forgets a dedupe id once its window has passed', async () => {
+      const q = await openMessageQueue(await target.url(), { dedupeWindowMs: 300 });
+      open.push(q);
+      const t = topic('window');
+      const start = Date.now();
+      expect((await q.publish(t, 'a', { id: 'once' })).duplicate).toBe(false);
+      expect((await q.publish(t, 'a', { id: 'once' })).duplicate).toBe(true);
+      let again = true;
+      while (again && Date.now() - start < 5000) {
+        again = (await q.publish(t, 'a', { id: 'once' })).duplicate;
+        if (again) await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(again).toBe(false);
+      expect(Date.now() - start).toBeGreaterThanOrEqual(250);
+    });
+
+    it('keeps what is published before any group consumes, for the first group that does', async () => {
+      const q = await openQueue();
+      const t = topic('early');
+      for (let i = 0; i < 5; i++) await q.publish(t, `early-${i}`);
+      const got: string[] = [];
+      await consume(q, t, 'first', async (d) => {
+        got.push(d.payload);
+      });
+      await waitFor(() => got.length >= 5, 'the early messages');
+      expect(got).toEqual(['early-0', 'early-1', 'early-2', 'early-3', 'early-4']);
+    });
+
     it('rejects bad input with a code and a message that says what to fix', async () => {
       const q = await openQueue();
       const code = async (p: Promise<unknown>) => {

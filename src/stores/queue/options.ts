@@ -11,6 +11,8 @@ export interface MessageQueueOptions {
   maxPayloadBytes?: number;
   /** SQLite: how often an idle consumer looks for work another process published. Default 50 ms. */
   pollIntervalMs?: number;
+  /** How often consumed messages are trimmed and expired dedupe ids forgotten (SQLite, Redis). Default 5 s. */
+  sweepIntervalMs?: number;
   /** Redis key prefix / NATS stream and subject prefix, so several apps can share a server. */
   prefix?: string;
   /** Reports errors a consumer survives (a lost connection, a failed ack) instead of throwing them. */
@@ -21,6 +23,7 @@ export interface ResolvedQueueOptions {
   dedupeWindowMs: number;
   maxPayloadBytes: number;
   pollIntervalMs: number;
+  sweepIntervalMs: number;
   prefix: string;
   onError: (err: unknown) => void;
 }
@@ -29,6 +32,7 @@ const UrlQuery = z.strictObject({
   dedupeWindow: duration().optional(),
   maxPayload: size().optional(),
   poll: duration().optional(),
+  sweep: duration().optional(),
   prefix: z
     .string()
     .regex(/^[A-Za-z0-9_-]{1,40}$/, 'letters, digits, _ and - only (at most 40)')
@@ -54,7 +58,7 @@ export function resolveQueueUrl(
       .join('; ');
     throw new TrellisError(
       'TRELLIS_E_STORE_URL_INVALID',
-      `${base}: ${problems} (queue URL options: dedupeWindow, maxPayload, poll, prefix)`,
+      `${base}: ${problems} (queue URL options: dedupeWindow, maxPayload, poll, sweep, prefix)`,
     );
   }
   const p = parsed.data;
@@ -64,6 +68,7 @@ export function resolveQueueUrl(
       dedupeWindowMs: given.dedupeWindowMs ?? p.dedupeWindow ?? 120_000,
       maxPayloadBytes: given.maxPayloadBytes ?? p.maxPayload ?? 1024 * 1024,
       pollIntervalMs: given.pollIntervalMs ?? p.poll ?? 50,
+      sweepIntervalMs: Math.max(10, given.sweepIntervalMs ?? p.sweep ?? 5000),
       prefix: given.prefix ?? p.prefix ?? 'trellis',
       onError: given.onError ?? (() => {}),
     },

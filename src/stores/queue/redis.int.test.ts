@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { describe } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { serviceUrl } from '../../testing/services.js';
 import { messageQueueConformance } from './conformance.js';
+import { openMessageQueue } from './index.js';
 import { startTcpProxy } from './testing/tcp-proxy.js';
 
 const url = await serviceUrl('redis');
@@ -25,5 +26,35 @@ describe.skipIf(!url)('redis', () => {
       if (keys.length > 0) await redis.del(...keys);
       await redis.quit();
     },
+  });
+});
+
+describe.skipIf(!url)('redis queue retention', () => {
+  it('trims a topic stream once every group consumed it, and a stopped consumer leaves its group', async () => {
+    const queue = await openMessageQueue(`${url}?prefix=${prefix}&sweep=50ms`);
+    const redis = new Redis(url!);
+    try {
+      const stream = `${prefix}:q:{trim}`;
+      for (let i = 0; i < 10; i++) await queue.publish('trim', String(i));
+      const got: string[] = [];
+      const c = await queue.consume('trim', 'g', async (d) => {
+        got.push(d.payload);
+      });
+      let length = -1;
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline && (got.length < 10 || length !== 0)) {
+        length = await redis.xlen(stream);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(got).toHaveLength(10);
+      expect(length).toBe(0);
+      await c.stop();
+      expect(await redis.xinfo('CONSUMERS', stream, 'g')).toEqual([]);
+    } finally {
+      await queue.close();
+      const keys = await redis.keys(`${prefix}:q:{trim}*`);
+      if (keys.length > 0) await redis.del(...keys);
+      redis.disconnect();
+    }
   });
 });

@@ -63,6 +63,45 @@ for _, m in ipairs(due) do
 end
 return #due`;
 
+/**
+ * Housekeeping for one topic stream: trim entries every group has read and settled (so a stream
+ * does not grow forever), and forget consumers that hold nothing and were idle for ARGV[1] ms
+ * (processes that died). A stream nobody consumes keeps everything for a group that comes later.
+ */
+const HOUSEKEEP = `
+local function parse(id)
+  local ms, seq = string.match(id, '(%d+)-(%d+)')
+  return tonumber(ms), tonumber(seq)
+end
+local groups = redis.call('XINFO', 'GROUPS', KEYS[1])
+if #groups == 0 then return 0 end
+local bm, bs = nil, nil
+for _, g in ipairs(groups) do
+  local info = {}
+  for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
+  local pending = redis.call('XPENDING', KEYS[1], info['name'])
+  local m, s
+  if pending[1] > 0 then m, s = parse(pending[2]) else m, s = parse(info['last-delivered-id']); s = s + 1 end
+  if bm == nil or m < bm or (m == bm and s < bs) then bm, bs = m, s end
+  for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], info['name'])) do
+    local ci = {}
+    for i = 1, #c, 2 do ci[c[i]] = c[i + 1] end
+    if ci['pending'] == 0 and ci['idle'] > tonumber(ARGV[1]) then
+      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], info['name'], ci['name'])
+    end
+  end
+end
+return redis.call('XTRIM', KEYS[1], 'MINID', string.format('%.0f-%.0f', bm, bs))`;
+
+/** A stopping consumer leaves its group unless it still holds entries (they stay claimable). */
+const LEAVE = `
+for _, key in ipairs(KEYS) do
+  if #redis.call('XPENDING', key, ARGV[1], '-', '+', 1, ARGV[2]) == 0 then
+    redis.call('XGROUP', 'DELCONSUMER', key, ARGV[1], ARGV[2])
+  end
+end
+return 1`;
+
 const FEATURES: FeatureList<QueueFeature> = {
   supports: new Set(['durable', 'multiProcess', 'dedupe', 'delayedNack']),
   lacks: {},
@@ -253,6 +292,10 @@ export class RedisMessageQueue implements MessageQueue {
     const mover = setInterval(() => {
       this.redis.eval(MOVE_DUE, 2, delayed, retry, Date.now()).catch((err) => this.options.onError(err));
     }, 50);
+    const housekeeper = setInterval(() => {
+      this.redis.eval(HOUSEKEEP, 1, main, 3_600_000).catch((err) => this.options.onError(err));
+    }, this.options.sweepIntervalMs);
+    housekeeper.unref();
 
     return {
       pull: async (max, waitMs, deliver, signal) => {
@@ -290,7 +333,9 @@ export class RedisMessageQueue implements MessageQueue {
       },
       close: async () => {
         clearInterval(mover);
+        clearInterval(housekeeper);
         blocking.disconnect();
+        await this.redis.eval(LEAVE, 2, main, retry, group, name).catch((err) => this.options.onError(err));
       },
     };
   }

@@ -139,17 +139,15 @@ export class SqliteMessageQueue implements MessageQueue {
       sweepDedupe: db.prepare('DELETE FROM trellis_queue_dedupe WHERE expires_at <= ?'),
       // A message every group has moved past and none still holds is done: drop it. Topics no
       // group consumes keep everything, so a group that arrives later still gets it.
-      trim: db.prepare(
-        `DELETE FROM trellis_queue_message WHERE seq IN (
-           SELECT m.seq FROM trellis_queue_message m
-           WHERE m.topic IN (SELECT topic FROM trellis_queue_group)
-             AND m.seq <= (SELECT MIN(cursor) FROM trellis_queue_group g WHERE g.topic = m.topic)
-             AND NOT EXISTS (SELECT 1 FROM trellis_queue_lease l WHERE l.topic = m.topic AND l.seq = m.seq)
-           LIMIT 10000)`,
+      trimBounds: db.prepare<[], { topic: string; bound: number }>(
+        `SELECT g.topic, MIN(MIN(g.cursor), COALESCE((SELECT MIN(l.seq) - 1 FROM trellis_queue_lease l
+           WHERE l.topic = g.topic), 9223372036854775807)) AS bound
+         FROM trellis_queue_group g GROUP BY g.topic`,
       ),
+      trim: db.prepare('DELETE FROM trellis_queue_message WHERE topic = ? AND seq <= ?'),
       ping: db.prepare('SELECT 1'),
     };
-    this.sweeper = setInterval(() => this.sweep(), Math.min(5000, options.dedupeWindowMs)).unref();
+    this.sweeper = setInterval(() => this.sweep(), options.sweepIntervalMs).unref();
   }
 
   /** Opens (creating when needed) the queue in the SQLite file at `path` (`:memory:` for memory:). */
@@ -317,8 +315,12 @@ export class SqliteMessageQueue implements MessageQueue {
   private sweep(): void {
     if (this.closed) return;
     try {
-      this.stmts.sweepDedupe.run(Date.now());
-      this.stmts.trim.run();
+      this.db
+        .transaction(() => {
+          this.stmts.sweepDedupe.run(Date.now());
+          for (const { topic, bound } of this.stmts.trimBounds.all()) this.stmts.trim.run(topic, bound);
+        })
+        .immediate();
     } catch (err) {
       this.options.onError(err);
     }
