@@ -197,8 +197,10 @@ routes:
   it('serves the admin API: health, routes by frontend, services, config with secrets masked, metrics', async () => {
     expect((await fetch(`${gw.adminUrl}/healthz`)).status).toBe(200);
     expect((await fetch(`${gw.adminUrl}/readyz`)).status).toBe(200);
-    const routes = await (await fetch(`${gw.adminUrl}/admin/routes`)).json();
-    expect(routes.frontends.default.map((r: { name: string }) => r.name)).toEqual([
+    const routes = (await (await fetch(`${gw.adminUrl}/admin/routes`)).json()) as {
+      frontends: Record<string, { name: string }[]>;
+    };
+    expect(routes.frontends.default?.map((r: { name: string }) => r.name)).toEqual([
       'catalog-api',
       'item-v2',
       'orders',
@@ -207,9 +209,11 @@ routes:
       'gone',
       'pinned',
     ]);
-    const services = await (await fetch(`${gw.adminUrl}/admin/services`)).json();
+    const services = (await (await fetch(`${gw.adminUrl}/admin/services`)).json()) as {
+      services: { name: string; upstreams: unknown[] }[];
+    };
     expect(services.services.map((s: { name: string }) => s.name)).toEqual(['catalog', 'orders', 'gone']);
-    expect(services.services[0].upstreams[0]).toMatchObject({
+    expect(services.services[0]?.upstreams[0]).toMatchObject({
       id: catalog.url,
       healthy: true,
       ejected: false,

@@ -107,14 +107,14 @@ export function spawnCli(
     output: () => out,
     exited,
     waitForOutput(pattern, deadlineMs = 20_000) {
-      return waitUntil(
+      return waitUntil<string | undefined>(
         () => {
           if (child.exitCode !== null) throw new Error(`the process exited (${child.exitCode}):\n${out}`);
           return out.split('\n').find((line) => pattern.test(line));
         },
         `output matching ${pattern}`,
         deadlineMs,
-      );
+      ) as Promise<string>;
     },
     async stop(signal = 'SIGTERM', graceMs = 15_000) {
       if (child.exitCode === null && child.signalCode === null) {
