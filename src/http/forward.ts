@@ -27,8 +27,6 @@ export interface ForwardOptions {
   hashKey?(ctx: RequestContext): string | undefined;
 }
 
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
-
 // Request headers never forwarded as they are: hop-by-hop ones (RFC 9110 7.6.1), ones undici
 // sets itself, and the ones the gateway rewrites (host, forwarding, request id).
 const DROP_REQUEST = new Set([
@@ -316,20 +314,15 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   private mayRetry(outcome: AttemptOutcome, status: number | undefined): boolean {
     if (this.timedOut || this.clientGone) return false;
-    const method = this.ctx.req.method ?? 'GET';
-    // A streamed body cannot be replayed once a byte of it has been read.
-    const bodySent = this.hasBody && this.ctx.req.readableDidRead;
-    const retryNonIdempotent = this.options.retryNonIdempotent;
-    if (!IDEMPOTENT.has(method) && !retryNonIdempotent) return false;
-    if (bodySent) return false;
-    if (this.attempt >= this.pool.retry.attempts) return false;
+    // The policy (http/upstream) decides on method, attempts, condition and budget; what only
+    // the proxy knows is whether a streamed body has started to be read: it cannot be replayed.
     return this.pool.retry.shouldRetry({
-      method,
+      method: this.ctx.req.method ?? 'GET',
       attempt: this.attempt,
       ...(status === undefined ? {} : { status }),
       outcome,
-      retryNonIdempotent,
-      bodySent,
+      retryNonIdempotent: this.options.retryNonIdempotent,
+      bodySent: this.hasBody && this.ctx.req.readableDidRead,
     });
   }
 
