@@ -59,10 +59,11 @@ export function conflict(key: string, expected: number, actual: number): Trellis
 }
 
 /** The error a watch raises when it cannot deliver every change after `from`. */
-export function watchGap(from: number, oldest: number, why: string): TrellisError {
+export function watchGap(from: number, oldest: number | undefined, why: string): TrellisError {
+  const still = oldest === undefined ? '' : ` (oldest still available: ${oldest})`;
   return new TrellisError(
     'TRELLIS_E_KV_WATCH_GAP',
-    `cannot watch from revision ${from}: ${why} (oldest still available: ${oldest}); re-read with list() and watch again from its revision`,
+    `cannot watch from revision ${from}: ${why}${still}; re-read with list() and watch again from its revision`,
     { details: { fromRevision: from, oldestRevision: oldest } },
   );
 }

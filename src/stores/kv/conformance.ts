@@ -19,8 +19,8 @@ export interface KvConformanceOptions {
    */
   gap?: {
     open: () => Promise<KeyValueStore>;
-    /** Called after 300 puts; compacts what the engine keeps (default: nothing, retention is small). */
-    compact?: (store: KeyValueStore) => Promise<void>;
+    /** Called after 300 puts; makes revision `start + 1` unavailable (default: nothing, retention is small). */
+    compact?: (store: KeyValueStore, start: number) => Promise<void>;
   };
   /** Cuts the store's server connections (the server stays up) and returns how many it cut. */
   disrupt?: (store: KeyValueStore) => Promise<number>;
@@ -311,7 +311,7 @@ export function kvConformance(
           fresh();
           const start = (await s.list(p)).revision;
           for (let i = 0; i < 300; i++) await s.put(`${p}g${i % 7}`, String(i));
-          await opts.gap!.compact?.(s);
+          await opts.gap!.compact?.(s, start);
           expect(await codeOf(take(s.watch(p, { fromRevision: start }), 300))).toBe('TRELLIS_E_KV_WATCH_GAP');
           // A fresh list + watch from its revision works again.
           const { revision } = await s.list(p);

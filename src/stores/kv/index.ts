@@ -1,4 +1,3 @@
-import { TrellisError } from '../../core/errors.js';
 import { schemeOf } from '../connection.js';
 import type { KeyValueStore } from '../types.js';
 import { MemoryKeyValueStore } from './memory.js';
@@ -23,6 +22,6 @@ export async function openKeyValueStore(url: string): Promise<KeyValueStore> {
     case 'redis':
       return (await import('./redis.js')).RedisKeyValueStore.open(url);
     default:
-      throw new TrellisError('TRELLIS_E_STORE_UNSUPPORTED', `the ${scheme} backend is not available yet`);
+      return (await import('./etcd.js')).EtcdKeyValueStore.open(url);
   }
 }

@@ -1,4 +1,3 @@
-import { TrellisError } from '../../core/errors.js';
 import { schemeOf } from '../connection.js';
 import type { LeaseStore } from '../types.js';
 import { MemoryLeaseStore } from './memory.js';
@@ -23,6 +22,6 @@ export async function openLeaseStore(url: string): Promise<LeaseStore> {
     case 'redis':
       return (await import('./redis.js')).RedisLeaseStore.open(url);
     default:
-      throw new TrellisError('TRELLIS_E_STORE_UNSUPPORTED', `the ${scheme} backend is not available yet`);
+      return (await import('./etcd.js')).EtcdLeaseStore.open(url);
   }
 }
