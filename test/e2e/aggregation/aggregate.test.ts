@@ -1,15 +1,12 @@
-import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Origin, startOrigin } from '../../../src/gateway/handlers/aggregate/testing/harness.js';
-import { CLI, freePort, ROOT, startGateway, tempDir } from './support.js';
+import { type GatewayProcess, runCli, startGatewayCli, tempDir } from '../support/index.js';
 
 // Gateway Aggregation through the real `trellis gateway`, against origins with known delays.
 describe('aggregate routes through trellis gateway', () => {
   const tmp = tempDir('trellis-agg-');
   let origin: Origin;
-  let gateway: Awaited<ReturnType<typeof startGateway>>;
+  let gateway: GatewayProcess;
   let base: string;
 
   beforeAll(async () => {
@@ -19,10 +16,9 @@ describe('aggregate routes through trellis gateway', () => {
       '/stock/': { body: { available: 3 }, delay: 300 },
       '/reviews/': { status: 503, body: { internal: 'do not leak' } },
     });
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    gateway = await startGateway(
-      `listen: { port: ${port} }
+    gateway = await startGatewayCli(
+      tmp.write('gateway.yaml', ''),
+      `listen: { port: 0 }
 services:
   shop: { upstreams: ['${origin.url}'], retry: { attempts: 1 } }
 routes:
@@ -45,14 +41,14 @@ routes:
       parts:
         reviews: { service: shop, path: '/reviews/{id}' }
 `,
-      tmp.dir,
     );
+    base = gateway.url;
   });
 
   afterAll(async () => {
-    await gateway?.proc.stop();
+    await gateway?.stop();
     await origin?.close();
-    tmp.remove();
+    tmp.cleanup();
   });
 
   it('composes parts in parallel: about the slowest chain, not the sum', async () => {
@@ -100,7 +96,7 @@ routes:
   });
 
   it('exports per-part metrics on the admin listener', async () => {
-    const text = await (await fetch(`${gateway.admin}/metrics`)).text();
+    const text = await (await fetch(`${gateway.adminUrl}/metrics`)).text();
     expect(text).toMatch(
       /trellis_aggregate_part_duration_seconds_count\{route="page",part="brand",outcome="ok"\} \d+/,
     );
@@ -109,10 +105,9 @@ routes:
     );
   });
 
-  it('trellis validate refuses an invalid graph with file, line, column and path', () => {
-    const file = join(tmp.dir, 'bad.yaml');
-    writeFileSync(
-      file,
+  it('trellis validate refuses an invalid graph with file, line, column and path', async () => {
+    const file = tmp.write(
+      'bad.yaml',
       `services:
   shop: { upstreams: ['http://127.0.0.1:1'] }
 routes:
@@ -124,8 +119,8 @@ routes:
         c: { service: shpo, path: '/c/{prodct.id}' }
 `,
     );
-    const r = spawnSync(process.execPath, [CLI, 'validate', file], { cwd: ROOT, encoding: 'utf8' });
-    expect(r.status).toBe(1);
+    const r = await runCli(['validate', file]);
+    expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toEqual([
       `${file}:9:35 routes[0].aggregate.parts.c.path: {prodct.id}: unknown part "prodct"`,
       `${file}:7:12 routes[0].aggregate.parts.a: parts form a cycle: a -> b -> a: a part can only use parts that do not use it`,

@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Origin, startOrigin } from '../../../src/gateway/handlers/aggregate/testing/harness.js';
-import { freePort, startGateway, tempDir } from '../aggregation/support.js';
+import { type GatewayProcess, startGatewayCli, tempDir } from '../support/index.js';
 
 // Backends for Frontends through the real `trellis gateway`: one set of services, a web frontend
 // on a path prefix and a mobile frontend on its own listener, each with its own middlewares.
 describe('frontends', () => {
   const tmp = tempDir('trellis-bff-');
   let origin: Origin;
-  let gateway: Awaited<ReturnType<typeof startGateway>>;
+  let gateway: GatewayProcess;
   let web: string;
   let mobile: string;
 
@@ -23,11 +23,9 @@ describe('frontends', () => {
       }),
       '/reviews/': { body: { average: 4.5, list: [{ stars: 4 }, { stars: 5 }] }, delay: 200 },
     });
-    const [mainPort, mobilePort] = [await freePort(), await freePort()];
-    web = `http://127.0.0.1:${mainPort}/web`;
-    mobile = `http://127.0.0.1:${mobilePort}`;
-    gateway = await startGateway(
-      `listen: { port: ${mainPort} }
+    gateway = await startGatewayCli(
+      tmp.write('gateway.yaml', ''),
+      `listen: { port: 0 }
 services:
   catalog: { upstreams: ['${origin.url}'] }
 middlewares:
@@ -47,7 +45,7 @@ frontends:
             product: { service: catalog, path: '/products/{id}' }
             reviews: { service: catalog, path: '/reviews/{id}', optional: true, timeout: 2s }
   mobile:
-    listen: { port: ${mobilePort} }
+    listen: { port: 0 }
     middlewares: [mobile-limit, mobile-headers]
     routes:
       - name: mobile-page
@@ -57,14 +55,15 @@ frontends:
             product: { service: catalog, path: '/products/{id}', allow: [id, name, images], limit: { images: 2 }, merge: true }
             reviews: { service: catalog, path: '/reviews/{id}', optional: true, timeout: 50ms, allow: [average] }
 `,
-      tmp.dir,
     );
+    web = `${gateway.url}/web`;
+    mobile = `http://127.0.0.1:${gateway.ports.mobile}`;
   });
 
   afterAll(async () => {
-    await gateway?.proc.stop();
+    await gateway?.stop();
     await origin?.close();
-    tmp.remove();
+    tmp.cleanup();
   });
 
   it('shapes the same page in full for web and trimmed, with a tighter timeout, for mobile', async () => {
@@ -109,7 +108,7 @@ frontends:
   });
 
   it('/admin/routes shows routes grouped by frontend, each with its middleware order', async () => {
-    const view = (await (await fetch(`${gateway.admin}/admin/routes`)).json()) as {
+    const view = (await (await fetch(`${gateway.adminUrl}/admin/routes`)).json()) as {
       frontends: Record<string, { name: string; middlewares: string[]; handler: string }[]>;
     };
     expect(Object.keys(view.frontends).sort()).toEqual(['mobile', 'web']);
