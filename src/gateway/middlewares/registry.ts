@@ -1,6 +1,7 @@
 import { apiKeyMiddleware } from './api-key/index.js';
 import { basicAuthMiddleware } from './basic-auth/index.js';
 import { bodyLimitMiddleware } from './body-limit/index.js';
+import { cacheMiddleware } from './cache/index.js';
 import { compressMiddleware } from './compress/index.js';
 import { corsMiddleware } from './cors/index.js';
 import { forwardAuthMiddleware } from './forward-auth/index.js';
@@ -30,6 +31,7 @@ export const middlewareTypes: ReadonlyArray<MiddlewareDefinition> = [
   jwtMiddleware,
   rateLimitMiddleware,
   compressMiddleware,
+  cacheMiddleware,
 ];
 
 export function findMiddlewareType(type: string): MiddlewareDefinition | undefined {

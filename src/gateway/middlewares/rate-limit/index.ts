@@ -10,8 +10,8 @@ import { duration } from '../../../core/units.js';
 import { sendProblem } from '../../../http/problem.js';
 import type { Handler, RequestContext } from '../../../http/types.js';
 import { keyFunction, limitKey } from '../_support/key.js';
+import { redisClient, storeUrl } from '../_support/redis.js';
 import { defineMiddleware } from '../types.js';
-import { redisClient, storeUrl } from './store.js';
 
 const options = z
   .strictObject({

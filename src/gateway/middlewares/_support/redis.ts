@@ -13,18 +13,19 @@ export function storeUrl(store: string, stores: Record<string, string>): string 
   if (url === 'memory:') return undefined;
   if (/^rediss?:\/\//.test(url)) return url;
   throw new TrellisError(
-    'TRELLIS_E_RATE_LIMIT_STORE',
+    'TRELLIS_E_MIDDLEWARE_STORE',
     stores[store] === undefined && !url.includes(':')
       ? `unknown store "${store}": name one from the file's stores: section, write a redis:// URL, or use memory`
-      : `the store "${store}" (${url.split('@').pop()}) cannot hold rate limits: use a redis:// store or memory`,
+      : `the store "${store}" (${url.split('@').pop()}) cannot be used by this middleware: use a redis:// store or memory`,
   );
 }
 
 /**
- * A Redis client tuned for rate limiting: commands fail fast instead of queueing while Redis is
+ * A Redis client tuned for the request path (rate limits, cache): commands fail fast instead of queueing while Redis is
  * away (so the `onStoreError` choice applies at once, not after a pile-up), with a short command
  * timeout so a hung Redis cannot hang requests.
  */
+/** Connects (waiting up to 2s for the first connection, never failing on it). */
 export async function redisClient(url: string, commandTimeout: number, log: Logger): Promise<Redis> {
   const client = new Redis(url, {
     enableOfflineQueue: false,
@@ -38,7 +39,7 @@ export async function redisClient(url: string, commandTimeout: number, log: Logg
     // Reconnect attempts fail repeatedly while Redis is down: log once every 30s, not each time.
     if (Date.now() - warned > 30_000) {
       warned = Date.now();
-      log.warn({ err: err.message }, 'rateLimit: Redis store unreachable; applying onStoreError');
+      log.warn({ err: err.message }, 'middleware store (Redis) unreachable');
     }
   });
   // Start serving either way: an unreachable store is handled per request by onStoreError.

@@ -1,0 +1,229 @@
+import { request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { RequestContext } from '../../../http/types.js';
+import { type ChainServer, createMiddleware, serveChain } from '../testing.js';
+import { cacheMiddleware } from './index.js';
+import { MemoryCacheStore } from './store.js';
+
+let srv: ChainServer | undefined;
+afterEach(async () => {
+  await srv?.close();
+  srv = undefined;
+});
+
+type Origin = (ctx: RequestContext, hit: number) => void | Promise<void>;
+
+/** A cache in front of an origin that counts what reaches it. */
+async function start(origin: Origin, options: Record<string, unknown> = {}) {
+  const mw = await createMiddleware(cacheMiddleware, options);
+  const seen: RequestContext['req'][] = [];
+  srv = await serveChain([mw], (ctx) => {
+    seen.push(ctx.req);
+    return origin(ctx, seen.length);
+  });
+  return { url: srv.url, seen, close: mw.close };
+}
+
+async function get(url: string, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' = 'GET') {
+  const r = await request(url, { method, headers });
+  return { status: r.statusCode, headers: r.headers, body: await r.body.text() };
+}
+
+async function until(cond: () => boolean, ms = 5000) {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const json =
+  (cc: string, extra: Record<string, string> = {}) =>
+  (ctx: RequestContext, hit: number) => {
+    ctx.res.writeHead(200, [
+      'content-type',
+      'application/json',
+      'cache-control',
+      cc,
+      ...Object.entries(extra).flat(),
+    ]);
+    ctx.res.end(JSON.stringify({ hit }));
+  };
+
+describe('cache', () => {
+  it('serves fresh responses from the cache with Age and Cache-Status; HEAD too', async () => {
+    const { url, seen } = await start(json('public, max-age=60'));
+    const miss = await get(`${url}/a`);
+    expect(miss.headers['cache-status']).toBe('trellis; fwd=miss; fwd-status=200');
+    const hit = await get(`${url}/a`);
+    expect(hit.body).toBe(miss.body);
+    expect(hit.headers['cache-status']).toBe('trellis; hit');
+    expect(Number(hit.headers.age)).toBeGreaterThanOrEqual(0);
+    expect(hit.headers['content-length']).toBe(String(miss.body.length));
+    const head = await get(`${url}/a`, {}, 'HEAD');
+    expect(head.headers['cache-status']).toBe('trellis; hit');
+    expect(head.body).toBe('');
+    expect(seen.length).toBe(1);
+    // The query string is part of the key.
+    await get(`${url}/a?page=2`);
+    expect(seen.length).toBe(2);
+  });
+
+  it('never stores no-store, private, Set-Cookie or Authorization-dependent answers', async () => {
+    for (const [cc, extra, reqHeaders] of [
+      ['no-store', {}, {}],
+      ['private, max-age=60', {}, {}],
+      ['public, max-age=60', { 'set-cookie': 'sid=secret' }, {}],
+      ['max-age=60', {}, { authorization: 'Bearer user-1' }],
+    ] as Array<[string, Record<string, string>, Record<string, string>]>) {
+      const { url, seen, close } = await start(json(cc, extra));
+      await get(url, reqHeaders);
+      const second = await get(url, {});
+      expect(second.body, cc).toBe('{"hit":2}');
+      expect(second.headers['set-cookie'], cc).toEqual(extra['set-cookie']);
+      expect(seen.length, cc).toBe(2);
+      await srv!.close();
+      await close?.();
+    }
+  });
+
+  it('keys variants by the Vary headers and only those: cache poisoning attempts stay with the attacker', async () => {
+    const { url, seen } = await start((ctx) => {
+      const lang = ctx.req.headers['x-lang'] ?? 'en';
+      ctx.res.writeHead(200, {
+        'content-type': 'text/plain',
+        'cache-control': 'max-age=60',
+        vary: 'X-Lang',
+      });
+      // The origin reflects Host: an attacker's Host must not reach other users through the cache.
+      ctx.res.end(`${lang} for ${ctx.req.headers.host}`);
+    });
+    const { port } = new URL(url);
+    const evilHost = await get(url, { host: 'evil.example', 'x-lang': 'en' });
+    expect(evilHost.body).toBe('en for evil.example');
+    const en = await get(url, { 'x-lang': 'en' });
+    expect(en.body).toBe(`en for 127.0.0.1:${port}`);
+    const fr = await get(url, { 'x-lang': 'fr' });
+    expect(fr.body).toBe(`fr for 127.0.0.1:${port}`);
+    // Headers not named in Vary do not split the cache (and cannot select a variant).
+    const again = await get(url, { 'x-lang': 'en', 'x-forwarded-host': 'evil.example', 'x-random': '1' });
+    expect(again.body).toBe(`en for 127.0.0.1:${port}`);
+    expect(again.headers['cache-status']).toBe('trellis; hit');
+    expect(seen.length).toBe(3);
+  });
+
+  it('revalidates a stale entry with its ETag; a 304 is answered with the stored body', async () => {
+    const conditionals: unknown[] = [];
+    const { url } = await start((ctx, hit) => {
+      conditionals.push(ctx.req.headers['if-none-match']);
+      if (ctx.req.headers['if-none-match'] === '"v1"') {
+        ctx.res.writeHead(304, { etag: '"v1"', 'cache-control': 'max-age=0' });
+        ctx.res.end();
+        return;
+      }
+      ctx.res.writeHead(200, { 'content-type': 'text/plain', etag: '"v1"', 'cache-control': 'max-age=0' });
+      ctx.res.end(`body ${hit}`);
+    });
+    await get(url);
+    const second = await get(url);
+    expect(second.status).toBe(200);
+    expect(second.body).toBe('body 1');
+    expect(second.headers['cache-status']).toBe('trellis; hit; detail=revalidated');
+    expect(conditionals).toEqual([undefined, '"v1"']);
+    // A client's own validator is answered 304 from the cache.
+    const conditional = await get(url, { 'if-none-match': 'W/"v1"' });
+    expect(conditional.status).toBe(304);
+    expect(conditional.body).toBe('');
+  });
+
+  it('stale-while-revalidate serves the stale body at once and refreshes in the background', async () => {
+    const { url, seen } = await start((ctx, hit) => {
+      const cc = hit === 1 ? 'max-age=0, stale-while-revalidate=60' : 'max-age=60';
+      ctx.res.writeHead(200, { 'content-type': 'text/plain', etag: `"v${hit}"`, 'cache-control': cc });
+      ctx.res.end(`v${hit}`);
+    });
+    await get(url);
+    const stale = await get(url);
+    expect(stale.body).toBe('v1');
+    expect(stale.headers['cache-status']).toBe('trellis; hit; detail=stale-while-revalidate');
+    await until(() => seen.length === 2);
+    let fresh = await get(url);
+    // The background fill may still be storing; poll for the refreshed body.
+    const deadline = Date.now() + 5000;
+    while (fresh.body !== 'v2' && Date.now() < deadline) fresh = await get(url);
+    expect(fresh.body).toBe('v2');
+    expect(fresh.headers['cache-status']).toBe('trellis; hit');
+  });
+
+  it('stale-if-error answers from the stale entry when the origin fails', async () => {
+    const { url } = await start((ctx, hit) => {
+      if (hit > 1) {
+        ctx.res.writeHead(502, { 'content-type': 'text/plain' }).end('upstream down');
+        return;
+      }
+      ctx.res.writeHead(200, {
+        'content-type': 'text/plain',
+        etag: '"a"',
+        'cache-control': 'max-age=0, stale-if-error=60',
+      });
+      ctx.res.end('good');
+    });
+    await get(url);
+    const r = await get(url);
+    expect(r.status).toBe(200);
+    expect(r.body).toBe('good');
+    expect(r.headers['cache-status']).toBe('trellis; hit; detail=stale-if-error');
+  });
+
+  it('coalesces a burst of misses into one upstream request', async () => {
+    let release: (() => void) | undefined;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const { url, seen } = await start(async (ctx) => {
+      await gate;
+      ctx.res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60' });
+      ctx.res.end('once');
+    });
+    const burst = Array.from({ length: 20 }, () => get(`${url}/hot`));
+    await until(() => seen.length === 1);
+    release!();
+    const results = await Promise.all(burst);
+    expect(results.every((r) => r.body === 'once' && r.status === 200)).toBe(true);
+    expect(seen.length).toBe(1);
+  });
+
+  it('passes large bodies through without storing them', async () => {
+    const { url, seen } = await start(json('max-age=60'), { maxEntrySize: '8b' });
+    await get(url);
+    await get(url);
+    expect(seen.length).toBe(2);
+  });
+});
+
+describe('MemoryCacheStore', () => {
+  it('evicts least recently used entries past its byte limit', async () => {
+    const store = new MemoryCacheStore(4000);
+    const entry = (n: number) => ({
+      status: 200,
+      headers: {},
+      body: Buffer.alloc(n),
+      storedAt: Date.now(),
+      initialAge: 0,
+      lifetime: 60,
+      swr: 0,
+      sie: 0,
+      mustRevalidate: false,
+    });
+    await store.set('a', entry(1000), 60_000);
+    await store.set('b', entry(1000), 60_000);
+    await store.set('c', entry(1000), 60_000);
+    await store.get('a');
+    await store.set('d', entry(1000), 60_000);
+    expect(await store.get('b')).toBeUndefined();
+    expect(await store.get('a')).toBeDefined();
+    expect(store.size).toBeLessThanOrEqual(4000);
+    await store.set('huge', entry(10_000), 60_000);
+    expect(await store.get('huge')).toBeUndefined();
+  });
+});

@@ -1,0 +1,130 @@
+import type { Redis } from 'ioredis';
+
+/** One stored response (RFC 9111 terms: the stored response plus what freshness needs). */
+export interface CacheEntry {
+  status: number;
+  headers: Record<string, string | string[]>;
+  body: Buffer;
+  /** Date.now() when stored or last revalidated. */
+  storedAt: number;
+  /** Age in seconds it already had when stored. */
+  initialAge: number;
+  /** Freshness lifetime in seconds. */
+  lifetime: number;
+  /** stale-while-revalidate and stale-if-error windows, seconds (0: none). */
+  swr: number;
+  sie: number;
+  /** must-revalidate / proxy-revalidate / no-cache: never served stale. */
+  mustRevalidate: boolean;
+}
+
+/** Where entries live; `vary` records which request headers key a URL's variants. */
+export interface CacheStore {
+  get(key: string): Promise<CacheEntry | undefined>;
+  set(key: string, entry: CacheEntry, ttlMs: number): Promise<void>;
+  getVary(primary: string): Promise<string[] | undefined>;
+  setVary(primary: string, names: string[], ttlMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+function entrySize(key: string, e: CacheEntry): number {
+  let n = key.length + e.body.length + 128;
+  for (const [k, v] of Object.entries(e.headers))
+    n += k.length + (Array.isArray(v) ? v.join('').length : v.length);
+  return n;
+}
+
+/**
+ * An LRU bounded by bytes. Hand-written because lru-cache is not a dependency; a Map keeps
+ * insertion order, so re-inserting on read makes the first key the least recently used.
+ */
+export class MemoryCacheStore implements CacheStore {
+  private readonly entries = new Map<string, { entry: CacheEntry; size: number; expires: number }>();
+  private readonly vary = new Map<string, { names: string[]; expires: number }>();
+  private bytes = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  async get(key: string): Promise<CacheEntry | undefined> {
+    const hit = this.entries.get(key);
+    if (!hit) return undefined;
+    this.entries.delete(key);
+    if (hit.expires <= Date.now()) {
+      this.bytes -= hit.size;
+      return undefined;
+    }
+    this.entries.set(key, hit);
+    return hit.entry;
+  }
+
+  async set(key: string, entry: CacheEntry, ttlMs: number): Promise<void> {
+    const size = entrySize(key, entry);
+    const old = this.entries.get(key);
+    if (old) {
+      this.entries.delete(key);
+      this.bytes -= old.size;
+    }
+    if (size > this.maxBytes) return;
+    this.entries.set(key, { entry, size, expires: Date.now() + ttlMs });
+    this.bytes += size;
+    for (const [k, v] of this.entries) {
+      if (this.bytes <= this.maxBytes) break;
+      this.entries.delete(k);
+      this.bytes -= v.size;
+    }
+  }
+
+  async getVary(primary: string): Promise<string[] | undefined> {
+    const v = this.vary.get(primary);
+    return v && v.expires > Date.now() ? v.names : undefined;
+  }
+
+  async setVary(primary: string, names: string[], ttlMs: number): Promise<void> {
+    // Bounded like the entries: drop the oldest records past 10 000 URLs.
+    if (this.vary.size >= 10_000) this.vary.delete(this.vary.keys().next().value!);
+    this.vary.set(primary, { names, expires: Date.now() + ttlMs });
+  }
+
+  /** Bytes held (for tests and metrics). */
+  get size(): number {
+    return this.bytes;
+  }
+
+  async close(): Promise<void> {
+    this.entries.clear();
+    this.vary.clear();
+  }
+}
+
+/** Entries in Redis, shared by every gateway: metadata as JSON, body as a binary field. */
+export class RedisCacheStore implements CacheStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  async get(key: string): Promise<CacheEntry | undefined> {
+    const [meta, body] = await this.redis.hmgetBuffer(this.prefix + key, 'meta', 'body');
+    if (!meta || !body) return undefined;
+    return { ...(JSON.parse(meta.toString()) as Omit<CacheEntry, 'body'>), body };
+  }
+
+  async set(key: string, entry: CacheEntry, ttlMs: number): Promise<void> {
+    const { body, ...meta } = entry;
+    const k = this.prefix + key;
+    await this.redis.multi().hset(k, 'meta', JSON.stringify(meta), 'body', body).pexpire(k, ttlMs).exec();
+  }
+
+  async getVary(primary: string): Promise<string[] | undefined> {
+    const v = await this.redis.get(`${this.prefix}vary:${primary}`);
+    return v === null ? undefined : (JSON.parse(v) as string[]);
+  }
+
+  async setVary(primary: string, names: string[], ttlMs: number): Promise<void> {
+    await this.redis.set(`${this.prefix}vary:${primary}`, JSON.stringify(names), 'PX', ttlMs);
+  }
+
+  async close(): Promise<void> {
+    this.redis.disconnect();
+  }
+}
