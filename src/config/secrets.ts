@@ -70,8 +70,9 @@ function unresolved(ref: string, path: PropertyKey[], why: string): TrellisError
 
 function walk(value: unknown, path: PropertyKey[], visit: (v: unknown, path: PropertyKey[]) => void): void {
   visit(value, path);
-  if (Array.isArray(value)) value.forEach((v, i) => walk(v, [...path, i], visit));
-  else if (value && typeof value === 'object') {
+  if (Array.isArray(value)) {
+    for (const [i, v] of value.entries()) walk(v, [...path, i], visit);
+  } else if (value && typeof value === 'object') {
     for (const [k, v] of Object.entries(value)) walk(v, [...path, k], visit);
   }
 }

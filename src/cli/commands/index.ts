@@ -1,8 +1,15 @@
 import type { Command } from '../command.js';
+import { configCommand } from './config.js';
 import { gatewayCommand } from './gateway.js';
 import { leaderCommand } from './leader.js';
 import { schemaCommand } from './schema.js';
 import { validateCommand } from './validate.js';
 
 /** Every `trellis` command; one file each under `cli/commands/`. */
-export const commands: Command[] = [gatewayCommand, validateCommand, schemaCommand, leaderCommand];
+export const commands: Command[] = [
+  gatewayCommand,
+  validateCommand,
+  schemaCommand,
+  leaderCommand,
+  configCommand,
+];
