@@ -1,4 +1,5 @@
 export * from './connection.js';
+export * from './events/index.js';
 export * from './kv/index.js';
 export * from './lease/index.js';
 export * from './queue/index.js';

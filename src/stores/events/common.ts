@@ -1,0 +1,138 @@
+import { randomUUID } from 'node:crypto';
+import { TrellisError } from '../../core/errors.js';
+import type { ExpectedVersion, NewEvent, RecordedEvent, SubscriptionItem } from '../types.js';
+
+/** Throws TRELLIS_E_EVENT_VERSION_CONFLICT unless `actual` satisfies `expected`. */
+export function checkExpectedVersion(
+  streamId: string,
+  expected: ExpectedVersion | undefined,
+  actual: number,
+): void {
+  if (expected === undefined || expected === 'any') return;
+  expectedCode(expected);
+  const ok =
+    expected === 'no_stream' ? actual === 0 : expected === 'exists' ? actual > 0 : actual === expected;
+  if (!ok) throw versionConflict(streamId, expected, actual);
+}
+
+/** The typed conflict error, with expected and actual versions in `details`. */
+export function versionConflict(streamId: string, expected: ExpectedVersion, actual: number): TrellisError {
+  return new TrellisError(
+    'TRELLIS_E_EVENT_VERSION_CONFLICT',
+    `stream "${streamId}" is at version ${actual}, not ${String(expected)}: re-read the stream, decide again and retry`,
+    { status: 409, details: { streamId, expected: expected === 'no_stream' ? 0 : expected, actual } },
+  );
+}
+
+/** Encodes an expected version for SQL: -1 any, -2 exists, otherwise the exact version. */
+export function expectedCode(expected: ExpectedVersion | undefined): number {
+  if (expected === undefined || expected === 'any') return -1;
+  if (expected === 'exists') return -2;
+  if (expected === 'no_stream') return 0;
+  if (!Number.isInteger(expected) || expected < 0) {
+    throw new TrellisError(
+      'TRELLIS_E_EVENT_INVALID',
+      `expectedVersion ${String(expected)} is not valid: use 'any', 'no_stream', 'exists' or a version >= 0`,
+    );
+  }
+  return expected;
+}
+
+/** Decodes the SQL code back to the caller's expected version (for conflict messages). */
+export function expectedFromCode(code: number): ExpectedVersion {
+  return code === -1 ? 'any' : code === -2 ? 'exists' : code;
+}
+
+/** Validates events before they reach a backend, filling in ids. */
+export function prepareEvents(streamId: string, events: NewEvent[]): Required<NewEvent>[] {
+  if (typeof streamId !== 'string' || streamId.length === 0) {
+    throw new TrellisError('TRELLIS_E_EVENT_INVALID', 'stream id must be a non-empty string');
+  }
+  return events.map((e, i) => {
+    if (!e || typeof e.type !== 'string' || e.type.length === 0) {
+      throw new TrellisError('TRELLIS_E_EVENT_INVALID', `event ${i} for stream "${streamId}" has no type`);
+    }
+    return { type: e.type, data: e.data ?? null, metadata: e.metadata ?? {}, id: e.id ?? randomUUID() };
+  });
+}
+
+/** Table names go into SQL text, so only plain identifiers are accepted. */
+export function checkIdentifier(name: string): string {
+  if (!/^[a-z_][a-z0-9_]{0,50}$/i.test(name)) {
+    throw new TrellisError(
+      'TRELLIS_E_STORE_URL_INVALID',
+      `"${name}" is not a valid table name: use letters, digits and underscores (at most 51)`,
+    );
+  }
+  return name;
+}
+
+/**
+ * Wakes waiting subscribers when an append lands. A waiter also wakes after `ms` (the polling
+ * fallback for writers in other processes) or when its signal aborts.
+ */
+export class Notifier {
+  private waiters = new Set<() => void>();
+
+  notify(): void {
+    const ws = [...this.waiters];
+    this.waiters.clear();
+    for (const w of ws) w();
+  }
+
+  wait(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal?.addEventListener('abort', done, { once: true });
+      this.waiters.add(done);
+    });
+  }
+}
+
+export interface PollingSource {
+  readAll(options: { from: number; limit: number }): Promise<RecordedEvent[]>;
+  /** Resolves when new events may be there (a wake-up or the polling interval). */
+  waitForChange(signal?: AbortSignal): Promise<void>;
+}
+
+/**
+ * Catch up page by page from `from`, yield 'caught-up' once, then keep reading after each
+ * wake-up. Every backend shares this loop so they all keep the same promise; the position is
+ * the only cursor, which is safe because each backend makes positions visible in order.
+ */
+export async function* pollSubscription(
+  source: PollingSource,
+  options: { from?: number; signal?: AbortSignal; batchSize?: number } = {},
+): AsyncGenerator<SubscriptionItem> {
+  const batch = options.batchSize ?? 500;
+  const { signal } = options;
+  let position = options.from ?? 0;
+  let caughtUp = false;
+  while (!signal?.aborted) {
+    const events = await source.readAll({ from: position, limit: batch });
+    for (const event of events) {
+      if (signal?.aborted) return;
+      position = event.position;
+      yield { kind: 'event', event };
+    }
+    if (events.length < batch) {
+      if (!caughtUp) {
+        caughtUp = true;
+        yield { kind: 'caught-up', position };
+      }
+      if (signal?.aborted) return;
+      await source.waitForChange(signal);
+    }
+  }
+}
+
+/** A FeatureList from the supported features and the reasons for the rest. */
+export function features<F extends string>(supports: F[], lacks: Partial<Record<F, string>> = {}) {
+  return { supports: new Set<F>(supports), lacks };
+}
