@@ -15,7 +15,7 @@ export function composeResponse(
   for (const part of plan.parts) {
     if (part.internal || !ok[part.index]) continue;
     const value = shapePart(part, bodies[part.index]);
-    if (part.placement.merge && isObject(value)) Object.assign(out, value);
+    if (part.placement.merge && isObject(value)) mergeInto(out, value);
     else setPath(out, part.placement.merge ? [{ key: part.name }] : part.placement.at, value);
   }
   const shaped = applyShaping(plan.shape, out);
@@ -41,6 +41,14 @@ export function applyShaping(s: Shaping, value: unknown): unknown {
   for (const r of s.renames) applyRename(v, r);
   for (const l of s.limits) limitArray(v, l.path, l.max);
   return v;
+}
+
+/**
+ * Object.assign would treat an upstream's own `"__proto__"` member (which JSON.parse creates) as
+ * a prototype to set; copying own keys and skipping that one keeps answers from reshaping `out`.
+ */
+function mergeInto(out: Record<string, unknown>, value: Record<string, unknown>): void {
+  for (const key of Object.keys(value)) if (key !== '__proto__') out[key] = value[key];
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
