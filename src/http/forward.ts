@@ -27,9 +27,8 @@ export interface ForwardOptions {
   hashKey?(ctx: RequestContext): string | undefined;
 }
 
-// Request headers never forwarded as they are: hop-by-hop ones (RFC 9110 7.6.1), ones undici
-// sets itself, and the ones the gateway rewrites (host, forwarding, request id).
-const DROP_REQUEST = new Set([
+// Hop-by-hop headers (RFC 9110 7.6.1) plus the obsolete proxy-connection: never passed on.
+const HOP_BY_HOP = [
   'connection',
   'keep-alive',
   'proxy-connection',
@@ -37,6 +36,12 @@ const DROP_REQUEST = new Set([
   'te',
   'trailer',
   'upgrade',
+];
+
+// Request headers never forwarded as they are: hop-by-hop ones, ones undici sets itself, and the
+// ones the gateway rewrites (host, forwarding, request id).
+const DROP_REQUEST = new Set([
+  ...HOP_BY_HOP,
   'proxy-authorization',
   'expect',
   'host',
@@ -47,17 +52,7 @@ const DROP_REQUEST = new Set([
   'x-request-id',
 ]);
 
-const DROP_RESPONSE = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-  'proxy-authenticate',
-  'x-request-id',
-]);
+const DROP_RESPONSE = new Set([...HOP_BY_HOP, 'proxy-authenticate', 'x-request-id']);
 
 /** Header names listed in a `Connection` header, which are hop-by-hop too. */
 function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
