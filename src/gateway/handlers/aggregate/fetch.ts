@@ -145,7 +145,11 @@ function tooLarge(call: Call): CallResult {
 }
 
 function failure(err: unknown, call: Call): { result: CallResult; outcome: AttemptOutcome } {
-  if (call.signal.aborted) return { result: aborted(call), outcome: 'timeout' };
+  if (call.signal.aborted) {
+    // Our own deadline is the upstream's slowness; a cancellation (the client left, a required
+    // sibling failed) says nothing about the upstream and must not push it towards ejection.
+    return { result: aborted(call), outcome: call.signal.reason === DEADLINE ? 'timeout' : 'success' };
+  }
   const code = (err as { code?: string }).code ?? '';
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
     return { result: { ok: false, reason: 'timeout', detail: 'did not answer in time' }, outcome: 'timeout' };

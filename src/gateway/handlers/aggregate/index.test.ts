@@ -25,6 +25,15 @@ async function get(url: string, init?: RequestInit) {
   return { res, body, ms: performance.now() - started };
 }
 
+/** Polls until `check` holds (deadline 5 s). */
+async function waitFor(check: () => boolean): Promise<void> {
+  const until = Date.now() + 5000;
+  while (!check()) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** No retries, so failures are seen as they are. */
 const once = (o: Origin) => ({ upstreams: [o.url], retry: { attempts: 1 } });
 
@@ -249,6 +258,19 @@ parts:
     expect(metrics).toContain(
       'trellis_aggregate_part_failures_total{route="test",part="slow",reason="timeout"} 1',
     );
+  });
+
+  it('cancels the calls of a client that left, without counting them against the upstream', async () => {
+    const o = await origin({ '/slow': { body: {}, delay: 300 } });
+    const g = await gateway(`parts:\n  slow: { service: s, path: /slow }\n`, { s: once(o) });
+    const ac = new AbortController();
+    const request = fetch(`${g.url}/`, { signal: ac.signal }).catch(() => undefined);
+    await waitFor(() => o.hits.length === 1);
+    ac.abort();
+    await request;
+    const upstream = () => g.pools.get('s')!.status().upstreams[0]!;
+    await waitFor(() => upstream().inFlight === 0);
+    expect(upstream().consecutiveFailures).toBe(0);
   });
 
   it('renders templates from params, query, headers and JWT claims, and encodes path values', async () => {

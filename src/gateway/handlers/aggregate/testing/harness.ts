@@ -73,6 +73,8 @@ export async function startOrigin(routes: Record<string, OriginRoute | Reply>): 
 export interface Gateway {
   url: string;
   metrics: Registry;
+  /** The service pools, by name (for their status). */
+  pools: ReadonlyMap<string, ServicePool>;
   close(): Promise<void>;
 }
 
@@ -142,6 +144,7 @@ export async function startAggregate(
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     metrics,
+    pools,
     close: async () => {
       await closeServer(server, sockets);
       await handler.close?.();
