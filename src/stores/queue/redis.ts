@@ -150,11 +150,19 @@ export class RedisMessageQueue implements MessageQueue {
   static async open(url: string, options: ResolvedQueueOptions): Promise<RedisMessageQueue> {
     const { Redis } = await import('ioredis');
     const redis = new Redis(url, connectionOptions());
+    // connect() rejects with a bare "Connection is closed"; the socket error says why.
+    let cause: unknown;
+    const remember = (err: unknown) => {
+      cause ??= err;
+    };
+    redis.on('error', remember);
     try {
       await redis.connect();
     } catch (err) {
       redis.disconnect();
-      throw unavailable('redis', url, err);
+      throw unavailable('redis', url, cause ?? err);
+    } finally {
+      redis.off('error', remember);
     }
     return new RedisMessageQueue(redis, url, options);
   }
