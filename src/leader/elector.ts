@@ -130,10 +130,12 @@ export class LeaderElector {
     while (!stop.aborted) {
       const at = performance.now();
       try {
+        // A slow store is not a reason to give up on an acquire that may still succeed (a lease
+        // we won but forgot blocks everyone until it lapses); a hung one is, after renewDeadline.
         const lease = await withTimeout(
           this.#options.store.acquire(this.group, this.identity, leaseDuration),
-          retryPeriod,
-          () => new Error(`acquire took longer than ${retryPeriod}ms`),
+          this.timing.renewDeadline,
+          () => new Error(`acquire took longer than ${this.timing.renewDeadline}ms`),
         );
         if (stop.aborted) {
           if (lease) await this.#release(lease);
