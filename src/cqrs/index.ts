@@ -1,0 +1,14 @@
+/** `trellis/cqrs`: deciders, command and query buses, projections, snapshots, upcasters. */
+export * from './bus.js';
+export * from './decider.js';
+export * from './errors.js';
+export * from './given.js';
+export * from './http.js';
+export * from './projection.js';
+export * from './snapshots.js';
+export * from './types.js';
+export * from './upcast.js';
+export * from './wait.js';
+export { openEventStore } from '../stores/events/index.js';
+export type { AppendTransaction, InlineHandler, TrellisEventStore } from '../stores/events/types.js';
+export { sql } from './sql.js';

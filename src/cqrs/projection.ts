@@ -1,0 +1,369 @@
+import { TrellisError } from '../core/errors.js';
+import { Notifier } from '../stores/events/common.js';
+import type { AppendTransaction, InlineHandler, TrellisEventStore } from '../stores/events/types.js';
+import type { RecordedEvent } from '../stores/types.js';
+import { sql } from './sql.js';
+import type { Upcaster } from './types.js';
+import { upcast } from './upcast.js';
+import { waitForPosition } from './wait.js';
+
+/** Gives the physical table of one copy of the read model for a logical table name. */
+export type TableNamer = (logical: string) => string;
+
+/**
+ * A projection: a read model kept in tables beside the events (SQLite or PostgreSQL). Queries
+ * read the logical table names, which are views onto the current copy; a rebuild fills a
+ * fresh copy and swaps the views in one transaction.
+ */
+export interface Projection {
+  /** Unique name, used by the CLI and in the checkpoint table. */
+  name: string;
+  /** Logical read-model table names (what queries read). */
+  tables: string[];
+  /** Creates one copy's tables (and indexes: name them after `t(...)` so copies do not clash). */
+  setup(tx: AppendTransaction, t: TableNamer): Promise<void>;
+  /** Applies events in position order to the copy named by `t`, inside the checkpoint's transaction. */
+  apply(events: RecordedEvent[], tx: AppendTransaction, t: TableNamer): Promise<void>;
+  /** Only these event types reach `apply` (the checkpoint still advances past the rest). */
+  eventTypes?: string[];
+  upcasters?: Upcaster[];
+  /** Events per transaction when catching up (default 500). */
+  batchSize?: number;
+}
+
+/** Where a projection stands. */
+export interface ProjectionStatus {
+  name: string;
+  /** Which copy queries read. */
+  generation: number;
+  /** Position of the last event applied to that copy. */
+  position: number;
+  /** Head of the event store minus position. */
+  lag: number;
+  /** Set while a rebuild is filling (or was interrupted filling) the next copy. */
+  rebuild?: { generation: number; position: number };
+}
+
+const REGISTRY = 'trellis_projections';
+
+interface Row {
+  name: string;
+  generation: number;
+  position: number;
+  rebuild_generation: number | null;
+  rebuild_position: number | null;
+}
+
+function checkName(name: string): void {
+  if (!/^[a-z_][a-z0-9_]{0,40}$/i.test(name)) {
+    throw new TrellisError(
+      'TRELLIS_E_PROJECTION_INVALID',
+      `"${name}" is not a valid projection or table name: use letters, digits and underscores (at most 41)`,
+    );
+  }
+}
+
+/** The physical table namer for copy `generation`. */
+export function tablesOf(generation: number): TableNamer {
+  return (logical) => `${logical}__g${generation}`;
+}
+
+function requireSql(store: TrellisEventStore): void {
+  if (store.backend === 'memory') {
+    throw new TrellisError(
+      'TRELLIS_E_PROJECTION_UNSUPPORTED',
+      'projections with checkpoints need a database: open the event store with sqlite:PATH or postgres://… (memory keeps no tables)',
+    );
+  }
+}
+
+async function readRow(tx: AppendTransaction, name: string): Promise<Row | undefined> {
+  const [r] = await sql<Row>(tx, `SELECT * FROM ${REGISTRY} WHERE name = $1`, [name]);
+  if (!r) return undefined;
+  return {
+    ...r,
+    generation: Number(r.generation),
+    position: Number(r.position),
+    rebuild_generation: r.rebuild_generation === null ? null : Number(r.rebuild_generation),
+    rebuild_position: r.rebuild_position === null ? null : Number(r.rebuild_position),
+  };
+}
+
+async function pointViews(tx: AppendTransaction, p: Projection, generation: number): Promise<void> {
+  const t = tablesOf(generation);
+  for (const logical of p.tables) {
+    await sql(tx, `DROP VIEW IF EXISTS ${logical}`);
+    await sql(tx, `CREATE VIEW ${logical} AS SELECT * FROM ${t(logical)}`);
+  }
+}
+
+/** Creates the checkpoint table, and the projection's first copy and views, when missing. */
+export async function ensureProjection(store: TrellisEventStore, p: Projection): Promise<void> {
+  requireSql(store);
+  checkName(p.name);
+  for (const t of p.tables) checkName(t);
+  await store.transaction(async (tx) => {
+    await sql(
+      tx,
+      `CREATE TABLE IF NOT EXISTS ${REGISTRY} (name TEXT PRIMARY KEY, generation INTEGER NOT NULL, position BIGINT NOT NULL,
+        rebuild_generation INTEGER, rebuild_position BIGINT, updated_at BIGINT NOT NULL)`,
+    );
+    if (tx.backend === 'postgres') {
+      // Two processes starting the same projection must not both create its tables.
+      await tx.sql('SELECT pg_advisory_xact_lock(hashtext($1))', [`trellis_projection:${p.name}`]);
+    }
+    if (await readRow(tx, p.name)) return;
+    await p.setup(tx, tablesOf(1));
+    await pointViews(tx, p, 1);
+    await sql(tx, `INSERT INTO ${REGISTRY} (name, generation, position, updated_at) VALUES ($1, 1, 0, $2)`, [
+      p.name,
+      Date.now(),
+    ]);
+  });
+}
+
+function relevant(p: Projection, events: RecordedEvent[]): RecordedEvent[] {
+  const types = p.eventTypes;
+  const chosen = types ? events.filter((e) => types.includes(e.type)) : events;
+  return chosen.map((e) => upcast(e, p.upcasters));
+}
+
+/**
+ * An inline projection: pass the result to `handleCommand(..., { inline: [...] })` or
+ * `store.append(..., { inline })` and the read model changes in the append's transaction.
+ * Call `ensureProjection` once first. Do not also run it asynchronously.
+ */
+export function inlineProjection(p: Projection): InlineHandler {
+  return async (events, tx) => {
+    const last = events.at(-1)?.position;
+    if (last === undefined) return;
+    // Taking the checkpoint row first orders us behind a rebuild's swap, so we write its copy.
+    const [row] = await sql<{ generation: number }>(
+      tx,
+      `UPDATE ${REGISTRY} SET position = $1, updated_at = $2 WHERE name = $3 RETURNING generation`,
+      [last, Date.now(), p.name],
+    );
+    if (!row) {
+      throw new TrellisError(
+        'TRELLIS_E_PROJECTION_UNKNOWN',
+        `projection "${p.name}" has no checkpoint yet: call ensureProjection(store, projection) at start-up`,
+      );
+    }
+    const chosen = relevant(p, events);
+    if (chosen.length) await p.apply(chosen, tx, tablesOf(Number(row.generation)));
+  };
+}
+
+/**
+ * Applies one batch and advances the checkpoint in the same transaction, guarded by the
+ * position and copy it started from: if another runner or a rebuild's swap moved it, nothing
+ * is applied (no event applied twice) and the caller re-reads the checkpoint.
+ */
+async function applyBatch(
+  store: TrellisEventStore,
+  p: Projection,
+  from: { generation: number; position: number },
+  events: RecordedEvent[],
+  column: 'position' | 'rebuild_position',
+): Promise<boolean> {
+  const last = events.at(-1)!.position;
+  const genColumn = column === 'position' ? 'generation' : 'rebuild_generation';
+  return store.transaction(async (tx) => {
+    const moved = await sql(
+      tx,
+      `UPDATE ${REGISTRY} SET ${column} = $1, updated_at = $2 WHERE name = $3 AND ${genColumn} = $4 AND ${column} = $5 RETURNING name`,
+      [last, Date.now(), p.name, from.generation, from.position],
+    );
+    if (moved.length === 0) return false;
+    const chosen = relevant(p, events);
+    if (chosen.length) await p.apply(chosen, tx, tablesOf(from.generation));
+    return true;
+  });
+}
+
+/** The status of each projection (position, lag, an unfinished rebuild). */
+export async function projectionStatus(
+  store: TrellisEventStore,
+  projections: Projection[],
+): Promise<ProjectionStatus[]> {
+  requireSql(store);
+  const head = await store.headPosition();
+  const out: ProjectionStatus[] = [];
+  for (const p of projections) {
+    await ensureProjection(store, p);
+    const row = (await store.transaction((tx) => readRow(tx, p.name)))!;
+    out.push({
+      name: p.name,
+      generation: row.generation,
+      position: row.position,
+      lag: Math.max(0, head - row.position),
+      ...(row.rebuild_generation === null
+        ? {}
+        : { rebuild: { generation: row.rebuild_generation, position: row.rebuild_position ?? 0 } }),
+    });
+  }
+  return out;
+}
+
+/** The position a projection's current copy has reached. */
+export async function projectionPosition(store: TrellisEventStore, name: string): Promise<number> {
+  const row = await store.transaction((tx) => readRow(tx, name));
+  return row?.position ?? 0;
+}
+
+/** Read-your-writes: waits until projection `name` has applied `position` (from an append). */
+export function waitForProjection(
+  store: TrellisEventStore,
+  name: string,
+  position: number,
+  options: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<number> {
+  return waitForPosition(() => projectionPosition(store, name), position, { ...options, name });
+}
+
+export interface RunOptions {
+  signal?: AbortSignal;
+  /** Called after each committed batch. */
+  onBatch?: (info: { name: string; position: number; events: number }) => void;
+  /** How often to look for new events when no wake-up arrives (default 500 ms). */
+  pollIntervalMs?: number;
+}
+
+/**
+ * Runs an asynchronous projection until the signal aborts: catches up in batches, then follows
+ * new events. Each batch and its checkpoint commit together, so a crash at any point (even
+ * SIGKILL mid-batch) resumes from the last committed batch without applying an event twice.
+ */
+export async function runProjection(store: TrellisEventStore, p: Projection, options: RunOptions = {}) {
+  await ensureProjection(store, p);
+  const { signal } = options;
+  const batchSize = p.batchSize ?? 500;
+  const wake = new Notifier();
+  // The store's subscription is only a wake-up here; the checkpoint row is the cursor.
+  const head = await store.headPosition();
+  const watcher = (async () => {
+    try {
+      for await (const _ of store.subscribe({ from: head, ...(signal ? { signal } : {}) })) wake.notify();
+    } catch {
+      // The store closed or failed: the polling fallback keeps the projection going.
+    }
+  })();
+  let row = (await store.transaction((tx) => readRow(tx, p.name)))!;
+  try {
+    while (!signal?.aborted) {
+      const events = await store.readAll({ from: row.position, limit: batchSize });
+      if (events.length === 0) {
+        await wake.wait(options.pollIntervalMs ?? 500, signal);
+        continue;
+      }
+      if (await applyBatch(store, p, row, events, 'position')) {
+        row = { ...row, position: events.at(-1)!.position };
+        options.onBatch?.({ name: p.name, position: row.position, events: events.length });
+      } else {
+        row = (await store.transaction((tx) => readRow(tx, p.name)))!;
+      }
+    }
+  } finally {
+    wake.notify();
+    if (signal?.aborted) await watcher;
+  }
+}
+
+export interface RebuildProgress {
+  name: string;
+  done: number;
+  total: number;
+  /** Events per second so far. */
+  rate: number;
+  /** Estimated seconds left. */
+  secondsLeft: number;
+}
+
+/**
+ * Replays every event into a fresh copy of the read model while queries keep reading the old
+ * one, then swaps the views in one transaction and drops the old copy. The fresh copy's
+ * progress is checkpointed, so a rebuild that crashed resumes where it stopped.
+ */
+export async function rebuildProjection(
+  store: TrellisEventStore,
+  p: Projection,
+  options: { signal?: AbortSignal; onProgress?: (progress: RebuildProgress) => void } = {},
+): Promise<ProjectionStatus> {
+  await ensureProjection(store, p);
+  const batchSize = p.batchSize ?? 500;
+  let target = await store.transaction(async (tx) => {
+    const row = (await readRow(tx, p.name))!;
+    if (row.rebuild_generation !== null) return { generation: row.rebuild_generation, position: row.rebuild_position ?? 0 };
+    const generation = row.generation + 1;
+    const t = tablesOf(generation);
+    // Leftovers of a copy with this number (a rebuild abandoned long ago) would mix in.
+    for (const logical of p.tables) await sql(tx, `DROP TABLE IF EXISTS ${t(logical)}`);
+    await p.setup(tx, t);
+    await sql(tx, `UPDATE ${REGISTRY} SET rebuild_generation = $1, rebuild_position = 0 WHERE name = $2`, [
+      generation,
+      p.name,
+    ]);
+    return { generation, position: 0 };
+  });
+  const startedAt = performance.now();
+  const head = await store.headPosition();
+  let done = 0;
+  const report = () => {
+    const total = done + Math.max(0, head - target.position);
+    const rate = done / Math.max(0.001, (performance.now() - startedAt) / 1000);
+    options.onProgress?.({ name: p.name, done, total, rate, secondsLeft: rate > 0 ? (total - done) / rate : 0 });
+  };
+  report();
+  for (;;) {
+    if (options.signal?.aborted) {
+      throw new TrellisError(
+        'TRELLIS_E_PROJECTION_REBUILD_ABORTED',
+        `rebuild of "${p.name}" stopped at position ${target.position}: run it again to resume`,
+      );
+    }
+    const events = await store.readAll({ from: target.position, limit: batchSize });
+    if (events.length === 0) break;
+    if (!(await applyBatch(store, p, target, events, 'rebuild_position'))) {
+      throw new TrellisError(
+        'TRELLIS_E_PROJECTION_REBUILD_CONFLICT',
+        `another rebuild of "${p.name}" is running: let it finish (trellis projections status shows it)`,
+      );
+    }
+    target = { ...target, position: events.at(-1)!.position };
+    done += events.length;
+    report();
+  }
+  const old = await store.transaction(async (tx) => {
+    // Lock the checkpoint row first: runners and inline writers queue behind the swap.
+    await sql(tx, `UPDATE ${REGISTRY} SET updated_at = $1 WHERE name = $2`, [Date.now(), p.name]);
+    const row = (await readRow(tx, p.name))!;
+    if (row.rebuild_generation !== target.generation || row.rebuild_position !== target.position) {
+      throw new TrellisError(
+        'TRELLIS_E_PROJECTION_REBUILD_CONFLICT',
+        `another rebuild of "${p.name}" moved its checkpoint: run the rebuild again`,
+      );
+    }
+    // Events that landed since the last batch go into the fresh copy before it goes live.
+    let position = target.position;
+    for (;;) {
+      const events = await store.readAll({ from: position, limit: batchSize });
+      if (events.length === 0) break;
+      const chosen = relevant(p, events);
+      if (chosen.length) await p.apply(chosen, tx, tablesOf(target.generation));
+      position = events.at(-1)!.position;
+      done += events.length;
+    }
+    await pointViews(tx, p, target.generation);
+    await sql(
+      tx,
+      `UPDATE ${REGISTRY} SET generation = $1, position = $2, rebuild_generation = NULL, rebuild_position = NULL, updated_at = $3 WHERE name = $4`,
+      [target.generation, position, Date.now(), p.name],
+    );
+    return row.generation;
+  });
+  report();
+  await store.transaction(async (tx) => {
+    for (const logical of p.tables) await sql(tx, `DROP TABLE IF EXISTS ${tablesOf(old)(logical)}`);
+  });
+  return (await projectionStatus(store, [p]))[0]!;
+}
