@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import { z } from 'zod';
 import { duration, size } from '../core/units.js';
 import { problemBody } from './problem.js';
+import { createTlsServer, type TlsServer, tlsSchema } from './tls/index.js';
 
 /** The `listen:` block of a gateway, sidecar or frontend. */
 export const listenSchema = z.strictObject({
@@ -12,8 +13,8 @@ export const listenSchema = z.strictObject({
   host: z.string().default('0.0.0.0'),
   /** Port to bind; 0 picks a free one (tests). */
   port: z.number().int().min(0).max(65535),
-  // Placeholder for HTTPS: Gateway Offloading (tls middleware) replaces this with its schema.
-  tls: z.unknown().optional(),
+  /** Serve HTTPS: certificates (several by SNI), reload, mTLS, HTTP redirect (docs/gateway-offloading.md). */
+  tls: tlsSchema.optional(),
   /** Largest request head (request line + headers) accepted; larger gets 431. */
   maxHeaderSize: size().default(16 * 1024),
   /** Most header fields in one request; more gets 431. */
@@ -52,18 +53,29 @@ export interface Listener {
  * clientError handler that answers malformed requests (smuggling attempts, oversized heads)
  * with problem details at the edge. The one place listeners are made, so HTTPS can be added here.
  */
-export function createListener(config: ListenConfig, handlers: ListenerHandlers): Listener {
-  const server = createServer(
-    {
-      maxHeaderSize: config.maxHeaderSize,
-      headersTimeout: config.headersTimeout,
-      requestTimeout: config.requestTimeout,
-      keepAliveTimeout: config.keepAliveTimeout,
-      requireHostHeader: true,
-      insecureHTTPParser: false,
-    },
-    handlers.request,
-  );
+export function createListener(
+  config: ListenConfig,
+  handlers: ListenerHandlers,
+  /** `baseDir`: where relative certificate paths start; `onTlsReload*`: certificate reload outcomes. */
+  tlsOptions: { baseDir?: string; onTlsReload?: () => void; onTlsReloadError?: (err: unknown) => void } = {},
+): Listener {
+  const nodeOptions = {
+    maxHeaderSize: config.maxHeaderSize,
+    headersTimeout: config.headersTimeout,
+    requestTimeout: config.requestTimeout,
+    keepAliveTimeout: config.keepAliveTimeout,
+    requireHostHeader: true,
+    insecureHTTPParser: false,
+  };
+  const tls: TlsServer | undefined =
+    config.tls === undefined
+      ? undefined
+      : createTlsServer(config.tls, nodeOptions, handlers.request, {
+          baseDir: tlsOptions.baseDir,
+          onReload: tlsOptions.onTlsReload,
+          onReloadError: tlsOptions.onTlsReloadError,
+        });
+  const server = tls?.server ?? createServer(nodeOptions, handlers.request);
   // Node drops headers past its count silently; unlimited here, our own check answers 431.
   server.maxHeadersCount = 0;
   let connections = 0;
@@ -85,12 +97,14 @@ export function createListener(config: ListenConfig, handlers: ListenerHandlers)
         server.once('error', reject);
         server.listen(config.port, config.host, () => {
           server.off('error', reject);
-          resolve(server.address() as AddressInfo);
+          const address = server.address() as AddressInfo;
+          if (!tls) return resolve(address);
+          tls.listenRedirect(address.port).then(() => resolve(address), reject);
         });
       });
     },
     async close(deadlineMs) {
-      if (!server.listening) return;
+      if (!server.listening) return tls?.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       const deadline = Date.now() + deadlineMs;
       // Idle keep-alive connections go now; busy ones after their response.
@@ -100,6 +114,7 @@ export function createListener(config: ListenConfig, handlers: ListenerHandlers)
       }
       server.closeAllConnections();
       await closed;
+      await tls?.close();
     },
   };
 }
