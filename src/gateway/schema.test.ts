@@ -90,4 +90,19 @@ describe('gateway file validation', () => {
       'gateway.yaml:1:30 trustedProxies[1]: "nonsense" is not an IP address or CIDR range like 10.0.0.0/8',
     ]);
   });
+
+  it('builds middlewares from the registry: unknown type gets a suggestion, one type per entry', () => {
+    expect(problems('middlewares:\n  limit: { rateLimt: { points: 10, per: 1s } }\n')).toEqual([
+      'gateway.yaml:2:12 middlewares.limit.rateLimt: unknown option "rateLimt" (did you mean "rateLimit"?)',
+    ]);
+    expect(problems('middlewares:\n  nothing: {}\n')[0]).toMatch(
+      /^gateway\.yaml:2:12 middlewares\.nothing: a middleware needs its type: one of .*rateLimit/,
+    );
+  });
+
+  it('an unknown handler key gets a suggestion and no second message', () => {
+    expect(problems('routes:\n  - match: { path: /a }\n    respnd: { body: x }\n')).toEqual([
+      'gateway.yaml:3:5 routes[0].respnd: unknown option "respnd" (did you mean "respond"?)',
+    ]);
+  });
 });

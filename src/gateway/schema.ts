@@ -95,34 +95,39 @@ export function routeSchema() {
       middlewares: z.array(z.string()).default([]),
       ...handlerShape,
     })
-    .superRefine((route, ctx) => {
-      const present = handlerKeys().filter((k) => (route as Record<string, unknown>)[k] !== undefined);
-      if (present.length !== 1) {
-        ctx.addIssue({
-          code: 'custom',
-          message:
-            present.length === 0
-              ? `a route needs one handler: add one of ${handlerKeys().join(', ')}`
-              : `a route has exactly one handler, this one has ${present.join(' and ')}`,
-        });
-      }
+    .check((payload) => {
+      // With an unknown key (`prxy:`) its suggestion says it all; do not add "needs one handler".
+      if (payload.issues.length > 0) return;
+      const route = payload.value as Record<string, unknown>;
+      const present = handlerKeys().filter((k) => route[k] !== undefined);
+      if (present.length === 1) return;
+      payload.issues.push({
+        code: 'custom',
+        input: route,
+        message:
+          present.length === 0
+            ? `a route needs one handler: add one of ${handlerKeys().join(', ')}`
+            : `a route has exactly one handler, this one has ${present.join(' and ')}`,
+      });
     });
 }
 
 /** One entry of `middlewares:`: `{ <type>: options }` with exactly one type. */
 export function middlewareEntrySchema() {
   const shape = Object.fromEntries(middlewareTypes.map((m) => [m.type, m.options.optional()]));
-  return z.strictObject(shape).superRefine((entry, ctx) => {
-    const present = Object.keys(entry).filter((k) => (entry as Record<string, unknown>)[k] !== undefined);
-    if (present.length !== 1) {
-      ctx.addIssue({
-        code: 'custom',
-        message:
-          present.length === 0
-            ? `a middleware needs its type: one of ${middlewareTypes.map((m) => m.type).join(', ') || '(none registered)'}`
-            : `a middleware has exactly one type, this one has ${present.join(' and ')}`,
-      });
-    }
+  return z.strictObject(shape).check((payload) => {
+    // An unknown key already has its own message (with a suggestion); "needs its type" would only repeat it.
+    if (payload.issues.length > 0) return;
+    const present = Object.keys(payload.value).filter((k) => payload.value[k] !== undefined);
+    if (present.length === 1) return;
+    payload.issues.push({
+      code: 'custom',
+      input: payload.value,
+      message:
+        present.length === 0
+          ? `a middleware needs its type: one of ${middlewareTypes.map((m) => m.type).join(', ') || '(none registered)'}`
+          : `a middleware has exactly one type, this one has ${present.join(' and ')}`,
+    });
   });
 }
 
