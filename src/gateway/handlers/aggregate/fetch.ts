@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AttemptOutcome, ServicePool, Upstream } from '../../../http/upstream/types.js';
 
@@ -40,11 +41,11 @@ export const DEADLINE = Symbol('deadline');
  * refuses those because we pass `retryNonIdempotent: false`).
  */
 export async function callService(pool: ServicePool, call: Call): Promise<CallResult> {
-  const tried = new Set<Upstream>();
+  // Allocated on the first retry only: most calls succeed on the first attempt.
+  let tried: Set<Upstream> | undefined;
   for (let attempt = 1; ; attempt++) {
     const upstream = pool.pick(call.hashKey, tried);
     if (!upstream) return { ok: false, reason: 'connect', detail: `service "${pool.name}" has no upstreams` };
-    tried.add(upstream);
     const started = performance.now();
     pool.begin(upstream);
     const { result, outcome } = await attemptOnce(upstream, call);
@@ -65,6 +66,8 @@ export async function callService(pool: ServicePool, call: Call): Promise<CallRe
     ) {
       return result;
     }
+    tried ??= new Set();
+    tried.add(upstream);
     // Every upstream tried: allow them again rather than give up while attempts remain.
     if (tried.size >= pool.upstreams.length) tried.clear();
     try {
@@ -107,24 +110,22 @@ async function attemptOnce(
       outcome: statusCode >= 500 ? 'http5xx' : 'success',
     };
   }
-  const declared = Number(res.headers['content-length']);
+  const length = res.headers['content-length'];
+  const declared = typeof length === 'string' ? Number(length) : -1;
   if (declared > call.maxBodySize) {
     res.body.destroy();
     return { result: tooLarge(call), outcome: 'success' };
   }
   let text: string;
   try {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of res.body as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > call.maxBodySize) {
-        res.body.destroy();
-        return { result: tooLarge(call), outcome: 'success' };
-      }
-      chunks.push(chunk);
+    // A declared length within the limit (the common case) lets undici gather the body itself,
+    // cheaper than iterating; otherwise count as it arrives and stop at the limit.
+    if (declared >= 0) text = await res.body.text();
+    else {
+      const read = await readLimited(res.body, call.maxBodySize);
+      if (read === undefined) return { result: tooLarge(call), outcome: 'success' };
+      text = read;
     }
-    text = chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8');
   } catch (err) {
     return failure(err, call);
   }
@@ -138,6 +139,23 @@ async function attemptOnce(
       outcome: 'success',
     };
   }
+}
+
+/** The body as text, or undefined (and the stream destroyed) once it passes `max` bytes. */
+function readLimited(body: Readable, max: number): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    body.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) {
+        body.destroy();
+        resolve(undefined);
+      } else chunks.push(chunk);
+    });
+    body.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    body.once('error', reject);
+  });
 }
 
 function tooLarge(call: Call): CallResult {

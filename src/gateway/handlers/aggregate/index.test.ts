@@ -201,12 +201,16 @@ shape:
       '/product': { body: { name: 'Lamp' } },
       '/reviews': { status: 500 },
       '/big': { body: { blob: 'x'.repeat(500) } },
+      '/stream': { body: { blob: 'y'.repeat(500) }, chunked: true },
+      '/small-stream': { body: { ok: 1 }, chunked: true },
     });
     const g = await gateway(
       `parts:
   product: { service: s, path: /product }
   reviews: { service: s, path: /reviews, optional: true }
   related: { service: s, path: /big, optional: true, maxBodySize: 100b }
+  streamed: { service: s, path: /stream, optional: true, maxBodySize: 100b }
+  small: { service: s, path: /small-stream, maxBodySize: 100b }
   brand: { service: s, path: '/brands/{product.brandId}', optional: true }
 `,
       { s: once(o) },
@@ -215,14 +219,16 @@ shape:
     expect(res.status).toBe(200);
     expect(res.headers.get('trellis-completed')).toBe('false');
     expect(body.product).toEqual({ name: 'Lamp' });
+    expect(body.small).toEqual({ ok: 1 });
     expect(body._missing).toEqual(
       expect.arrayContaining([
         { part: 'reviews', reason: 'status', status: 500 },
         { part: 'related', reason: 'tooLarge' },
+        { part: 'streamed', reason: 'tooLarge' },
         { part: 'brand', reason: 'missingInput' },
       ]),
     );
-    expect((body._missing as unknown[]).length).toBe(3);
+    expect((body._missing as unknown[]).length).toBe(4);
   });
 
   it('times parts out: a required one answers 504 at its deadline, an optional one is left out', async () => {

@@ -15,7 +15,8 @@ import { aggregateHandler, aggregateSchema } from '../index.js';
  * fresh metrics registry. Not the gateway: routing is one pattern with `:params`.
  */
 
-export type Reply = { status?: number; body?: unknown; delay?: number; raw?: string };
+/** A scripted answer; `chunked` sends the body in two writes without a content-length. */
+export type Reply = { status?: number; body?: unknown; delay?: number; raw?: string; chunked?: boolean };
 export type OriginRoute = (req: IncomingMessage, url: URL) => Reply | Promise<Reply>;
 
 export interface Origin {
@@ -54,7 +55,10 @@ export async function startOrigin(routes: Record<string, OriginRoute | Reply>): 
       if (res.destroyed) return;
       const text = reply.raw ?? JSON.stringify(reply.body ?? {});
       res.writeHead(reply.status ?? 200, { 'content-type': 'application/json' });
-      res.end(text);
+      if (reply.chunked) {
+        res.write(text.slice(0, text.length >> 1));
+        res.end(text.slice(text.length >> 1));
+      } else res.end(text);
     };
     if (reply.delay) setTimeout(send, reply.delay);
     else send();
