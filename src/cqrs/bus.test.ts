@@ -67,7 +67,9 @@ describe('command bus', () => {
         if (fail) throw new Error('transient');
         return handleCommand(store, id, { type: 'Increment', by }, counterDecider);
       });
-    await expect(bus.send('increment', { id: 'x', by: 1 }, { idempotencyKey: 'k' })).rejects.toThrow('transient');
+    await expect(bus.send('increment', { id: 'x', by: 1 }, { idempotencyKey: 'k' })).rejects.toThrow(
+      'transient',
+    );
     fail = false;
     await expect(bus.send('increment', { id: 'x', by: 1 }, { idempotencyKey: 'k' })).resolves.toMatchObject({
       nextVersion: 1,
@@ -84,7 +86,9 @@ describe('command bus', () => {
     await expect(bus.send('increment', { id: 'a', by: 1 }, { principal: 'mallory' })).rejects.toMatchObject({
       code: 'TRELLIS_E_BUS_FORBIDDEN',
     });
-    await expect(bus.send('nope' as 'explode', {})).rejects.toMatchObject({ code: 'TRELLIS_E_BUS_NO_HANDLER' });
+    await expect(bus.send('nope' as 'explode', {})).rejects.toMatchObject({
+      code: 'TRELLIS_E_BUS_NO_HANDLER',
+    });
     expect(() => bus.register('explode', async () => undefined as never)).toThrow(/already has a handler/);
   });
 

@@ -93,7 +93,9 @@ export function queryBus<M extends Record<string, [unknown, unknown]>>(): Bus<M>
 
 /** Anything with zod's `safeParse` (a zod schema) validates payloads. */
 export interface Schema {
-  safeParse(value: unknown): { success: true; data: unknown } | { success: false; error: { issues: unknown[] } };
+  safeParse(
+    value: unknown,
+  ): { success: true; data: unknown } | { success: false; error: { issues: unknown[] } };
 }
 
 /** Validates each payload against the schema registered for its name (unlisted names pass). */
@@ -157,9 +159,7 @@ export function memoryIdempotencyStore(): IdempotencyStore {
  * not run again; concurrent retries with the same key share one run. Failures are not kept, so
  * a failed command can be retried.
  */
-export function idempotency(
-  options: { store?: IdempotencyStore; ttlMs?: number } = {},
-): BusMiddleware {
+export function idempotency(options: { store?: IdempotencyStore; ttlMs?: number } = {}): BusMiddleware {
   const store = options.store ?? memoryIdempotencyStore();
   const ttl = options.ttlMs ?? 24 * 3600_000;
   const running = new Map<string, Promise<unknown>>();

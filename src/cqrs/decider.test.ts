@@ -16,8 +16,12 @@ const inc = (by: number) => ({ type: 'Incremented' as const, data: { by } });
 
 describe('deciders given/when/then', () => {
   it('decides from the given history', async () => {
-    await given(counterDecider, [inc(2)]).when({ type: 'Increment', by: 3 }).then([inc(3)]);
-    await given(counterDecider).when({ type: 'Close' }).then([{ type: 'Closed', data: {} }]);
+    await given(counterDecider, [inc(2)])
+      .when({ type: 'Increment', by: 3 })
+      .then([inc(3)]);
+    await given(counterDecider)
+      .when({ type: 'Close' })
+      .then([{ type: 'Closed', data: {} }]);
   });
 
   it('refuses with a typed error', async () => {
@@ -28,9 +32,11 @@ describe('deciders given/when/then', () => {
   });
 
   it('fails loudly when the events differ or nothing is thrown', async () => {
-    await expect(given(counterDecider).when({ type: 'Increment', by: 3 }).then([inc(4)])).rejects.toThrow(
-      /expected events/,
-    );
+    await expect(
+      given(counterDecider)
+        .when({ type: 'Increment', by: 3 })
+        .then([inc(4)]),
+    ).rejects.toThrow(/expected events/);
     await expect(given(counterDecider).when({ type: 'Increment', by: 3 }).thenThrows()).rejects.toThrow(
       /to be refused/,
     );
@@ -65,7 +71,10 @@ describe.each([
     // A decider that lets a rival write between our read and our append, every time.
     const rival = {
       ...counterDecider,
-      async decide(c: Parameters<typeof counterDecider.decide>[0], s: Parameters<typeof counterDecider.decide>[1]) {
+      async decide(
+        c: Parameters<typeof counterDecider.decide>[0],
+        s: Parameters<typeof counterDecider.decide>[1],
+      ) {
         await store.append('c', [inc(1)]);
         return counterDecider.decide(c, s);
       },
@@ -84,7 +93,9 @@ describe.each([
     expect(r).toMatchObject({ state: { value: 5 }, nextVersion: 1, retries: 0 });
     expect(r.position).toBe(await store.headPosition());
     await handleCommand(store, 'c', { type: 'Close' }, counterDecider);
-    await expect(handleCommand(store, 'c', { type: 'Increment', by: 1 }, counterDecider)).rejects.toMatchObject({
+    await expect(
+      handleCommand(store, 'c', { type: 'Increment', by: 1 }, counterDecider),
+    ).rejects.toMatchObject({
       code: 'TRELLIS_E_COMMAND_REJECTED',
       status: 422,
     });
@@ -105,7 +116,9 @@ describe('snapshots and upcasters', () => {
     expect(await snapshots.load('s')).toMatchObject({ version: 6, deciderVersion: 1, state: { value: 6 } });
     // Prove the snapshot is used: a snapshot state that history would never produce shows through.
     await snapshots.save('s', { version: 7, deciderVersion: 1, state: { value: 1000, closed: false } });
-    const used = await aggregateStream(store, 's', counterDecider, { snapshots: { store: snapshots, every: 3 } });
+    const used = await aggregateStream(store, 's', counterDecider, {
+      snapshots: { store: snapshots, every: 3 },
+    });
     expect(used.state.value).toBe(1000);
     // A new decider version ignores it and folds the whole stream.
     const v2 = { ...counterDecider, version: 2 };
@@ -127,7 +140,12 @@ describe('snapshots and upcasters', () => {
     await store.append('u', [{ type: 'Added', data: { amount: '3' } }]); // v1: a string, old name
     await store.append('u', [{ type: 'Incremented', data: { by: 2 }, metadata: { schemaVersion: 2 } }]);
     const upcasters: Upcaster[] = [
-      { type: 'Added', fromVersion: 1, toType: 'Incremented', up: (d) => ({ by: Number((d as { amount: string }).amount) }) },
+      {
+        type: 'Added',
+        fromVersion: 1,
+        toType: 'Incremented',
+        up: (d) => ({ by: Number((d as { amount: string }).amount) }),
+      },
     ];
     const { state } = await aggregateStream(store, 'u', counterDecider, { upcasters });
     expect(state.value).toBe(5);

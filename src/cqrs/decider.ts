@@ -101,7 +101,13 @@ export async function handleCommand<C, S, E extends DomainEvent>(
           .save(streamId, { state: next, version: result.nextVersion, deciderVersion: decider.version ?? 1 })
           .catch(() => {});
       }
-      return { events, state: next, nextVersion: result.nextVersion, position: result.position, retries: attempt };
+      return {
+        events,
+        state: next,
+        nextVersion: result.nextVersion,
+        position: result.position,
+        retries: attempt,
+      };
     } catch (err) {
       if (!isTrellisError(err, 'TRELLIS_E_EVENT_VERSION_CONFLICT') || attempt >= maxRetries) throw err;
       // Jitter keeps twenty colliding senders from colliding again in lock step.

@@ -8,7 +8,9 @@ import { sql } from './sql.js';
 import type { Decider, DomainEvent } from './types.js';
 
 export type CounterCommand = { type: 'Increment'; by: number } | { type: 'Close' };
-export type CounterEvent = DomainEvent<'Incremented', { by: number }> | DomainEvent<'Closed', Record<string, never>>;
+export type CounterEvent =
+  | DomainEvent<'Incremented', { by: number }>
+  | DomainEvent<'Closed', Record<string, never>>;
 export interface CounterState {
   value: number;
   closed: boolean;

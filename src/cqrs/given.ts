@@ -13,7 +13,8 @@ export function deciderSpec<C, S, E extends DomainEvent>(decider: Decider<C, S, 
     given(events: E[] = []) {
       return {
         when(command: C) {
-          const run = async () => decider.decide(command, events.reduce(decider.evolve, decider.initialState()));
+          const run = async () =>
+            decider.decide(command, events.reduce(decider.evolve, decider.initialState()));
           return {
             /** The command causes exactly these events (type and data). */
             async then(expected: E[]): Promise<void> {

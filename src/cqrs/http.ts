@@ -48,7 +48,9 @@ function json(res: ServerResponse, status: number, body: unknown): void {
  * retries answers 409, a rejected or invalid command 422, all as RFC 9457 problem details.
  * Unknown errors answer 500 without internals. Requests it does not own get 404.
  */
-export function cqrsHttpHandler(options: CqrsHttpOptions): (req: IncomingMessage, res: ServerResponse) => void {
+export function cqrsHttpHandler(
+  options: CqrsHttpOptions,
+): (req: IncomingMessage, res: ServerResponse) => void {
   const base = (options.basePath ?? '').replace(/\/$/, '');
   const limit = options.maxBodyBytes ?? 1024 * 1024;
   return (req, res) => {
@@ -56,9 +58,14 @@ export function cqrsHttpHandler(options: CqrsHttpOptions): (req: IncomingMessage
       const url = new URL(req.url ?? '/', 'http://localhost');
       const path = url.pathname.startsWith(base) ? url.pathname.slice(base.length) : '';
       const m = /^\/(commands|queries)\/([^/]+)$/.exec(path);
-      const bus = m?.[1] === 'commands' ? options.commands : m?.[1] === 'queries' ? options.queries : undefined;
+      const bus =
+        m?.[1] === 'commands' ? options.commands : m?.[1] === 'queries' ? options.queries : undefined;
       if (!m || !bus) {
-        sendProblem(res, { status: 404, code: 'TRELLIS_E_BUS_NO_HANDLER', detail: `nothing at ${url.pathname}` });
+        sendProblem(res, {
+          status: 404,
+          code: 'TRELLIS_E_BUS_NO_HANDLER',
+          detail: `nothing at ${url.pathname}`,
+        });
         return;
       }
       const wanted = m[1] === 'commands' ? 'POST' : 'GET';
@@ -93,7 +100,8 @@ export function cqrsHttpHandler(options: CqrsHttpOptions): (req: IncomingMessage
         sendProblem(res, {
           status,
           code: err.code,
-          detail: status >= 500 && err.code !== 'TRELLIS_E_PROJECTION_TIMEOUT' ? 'the service failed' : err.message,
+          detail:
+            status >= 500 && err.code !== 'TRELLIS_E_PROJECTION_TIMEOUT' ? 'the service failed' : err.message,
           ...(err.details && status < 500 ? { extensions: { details: err.details } } : {}),
         });
         return;

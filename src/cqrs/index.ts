@@ -1,4 +1,7 @@
 /** `trellis/cqrs`: deciders, command and query buses, projections, snapshots, upcasters. */
+
+export { openEventStore } from '../stores/events/index.js';
+export type { AppendTransaction, InlineHandler, TrellisEventStore } from '../stores/events/types.js';
 export * from './bus.js';
 export * from './decider.js';
 export * from './errors.js';
@@ -6,9 +9,7 @@ export * from './given.js';
 export * from './http.js';
 export * from './projection.js';
 export * from './snapshots.js';
+export { sql } from './sql.js';
 export * from './types.js';
 export * from './upcast.js';
 export * from './wait.js';
-export { openEventStore } from '../stores/events/index.js';
-export type { AppendTransaction, InlineHandler, TrellisEventStore } from '../stores/events/types.js';
-export { sql } from './sql.js';

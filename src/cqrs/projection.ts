@@ -122,6 +122,11 @@ export async function ensureProjection(store: TrellisEventStore, p: Projection):
   });
 }
 
+/** SQLite work is synchronous: without this a long catch-up would starve timers and sockets. */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 function relevant(p: Projection, events: RecordedEvent[]): RecordedEvent[] {
   const types = p.eventTypes;
   const chosen = types ? events.filter((e) => types.includes(e.type)) : events;
@@ -259,6 +264,7 @@ export async function runProjection(store: TrellisEventStore, p: Projection, opt
       if (await applyBatch(store, p, row, events, 'position')) {
         row = { ...row, position: events.at(-1)!.position };
         options.onBatch?.({ name: p.name, position: row.position, events: events.length });
+        await yieldToEventLoop();
       } else {
         row = (await store.transaction((tx) => readRow(tx, p.name)))!;
       }
@@ -293,7 +299,8 @@ export async function rebuildProjection(
   const batchSize = p.batchSize ?? 500;
   let target = await store.transaction(async (tx) => {
     const row = (await readRow(tx, p.name))!;
-    if (row.rebuild_generation !== null) return { generation: row.rebuild_generation, position: row.rebuild_position ?? 0 };
+    if (row.rebuild_generation !== null)
+      return { generation: row.rebuild_generation, position: row.rebuild_position ?? 0 };
     const generation = row.generation + 1;
     const t = tablesOf(generation);
     // Leftovers of a copy with this number (a rebuild abandoned long ago) would mix in.
@@ -311,7 +318,13 @@ export async function rebuildProjection(
   const report = () => {
     const total = done + Math.max(0, head - target.position);
     const rate = done / Math.max(0.001, (performance.now() - startedAt) / 1000);
-    options.onProgress?.({ name: p.name, done, total, rate, secondsLeft: rate > 0 ? (total - done) / rate : 0 });
+    options.onProgress?.({
+      name: p.name,
+      done,
+      total,
+      rate,
+      secondsLeft: rate > 0 ? (total - done) / rate : 0,
+    });
   };
   report();
   for (;;) {
@@ -332,6 +345,7 @@ export async function rebuildProjection(
     target = { ...target, position: events.at(-1)!.position };
     done += events.length;
     report();
+    await yieldToEventLoop();
   }
   const old = await store.transaction(async (tx) => {
     // Lock the checkpoint row first: runners and inline writers queue behind the swap.

@@ -50,7 +50,9 @@ export function sqlSnapshots(store: TrellisEventStore, table = 'trellis_snapshot
         ),
       );
       const r = rows[0];
-      return r ? { version: r.version, deciderVersion: r.decider_version, state: JSON.parse(r.state) } : undefined;
+      return r
+        ? { version: r.version, deciderVersion: r.decider_version, state: JSON.parse(r.state) }
+        : undefined;
     },
     async save(id, s) {
       await ensure();

@@ -5,6 +5,10 @@ import type { AppendTransaction } from '../stores/events/types.js';
  * backend: SQLite takes `?`. Only for Trellis's own small statements; user read models write
  * their own backend's SQL.
  */
-export function sql<R = Record<string, unknown>>(tx: AppendTransaction, text: string, params: unknown[] = []) {
+export function sql<R = Record<string, unknown>>(
+  tx: AppendTransaction,
+  text: string,
+  params: unknown[] = [],
+) {
   return tx.sql<R>(tx.backend === 'sqlite' ? text.replace(/\$\d+/g, '?') : text, params);
 }

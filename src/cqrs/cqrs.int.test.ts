@@ -1,0 +1,70 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openEventStore } from '../stores/events/index.js';
+import { serviceUrl } from '../testing/services.js';
+import { aggregateStream, handleCommand } from './decider.js';
+import { counterDecider } from './fixtures.js';
+import { projectionCases } from './projection-cases.js';
+
+const url = await serviceUrl('postgres');
+const uniques: string[] = [];
+
+afterAll(async () => {
+  if (!url) return;
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  for (const u of uniques) {
+    await c.query(`DROP VIEW IF EXISTS counts_${u}`);
+    await c.query(`DROP TABLE IF EXISTS counts_${u}__g1, counts_${u}__g2, ev_${u}`);
+    await c.query(`DROP FUNCTION IF EXISTS ev_${u}_append`);
+    await c.query(`DELETE FROM trellis_projections WHERE name = $1`, [`p_${u}`]).catch(() => {});
+  }
+  await c.end();
+});
+
+function unique(): string {
+  const u = randomBytes(5).toString('hex');
+  uniques.push(u);
+  return u;
+}
+
+describe.skipIf(!url)('CQRS on PostgreSQL', () => {
+  projectionCases('postgres', {
+    async open() {
+      const u = unique();
+      const handles = [];
+      for (let i = 0; i < 3; i++)
+        handles.push(await openEventStore(url!, { table: `ev_${u}`, pollIntervalMs: 100 }));
+      return { handles, unique: u };
+    },
+  });
+
+  it('20 concurrent command senders on the same aggregates lose no update', async () => {
+    const u = unique();
+    const stores = [
+      await openEventStore(url!, { table: `ev_${u}` }),
+      await openEventStore(url!, { table: `ev_${u}` }),
+    ];
+    await Promise.all(
+      Array.from({ length: 20 }, async (_, s) => {
+        for (let k = 0; k < 10; k++) {
+          await handleCommand(
+            stores[s % 2]!,
+            `counter-${k % 2}`,
+            { type: 'Increment', by: 1 },
+            counterDecider,
+            {
+              maxRetries: 1000,
+            },
+          );
+        }
+      }),
+    );
+    for (const id of ['counter-0', 'counter-1']) {
+      const { state, version } = await aggregateStream(stores[0]!, id, counterDecider);
+      expect([state.value, version]).toEqual([100, 100]);
+    }
+    for (const s of stores) await s.close();
+  });
+});

@@ -1,0 +1,41 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openEventStore } from '../stores/events/index.js';
+import { MemoryEventStore } from '../stores/events/memory.js';
+import { countingProjection } from './fixtures.js';
+import { ensureProjection } from './projection.js';
+import { projectionCases } from './projection-cases.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'trellis-proj-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+
+// In one process SQLite gets one handle: a second connection would block the event loop
+// waiting for the first one's write lock (better-sqlite3 is synchronous).
+projectionCases('sqlite', {
+  async open() {
+    const unique = `u${++n}`;
+    return {
+      handles: [await openEventStore(`sqlite:${join(dir, `${unique}.db`)}`, { pollIntervalMs: 20 })],
+      unique,
+    };
+  },
+});
+
+describe('projections on memory', () => {
+  it('say plainly that they need a database', async () => {
+    await expect(ensureProjection(new MemoryEventStore(), countingProjection())).rejects.toMatchObject({
+      code: 'TRELLIS_E_PROJECTION_UNSUPPORTED',
+    });
+  });
+
+  it('refuse names that are not plain identifiers', async () => {
+    const store = await openEventStore(`sqlite:${join(dir, 'names.db')}`);
+    await expect(ensureProjection(store, countingProjection('bad-name'))).rejects.toMatchObject({
+      code: 'TRELLIS_E_PROJECTION_INVALID',
+    });
+    await store.close();
+  });
+});
