@@ -41,7 +41,9 @@ function relay(stream, name) {
 function start(name, args, { terminal = false } = {}) {
   // On a terminal the gateway writes straight to it, so its logs come out readable (pino-pretty).
   const stdio = terminal ? ['ignore', 'inherit', 'inherit'] : ['ignore', 'pipe', 'pipe'];
-  const child = spawn(process.execPath, args, { cwd: root, stdio });
+  // Each child in its own process group: Ctrl-C reaches only this script, which stops the gateway
+  // first and lets it drain (a second signal straight from the terminal would cut the drain short).
+  const child = spawn(process.execPath, args, { cwd: root, stdio, detached: true });
   child.label = name;
   if (!terminal) {
     relay(child.stdout, name);
@@ -58,13 +60,15 @@ function start(name, args, { terminal = false } = {}) {
   return child;
 }
 
-/** Polls a URL until it answers (any status) or the deadline passes. */
-async function waitFor(url, deadlineMs = 15_000) {
+/** Polls a URL until it answers 2xx or the deadline passes. */
+async function waitFor(url, deadlineMs = 30_000) {
   const until = Date.now() + deadlineMs;
   for (;;) {
     try {
-      await fetch(url, { signal: AbortSignal.timeout(1000) });
-      return;
+      const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
+      await res.arrayBuffer();
+      if (res.ok) return;
+      throw new Error(`${url} answered ${res.status}`);
     } catch {
       if (stopping) throw new Error('stopping');
       if (Date.now() > until) throw new Error(`${url} did not answer within ${deadlineMs} ms`);
@@ -97,6 +101,8 @@ async function stop(code = 0) {
 
 process.on('SIGINT', () => stop(0));
 process.on('SIGTERM', () => stop(0));
+// The terminal closed: the children are in their own groups and would not hear it.
+process.on('SIGHUP', () => stop(0));
 
 async function main() {
   if (!existsSync(cli)) {
@@ -123,8 +129,8 @@ async function main() {
   const adminPort = config.admin?.port ?? 9901;
   const base = `http://127.0.0.1:${port}`;
   const admin = `http://127.0.0.1:${adminPort}`;
+  // Ready means the listeners are bound and the configuration is loaded.
   await waitFor(`${admin}/readyz`);
-  await waitFor(`${base}/`);
 
   const web = config.frontends?.web?.pathPrefix ?? '/web';
   const mobile = config.frontends?.mobile?.pathPrefix ?? '/mobile';
