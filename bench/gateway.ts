@@ -34,6 +34,7 @@ import {
   verdict,
   type WrkResult,
   waitForHttp,
+  withCpu,
 } from './_support/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -54,6 +55,9 @@ const accessLog = opts['access-log'];
 const PROXY_CPU = 0;
 const LOAD_CPU = 1;
 const BODY = JSON.stringify({ id: 42, name: 'trellis', tags: ['gateway', 'bench'], ok: true });
+
+/** One wrk run plus the CPU the target spent per request meanwhile. */
+type Run = WrkResult & { cpuUsPerRequest: number };
 
 interface Target {
   name: string;
@@ -124,7 +128,12 @@ async function main(): Promise<void> {
 
   const results = await interleave(
     { targets: all, rounds, onRun: (t, r) => console.log(`round ${r}: ${t.name}`) },
-    (t) => runWrk({ url: t.url, cpu: LOAD_CPU, connections, durationS }),
+    async (t): Promise<Run> => {
+      const { result, cpuS } = await withCpu(t.proc?.pid, () =>
+        runWrk({ url: t.url, cpu: LOAD_CPU, connections, durationS }),
+      );
+      return { ...result, cpuUsPerRequest: (cpuS * 1e6) / result.requests };
+    },
   );
   report(all, results);
 }
@@ -177,7 +186,7 @@ function explain(t: Target) {
   };
 }
 
-function report(all: Target[], results: Map<Target, WrkResult[]>): void {
+function report(all: Target[], results: Map<Target, Run[]>): void {
   const summary = new Map(
     all.map((t) => {
       const runs = results.get(t)!;
@@ -188,6 +197,7 @@ function report(all: Target[], results: Map<Target, WrkResult[]>): void {
           p50: median(runs.map((r) => r.latencyMs.p50)),
           p99: median(runs.map((r) => r.latencyMs.p99)),
           errors: runs.reduce((sum, r) => sum + r.errorCount, 0),
+          cpuUs: median(runs.map((r) => r.cpuUsPerRequest)),
           rounds: runs.map((r) => Math.round(r.requestsPerSec)).join(' / '),
         },
       ];
@@ -198,8 +208,26 @@ function report(all: Target[], results: Map<Target, WrkResult[]>): void {
   );
   console.log(
     table(
-      ['target', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'req/s per round'],
-      [...summary].map(([name, s]) => [name, s.rps, s.p50, s.p99, s.errors, s.rounds]),
+      [
+        'target',
+        'req/s',
+        'p50 ms',
+        'p99 ms',
+        'errors',
+        'CPU µs/req',
+        'req/s per CPU-second',
+        'req/s per round',
+      ],
+      [...summary].map(([name, s]) => [
+        name,
+        s.rps,
+        s.p50,
+        s.p99,
+        s.errors,
+        Number.isNaN(s.cpuUs) ? '-' : s.cpuUs,
+        Number.isNaN(s.cpuUs) ? '-' : 1e6 / s.cpuUs,
+        s.rounds,
+      ]),
     ),
   );
   const t = summary.get('trellis')!;
@@ -214,6 +242,8 @@ function report(all: Target[], results: Map<Target, WrkResult[]>): void {
         ['trellis / nginx-proxy (req/s)', ratio(t.rps, n.rps)],
         ['fastify-proxy / nginx-proxy (req/s)', ratio(f.rps, n.rps)],
         ['trellis p99 / fastify-proxy p99', ratio(t.p99, f.p99)],
+        ['trellis / fastify-proxy (req per CPU-second)', ratio(f.cpuUs, t.cpuUs)],
+        ['trellis / nginx-proxy (req per CPU-second)', ratio(n.cpuUs, t.cpuUs)],
       ],
     ),
   );
@@ -223,5 +253,8 @@ function report(all: Target[], results: Map<Target, WrkResult[]>): void {
   console.log(verdict('trellis p99 / fastify-proxy p99', t.p99 / f.p99, 1, false));
   if (t.errors + f.errors + n.errors > 0)
     console.log('WARNING: some target answered with errors (see the table)');
-  console.log('\nThe machine may be shared: absolute figures are noisy; compare the ratios of one run.');
+  console.log(
+    '\nThe machine may be shared: req/s is noisy, so compare the ratios of one run. CPU per request is the',
+  );
+  console.log('steadier figure: req per CPU-second estimates each proxy with a core to itself.');
 }

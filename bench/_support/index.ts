@@ -1,3 +1,4 @@
+export * from './cpu.js';
 export * from './nginx.js';
 export * from './process.js';
 export * from './rounds.js';
