@@ -203,15 +203,13 @@ export class ConfigClient {
         const delay = Math.random() * Math.min(maxMs, initialMs * 2 ** attempt);
         attempt += 1;
         await new Promise<void>((r) => {
-          const t = setTimeout(r, delay);
-          signal.addEventListener(
-            'abort',
-            () => {
-              clearTimeout(t);
-              r();
-            },
-            { once: true },
-          );
+          const done = () => {
+            clearTimeout(t);
+            signal.removeEventListener('abort', done);
+            r();
+          };
+          const t = setTimeout(done, delay);
+          signal.addEventListener('abort', done, { once: true });
         });
       }
     }

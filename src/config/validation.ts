@@ -27,7 +27,7 @@ export function compileJsonSchema(schema: unknown): z.ZodType {
     );
   }
   try {
-    return z.fromJSONSchema(schema as Parameters<typeof z.fromJSONSchema>[0]);
+    return z.fromJSONSchema(declareRequired(schema) as Parameters<typeof z.fromJSONSchema>[0]);
   } catch (err) {
     throw new TrellisError(
       'TRELLIS_E_CONFIG_SCHEMA_INVALID',
@@ -35,6 +35,37 @@ export function compileJsonSchema(schema: unknown): z.ZodType {
       { status: 400, cause: err },
     );
   }
+}
+
+const SUBSCHEMA_KEYS = ['items', 'additionalProperties', 'not', 'if', 'then', 'else', 'contains'];
+const SUBSCHEMA_LISTS = ['allOf', 'anyOf', 'oneOf', 'prefixItems'];
+const SUBSCHEMA_MAPS = ['properties', 'patternProperties', '$defs', 'definitions'];
+
+/**
+ * A copy of a JSON Schema in which every `required` name also appears in `properties` (as `{}`,
+ * which accepts anything). zod's converter only enforces `required` for names listed in
+ * `properties`; JSON Schema enforces it regardless, so without this `{required: [path]}` alone
+ * would let a document without `path` through.
+ */
+function declareRequired(schema: unknown): unknown {
+  if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) return schema;
+  const out: Record<string, unknown> = { ...(schema as Record<string, unknown>) };
+  for (const k of SUBSCHEMA_KEYS) if (k in out) out[k] = declareRequired(out[k]);
+  for (const k of SUBSCHEMA_LISTS) {
+    if (Array.isArray(out[k])) out[k] = (out[k] as unknown[]).map(declareRequired);
+  }
+  for (const k of SUBSCHEMA_MAPS) {
+    const m = out[k];
+    if (m && typeof m === 'object' && !Array.isArray(m)) {
+      out[k] = Object.fromEntries(Object.entries(m).map(([name, sub]) => [name, declareRequired(sub)]));
+    }
+  }
+  if (Array.isArray(out.required) && out.additionalProperties !== false) {
+    const props = { ...((out.properties as Record<string, unknown> | undefined) ?? {}) };
+    for (const name of out.required) if (typeof name === 'string' && !(name in props)) props[name] = {};
+    out.properties = props;
+  }
+  return out;
 }
 
 /** Every issue of `value` against `schema`, plus plain-text values in secret-named fields. */
