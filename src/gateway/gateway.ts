@@ -74,12 +74,14 @@ export function parseGatewayConfig(
   return parseConfig(text, gatewaySchema(), label, env === undefined ? {} : { env });
 }
 
-function settingsOf(config: GatewayConfig): EngineSettings {
+function settingsOf(config: GatewayConfig, logger: Logger): EngineSettings {
   const log = config.accessLog;
+  const level = log === false ? false : log === true ? 'info' : log.level;
   return {
     trusted: new TrustedProxies(config.trustedProxies),
     encodedSlashes: config.encodedSlashes,
-    accessLog: log === false ? false : log === true ? 'info' : log.level,
+    // Decided once, so a filtered-out access log costs nothing per request (not even its object).
+    accessLog: level !== false && logger.isLevelEnabled(level) ? level : false,
   };
 }
 
@@ -113,7 +115,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   const first = await compileGeneration(config, 1, { logger, registry, metrics, baseDir });
   const state: ActiveState = {
     current: first,
-    settings: settingsOf(config),
+    settings: settingsOf(config, logger),
     retired: new Set(),
     logger,
     metrics,
@@ -205,7 +207,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
       }
       // The swap: from here new requests see `next`; requests in flight keep `current`.
       state.current = next;
-      state.settings = settingsOf(next.config);
+      state.settings = settingsOf(next.config, logger);
       if (current.inFlight === 0) void closeGeneration(current, next);
       else {
         state.retired.add(current);
