@@ -18,7 +18,7 @@ export interface CounterState {
 
 export const counterDecider: Decider<CounterCommand, CounterState, CounterEvent> = {
   initialState: () => ({ value: 0, closed: false }),
-  decide(command, state) {
+  decide(command, state): CounterEvent {
     if (state.closed) throw rejectCommand('the counter is closed', { value: state.value });
     if (command.type === 'Close') return { type: 'Closed', data: {} };
     if (command.by <= 0) throw rejectCommand('increment by a positive number');
