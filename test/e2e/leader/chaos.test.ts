@@ -116,7 +116,7 @@ describe.skipIf(!pgUrl)('trellis leader run under faults (fenced resource in Pos
           const indexOf = (lease: Lease) => Number(lease.holder.slice(1));
           // The leader of this moment, once its command has written through the fence.
           const leaderWriting = () =>
-            waitUntil(
+            waitUntil<Lease | undefined>(
               async () => {
                 const l = await store.read(group);
                 if (!l) return undefined;
@@ -125,16 +125,16 @@ describe.skipIf(!pgUrl)('trellis leader run under faults (fenced resource in Pos
               },
               'a leader whose command writes',
               20_000,
-            );
+            ) as Promise<Lease>;
           const handover = async (fault: string, from: Lease, t0: number) => {
-            const next = await waitUntil(
+            const next = (await waitUntil<Lease | undefined>(
               async () => {
                 const l = await store.read(group);
                 return l && l.token > from.token ? l : undefined;
               },
               `a new leader after ${fault}`,
               20_000,
-            );
+            )) as Lease;
             const ms = Date.now() - t0;
             handovers.push({ backend: backend.name, fault, ms, from: from.token, to: next.token });
             return { next, ms };
