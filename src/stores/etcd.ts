@@ -47,7 +47,11 @@ export function etcdError(url: string, err: unknown): unknown {
 function plain(err: unknown): unknown {
   const msg = (err as Error)?.message ?? '';
   const refused = /ECONNREFUSED ([\w.:[\]-]+?)\.?(?:\s|$)/.exec(msg);
-  if (!refused) return err;
+  if (!refused) {
+    if (/No connection established/.test(msg))
+      return new Error('cannot connect (no answer from any host)', { cause: err });
+    return new Error(msg.replace(/^\d+ [A-Z_]+: (etcdserver: )?/, ''), { cause: err });
+  }
   const [address, port] = refused[1]!.split(/:(?=\d+$)/);
   return Object.assign(new Error(msg, { cause: err }), { code: 'ECONNREFUSED', address, port: Number(port) });
 }
@@ -64,7 +68,8 @@ export async function openEtcd(url: string): Promise<Etcd3> {
     await client.maintenance.status({ deadline: Date.now() + 5000 });
   } catch (err) {
     client.close();
-    throw etcdError(url, err);
+    // Anything that fails here (refused, auth, TLS) is about reaching the cluster.
+    throw unavailable('etcd', url, plain(err));
   }
   return client;
 }

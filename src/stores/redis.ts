@@ -67,13 +67,21 @@ export async function openRedis(url: string, extra: RedisOptions = {}): Promise<
     ...extra,
   });
   // Errors are reported per command; without a listener ioredis would print every reconnect failure.
-  client.on('error', () => {});
+  // The socket's own error (ECONNREFUSED …) says more than connect()'s "Connection is closed".
+  let socketError: unknown;
+  const remember = (err: unknown) => {
+    socketError ??= err;
+  };
+  client.on('error', remember);
   try {
     await client.connect();
     await client.ping();
   } catch (err) {
     client.disconnect();
-    throw unavailable('redis', url, err);
+    throw unavailable('redis', url, socketError ?? err);
+  } finally {
+    client.off('error', remember);
+    client.on('error', () => {});
   }
   return client;
 }
