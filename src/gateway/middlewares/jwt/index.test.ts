@@ -188,6 +188,24 @@ describe('jwt', () => {
     jwks.keys.pop();
   });
 
+  it('remembers verified tokens, but a remembered token still expires', async () => {
+    const seen = await start({ clockTolerance: '0s' });
+    const t = await sign({}, { exp: Math.floor(Date.now() / 1000) + 2 });
+    const before = jwksHits;
+    for (let i = 0; i < 3; i++) expect(await (await call(t)).body.text()).toBe('ok');
+    expect(seen.length).toBe(3);
+    expect(jwksHits - before).toBeLessThanOrEqual(1);
+    const deadline = Date.now() + 6000;
+    let status = 200;
+    while (status === 200 && Date.now() < deadline) {
+      const r = await call(t);
+      await r.body.text();
+      status = r.statusCode;
+      if (status === 200) await new Promise((res) => setTimeout(res, 50));
+    }
+    expect(status).toBe(401);
+  });
+
   it('answers 503 when the remote JWKS cannot be fetched', async () => {
     await start({ jwksUrl: 'http://127.0.0.1:9/jwks.json', jwksTimeout: '500ms' });
     const r = await call(await sign());

@@ -64,6 +64,13 @@ const options = z
     jwksCacheMaxAge: duration().prefault('10m'),
     /** Remote JWKS: fetch timeout. */
     jwksTimeout: duration().prefault('5s'),
+    /**
+     * Remember verified tokens this long (never past their `exp`), so a client's repeated token
+     * costs a map lookup instead of a signature check; 0 turns it off.
+     */
+    verifiedCacheTtl: duration().prefault('1m'),
+    /** Most tokens remembered. */
+    verifiedCacheSize: z.number().int().positive().default(10_000),
   })
   .superRefine((o, ctx) => {
     const sources = [o.jwksUrl, o.jwksFile, o.jwks, o.secret].filter((s) => s !== undefined).length;
@@ -133,12 +140,33 @@ export const jwtMiddleware = defineMiddleware({
       detail,
       challenge: `Bearer ${realm}, error="invalid_token", error_description="${detail}"`,
     });
+    // Only successes are remembered, keyed by the exact token bytes: the same bytes verify the
+    // same way until `exp`, except after a key is withdrawn, which the short TTL bounds.
+    const verified = new Map<string, { payload: JWTPayload; until: number }>();
+    const tolerance = Math.floor(o.clockTolerance / 1000);
+    const remembered = (token: string): JWTPayload | undefined => {
+      const hit = verified.get(token);
+      if (!hit) return undefined;
+      const now = Date.now();
+      if (now < hit.until && (hit.payload.exp === undefined || now / 1000 < hit.payload.exp + tolerance))
+        return hit.payload;
+      verified.delete(token);
+      return undefined;
+    };
+    const remember = (token: string, payload: JWTPayload) => {
+      if (o.verifiedCacheTtl <= 0) return;
+      if (verified.size >= o.verifiedCacheSize) verified.delete(verified.keys().next().value!);
+      verified.set(token, { payload, until: Date.now() + o.verifiedCacheTtl });
+    };
     const verify = async (token: string): Promise<{ payload: JWTPayload } | { failure: Failure }> => {
+      const known = remembered(token);
+      if (known) return { payload: known };
       try {
         const { payload } =
           key instanceof Uint8Array
             ? await jwtVerify(token, key, verifyOptions)
             : await jwtVerify(token, key, verifyOptions);
+        remember(token, payload);
         return { payload };
       } catch (err) {
         if (err instanceof errors.JWTExpired) return { failure: invalid('the token has expired') };
