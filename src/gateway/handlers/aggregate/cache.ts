@@ -1,40 +1,64 @@
+import type { Logger } from '../../../core/logger.js';
+import { redisClient, storeUrl } from '../../middlewares/_support/redis.js';
+import { type CacheStore, MemoryCacheStore, RedisCacheStore } from '../../middlewares/cache/store.js';
+
 /**
- * A small in-memory TTL cache for part answers, keyed by service, method and resolved URL.
- * Stores the body text (not the parsed value) so composing one response can never change what
- * the next one gets. A Map keeps insertion order, so the oldest entry is evicted first.
- *
- * Hand-written because the cache middleware's store caches whole HTTP responses under RFC 9111
- * rules, while this needs a plain key -> text map with a fixed TTL per part.
+ * Per-part caching of successful answers, on the cache middleware's stores: in memory (an LRU
+ * bounded by bytes) or in Redis (shared by every gateway). Entries hold the body text, not the
+ * parsed value, so composing one response can never change what the next one gets. A store that
+ * fails (Redis away) is a miss, never a failed part.
  */
 export class PartCache {
-  private readonly entries = new Map<string, { text: string; expires: number }>();
-
   constructor(
+    private readonly store: CacheStore,
     private readonly ttlMs: number,
-    private readonly maxEntries: number,
+    private readonly log: Logger,
   ) {}
 
+  /** Opens the store `cache.store` names (`memory`, a name from `stores:`, or a redis:// URL). */
+  static async open(
+    options: { ttlMs: number; store: string; maxSize: number },
+    prefix: string,
+    stores: Record<string, string>,
+    log: Logger,
+  ): Promise<PartCache> {
+    const url = storeUrl(options.store, stores);
+    const store = url
+      ? new RedisCacheStore(await redisClient(url, 250, log), prefix)
+      : new MemoryCacheStore(options.maxSize);
+    return new PartCache(store, options.ttlMs, log);
+  }
+
   /** The cached body text, if present and fresh. */
-  get(key: string, now = performance.now()): string | undefined {
-    const e = this.entries.get(key);
-    if (!e) return undefined;
-    if (e.expires <= now) {
-      this.entries.delete(key);
+  async get(key: string): Promise<string | undefined> {
+    try {
+      return (await this.store.get(key))?.body.toString('utf8');
+    } catch (err) {
+      this.log.debug({ err }, 'aggregate cache: store read failed, calling the service');
       return undefined;
     }
-    return e.text;
   }
 
-  set(key: string, text: string, now = performance.now()): void {
-    this.entries.delete(key);
-    this.entries.set(key, { text, expires: now + this.ttlMs });
-    if (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next().value;
-      if (oldest !== undefined) this.entries.delete(oldest);
-    }
+  /** Stores in the background: the response never waits for the cache. */
+  set(key: string, text: string): void {
+    const now = Date.now();
+    const entry = {
+      status: 200,
+      headers: {},
+      body: Buffer.from(text),
+      storedAt: now,
+      initialAge: 0,
+      lifetime: this.ttlMs / 1000,
+      swr: 0,
+      sie: 0,
+      mustRevalidate: false,
+    };
+    this.store.set(key, entry, this.ttlMs).catch((err: unknown) => {
+      this.log.debug({ err }, 'aggregate cache: store write failed');
+    });
   }
 
-  get size(): number {
-    return this.entries.size;
+  close(): Promise<void> {
+    return this.store.close();
   }
 }

@@ -20,7 +20,7 @@ export const aggregateHandler = defineHandler({
       path: ['parts', name, 'service'],
       service: part.service,
     })),
-  create(options, deps) {
+  async create(options, deps) {
     const { plan, issues } = compilePlan(options);
     if (issues.length > 0) {
       // The schema reports these with file positions; reaching here means options were not validated.
@@ -29,26 +29,43 @@ export const aggregateHandler = defineHandler({
         issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n'),
       );
     }
-    const parts: PartRuntime[] = plan.parts.map((p) => {
-      const pool = deps.services.get(p.service);
-      if (!pool) {
-        throw new TrellisError(
-          'TRELLIS_E_AGGREGATE_UNKNOWN_SERVICE',
-          `route ${deps.routeName}: part "${p.name}" names service "${p.service}", which is not in services: add it or fix the name`,
-        );
+    const parts: PartRuntime[] = [];
+    const caches: PartCache[] = [];
+    try {
+      for (const p of plan.parts) {
+        const pool = deps.services.get(p.service);
+        if (!pool) {
+          throw new TrellisError(
+            'TRELLIS_E_AGGREGATE_UNKNOWN_SERVICE',
+            `route ${deps.routeName}: part "${p.name}" names service "${p.service}", which is not in services: add it or fix the name`,
+          );
+        }
+        const cache = p.cache
+          ? await PartCache.open(
+              p.cache,
+              `trellis:aggregate:${deps.routeName}:${p.name}:`,
+              deps.stores,
+              deps.logger,
+            )
+          : undefined;
+        if (cache) caches.push(cache);
+        parts.push({ plan: p, pool, metrics: partMetrics(deps.metrics, deps.routeName, p.name), cache });
       }
-      return {
-        plan: p,
-        pool,
-        metrics: partMetrics(deps.metrics, deps.routeName, p.name),
-        cache: p.cache ? new PartCache(p.cache.ttlMs, p.cache.maxEntries) : undefined,
-      };
-    });
-    return createAggregate({
+    } catch (err) {
+      await Promise.allSettled(caches.map((c) => c.close()));
+      throw err;
+    }
+    const handler = createAggregate({
       plan,
       parts,
       maxRequestBody: options.maxRequestBody,
       countResponse: responseMetrics(deps.metrics, deps.routeName),
+    });
+    // A reload replaces the handler: release the caches' stores (Redis connections).
+    return Object.assign(handler, {
+      close: async () => {
+        await Promise.allSettled(caches.map((c) => c.close()));
+      },
     });
   },
 });

@@ -39,7 +39,7 @@ export interface PartPlan {
   internal: boolean;
   maxFanOut: number;
   concurrency: number;
-  cache: { ttlMs: number; maxEntries: number } | undefined;
+  cache: { ttlMs: number; store: string; maxSize: number } | undefined;
   maxBodySize: number;
   target: Path | undefined;
   shaping: Shaping;
@@ -172,7 +172,10 @@ export function compilePlan(options: AggregateOptions): { plan: Plan; issues: Pl
       internal: o.internal,
       maxFanOut: o.maxFanOut ?? options.maxFanOut,
       concurrency: o.concurrency ?? options.concurrency,
-      cache: o.cache && !unsafe ? { ttlMs: o.cache.ttl, maxEntries: o.cache.maxEntries } : undefined,
+      cache:
+        o.cache && !unsafe
+          ? { ttlMs: o.cache.ttl, store: o.cache.store, maxSize: o.cache.maxSize }
+          : undefined,
       maxBodySize: o.maxBodySize,
       target,
       shaping: compileShaping(o, at(), issues),

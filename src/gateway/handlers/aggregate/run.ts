@@ -251,9 +251,9 @@ class Run {
     }
     // Headers that shape the answer are part of the cache key, so one user's answer is never
     // served to another.
-    const key = part.cache ? `${plan.method} ${url}${varying}` : '';
+    const key = part.cache ? `${plan.service} ${plan.method} ${url}${varying}` : '';
     if (part.cache) {
-      const text = part.cache.get(key);
+      const text = await part.cache.get(key);
       if (text !== undefined) return { ok: true, body: JSON.parse(text), text, cached: true };
     }
     headers['x-request-id'] = this.ctx.requestId;

@@ -46,12 +46,14 @@ export const partSchema = z.strictObject({
   maxFanOut: z.number().int().positive().optional(),
   /** Fan-out calls in flight at once (default: the aggregate's). */
   concurrency: z.number().int().positive().optional(),
-  /** Cache successful answers in memory, keyed by the resolved URL. */
+  /** Cache successful answers, keyed by service, method, resolved URL and the headers sent. */
   cache: z
     .strictObject({
       ttl: duration(),
-      /** Most entries kept; the oldest go first. */
-      maxEntries: z.number().int().positive().default(1000),
+      /** `memory` (this process), a name from the file's `stores:`, or a redis:// URL (shared). */
+      store: z.string().min(1).default('memory'),
+      /** Memory store: most bytes kept; the least recently used go first. */
+      maxSize: size().default(8 * 1024 * 1024),
     })
     .optional(),
   /** Largest response body accepted from this part. */

@@ -87,6 +87,8 @@ export interface GatewayOptions {
   route?: string;
   /** Claims to put in `ctx.state.jwt`. */
   jwt?: unknown;
+  /** The file's `stores:` section. */
+  stores?: Record<string, string>;
 }
 
 /**
@@ -110,7 +112,7 @@ export async function startAggregate(
     metrics,
     services: pools,
     baseDir: process.cwd(),
-    stores: {},
+    stores: options.stores ?? {},
     routeName: 'test',
   });
   const pattern = (options.route ?? '/').split('/');
