@@ -21,7 +21,8 @@ import {
   canPin,
   freePort,
   interleave,
-  median,
+  type MeasuredRun,
+  measureRun,
   originConfig,
   proxyConfig,
   ratio,
@@ -30,11 +31,10 @@ import {
   startProcess,
   stopAll,
   stopAllOnExit,
+  summarize,
   table,
   verdict,
-  type WrkResult,
   waitForHttp,
-  withCpu,
 } from './_support/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -55,9 +55,6 @@ const accessLog = opts['access-log'];
 const PROXY_CPU = 0;
 const LOAD_CPU = 1;
 const BODY = JSON.stringify({ id: 42, name: 'trellis', tags: ['gateway', 'bench'], ok: true });
-
-/** One wrk run plus the CPU the target spent per request meanwhile. */
-type Run = WrkResult & { cpuUsPerRequest: number };
 
 interface Target {
   name: string;
@@ -128,12 +125,7 @@ async function main(): Promise<void> {
 
   const results = await interleave(
     { targets: all, rounds, onRun: (t, r) => console.log(`round ${r}: ${t.name}`) },
-    async (t): Promise<Run> => {
-      const { result, cpuS } = await withCpu(t.proc?.pid, () =>
-        runWrk({ url: t.url, cpu: LOAD_CPU, connections, durationS }),
-      );
-      return { ...result, cpuUsPerRequest: (cpuS * 1e6) / result.requests };
-    },
+    (t) => measureRun(t.proc?.pid, { url: t.url, cpu: LOAD_CPU, connections, durationS }),
   );
   report(all, results);
 }
@@ -186,23 +178,8 @@ function explain(t: Target) {
   };
 }
 
-function report(all: Target[], results: Map<Target, Run[]>): void {
-  const summary = new Map(
-    all.map((t) => {
-      const runs = results.get(t)!;
-      return [
-        t.name,
-        {
-          rps: median(runs.map((r) => r.requestsPerSec)),
-          p50: median(runs.map((r) => r.latencyMs.p50)),
-          p99: median(runs.map((r) => r.latencyMs.p99)),
-          errors: runs.reduce((sum, r) => sum + r.errorCount, 0),
-          cpuUs: median(runs.map((r) => r.cpuUsPerRequest)),
-          rounds: runs.map((r) => Math.round(r.requestsPerSec)).join(' / '),
-        },
-      ];
-    }),
-  );
+function report(all: Target[], results: Map<Target, MeasuredRun[]>): void {
+  const summary = new Map(all.map((t) => [t.name, summarize(results.get(t)!)]));
   console.log(
     `\nGateway proxying, median of ${rounds} interleaved rounds (${durationS}s each, wrk -c${connections})\n`,
   );
@@ -226,7 +203,7 @@ function report(all: Target[], results: Map<Target, Run[]>): void {
         s.errors,
         Number.isNaN(s.cpuUs) ? '-' : s.cpuUs,
         Number.isNaN(s.cpuUs) ? '-' : 1e6 / s.cpuUs,
-        s.rounds,
+        s.perRound,
       ]),
     ),
   );

@@ -30,7 +30,15 @@ export interface StartOptions {
 }
 
 const started = new Set<BenchProcess>();
+/** The children still running, for the last-resort kill when the run dies. */
+const children = new Set<ChildProcess>();
 let workDir: string | undefined;
+
+// A benchmark that throws must not leave pinned servers behind to skew the next one's figures:
+// on any exit, however abrupt, every child still running gets SIGTERM (synchronously).
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGTERM');
+});
 
 /** A temporary folder for this benchmark run's configs and logs (created once per run). */
 export function benchDir(): string {
@@ -57,10 +65,12 @@ export function startProcess(
     env: options.env ?? process.env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  children.add(child);
   child.stdout?.pipe(log, { end: false });
   child.stderr?.pipe(log, { end: false });
   const exited = new Promise<number | null>((resolve) => {
     child.once('exit', (code) => {
+      children.delete(child);
       log.end();
       resolve(code);
     });
