@@ -5,7 +5,7 @@ import { createMetricsRegistry } from '../core/metrics.js';
 import { MemoryEventStore } from '../stores/events/memory.js';
 import { authorize, commandBus, idempotency, logging, metrics, queryBus, validate } from './bus.js';
 import { aggregateStream, handleCommand } from './decider.js';
-import { counterDecider } from './fixtures.js';
+import { counterDecider } from './testing/fixtures.js';
 
 type Commands = {
   increment: [{ id: string; by: number }, { position: number }];

@@ -4,8 +4,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openEventStore } from '../stores/events/index.js';
 import { serviceUrl } from '../testing/services.js';
 import { aggregateStream, handleCommand } from './decider.js';
-import { counterDecider } from './fixtures.js';
-import { projectionCases } from './projection-cases.js';
+import { counterDecider } from './testing/fixtures.js';
+import { projectionCases } from './testing/projection-cases.js';
 
 const url = await serviceUrl('postgres');
 const uniques: string[] = [];

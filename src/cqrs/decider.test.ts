@@ -5,9 +5,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openEventStore } from '../stores/events/index.js';
 import { MemoryEventStore } from '../stores/events/memory.js';
 import { aggregateStream, handleCommand } from './decider.js';
-import { counterDecider } from './fixtures.js';
 import { given } from './given.js';
 import { memorySnapshots, sqlSnapshots } from './snapshots.js';
+import { counterDecider } from './testing/fixtures.js';
 import type { Upcaster } from './types.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'trellis-cqrs-'));

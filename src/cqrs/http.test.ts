@@ -4,8 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryEventStore } from '../stores/events/memory.js';
 import { commandBus, idempotency, queryBus } from './bus.js';
 import { aggregateStream, handleCommand } from './decider.js';
-import { counterDecider } from './fixtures.js';
 import { cqrsHttpHandler } from './http.js';
+import { counterDecider } from './testing/fixtures.js';
 
 const store = new MemoryEventStore();
 const commands = commandBus()

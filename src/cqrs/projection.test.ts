@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openEventStore } from '../stores/events/index.js';
 import { MemoryEventStore } from '../stores/events/memory.js';
-import { countingProjection } from './fixtures.js';
 import { ensureProjection } from './projection.js';
-import { projectionCases } from './projection-cases.js';
+import { countingProjection } from './testing/fixtures.js';
+import { projectionCases } from './testing/projection-cases.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'trellis-proj-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

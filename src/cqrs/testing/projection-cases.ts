@@ -3,9 +3,8 @@
  * projection.int.test.ts (PostgreSQL). Not a public API.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { TrellisEventStore } from '../stores/events/types.js';
-import { handleCommand } from './decider.js';
-import { counterDecider, countingProjection } from './fixtures.js';
+import type { TrellisEventStore } from '../../stores/events/types.js';
+import { handleCommand } from '../decider.js';
 import {
   ensureProjection,
   inlineProjection,
@@ -14,8 +13,9 @@ import {
   rebuildProjection,
   runProjection,
   waitForProjection,
-} from './projection.js';
-import { sql } from './sql.js';
+} from '../projection.js';
+import { sql } from '../sql.js';
+import { counterDecider, countingProjection } from './fixtures.js';
 
 type Counts = Map<string, { events: number; total: number }>;
 

@@ -2,10 +2,10 @@
  * A small domain used by the CQRS tests, the e2e test and the benchmark: a counter (for
  * lost-update races) and a counting read model (for double-apply checks). Not exported.
  */
-import { rejectCommand } from './errors.js';
-import type { Projection } from './projection.js';
-import { sql } from './sql.js';
-import type { Decider, DomainEvent } from './types.js';
+import { rejectCommand } from '../errors.js';
+import type { Projection } from '../projection.js';
+import { sql } from '../sql.js';
+import type { Decider, DomainEvent } from '../types.js';
 
 export type CounterCommand = { type: 'Increment'; by: number } | { type: 'Close' };
 export type CounterEvent =
