@@ -1,4 +1,5 @@
 export * from './cpu.js';
+export * from './lock.js';
 export * from './measure.js';
 export * from './nginx.js';
 export * from './process.js';

@@ -8,6 +8,7 @@ import { createWriteStream, mkdtempSync, readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { holdBenchLock } from './lock.js';
 
 /** A process started for a benchmark. */
 export interface BenchProcess {
@@ -40,9 +41,16 @@ process.on('exit', () => {
   for (const child of children) child.kill('SIGTERM');
 });
 
-/** A temporary folder for this benchmark run's configs and logs (created once per run). */
+/**
+ * A temporary folder for this benchmark run's configs and logs (created once per run). The first
+ * call also waits for the machine-wide benchmark lock, so every benchmark that starts processes
+ * through this harness runs alone.
+ */
 export function benchDir(): string {
-  workDir ??= mkdtempSync(join(tmpdir(), 'trellis-bench-'));
+  if (workDir === undefined) {
+    holdBenchLock();
+    workDir = mkdtempSync(join(tmpdir(), 'trellis-bench-'));
+  }
   return workDir;
 }
 
