@@ -38,7 +38,8 @@ const notifiers = new Map<string, Notifier>();
 /**
  * KeyValueStore on an SQLite file (`sqlite:PATH?table=trellis_kv&retain=100000&pollMs=100`).
  * Writes run in BEGIN IMMEDIATE transactions, so revisions are assigned one writer at a time even
- * across processes; every change goes to a change-log table that watchers read.
+ * across processes; every change goes to a change-log table that watchers read, and the log's
+ * row id is the revision (one row written per change instead of a separate counter row too).
  */
 export class SqliteKeyValueStore implements KeyValueStore {
   readonly backend = 'sqlite';
@@ -46,6 +47,10 @@ export class SqliteKeyValueStore implements KeyValueStore {
   #closed = false;
   readonly #notifier: Notifier;
   readonly #q: ReturnType<typeof statements>;
+  readonly #putTx: Database.Transaction<
+    (key: string, value: string, expected: number | undefined) => KvEntry
+  >;
+  readonly #deleteTx: Database.Transaction<(key: string, expected: number | undefined) => boolean>;
 
   private constructor(
     private readonly db: Database.Database,
@@ -55,6 +60,31 @@ export class SqliteKeyValueStore implements KeyValueStore {
     table: string,
   ) {
     this.#q = statements(db, table);
+    // Built once: better-sqlite3 transaction functions are cheap to call, not to create.
+    this.#putTx = db.transaction((key: string, value: string, expected: number | undefined): KvEntry => {
+      const old = this.#q.get.get(key) as Row | undefined;
+      check(key, old, expected);
+      const revision = this.#append('put', key, value);
+      const next: KvEntry = {
+        key,
+        value,
+        revision,
+        createRevision: old?.create_revision ?? revision,
+        version: (old?.version ?? 0) + 1,
+      };
+      this.#q.upsert.run(key, value, revision, next.createRevision, next.version);
+      this.#compact(revision);
+      return next;
+    });
+    this.#deleteTx = db.transaction((key: string, expected: number | undefined): boolean => {
+      const old = this.#q.get.get(key) as Row | undefined;
+      check(key, old, expected);
+      if (!old) return false;
+      const revision = this.#append('delete', key, null);
+      this.#q.remove.run(key);
+      this.#compact(revision);
+      return true;
+    });
     const shared = notifiers.get(path) ?? new Notifier();
     notifiers.set(path, shared);
     this.#notifier = shared;
@@ -78,8 +108,8 @@ export class SqliteKeyValueStore implements KeyValueStore {
         CREATE TABLE IF NOT EXISTS ${table}_log (
           revision INTEGER PRIMARY KEY, type TEXT NOT NULL, key TEXT NOT NULL, value TEXT);
         CREATE TABLE IF NOT EXISTS ${table}_meta (
-          id INTEGER PRIMARY KEY CHECK (id = 1), revision INTEGER NOT NULL, compacted INTEGER NOT NULL);
-        INSERT OR IGNORE INTO ${table}_meta VALUES (1, 0, 0);`);
+          id INTEGER PRIMARY KEY CHECK (id = 1), compacted INTEGER NOT NULL);
+        INSERT OR IGNORE INTO ${table}_meta VALUES (1, 0);`);
       return new SqliteKeyValueStore(db, url, path, opts, table);
     } catch (err) {
       db.close();
@@ -98,26 +128,7 @@ export class SqliteKeyValueStore implements KeyValueStore {
     this.#open();
     checkKey(key);
     checkValue(key, value, this.opts.maxValueBytes);
-    const entry = this.#run(() =>
-      this.db
-        .transaction(() => {
-          const old = this.#q.get.get(key) as Row | undefined;
-          check(key, old, options.expectedRevision);
-          const revision = this.#bump();
-          const next: KvEntry = {
-            key,
-            value,
-            revision,
-            createRevision: old?.create_revision ?? revision,
-            version: (old?.version ?? 0) + 1,
-          };
-          this.#q.upsert.run(key, value, revision, next.createRevision, next.version);
-          this.#q.log.run(revision, 'put', key, value);
-          this.#compact(revision);
-          return next;
-        })
-        .immediate(),
-    );
+    const entry = this.#run(() => this.#putTx.immediate(key, value, options.expectedRevision));
     this.#notifier.notify();
     return entry;
   }
@@ -125,20 +136,7 @@ export class SqliteKeyValueStore implements KeyValueStore {
   async delete(key: string, options: KvPutOptions = {}): Promise<boolean> {
     this.#open();
     checkKey(key);
-    const deleted = this.#run(() =>
-      this.db
-        .transaction(() => {
-          const old = this.#q.get.get(key) as Row | undefined;
-          check(key, old, options.expectedRevision);
-          if (!old) return false;
-          const revision = this.#bump();
-          this.#q.remove.run(key);
-          this.#q.log.run(revision, 'delete', key, null);
-          this.#compact(revision);
-          return true;
-        })
-        .immediate(),
-    );
+    const deleted = this.#run(() => this.#deleteTx.immediate(key, options.expectedRevision));
     if (deleted) this.#notifier.notify();
     return deleted;
   }
@@ -211,8 +209,9 @@ export class SqliteKeyValueStore implements KeyValueStore {
     await this.close();
   }
 
-  #bump(): number {
-    return (this.#q.bump.get() as { revision: number }).revision;
+  /** Appends a change; its row id is the new revision (the log's newest row is never trimmed). */
+  #append(type: 'put' | 'delete', key: string, value: string | null): number {
+    return Number(this.#q.log.run(type, key, value).lastInsertRowid);
   }
 
   /** Drops change-log rows beyond the retention, in chunks (not on every write) to keep writes cheap. */
@@ -248,9 +247,10 @@ function statements(db: Database.Database, t: string) {
        ON CONFLICT (key) DO UPDATE SET value = excluded.value, revision = excluded.revision, version = excluded.version`,
     ),
     remove: db.prepare(`DELETE FROM ${t} WHERE key = ?`),
-    log: db.prepare(`INSERT INTO ${t}_log (revision, type, key, value) VALUES (?, ?, ?, ?)`),
-    bump: db.prepare(`UPDATE ${t}_meta SET revision = revision + 1 WHERE id = 1 RETURNING revision`),
-    head: db.prepare(`SELECT revision, compacted FROM ${t}_meta WHERE id = 1`),
+    log: db.prepare(`INSERT INTO ${t}_log (type, key, value) VALUES (?, ?, ?)`),
+    head: db.prepare(
+      `SELECT coalesce((SELECT max(revision) FROM ${t}_log), 0) AS revision, compacted FROM ${t}_meta WHERE id = 1`,
+    ),
     changes: db.prepare(
       `SELECT revision, type, key, value FROM ${t}_log WHERE revision > ? AND key GLOB ? ORDER BY revision LIMIT ?`,
     ),
