@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import FindMyWay, { type HTTPMethod } from 'find-my-way';
+import FindMyWay from 'find-my-way';
 
 /**
  * The route table: method, host, path (find-my-way radix trees), then header and query
@@ -67,8 +67,6 @@ export interface RouteTable<T> {
   readonly size: number;
 }
 
-const STANDARD_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE'];
-
 interface Condition {
   source: 'header' | 'query';
   name: string;
@@ -97,8 +95,6 @@ interface Store<T> {
   trivial: boolean;
 }
 
-type Bucket = FindMyWay.Instance<FindMyWay.HTTPVersion.V1>;
-
 /** Checks a path pattern is one the router supports; returns a message or undefined. */
 export function checkPathPattern(pattern: string): string | undefined {
   if (!pattern.startsWith('/')) return `must start with "/"`;
@@ -124,88 +120,125 @@ export function checkPathPattern(pattern: string): string | undefined {
 
 /** Compiles routes into a table. Throws on an invalid path pattern (validate first). */
 export function compileRoutes<T>(routes: readonly RouteEntry<T>[]): RouteTable<T> {
-  const all: { candidate: Candidate<T>; hosts: readonly string[] | undefined }[] = [];
+  const anyHost: Candidate<T>[] = [];
+  const hosted: { candidate: Candidate<T>; hosts: string[] }[] = [];
+  const exactHosts = new Set<string>();
+  const wildcardSuffixes = new Set<string>();
   routes.forEach((r, order) => {
+    const hosts = r.match.hosts?.map((h) => h.toLowerCase());
     for (const pattern of patternsOf(r.match)) {
-      all.push({ candidate: candidateOf(r, order, pattern), hosts: r.match.hosts });
+      const candidate = candidateOf(r, order, pattern);
+      if (hosts === undefined || hosts.length === 0) anyHost.push(candidate);
+      else hosted.push({ candidate, hosts });
+    }
+    for (const h of hosts ?? []) {
+      if (h.startsWith('*.')) wildcardSuffixes.add(h.slice(1));
+      else exactHosts.add(h);
     }
   });
 
-  const exactHosts = new Set<string>();
-  const wildcardSuffixes = new Set<string>();
-  for (const { hosts } of all) {
-    for (const h of hosts ?? []) {
-      if (h.startsWith('*.')) wildcardSuffixes.add(h.slice(1).toLowerCase());
-      else exactHosts.add(h.toLowerCase());
-    }
-  }
-  const hostMatches = (routeHost: string, host: string) =>
-    routeHost.startsWith('*.')
-      ? host.endsWith(routeHost.slice(1)) && host.length > routeHost.length - 1
-      : routeHost === host;
-  // A host key is either a concrete host or a `.suffix` standing for its wildcard.
-  const rankFor = (hosts: readonly string[] | undefined, key: string | undefined): number | undefined => {
-    if (hosts === undefined || hosts.length === 0) return 0;
-    if (key === undefined) return undefined;
-    let best: number | undefined;
-    for (const raw of hosts) {
-      const h = raw.toLowerCase();
-      let rank: number | undefined;
-      if (key.startsWith('.')) {
-        if (h.startsWith('*.') && key.endsWith(h.slice(1))) rank = h.length;
-      } else if (h === key) rank = 100_000;
-      else if (hostMatches(h, key)) rank = h.length;
-      if (rank !== undefined && (best === undefined || rank > best)) best = rank;
-    }
-    return best;
-  };
-  const bucketFor = (key: string | undefined): Bucket | undefined => {
+  // A host-specific bucket holds only routes for that host (exact ones, and the wildcards that
+  // cover it); routes for any host live in one bucket of their own, consulted when the host
+  // bucket has no match or when an any-host route has a higher priority.
+  const hostBucket = (key: string): Bucket<T> | undefined => {
     const members: Candidate<T>[] = [];
-    for (const { candidate, hosts } of all) {
-      const rank = rankFor(hosts, key);
+    for (const { candidate, hosts } of hosted) {
+      let rank: number | undefined;
+      for (const h of hosts) {
+        let r: number | undefined;
+        if (h.startsWith('*.')) {
+          if (key.endsWith(h.slice(1)) && key.length > h.length - 1) r = h.length;
+        } else if (h === key) r = 100_000;
+        if (r !== undefined && (rank === undefined || r > rank)) rank = r;
+      }
       if (rank !== undefined) members.push({ ...candidate, hostRank: rank });
     }
     return members.length > 0 ? buildBucket(members) : undefined;
   };
-
-  const anyHost = bucketFor(undefined);
-  const exact = new Map<string, Bucket | undefined>();
-  for (const h of exactHosts) exact.set(h, bucketFor(h));
+  const any = anyHost.length > 0 ? buildBucket(anyHost) : undefined;
+  const anyMaxPriority = anyHost.reduce((m, c) => Math.max(m, c.priority), Number.NEGATIVE_INFINITY);
+  const exact = new Map<string, Bucket<T> | undefined>();
+  for (const h of exactHosts) exact.set(h, hostBucket(h));
+  // A wildcard's key is its suffix with a placeholder label, so `*.a.com` also collects `*.com`.
   const wildcards = [...wildcardSuffixes]
     .sort((a, b) => b.length - a.length)
-    .map((suffix) => ({ suffix, bucket: bucketFor(suffix) }));
+    .map((suffix) => ({ suffix, bucket: hostBucket(`x${suffix}`) }));
   const hostAware = exact.size > 0 || wildcards.length > 0;
 
-  const selectBucket = (rawHost: string | undefined): Bucket | undefined => {
-    if (!hostAware || rawHost === undefined) return anyHost;
+  // Host headers repeat, so the bucket for each raw value is remembered (bounded).
+  const hostCache = new Map<string, Bucket<T> | null>();
+  const selectHostBucket = (rawHost: string): Bucket<T> | null => {
+    let bucket = hostCache.get(rawHost);
+    if (bucket !== undefined) return bucket;
     const host = hostOnly(rawHost);
-    const e = exact.get(host);
-    if (e !== undefined) return e;
-    for (const w of wildcards) {
-      if (host.endsWith(w.suffix) && host.length > w.suffix.length) return w.bucket;
+    bucket = exact.get(host) ?? null;
+    if (bucket === null && !exact.has(host)) {
+      for (const w of wildcards) {
+        if (host.endsWith(w.suffix) && host.length > w.suffix.length) {
+          bucket = w.bucket ?? null;
+          break;
+        }
+      }
     }
-    return anyHost;
+    if (hostCache.size >= 4096) hostCache.clear();
+    hostCache.set(rawHost, bucket);
+    return bucket;
   };
 
   return {
     size: routes.length,
     match(method, host, path, headers, query) {
-      const bucket = selectBucket(host);
-      if (bucket === undefined) return undefined;
-      const found = bucket.find(method as HTTPMethod, path);
-      if (found === null) return undefined;
-      const store = found.store as Store<T>;
-      const params = found.params as Record<string, string>;
-      if (store.trivial) return { value: store.candidates[0]!.value, params };
-      const parsedQuery = store.needsQuery && query !== '' ? new URLSearchParams(query) : undefined;
-      for (const c of store.candidates) {
-        if (c.methods !== undefined && !c.methods.has(method)) continue;
-        if (!conditionsHold(c, headers, parsedQuery)) continue;
-        return { value: c.value, params: c.pattern === store.pattern ? params : c.paramsOf(path) };
+      let hit: Candidate<T> | undefined;
+      if (hostAware && host !== undefined) {
+        const bucket = selectHostBucket(host);
+        hit = bucket === null ? undefined : lookup(bucket, method, path, headers, query);
+        if (hit !== undefined && any !== undefined && hit.priority < anyMaxPriority) {
+          const params = lastParams;
+          const other = lookup(any, method, path, headers, query);
+          if (other === undefined || other.priority <= hit.priority) lastParams = params;
+          else hit = other;
+        }
       }
-      return undefined;
+      if (hit === undefined && any !== undefined) hit = lookup(any, method, path, headers, query);
+      return hit === undefined ? undefined : { value: hit.value, params: lastParams };
     },
   };
+}
+
+interface Bucket<T> {
+  router: FindMyWay.Instance<FindMyWay.HTTPVersion.V1>;
+  /** Marker so the type parameter is used. */
+  readonly _value?: T;
+}
+
+// The params of the last successful lookup: handing them back beside the candidate would cost an
+// object per request; lookups never interleave (single-threaded, no awaits).
+let lastParams: Record<string, string> = {};
+
+function lookup<T>(
+  bucket: Bucket<T>,
+  method: string,
+  path: string,
+  headers: IncomingHttpHeaders,
+  query: string,
+): Candidate<T> | undefined {
+  // Every pattern is registered under one method: methods are a condition like any other, so
+  // a route limited to GET does not hide a less specific route that takes POST.
+  const found = bucket.router.find('GET', path);
+  if (found === null) return undefined;
+  const store = found.store as Store<T>;
+  if (store.trivial) {
+    lastParams = found.params as Record<string, string>;
+    return store.candidates[0];
+  }
+  const parsedQuery = store.needsQuery && query !== '' ? new URLSearchParams(query) : undefined;
+  for (const c of store.candidates) {
+    if (c.methods !== undefined && !c.methods.has(method)) continue;
+    if (!conditionsHold(c, headers, parsedQuery)) continue;
+    lastParams = c.pattern === store.pattern ? (found.params as Record<string, string>) : c.paramsOf(path);
+    return c;
+  }
+  return undefined;
 }
 
 /** `Host` without port or trailing dot, lower case. */
@@ -325,11 +358,8 @@ function paramsExtractor(pattern: string): (path: string) => Record<string, stri
   };
 }
 
-/** Whether pattern `outer` matches every path that pattern `inner` matches. */
-function covers(outer: string, inner: string): boolean {
-  if (outer === inner) return true;
-  const o = outer.split('/');
-  const n = inner.split('/');
+/** Whether pattern `outer` matches every path that pattern `inner` matches (both split on `/`). */
+function covers(o: readonly string[], n: readonly string[]): boolean {
   for (let i = 0; i < o.length; i++) {
     const os = o[i]!;
     const ns = n[i];
@@ -362,27 +392,49 @@ function compareCandidates<T>(a: Candidate<T>, b: Candidate<T>): number {
   );
 }
 
-function buildBucket<T>(members: Candidate<T>[]): Bucket {
+function buildBucket<T>(members: Candidate<T>[]): Bucket<T> {
   const router = FindMyWay({ caseSensitive: true, ignoreTrailingSlash: false, maxParamLength: 2048 });
-  const methodsUsed = new Set(STANDARD_METHODS);
-  for (const m of members) for (const x of m.methods ?? []) methodsUsed.add(x);
-  const patterns = [...new Set(members.map((m) => m.pattern))];
-  for (const pattern of patterns) {
-    const candidates = members.filter((m) => covers(m.pattern, pattern)).sort(compareCandidates);
-    for (const method of methodsUsed) {
-      const forMethod = candidates.filter((c) => c.methods === undefined || c.methods.has(method));
-      if (forMethod.length === 0 || !forMethod.some((c) => c.pattern === pattern)) continue;
-      const first = forMethod[0]!;
-      const store: Store<T> = {
-        pattern,
-        candidates: forMethod,
-        needsQuery: forMethod.some((c) => c.needsQuery),
-        trivial: first.pattern === pattern && first.conditions.length === 0,
-      };
-      router.on(method as HTTPMethod, pattern, noop, store);
+  const byPattern = new Map<string, Candidate<T>[]>();
+  for (const m of members) {
+    const list = byPattern.get(m.pattern);
+    if (list) list.push(m);
+    else byPattern.set(m.pattern, [m]);
+  }
+  // Only a pattern with a `:param` or `*` can cover another one. Index those by their first
+  // segment so each pattern is compared with a handful, not with every other pattern.
+  const segmentsOf = new Map<string, string[]>();
+  for (const p of byPattern.keys()) segmentsOf.set(p, p.split('/'));
+  const dynamicByFirst = new Map<string, string[]>();
+  const dynamicAnyFirst: string[] = [];
+  for (const [p, segs] of segmentsOf) {
+    if (!/[:*]/.test(p)) continue;
+    const first = segs[1]!;
+    if (first === '*' || first.startsWith(':')) dynamicAnyFirst.push(p);
+    else {
+      const list = dynamicByFirst.get(first);
+      if (list) list.push(p);
+      else dynamicByFirst.set(first, [p]);
     }
   }
-  return router;
+  for (const [pattern, own] of byPattern) {
+    const segs = segmentsOf.get(pattern)!;
+    const candidates = [...own];
+    for (const other of [...(dynamicByFirst.get(segs[1]!) ?? []), ...dynamicAnyFirst]) {
+      if (other !== pattern && covers(segmentsOf.get(other)!, segs))
+        candidates.push(...byPattern.get(other)!);
+    }
+    candidates.sort(compareCandidates);
+    const first = candidates[0]!;
+    const store: Store<T> = {
+      pattern,
+      candidates,
+      needsQuery: candidates.some((c) => c.needsQuery),
+      trivial: first.pattern === pattern && first.conditions.length === 0 && first.methods === undefined,
+    };
+    router.on('GET', pattern, noop, store);
+  }
+  // No router.compile(): over 1,000 routes its generated code measured several times slower here.
+  return { router };
 }
 
 function noop(): void {}
