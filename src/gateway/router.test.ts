@@ -106,6 +106,22 @@ describe('route matching', () => {
     expect(m('GET', '/only-any', { host: 'api.example.com' })?.value).toBe('r2');
   });
 
+  it('a higher priority on an any-host route beats a host route; otherwise the host route wins', () => {
+    const m = table([
+      { pathPrefix: '/', hosts: ['api.example.com'] },
+      { path: '/maintenance', priority: 5 },
+      { path: '/other' },
+    ]);
+    expect(m('GET', '/maintenance', { host: 'api.example.com' })?.value).toBe('r1');
+    expect(m('GET', '/other', { host: 'api.example.com' })?.value).toBe('r0');
+  });
+
+  it('a method-limited route does not hide a less specific route for other methods', () => {
+    const m = table([{ path: '/items/:id', methods: ['GET'] }, { pathPrefix: '/items' }]);
+    expect(m('GET', '/items/1')?.params).toEqual({ id: '1' });
+    expect(m('PROPFIND', '/items/1')).toEqual({ value: 'r1', params: { '*': '1' } });
+  });
+
   it('host-restricted routes are not reachable from other hosts', () => {
     const m = table([{ path: '/admin', hosts: ['admin.local'] }]);
     expect(m('GET', '/admin', { host: 'admin.local' })?.value).toBe('r0');
