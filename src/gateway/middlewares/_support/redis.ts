@@ -1,7 +1,8 @@
 import { once } from 'node:events';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { TrellisError } from '../../../core/errors.js';
 import type { Logger } from '../../../core/logger.js';
+import { parseRedisUrl } from '../../../stores/redis.js';
 
 /**
  * Resolves `store:` to nothing (memory) or a Redis client. A name refers to the file's `stores:`
@@ -27,7 +28,10 @@ export function storeUrl(store: string, stores: Record<string, string>): string 
  */
 /** Connects (waiting up to 2s for the first connection, never failing on it). */
 export async function redisClient(url: string, commandTimeout: number, log: Logger): Promise<Redis> {
-  const client = new Redis(url, {
+  // Loaded on first use: a gateway without a shared store never loads the driver.
+  const { Redis: RedisClient } = await import('ioredis');
+  const client = new RedisClient({
+    ...parseRedisUrl(url).options,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 1000,
