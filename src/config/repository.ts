@@ -39,10 +39,10 @@ const REV_DIGITS = 16;
  * `doc/<label>/<key>` the current version (a deletion is a tombstone, so history keeps it),
  * `hist/<label>/<key>@<revision>` every superseded version, `schema/<prefix>` JSON Schemas.
  *
- * A write first copies the current version into the history (idempotent: same key, same
- * content), then replaces the current one by compare-and-set. If the process dies between the
- * two, the copy is still a true version and the next write completes the picture, so the history
- * never misses a version that was ever current.
+ * A write replaces the current version by compare-and-set, then copies the new version into the
+ * history. If the process dies between the two, the next write of that key first puts the
+ * version it replaces into the history (idempotent: same key, same content), and history() always
+ * includes the current version, so the history never misses a version that was ever current.
  */
 export class ConfigRepository implements ConfigApi {
   readonly #kv: KeyValueStore;
@@ -266,17 +266,25 @@ export class ConfigRepository implements ConfigApi {
     if (expectedRevision !== undefined && expectedRevision !== (live?.revision ?? 0)) {
       throw mismatch(key, label, expectedRevision, live?.revision ?? 0);
     }
-    if (current) await this.#kv.put(this.#histKey(label, key, current.revision), current.value);
+    if (current) {
+      // Heal a crash between a write's two steps: the version being replaced must be in history.
+      const previous = this.#histKey(label, key, current.revision);
+      if (!(await this.#kv.get(previous))) await this.#kv.put(previous, current.value);
+    }
+    const encoded = encodeEnvelope(envelope);
+    let entry: KvEntry;
     try {
-      return await this.#kv.put(docKey, encodeEnvelope(envelope), {
-        expectedRevision: current?.revision ?? 0,
-      });
+      entry = await this.#kv.put(docKey, encoded, { expectedRevision: current?.revision ?? 0 });
     } catch (err) {
       if (isTrellisError(err, 'TRELLIS_E_KV_CONFLICT')) {
         throw mismatch(key, label, expectedRevision ?? current?.revision ?? 0, undefined, err);
       }
       throw err;
     }
+    // The history copy comes after the document, so the document's change is the one watchers
+    // are woken for (a write right before it could swallow their wake-up on some backends).
+    await this.#kv.put(this.#histKey(label, key, entry.revision), encoded);
+    return entry;
   }
 
   #current(key: string, label: string, entry: KvEntry): ConfigDocument | undefined {

@@ -7,8 +7,9 @@ import { silentLogger } from '../core/logger.js';
 import { sendProblem } from '../http/problem.js';
 import type { ConfigApi } from './api.js';
 import { type Access, authorize, type TokenPolicy } from './auth.js';
-import type { DocumentFormat } from './document.js';
+import { checkConfigPrefix, checkLabel, DEFAULT_LABEL, type DocumentFormat } from './document.js';
 import { writeSse } from './sse.js';
+import { WatchHub } from './watch-hub.js';
 
 export interface ConfigServerOptions extends TokenPolicy {
   /** The store the API serves (a ConfigRepository). */
@@ -46,6 +47,7 @@ export async function startConfigServer(options: ConfigServerOptions): Promise<C
   const heartbeatMs = options.heartbeatMs ?? 15_000;
   const router = Router();
   const streams = new Set<ServerResponse>();
+  const hub = new WatchHub(api);
 
   const on = (method: 'GET' | 'PUT' | 'DELETE' | 'POST', path: string, access: Access, route: Route) => {
     router.on(method, path, (req, res, params, _store, query) => {
@@ -171,6 +173,10 @@ export async function startConfigServer(options: ConfigServerOptions): Promise<C
         },
       );
     }
+    const prefix = query.prefix ?? '';
+    const label = query.label || DEFAULT_LABEL;
+    checkConfigPrefix(prefix);
+    checkLabel(label);
     const ac = new AbortController();
     res.writeHead(200, {
       'content-type': 'text/event-stream',
@@ -187,14 +193,10 @@ export async function startConfigServer(options: ConfigServerOptions): Promise<C
       ac.abort();
     };
     res.on('close', stop);
-    res.write(`: watching ${query.prefix ?? ''} from ${fromRevision ?? 'now'}\n\n`);
+    res.write(`: watching ${prefix} from ${fromRevision ?? 'now'}\n\n`);
     try {
-      for await (const change of api.watch(query.prefix ?? '', {
-        label: query.label || undefined,
-        fromRevision,
-        signal: ac.signal,
-      })) {
-        writeSse(res, { id: String(change.revision), event: change.type, data: JSON.stringify(change) });
+      for await (const { change, data } of hub.watch(label, prefix, fromRevision, ac.signal)) {
+        writeSse(res, { id: String(change.revision), event: change.type, data });
       }
     } catch (err) {
       if (!ac.signal.aborted) {
@@ -261,6 +263,7 @@ export async function startConfigServer(options: ConfigServerOptions): Promise<C
     url: `http://${host}:${addr.port}`,
     server,
     close: async () => {
+      hub.close();
       for (const s of streams) s.end();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
