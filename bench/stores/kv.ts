@@ -18,6 +18,7 @@ import pg from 'pg';
 import { openKeyValueStore } from '../../src/stores/kv/index.js';
 import type { KeyValueStore } from '../../src/stores/types.js';
 import { serviceUrl } from '../../src/testing/services.js';
+import { holdBenchLock } from '../_support/lock.js';
 
 const N = Number(process.env.KV_BENCH_N ?? 5000);
 const WINDOW = 16; // operations in flight at once, the same for both sides
@@ -162,6 +163,7 @@ async function etcdRows(url: string): Promise<Row[]> {
 
 /** Prints the table for every reachable backend. */
 export async function run(): Promise<void> {
+  holdBenchLock();
   const rows: Row[] = [];
   const notes: string[] = [];
   const only = process.env.KV_BENCH_ONLY?.split(',');

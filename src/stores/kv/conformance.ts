@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isTrellisError } from '../../core/errors.js';
 import type { KeyValueStore, KvChange } from '../types.js';
+import { codeOf, until } from './testing.js';
 
 /** What a backend's test file tells the suite beyond the factory. */
 export interface KvConformanceOptions {
@@ -26,26 +27,6 @@ export interface KvConformanceOptions {
   disrupt?: (store: KeyValueStore) => Promise<number>;
   /** Largest value the store accepts (default 1 MiB). */
   maxValueBytes?: number;
-}
-
-/** Polls `fn` until it returns a truthy value or the deadline passes. */
-async function until<T>(
-  fn: () => Promise<T | undefined | false>,
-  ms = 15_000,
-  what = 'condition',
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
 }
 
 /** Takes `n` changes from a watch (then stops it), failing after `ms`. */
@@ -75,15 +56,6 @@ async function take(iterable: AsyncIterable<KvChange>, n: number, ms = 20_000): 
     else void it.return?.().catch(() => {});
   }
   return out;
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'no error';
-  } catch (err) {
-    return isTrellisError(err) ? err.code : `untyped: ${String(err)}`;
-  }
 }
 
 /** Declares the KeyValueStore conformance suite for one backend. */

@@ -1,4 +1,5 @@
-/** Fault helpers for the integration tier: cut a store's connections while its server stays up. */
+/** Helpers for the conformance suites and the integration tier (imported by tests only). */
+import { isTrellisError } from '../../core/errors.js';
 
 /** Terminates every PostgreSQL connection whose application_name is `app` (pg_terminate_backend). */
 export async function terminateBackends(adminUrl: string, app: string): Promise<number> {
@@ -32,5 +33,35 @@ export async function killRedisClients(url: string, name: string): Promise<numbe
     return killed;
   } finally {
     admin.disconnect();
+  }
+}
+
+/** Polls `fn` until it returns a truthy value or the deadline passes. */
+export async function until<T>(
+  fn: () => Promise<T | undefined | false>,
+  ms = 15_000,
+  what = 'condition',
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
+
+/** The TrellisError code a promise rejects with ('no error' / 'untyped: …' otherwise). */
+export async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'no error';
+  } catch (err) {
+    return isTrellisError(err) ? err.code : `untyped: ${String(err)}`;
   }
 }

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isTrellisError } from '../../core/errors.js';
+import { codeOf, until } from '../kv/testing.js';
 import type { Lease, LeaseStore } from '../types.js';
 
 /** What a backend's test file tells the suite beyond the factory. */
@@ -15,30 +16,6 @@ export interface LeaseConformanceOptions {
   reopen?: () => Promise<LeaseStore>;
   /** Cuts the store's server connections (the server stays up) and returns how many it cut. */
   disrupt?: (store: LeaseStore) => Promise<number>;
-}
-
-async function until<T>(fn: () => Promise<T | undefined | false>, ms: number, what: string): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'no error';
-  } catch (err) {
-    return isTrellisError(err) ? err.code : `untyped: ${String(err)}`;
-  }
 }
 
 /** Declares the LeaseStore conformance suite for one backend. */
