@@ -52,12 +52,15 @@ describe('HealthChecker', () => {
     status.code = 503;
     const failingFrom = o.seen.length;
     await waitFor(() => !upstream.healthy, 5000, 'unhealthy');
+    expect(upstream.lastHealthCheck).toMatchObject({ passed: false, detail: 'status 503' });
     // At least three failed checks were needed (one in flight when the status flipped may pass).
     expect(o.seen.length - failingFrom).toBeGreaterThanOrEqual(3);
 
     status.code = 204;
     const passingFrom = o.seen.length;
     await waitFor(() => upstream.healthy, 5000, 'healthy again');
+    expect(upstream.lastHealthCheck).toMatchObject({ passed: true, detail: 'status 204' });
+    expect(Date.parse(upstream.lastHealthCheck!.at)).toBeGreaterThan(Date.now() - 60_000);
     expect(o.seen.length - passingFrom).toBeGreaterThanOrEqual(2);
     expect(changes).toEqual([false, true]);
     expect(o.seen.every((path) => path === '/ready')).toBe(true);
@@ -72,6 +75,7 @@ describe('HealthChecker', () => {
       { interval: '10ms', timeout: '10ms', unhealthyThreshold: 2 },
     );
     await waitFor(() => !upstream.healthy, 5000, 'unreachable origin unhealthy');
+    expect(upstream.lastHealthCheck).toMatchObject({ passed: false, detail: 'ECONNREFUSED' });
 
     const slow = await startOrigin((_req, res) => {
       setTimeout(() => res.end(), 500).unref();
@@ -79,6 +83,7 @@ describe('HealthChecker', () => {
     cleanup.push(() => slow.close());
     const second = await checked(slow, { interval: '20ms', timeout: '20ms', unhealthyThreshold: 2 });
     await waitFor(() => !second.upstream.healthy, 5000, 'slow origin unhealthy');
+    expect(second.upstream.lastHealthCheck).toMatchObject({ passed: false, detail: 'timeout' });
   });
 
   it('stops checking when closed', async () => {

@@ -19,6 +19,7 @@ interface CheckState {
   readonly upstream: UpstreamNode;
   passes: number;
   failures: number;
+  lastStatus?: number;
   timer?: NodeJS.Timeout;
 }
 
@@ -66,27 +67,43 @@ export class HealthChecker {
 
   private async run(state: CheckState): Promise<void> {
     if (this.stopped.signal.aborted) return;
-    const passed = await this.probe(state.upstream);
+    const detail = await this.probe(state);
     if (this.stopped.signal.aborted) return;
+    const passed = detail === undefined;
+    state.upstream.lastHealthCheck = {
+      at: new Date().toISOString(),
+      passed,
+      detail: detail ?? `status ${state.lastStatus}`,
+    };
     this.apply(state, passed);
     // A chain of timeouts, not an interval: a slow check can never overlap the next one.
     state.timer = setTimeout(() => void this.run(state), this.def.interval);
     state.timer.unref();
   }
 
-  private async probe(upstream: UpstreamNode): Promise<boolean> {
+  /** Checks one upstream; undefined when it passed, else why it failed. */
+  private async probe(state: CheckState): Promise<string | undefined> {
     try {
       const res = await this.agent.request({
-        origin: upstream.origin,
+        origin: state.upstream.origin,
         path: this.def.path,
         method: 'GET',
         headers: { 'user-agent': 'trellis-health-check' },
         signal: AbortSignal.any([this.stopped.signal, AbortSignal.timeout(this.def.timeout)]),
       });
       await res.body.dump();
-      return this.accepts(res.statusCode);
-    } catch {
-      return false;
+      state.lastStatus = res.statusCode;
+      return this.accepts(res.statusCode) ? undefined : `status ${res.statusCode}`;
+    } catch (err) {
+      const e = err as { name?: string; code?: string; message?: string };
+      if (
+        e.name === 'TimeoutError' ||
+        e.code === 'UND_ERR_HEADERS_TIMEOUT' ||
+        e.code === 'UND_ERR_CONNECT_TIMEOUT'
+      ) {
+        return 'timeout';
+      }
+      return e.code ?? e.message ?? String(err);
     }
   }
 

@@ -116,6 +116,10 @@ describe('createServicePool', () => {
     healthy.b = false;
     await waitFor(() => !p.upstreams[1]!.healthy && p.upstreams[0]!.healthy, 5000, 'b unhealthy');
     expect(new Set(Array.from({ length: 10 }, () => p.pick()))).toEqual(new Set([p.upstreams[0]]));
+    expect(p.status().upstreams[1]).toMatchObject({
+      healthy: false,
+      lastHealthCheck: { passed: false, detail: 'status 500' },
+    });
     healthy.b = true;
     await waitFor(() => p.upstreams[1]!.healthy, 5000, 'b healthy');
   });

@@ -135,6 +135,7 @@ export class UpstreamPool implements ServicePool {
         ejections: u.ejections,
         inFlight: u.inFlight,
         consecutiveFailures: u.consecutive5xx,
+        ...(u.lastHealthCheck ? { lastHealthCheck: u.lastHealthCheck } : {}),
       })),
     };
   }

@@ -34,6 +34,17 @@ export interface UpstreamStatus {
   ejections: number;
   inFlight: number;
   consecutiveFailures: number;
+  /** The last active health check, when checks are configured. */
+  lastHealthCheck?: HealthCheckResult;
+}
+
+/** One active health check's result, as the admin API shows it. */
+export interface HealthCheckResult {
+  /** ISO time the check finished. */
+  at: string;
+  passed: boolean;
+  /** `status 200`, `status 503`, `timeout`, `ECONNREFUSED`, … */
+  detail: string;
 }
 
 export interface ServiceStatus {

@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici';
-import type { Upstream } from './types.js';
+import type { HealthCheckResult, Upstream } from './types.js';
 
 /** Milliseconds since the epoch; injectable so ejection timing is testable without waiting. */
 export type Clock = () => number;
@@ -23,6 +23,8 @@ export class UpstreamNode implements Upstream {
   ejections = 0;
   consecutive5xx = 0;
   consecutiveConnectFailures = 0;
+  /** The last active health check (undefined until one has run, or when none are configured). */
+  lastHealthCheck: HealthCheckResult | undefined;
   /** Whether the re-admission after the last ejection has been logged. */
   readmissionNoted = true;
   private readonly clock: Clock;
