@@ -49,19 +49,29 @@ export function startConsumer(
   let slotFreed: (() => void) | undefined;
   const idle = new Set<() => void>();
 
-  const settle = async (what: () => Promise<void>) => {
+  let settling = 0;
+  const drained = new Set<() => void>();
+
+  // The settle after a handler runs in the background: its slot is free for the next message
+  // while the ack travels, as a raw client would pipeline it. stop() waits for these.
+  const background = (what: () => Promise<void>) => {
+    settling++;
+    let p: Promise<void>;
     try {
-      await what();
+      p = what();
     } catch (err) {
-      // The message stays unsettled and comes back after ackWait: at-least-once, nothing lost.
-      onError(err);
+      p = Promise.reject(err);
     }
+    // A failed settle leaves the message unsettled: it comes back after ackWait, nothing is lost.
+    p.then(undefined, onError).then(() => {
+      if (--settling === 0) for (const wake of drained) wake();
+    });
   };
 
   const handle = async (m: Pulled): Promise<void> => {
     if (m.deliveryCount > o.maxDeliver) {
       // The consumer died (or hung) during the last allowed attempt.
-      return settle(() =>
+      return background(() =>
         m.deadLetter(`not acknowledged after ${o.maxDeliver} deliveries (maxDeliver ${o.maxDeliver})`),
       );
     }
@@ -85,27 +95,31 @@ export function startConsumer(
     };
     try {
       await handler(delivery);
-      if (!settled) await settle(() => delivery.ack());
+      if (!settled) {
+        settled = true;
+        background(m.ack);
+      }
     } catch (err) {
       if (settled) return onError(err);
       settled = true;
       if (m.deliveryCount >= o.maxDeliver) {
-        await settle(() =>
+        background(() =>
           m.deadLetter(`handler failed on delivery ${m.deliveryCount} of ${o.maxDeliver}: ${messageOf(err)}`),
         );
       } else {
-        await settle(() => m.nack(backoff));
+        background(() => m.nack(backoff));
       }
     }
   };
 
   const deliver = (m: Pulled) => {
     running++;
-    void handle(m).finally(() => {
-      running--;
-      slotFreed?.();
-      if (running === 0) for (const wake of idle) wake();
-    });
+    void handle(m).then(handled, handled);
+  };
+  const handled = () => {
+    running--;
+    slotFreed?.();
+    if (running === 0) for (const wake of idle) wake();
   };
 
   const loop = async () => {
@@ -143,6 +157,7 @@ export function startConsumer(
       slotFreed?.();
       await done;
       if (running > 0) await new Promise<void>((resolve) => idle.add(resolve));
+      if (settling > 0) await new Promise<void>((resolve) => drained.add(resolve));
       await source.close();
     })();
     return stopping;

@@ -1,5 +1,6 @@
 import type {
   ConsumerConfig,
+  ConsumerMessages,
   JetStreamClient,
   JetStreamManager,
   JsMsg,
@@ -221,7 +222,7 @@ export class NatsMessageQueue implements MessageQueue {
       return this.js.consumers.get(stream, group);
     });
     const consumer = startConsumer(
-      this.source(topic, group, js, o.deadLetterTopic),
+      this.source(topic, group, js, o.deadLetterTopic, o.concurrency),
       handler,
       topic,
       o,
@@ -237,7 +238,13 @@ export class NatsMessageQueue implements MessageQueue {
     };
   }
 
-  private source(topic: string, group: string, js: NatsConsumer, deadLetterTopic: string): PullSource {
+  private source(
+    topic: string,
+    group: string,
+    js: NatsConsumer,
+    deadLetterTopic: string,
+    concurrency: number,
+  ): PullSource {
     const toPulled = (m: JsMsg): Pulled => {
       const headers = userHeaders(m.headers);
       const key = m.headers?.get(KEY_HEADER);
@@ -263,22 +270,52 @@ export class NatsMessageQueue implements MessageQueue {
         },
       };
     };
+    // One long-lived pull consume() per consumer: nats.js keeps up to `concurrency` messages
+    // requested ahead and refills before it runs dry, so a batch never waits a round trip.
+    // A message it buffered when stop() came is not handled and returns after ackWait.
+    let messages: ConsumerMessages | undefined;
+    let iterator: AsyncIterator<JsMsg> | undefined;
+    let pending: Promise<IteratorResult<JsMsg>> | undefined;
     return {
       pull: async (max, waitMs, deliver, signal) => {
         checkOpen(this.closed, `consume ${topic}`);
-        if (!this.connected) throw unavailable('nats', this.url, new Error('disconnected from the server'));
-        const batch = await this.call(() => js.fetch({ max_messages: max, expires: Math.max(waitMs, 1000) }));
-        const onAbort = () => batch.stop();
-        signal.addEventListener('abort', onAbort, { once: true });
+        if (!messages || !iterator) {
+          messages = await this.call(() => js.consume({ max_messages: Math.max(concurrency, 1) }));
+          iterator = messages[Symbol.asyncIterator]();
+        }
+        let timer: NodeJS.Timeout | undefined;
+        let onAbort: (() => void) | undefined;
+        const over = new Promise<undefined>((resolve) => {
+          onAbort = () => resolve(undefined);
+          timer = setTimeout(onAbort, waitMs);
+          signal.addEventListener('abort', onAbort, { once: true });
+        });
         try {
-          for await (const m of batch) deliver(toPulled(m));
+          for (let n = 0; n < max; n++) {
+            pending ??= iterator.next();
+            const next = await Promise.race([pending, over]);
+            // Time is up (the unanswered next() is kept for the following pull) or stop() came.
+            if (next === undefined) return;
+            pending = undefined;
+            if (next.done) {
+              messages = undefined;
+              return;
+            }
+            deliver(toPulled(next.value));
+          }
         } catch (err) {
-          if (!signal.aborted) throw this.translate(err);
+          messages = undefined;
+          pending = undefined;
+          throw this.translate(err);
         } finally {
-          signal.removeEventListener('abort', onAbort);
+          clearTimeout(timer);
+          signal.removeEventListener('abort', onAbort!);
         }
       },
-      close: async () => {},
+      close: async () => {
+        // stop(), not close(): close() waits for the iterator to be read to its end.
+        messages?.stop();
+      },
     };
   }
 

@@ -108,6 +108,7 @@ const FEATURES: FeatureList<QueueFeature> = {
 };
 
 type Fields = Record<string, string>;
+const noop = () => {};
 type StreamReply = [key: string, entries: [id: string, fields: string[]][]][] | null;
 
 function toFields(flat: string[]): Fields {
@@ -248,12 +249,13 @@ export class RedisMessageQueue implements MessageQueue {
         ...(f.k === undefined ? {} : { key: f.k }),
         headers,
         deliveryCount,
-        ack: async () => {
+        // The hot path: no wrapper closure, just the command and the error translation.
+        ack: () =>
           // Retry entries are read by this group only, so an acked one can go.
-          if (isRetry === '1')
-            await this.call(() => this.redis.multi().xack(stream, group, id).xdel(stream, id).exec());
-          else await this.call(() => this.redis.xack(stream, group, id));
-        },
+          (isRetry === '1'
+            ? this.redis.multi().xack(stream, group, id).xdel(stream, id).exec()
+            : this.redis.xack(stream, group, id)
+          ).then(noop, this.fail),
         nack: async (delayMs) => {
           const again = flatten(f.p ?? '', { key: f.k, id: publicId, headers }, deliveryCount);
           // The original entry id keeps the sorted-set member unique.
@@ -353,17 +355,22 @@ export class RedisMessageQueue implements MessageQueue {
     try {
       return await what();
     } catch (err) {
-      if (err instanceof TrellisError) throw err;
-      if ((err as Error).name === 'ReplyError') {
-        throw new TrellisError(
-          'TRELLIS_E_QUEUE_REJECTED',
-          `${redactUrl(this.url)}: Redis refused the command: ${(err as Error).message} (a key of another type under the "${this.options.prefix}" prefix? choose another ?prefix=)`,
-          { cause: err },
-        );
-      }
-      throw unavailable('redis', this.url, err);
+      return this.fail(err);
     }
   }
+
+  /** Rethrows a driver error as a TrellisError: a refusal, or the server being unreachable. */
+  private readonly fail = (err: unknown): never => {
+    if (err instanceof TrellisError) throw err;
+    if ((err as Error).name === 'ReplyError') {
+      throw new TrellisError(
+        'TRELLIS_E_QUEUE_REJECTED',
+        `${redactUrl(this.url)}: Redis refused the command: ${(err as Error).message} (a key of another type under the "${this.options.prefix}" prefix? choose another ?prefix=)`,
+        { cause: err },
+      );
+    }
+    throw unavailable('redis', this.url, err);
+  };
 
   async health(): Promise<StoreHealth> {
     try {
