@@ -33,7 +33,7 @@ local rev = redis.call('INCR', KEYS[1])
 local c = tonumber(old[2]) or rev
 local n = (tonumber(old[3]) or 0) + 1
 redis.call('HSET', KEYS[2], 'v', ARGV[2], 'r', rev, 'c', c, 'n', n)
-redis.call('ZADD', KEYS[3], 0, ARGV[1])
+if not old[1] then redis.call('ZADD', KEYS[3], 0, ARGV[1]) end
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], rev .. '-0', 't', 'p', 'k', ARGV[1], 'v', ARGV[2])
 return {1, rev, c, n}`;
 
