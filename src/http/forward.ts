@@ -56,7 +56,9 @@ const DROP_RESPONSE = new Set([...HOP_BY_HOP, 'proxy-authenticate', 'x-request-i
 
 /** Header names listed in a `Connection` header, which are hop-by-hop too. */
 function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
-  if (value === undefined) return undefined;
+  // The usual values name no extra header: skip the parse on the hot path.
+  if (value === undefined || value === 'keep-alive' || value === 'close' || value === 'Keep-Alive')
+    return undefined;
   const tokens = new Set<string>();
   for (const t of (Array.isArray(value) ? value.join(',') : value).split(',')) {
     const x = t.trim().toLowerCase();

@@ -68,8 +68,16 @@ function forwardedFor(ip: string): string {
   return isIPv6(ip) ? `"[${ip}]"` : ip;
 }
 
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+// The Host header of a gateway rarely changes: remember the last one quoted.
+let lastHost = '';
+let lastQuoted = '';
+
 function quoteIfNeeded(value: string): string {
-  return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(value) ? value : `"${value.replace(/["\\]/g, '\\$&')}"`;
+  if (value === lastHost) return lastQuoted;
+  lastHost = value;
+  lastQuoted = TOKEN.test(value) ? value : `"${value.replace(/["\\]/g, '\\$&')}"`;
+  return lastQuoted;
 }
 
 /**
