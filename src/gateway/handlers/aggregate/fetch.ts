@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { AttemptOutcome, ServicePool, Upstream } from '../../../http/upstream/types.js';
+import type { Cancel } from './cancel.js';
 
 /** Why a call of a part did not produce a usable JSON body. */
 export type FailureReason =
@@ -27,7 +27,7 @@ export interface Call {
   body: Buffer | undefined;
   maxBodySize: number;
   /** Aborts when the part's deadline passes or the client goes away (reason says which). */
-  signal: AbortSignal;
+  signal: Cancel;
   /** Consistent-hashing key of the client request, when the service hashes. */
   hashKey: string | undefined;
 }
@@ -70,11 +70,7 @@ export async function callService(pool: ServicePool, call: Call): Promise<CallRe
     tried.add(upstream);
     // Every upstream tried: allow them again rather than give up while attempts remain.
     if (tried.size >= pool.upstreams.length) tried.clear();
-    try {
-      await sleep(pool.retry.backoffMs(attempt), undefined, { signal: call.signal });
-    } catch {
-      return aborted(call);
-    }
+    if (await call.signal.wait(pool.retry.backoffMs(attempt))) return aborted(call);
   }
 }
 

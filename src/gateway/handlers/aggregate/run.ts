@@ -2,6 +2,7 @@ import { sendProblem } from '../../../http/problem.js';
 import type { Handler, RequestContext } from '../../../http/types.js';
 import type { ServicePool } from '../../../http/upstream/types.js';
 import type { PartCache } from './cache.js';
+import { Cancel } from './cancel.js';
 import { composeResponse } from './compose.js';
 import { type CallResult, callService, DEADLINE } from './fetch.js';
 import type { PartMetrics } from './metrics.js';
@@ -87,7 +88,7 @@ class Run {
   cancelled = false;
   readonly failed: Promise<void>;
   private signalFailed!: () => void;
-  private readonly active = new Set<AbortController>();
+  private readonly active = new Set<Cancel>();
   private readonly scope: Scope;
 
   constructor(
@@ -167,13 +168,11 @@ class Run {
   /** Runs the part (once, or fanned out) under its deadline; records a success itself. */
   private async execute(part: PartRuntime): Promise<CallResult> {
     const { plan } = part;
-    const ac = new AbortController();
+    const ac = new Cancel();
     this.active.add(ac);
     const timer = setTimeout(() => ac.abort(DEADLINE), plan.timeoutMs);
     try {
-      const result = plan.forEach
-        ? await this.fanOut(part, ac)
-        : await this.callOnce(part, this.scope, ac.signal);
+      const result = plan.forEach ? await this.fanOut(part, ac) : await this.callOnce(part, this.scope, ac);
       if (result.ok) {
         this.ok[plan.index] = true;
         this.bodies[plan.index] = result.body;
@@ -186,7 +185,7 @@ class Run {
     }
   }
 
-  private async fanOut(part: PartRuntime, ac: AbortController): Promise<CallResult> {
+  private async fanOut(part: PartRuntime, ac: Cancel): Promise<CallResult> {
     const { plan } = part;
     const each = plan.forEach!;
     const source = getPath(this.scope.bodies[each.part], each.path);
@@ -207,7 +206,7 @@ class Run {
     const worker = async () => {
       while (failure === undefined && next < list.length) {
         const k = next++;
-        const r = await this.callOnce(part, { ...this.scope, item: list[k] }, ac.signal);
+        const r = await this.callOnce(part, { ...this.scope, item: list[k] }, ac);
         if (r.ok) results[k] = r.body;
         else if (failure === undefined) {
           failure = r;
@@ -223,7 +222,7 @@ class Run {
   }
 
   /** One call of a part: render the request, answer from the cache or call the service. */
-  private async callOnce(part: PartRuntime, scope: Scope, signal: AbortSignal): Promise<CallResult> {
+  private async callOnce(part: PartRuntime, scope: Scope, signal: Cancel): Promise<CallResult> {
     const { plan } = part;
     const path = render(plan.path, scope, 'path');
     if (path instanceof MissingValue) return missingInput(path);
