@@ -279,6 +279,33 @@ parts:
     expect(upstream().consecutiveFailures).toBe(0);
   });
 
+  it("retries a safe part on another upstream by the service's policy, never an unsafe one", async () => {
+    const down = await origin({ '/': { status: 503 } });
+    const up = await origin({ '/': { body: { ok: true } } });
+    const service = {
+      upstreams: [down.url, up.url],
+      retry: { attempts: 2, backoff: { base: '1ms', max: '2ms' } },
+    };
+    const g = await gateway(
+      `allowUnsafe: true
+parts:
+  read: { service: s, path: /read }
+  write: { service: s, path: /write, method: POST, optional: true }
+`,
+      { s: service },
+    );
+    for (let i = 0; i < 4; i++) {
+      const { body } = await get(`${g.url}/`);
+      expect(body.read).toEqual({ ok: true });
+      // A POST that met the failing upstream is reported missing, never sent twice.
+      if (body._missing) expect(body._missing).toEqual([{ part: 'write', reason: 'status', status: 503 }]);
+    }
+    expect(down.hits.filter((h) => h === '/read').length).toBeGreaterThan(0);
+    const writes =
+      down.hits.filter((h) => h === '/write').length + up.hits.filter((h) => h === '/write').length;
+    expect(writes).toBe(4);
+  });
+
   it('renders templates from params, query, headers and JWT claims, and encodes path values', async () => {
     const o = await origin({ '/': { body: {} } });
     const g = await gateway(
