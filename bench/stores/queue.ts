@@ -1,7 +1,8 @@
 /**
  * MessageQueue publish and consume per second on NATS JetStream and Redis Streams, next to the
- * raw clients doing the same work in the same run (raw `js.publish` / pull `consume()` with
- * ack; raw XADD / XREADGROUP + XACK). Target: Trellis >= 0.7x of raw.
+ * raw clients doing the same work in the same run (raw `js.publish` / pull `consume()`, decode
+ * the payload, ack; raw XADD / XREADGROUP + XACK). Each side runs twice, alternating which goes
+ * first, and keeps its better run. Target: Trellis >= 0.7x of raw.
  *
  * `npm run bench -- stores queue` (QUEUE_BENCH_N=20000 messages per case by default; every case
  * also stops after 30 s). Uses TRELLIS_TEST_NATS_URL / TRELLIS_TEST_REDIS_URL or the loopback
@@ -94,6 +95,7 @@ async function natsRows(): Promise<Row[]> {
           const messages = await c.consume({ max_messages: CONCURRENCY });
           void (async () => {
             for await (const m of messages) {
+              m.string(); // a consumer reads the payload: the same work Trellis does per message
               m.ack();
               on();
             }
