@@ -156,7 +156,8 @@ export const jwtMiddleware = defineMiddleware({
     const remember = (token: string, payload: JWTPayload) => {
       if (o.verifiedCacheTtl <= 0) return;
       if (verified.size >= o.verifiedCacheSize) verified.delete(verified.keys().next().value!);
-      verified.set(token, { payload, until: Date.now() + o.verifiedCacheTtl });
+      // Shared by every request with this token: frozen so no one request can change another's claims.
+      verified.set(token, { payload: Object.freeze(payload), until: Date.now() + o.verifiedCacheTtl });
     };
     const verify = async (token: string): Promise<{ payload: JWTPayload } | { failure: Failure }> => {
       const known = remembered(token);
