@@ -15,7 +15,7 @@
  *
  * Also run as its own helper processes: `--role origin PORT DELAY` and `--role fastify PORT O1 O2 O3`.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,7 +36,63 @@ const { values: opts, positionals } = parseArgs({
 
 if (opts.role === 'origin') await origin(Number(positionals[0]), Number(positionals[1]));
 else if (opts.role === 'fastify') await fastifyFanOut(Number(positionals[0]), positionals.slice(1));
+else if (opts.role === 'handler') await handlerOnly(positionals);
 else await main();
+
+/**
+ * The aggregate handler alone, without the gateway around it: CPU per request of the handler on
+ * a bare node:http server next to a hand-written undici `Promise.all` handler on the same kind
+ * of server, in one process, against instant origins. Best of several rounds (on a shared
+ * machine the minimum is the least disturbed). Prints one JSON line.
+ */
+async function handlerOnly(origins: string[]): Promise<void> {
+  const { Pool } = await import('undici');
+  const { startAggregate } = await import('../src/gateway/handlers/aggregate/testing/harness.js');
+  const names = DELAYS.map((d) => `s${d}`);
+  const gateway = await startAggregate(
+    `parts:\n${DELAYS.map((d) => `  p${d}: { service: s${d}, path: '/d${d}/{id}' }`).join('\n')}\n`,
+    Object.fromEntries(names.map((n, i) => [n, { upstreams: [origins[i]!] }])),
+    { route: '/page/:id' },
+  );
+  const pools = origins.map((o) => new Pool(o, { connections: 128 }));
+  const hand = createServer(async (req, res) => {
+    const id = (req.url ?? '/').split('/')[2] ?? '';
+    const [a, b, c] = await Promise.all(
+      pools.map(async (pool, i) =>
+        (await pool.request({ path: `/d${DELAYS[i]}/${id}`, method: 'GET' })).body.json(),
+      ),
+    );
+    const text = JSON.stringify({ p20: a, p30: b, p50: c });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  });
+  await new Promise<void>((r) => hand.listen(0, '127.0.0.1', r));
+  const handUrl = `http://127.0.0.1:${(hand.address() as { port: number }).port}`;
+  const cpuPerRequest = async (base: string, n: number) => {
+    const client = new Pool(base, { connections: 16 });
+    const one = async () => (await client.request({ path: '/page/42', method: 'GET' })).body.text();
+    for (let i = 0; i < 300; i++) await one();
+    const before = process.cpuUsage();
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        for (let i = 0; i < n / 16; i++) await one();
+      }),
+    );
+    const used = process.cpuUsage(before);
+    await client.close();
+    return (used.user + used.system) / n;
+  };
+  let trellis = Number.POSITIVE_INFINITY;
+  let handWritten = Number.POSITIVE_INFINITY;
+  for (let round = 0; round < 6; round++) {
+    trellis = Math.min(trellis, await cpuPerRequest(gateway.url, 3200));
+    handWritten = Math.min(handWritten, await cpuPerRequest(handUrl, 3200));
+  }
+  console.log(JSON.stringify({ trellis, handWritten }));
+  await gateway.close();
+  hand.close();
+  await Promise.all(pools.map((p) => p.close()));
+}
 
 /** An origin that answers a small JSON body after a fixed delay. */
 async function origin(port: number, delay: number): Promise<void> {
@@ -82,6 +138,17 @@ async function fastifyFanOut(port: number, origins: string[]): Promise<void> {
   process.on('SIGTERM', () => app.close().then(() => process.exit(0)));
 }
 
+/** User + system CPU a process has used, in ms (Linux /proc; clock ticks are 10 ms). */
+function cpuMs(pid: number): number {
+  if (!pid) return 0;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 async function main(): Promise<void> {
   const support = await import('./_support/index.js');
   const {
@@ -122,7 +189,7 @@ async function main(): Promise<void> {
     for (const [i, o] of origins.entries()) await support.waitForHttp(`${o.url}/d${DELAYS[i]}/1`, 20_000);
 
     const fastifyPort = await freePort();
-    startProcess(
+    const fastifyProc = startProcess(
       'fastify-fanout',
       process.execPath,
       [...tsx, '--role', 'fastify', String(fastifyPort), ...origins.map((o) => o.url)],
@@ -148,7 +215,7 @@ routes:
 ${DELAYS.map((d) => `        p${d}: { service: s${d}, path: '/d${d}/{id}' }`).join('\n')}
 `,
     );
-    startProcess(
+    const trellisProc = startProcess(
       'trellis',
       process.execPath,
       [
@@ -166,9 +233,13 @@ ${DELAYS.map((d) => `        p${d}: { service: s${d}, path: '/d${d}/{id}' }`).jo
     );
     const slowest = `${origins[2]!.url}/d50/42`;
     const targets = [
-      { name: 'direct: slowest origin (50 ms)', url: slowest, load: false },
-      { name: 'trellis aggregate', url: `http://127.0.0.1:${trellisPort}/page/42`, load: true },
-      { name: 'fastify + undici Promise.all', url: `http://127.0.0.1:${fastifyPort}/page/42`, load: true },
+      { name: 'direct: slowest origin (50 ms)', url: slowest, pid: 0 },
+      { name: 'trellis aggregate', url: `http://127.0.0.1:${trellisPort}/page/42`, pid: trellisProc.pid },
+      {
+        name: 'fastify + undici Promise.all',
+        url: `http://127.0.0.1:${fastifyPort}/page/42`,
+        pid: fastifyProc.pid,
+      },
     ];
     for (const t of targets) await support.waitForHttp(t.url, 20_000);
     // The answers must be the same three parts, or the comparison means nothing.
@@ -195,19 +266,22 @@ ${DELAYS.map((d) => `        p${d}: { service: s${d}, path: '/d${d}/{id}' }`).jo
       { targets, rounds, onRun: (t, r) => process.stdout.write(`  round ${r}: ${t.name}\n`) },
       async (t) => {
         const quiet = await runWrk({ url: t.url, cpu: LOAD_CPU, connections: 4, durationS });
-        const loaded = t.load
+        const cpuBefore = cpuMs(t.pid);
+        const loaded = t.pid
           ? await runWrk({ url: t.url, cpu: LOAD_CPU, connections, durationS })
           : undefined;
         return {
           p50: quiet.latencyMs.p50,
           p99: quiet.latencyMs.p99,
           rps: loaded?.requestsPerSec ?? Number.NaN,
+          // CPU the target spent per request under load: steadier than req/s on a busy machine.
+          cpuUs: loaded ? ((cpuMs(t.pid) - cpuBefore) * 1000) / loaded.requests : Number.NaN,
           // wrk timeouts on an overloaded machine and non-2xx answers are shown, not hidden.
           errors: quiet.errorCount + (loaded?.errorCount ?? 0),
         };
       },
     );
-    const med = (t: (typeof targets)[number], k: 'p50' | 'p99' | 'rps') =>
+    const med = (t: (typeof targets)[number], k: 'p50' | 'p99' | 'rps' | 'cpuUs') =>
       median(results.get(t)!.map((r) => r[k]));
     const [direct, trellis, fastify] = targets as [
       (typeof targets)[0],
@@ -221,6 +295,7 @@ ${DELAYS.map((d) => `        p${d}: { service: s${d}, path: '/d${d}/{id}' }`).jo
       t === direct ? '-' : (med(t, 'p50') - med(direct, 'p50')).toFixed(2),
       t === direct ? '-' : (med(t, 'p99') - med(direct, 'p99')).toFixed(2),
       t === direct ? '-' : Math.round(med(t, 'rps')),
+      t === direct ? '-' : Math.round(med(t, 'cpuUs')),
       results.get(t)!.reduce((n, r) => n + r.errors, 0),
     ];
     console.log('');
@@ -233,6 +308,7 @@ ${DELAYS.map((d) => `        p${d}: { service: s${d}, path: '/d${d}/{id}' }`).jo
           'added p50 ms',
           'added p99 ms',
           `req/s (${connections} conn)`,
+          'CPU µs/request',
           'errors',
         ],
         [row(direct), row(trellis), row(fastify)],
@@ -247,6 +323,35 @@ ${DELAYS.map((d) => `        p${d}: { service: s${d}, path: '/d${d}/{id}' }`).jo
     console.log(
       `${throughput >= 0.9 ? 'PASS' : 'MISS'} trellis/fastify fan-out req/s ${ratio(med(trellis, 'rps'), med(fastify, 'rps'))} (target >= 0.9x)`,
     );
+    console.log(
+      `     trellis/fastify CPU per request ${ratio(med(trellis, 'cpuUs'), med(fastify, 'cpuUs'))} (lower is leaner)`,
+    );
+    // The handler alone: instant origins (delay 0) so the CPU figure is the handler's, not waiting.
+    const instant = await Promise.all(DELAYS.map(() => freePort()));
+    for (const [i, port] of instant.entries()) {
+      startProcess(`instant-origin-${i}`, process.execPath, [...tsx, '--role', 'origin', String(port), '0'], {
+        cpu: LOAD_CPU,
+        cwd: root,
+      });
+    }
+    for (const port of instant) await support.waitForHttp(`http://127.0.0.1:${port}/d0/1`, 20_000);
+    const handler = startProcess(
+      'handler-only',
+      process.execPath,
+      [...tsx, '--role', 'handler', ...instant.map((p) => `http://127.0.0.1:${p}`)],
+      { cpu: TARGET_CPU, cwd: root },
+    );
+    await handler.exited;
+    const line = handler
+      .tail(50)
+      .split('\n')
+      .find((l) => l.startsWith('{"trellis"'));
+    if (line) {
+      const h = JSON.parse(line) as { trellis: number; handWritten: number };
+      console.log(
+        `     the aggregate handler alone (no gateway around it), CPU per request incl. the client: ${h.trellis.toFixed(0)} µs vs ${h.handWritten.toFixed(0)} µs hand-written (${ratio(h.trellis, h.handWritten)})`,
+      );
+    } else console.log(`     handler-only measurement failed:\n${handler.tail()}`);
     console.log(
       `(${support.canPin ? 'targets pinned to CPU 0, wrk and origins to CPU 1' : 'one CPU: nothing pinned'}; logs in ${benchDir()})`,
     );
