@@ -3,16 +3,21 @@ import { afterAll, describe } from 'vitest';
 import { serviceUrl } from '../../testing/services.js';
 import { kvConformance } from './conformance.js';
 import { EtcdKeyValueStore } from './etcd.js';
+import { cuttableProxy } from './testing.js';
 
 const base = await serviceUrl('etcd');
 const ns = `trellis-test/${randomUUID().slice(0, 8)}/`;
-const url = base && `${base}?namespace=${ns}`;
+// Through a proxy whose connections the disrupt case cuts (etcd cannot drop one client itself).
+const target = base ? new URL(base.replace(/^etcd:/, 'http:')) : undefined;
+const proxy = target && (await cuttableProxy(target.hostname, Number(target.port || 2379)));
+const url = proxy && `etcd://${proxy.address}?namespace=${ns}`;
 
 describe.skipIf(!base)('etcd', () => {
   afterAll(async () => {
     const s = await EtcdKeyValueStore.open(url!);
     await s.client.delete().prefix(ns);
     await s.close();
+    await proxy?.close();
   });
   kvConformance('etcd', () => EtcdKeyValueStore.open(url!), {
     reopen: () => EtcdKeyValueStore.open(url!),
@@ -24,5 +29,6 @@ describe.skipIf(!base)('etcd', () => {
         await (s as EtcdKeyValueStore).client.kv.compact({ revision: start + 2, physical: true });
       },
     },
+    disrupt: async () => proxy!.cut(),
   });
 });

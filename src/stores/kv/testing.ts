@@ -65,3 +65,48 @@ export async function codeOf(p: Promise<unknown>): Promise<string> {
     return isTrellisError(err) ? err.code : `untyped: ${String(err)}`;
   }
 }
+
+/** A loopback TCP proxy in front of a real server, whose connections a test can cut. */
+export interface CuttableProxy {
+  /** The proxy's address, `127.0.0.1:port`. */
+  address: string;
+  /** Destroys every open connection (the server and the proxy stay up); returns how many. */
+  cut(): number;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a TCP proxy to `host:port`. For engines with no way to drop one client's connections
+ * from the server side (etcd), cutting them here is what a network failure looks like.
+ */
+export async function cuttableProxy(host: string, port: number): Promise<CuttableProxy> {
+  const { createServer, connect } = await import('node:net');
+  const sockets = new Set<import('node:net').Socket>();
+  const server = createServer((client) => {
+    const upstream = connect({ host, port });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port: local } = server.address() as { port: number };
+  return {
+    address: `127.0.0.1:${local}`,
+    cut() {
+      const n = sockets.size;
+      for (const s of sockets) s.destroy();
+      return n;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
