@@ -32,13 +32,13 @@ export async function waitUntil<T>(
   check: () => T | Promise<T>,
   what: string,
   deadlineMs = 15_000,
-): Promise<T> {
+): Promise<NonNullable<T>> {
   const until = Date.now() + deadlineMs;
   let last: unknown;
   for (;;) {
     try {
       const v = await check();
-      if (v) return v;
+      if (v) return v as NonNullable<T>;
     } catch (err) {
       last = err;
     }
@@ -107,14 +107,14 @@ export function spawnCli(
     output: () => out,
     exited,
     waitForOutput(pattern, deadlineMs = 20_000) {
-      return waitUntil<string | undefined>(
+      return waitUntil(
         () => {
           if (child.exitCode !== null) throw new Error(`the process exited (${child.exitCode}):\n${out}`);
           return out.split('\n').find((line) => pattern.test(line));
         },
         `output matching ${pattern}`,
         deadlineMs,
-      ) as Promise<string>;
+      );
     },
     async stop(signal = 'SIGTERM', graceMs = 15_000) {
       if (child.exitCode === null && child.signalCode === null) {
@@ -279,4 +279,56 @@ export function rawRequest(port: number, bytes: string | Buffer, idleMs = 1_000)
 export function rawStatus(reply: string): number {
   const m = /^HTTP\/1\.[01] (\d{3})/.exec(reply);
   return m ? Number(m[1]) : 0;
+}
+
+/** An origin in its own process, for faults an in-process server cannot show (kill -9, SIGSTOP). */
+export interface OriginProcess {
+  readonly name: string;
+  readonly port: number;
+  readonly url: string;
+  readonly child: ChildProcess;
+  /** Sends a signal (SIGKILL: crash, SIGSTOP/SIGCONT: freeze and thaw) and, for SIGKILL, waits for the exit. */
+  signal(signal: NodeJS.Signals): Promise<void>;
+}
+
+// The child answers every request with `{"origin": NAME, "method", "url"}` and prints its port.
+const ORIGIN_SCRIPT = `
+const name = process.argv[1];
+const server = require('node:http').createServer((req, res) => {
+  req.resume();
+  req.on('end', () => {
+    const body = JSON.stringify({ origin: name, method: req.method, url: req.url });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+});
+server.listen(Number(process.argv[2] || 0), '127.0.0.1', () => console.log('port ' + server.address().port));
+`;
+
+/** Starts an echo origin in a child process (port 0: any free one). */
+export async function spawnOrigin(name: string, port = 0): Promise<OriginProcess> {
+  const child = spawn(process.execPath, ['-e', ORIGIN_SCRIPT, name, String(port)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (c: string) => {
+    out += c;
+  });
+  const bound = await waitUntil(() => {
+    if (child.exitCode !== null) throw new Error(`origin ${name} exited with ${child.exitCode}`);
+    const m = /port (\d+)/.exec(out);
+    return m ? Number(m[1]) : undefined;
+  }, `origin ${name} to listen`);
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  return {
+    name,
+    port: bound,
+    url: `http://127.0.0.1:${bound}`,
+    child,
+    async signal(signal) {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill(signal);
+      if (signal === 'SIGKILL') await exited;
+    },
+  };
 }
