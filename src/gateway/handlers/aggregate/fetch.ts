@@ -86,8 +86,8 @@ async function attemptOnce(
 ): Promise<{ result: CallResult; outcome: AttemptOutcome }> {
   let res: Awaited<ReturnType<Upstream['dispatcher']['request']>>;
   try {
+    // No `origin`: the dispatcher is the upstream's own Pool, and undici would parse it per call.
     res = await upstream.dispatcher.request({
-      origin: upstream.origin,
       path: call.path,
       method: call.method as 'GET',
       headers: call.headers,
