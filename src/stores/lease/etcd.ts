@@ -107,7 +107,7 @@ export class EtcdLeaseStore implements LeaseStore {
     this.#open();
     const key = this.#key(lease.name);
     const current = await this.#get(key);
-    if (!this.#matches(current, lease)) return false;
+    if (!this.#matches(current, lease) || (await this.#remaining(current)) < 0) return false;
     const res = await this.#run(() =>
       this.client.kv.txn({
         compare: [
