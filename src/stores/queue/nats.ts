@@ -10,25 +10,14 @@ import type {
 } from 'nats';
 import { TrellisError } from '../../core/errors.js';
 import { redactUrl, unavailable } from '../connection.js';
-import type {
-  ConsumeOptions,
-  Consumer,
-  Delivery,
-  FeatureList,
-  MessageQueue,
-  PublishOptions,
-  QueueFeature,
-  StoreHealth,
-} from '../types.js';
-import { type Pulled, type PullSource, startConsumer } from './consumer.js';
+import type { FeatureList, PublishOptions, QueueFeature } from '../types.js';
+import { BaseMessageQueue } from './base.js';
+import type { Pulled, PullSource } from './consumer.js';
 import {
-  checkGroup,
   checkOpen,
-  checkPayload,
-  checkTopic,
   deadLetterHeaders,
+  type ResolvedConsumeOptions,
   type ResolvedQueueOptions,
-  resolveConsumeOptions,
 } from './options.js';
 
 type NatsModule = typeof import('nats');
@@ -66,13 +55,11 @@ function userHeaders(h: MsgHdrs | undefined): Record<string, string> {
  * moves a message to the dead-letter topic before it is settled, so the server never drops
  * a message that has not reached the dead-letter topic.
  */
-export class NatsMessageQueue implements MessageQueue {
+export class NatsMessageQueue extends BaseMessageQueue {
   readonly backend = 'nats';
   readonly features = FEATURES;
-  private closed = false;
   private connected = true;
   private readonly streams = new Map<string, Promise<string>>();
-  private readonly consumers = new Set<Consumer>();
 
   private constructor(
     private readonly nats: NatsModule,
@@ -80,8 +67,9 @@ export class NatsMessageQueue implements MessageQueue {
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
     private readonly url: string,
-    private readonly options: ResolvedQueueOptions,
+    options: ResolvedQueueOptions,
   ) {
+    super(options);
     void (async () => {
       for await (const s of nc.status()) {
         if (s.type === 'disconnect') this.connected = false;
@@ -165,14 +153,11 @@ export class NatsMessageQueue implements MessageQueue {
     return `${this.options.prefix}.q.${topic}`;
   }
 
-  async publish(topic: string, payload: string, o: PublishOptions = {}) {
-    checkOpen(this.closed, `publish to ${topic}`);
-    checkTopic(topic);
-    checkPayload(
-      topic,
-      payload,
-      Math.min(this.options.maxPayloadBytes, this.nc.info?.max_payload ?? Infinity),
-    );
+  protected override maxPayloadBytes(): number {
+    return Math.min(this.options.maxPayloadBytes, this.nc.info?.max_payload ?? Number.POSITIVE_INFINITY);
+  }
+
+  protected async append(topic: string, payload: string, o: PublishOptions) {
     await this.stream(topic);
     const ack = await this.send(topic, payload, o);
     return { id: o.id ?? String(ack.seq), duplicate: ack.duplicate };
@@ -193,16 +178,7 @@ export class NatsMessageQueue implements MessageQueue {
     );
   }
 
-  async consume(
-    topic: string,
-    group: string,
-    handler: (d: Delivery) => Promise<void>,
-    options: ConsumeOptions = {},
-  ): Promise<Consumer> {
-    checkOpen(this.closed, `consume ${topic}`);
-    checkTopic(topic);
-    checkGroup(group);
-    const o = resolveConsumeOptions(topic, options);
+  protected async subscribe(topic: string, group: string, o: ResolvedConsumeOptions): Promise<PullSource> {
     const stream = await this.stream(topic);
     const config: Partial<ConsumerConfig> = {
       durable_name: group,
@@ -221,21 +197,7 @@ export class NatsMessageQueue implements MessageQueue {
       }
       return this.js.consumers.get(stream, group);
     });
-    const consumer = startConsumer(
-      this.source(topic, group, js, o.deadLetterTopic, o.concurrency),
-      handler,
-      topic,
-      o,
-      this.options.onError,
-      options.signal,
-    );
-    this.consumers.add(consumer);
-    return {
-      stop: async () => {
-        await consumer.stop();
-        this.consumers.delete(consumer);
-      },
-    };
+    return this.source(topic, group, js, o.deadLetterTopic, o.concurrency);
   }
 
   private source(
@@ -342,24 +304,11 @@ export class NatsMessageQueue implements MessageQueue {
     return unavailable('nats', this.url, err);
   }
 
-  async health(): Promise<StoreHealth> {
-    try {
-      checkOpen(this.closed, 'health');
-      await this.call(() => this.jsm.getAccountInfo());
-      return { ok: true, backend: 'nats' };
-    } catch (err) {
-      return { ok: false, backend: 'nats', detail: (err as Error).message };
-    }
+  protected async ping(): Promise<void> {
+    await this.call(() => this.jsm.getAccountInfo());
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    await Promise.all([...this.consumers].map((c) => c.stop()));
-    this.closed = true;
+  protected async disconnect(): Promise<void> {
     await this.nc.close();
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
   }
 }

@@ -1,27 +1,16 @@
 import { hostname } from 'node:os';
-import type { Redis, RedisOptions } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { TrellisError } from '../../core/errors.js';
 import { redactUrl, unavailable } from '../connection.js';
-import type {
-  ConsumeOptions,
-  Consumer,
-  Delivery,
-  FeatureList,
-  MessageQueue,
-  PublishOptions,
-  QueueFeature,
-  StoreHealth,
-} from '../types.js';
-import { type Pulled, type PullSource, startConsumer } from './consumer.js';
+import { openRedis } from '../redis.js';
+import type { FeatureList, PublishOptions, QueueFeature } from '../types.js';
+import { BaseMessageQueue } from './base.js';
+import type { Pulled, PullSource } from './consumer.js';
 import {
-  checkGroup,
   checkOpen,
-  checkPayload,
-  checkTopic,
   deadLetterHeaders,
   type ResolvedConsumeOptions,
   type ResolvedQueueOptions,
-  resolveConsumeOptions,
 } from './options.js';
 
 // Entry fields: p payload, k key, h headers (JSON), i publish id, n deliveries before this entry
@@ -133,38 +122,25 @@ function flatten(payload: string, o: { key?: string; id?: string; headers?: Reco
  * retry stream when due, a dead-letter stream after maxDeliver, and publish dedupe by a
  * `SET NX PX` key per id (the window). Standalone Redis or a primary; not Redis Cluster.
  */
-export class RedisMessageQueue implements MessageQueue {
+export class RedisMessageQueue extends BaseMessageQueue {
   readonly backend = 'redis';
   readonly features = FEATURES;
-  private closed = false;
-  private readonly consumers = new Set<Consumer>();
 
   private constructor(
     private readonly redis: Redis,
     private readonly url: string,
-    private readonly options: ResolvedQueueOptions,
+    options: ResolvedQueueOptions,
   ) {
-    redis.on('error', () => {}); // reported per command; ioredis reconnects by itself
+    super(options);
   }
 
   /** Connects to `redis://[user:pass@]host:port[/db]`; rejects with TRELLIS_E_STORE_UNAVAILABLE. */
   static async open(url: string, options: ResolvedQueueOptions): Promise<RedisMessageQueue> {
-    const { Redis } = await import('ioredis');
-    const redis = new Redis(url, connectionOptions());
-    // connect() rejects with a bare "Connection is closed"; the socket error says why.
-    let cause: unknown;
-    const remember = (err: unknown) => {
-      cause ??= err;
-    };
-    redis.on('error', remember);
-    try {
-      await redis.connect();
-    } catch (err) {
-      redis.disconnect();
-      throw unavailable('redis', url, cause ?? err);
-    } finally {
-      redis.off('error', remember);
-    }
+    const redis = await openRedis(url, {
+      connectionName: 'trellis-queue',
+      // Commands issued in one tick (acks of a batch, concurrent publishes) go out in one write.
+      enableAutoPipelining: true,
+    });
     return new RedisMessageQueue(redis, url, options);
   }
 
@@ -173,10 +149,7 @@ export class RedisMessageQueue implements MessageQueue {
     return `${this.options.prefix}:q:{${topic}}${part}`;
   }
 
-  async publish(topic: string, payload: string, o: PublishOptions = {}) {
-    checkOpen(this.closed, `publish to ${topic}`);
-    checkTopic(topic);
-    checkPayload(topic, payload, this.options.maxPayloadBytes);
+  protected async append(topic: string, payload: string, o: PublishOptions) {
     const flat = flatten(payload, o);
     if (o.id === undefined) {
       const entry = await this.call(() => this.redis.xadd(this.key(topic), '*', ...flat));
@@ -195,16 +168,7 @@ export class RedisMessageQueue implements MessageQueue {
     return { id: o.id, duplicate: entry === null };
   }
 
-  async consume(
-    topic: string,
-    group: string,
-    handler: (d: Delivery) => Promise<void>,
-    options: ConsumeOptions = {},
-  ): Promise<Consumer> {
-    checkOpen(this.closed, `consume ${topic}`);
-    checkTopic(topic);
-    checkGroup(group);
-    const o = resolveConsumeOptions(topic, options);
+  protected async subscribe(topic: string, group: string, o: ResolvedConsumeOptions): Promise<PullSource> {
     const streams = [this.key(topic), this.key(topic, `:retry:${group}`)];
     for (const stream of streams) {
       // From 0: a new group also gets what was published before it existed.
@@ -212,17 +176,10 @@ export class RedisMessageQueue implements MessageQueue {
         if (!String((err as Error).cause ?? err).includes('BUSYGROUP')) throw err;
       });
     }
+    // XREADGROUP BLOCK holds its connection: each consumer blocks on its own.
     const blocking = this.redis.duplicate();
     blocking.on('error', () => {});
-    const source = this.source(topic, group, streams, o, blocking);
-    const consumer = startConsumer(source, handler, topic, o, this.options.onError, options.signal);
-    this.consumers.add(consumer);
-    return {
-      stop: async () => {
-        await consumer.stop();
-        this.consumers.delete(consumer);
-      },
-    };
+    return this.source(topic, group, streams, o, blocking);
   }
 
   private source(
@@ -372,38 +329,11 @@ export class RedisMessageQueue implements MessageQueue {
     throw unavailable('redis', this.url, err);
   };
 
-  async health(): Promise<StoreHealth> {
-    try {
-      checkOpen(this.closed, 'health');
-      await this.call(() => this.redis.ping());
-      return { ok: true, backend: 'redis' };
-    } catch (err) {
-      return { ok: false, backend: 'redis', detail: (err as Error).message };
-    }
+  protected async ping(): Promise<void> {
+    await this.call(() => this.redis.ping());
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    await Promise.all([...this.consumers].map((c) => c.stop()));
-    this.closed = true;
+  protected async disconnect(): Promise<void> {
     this.redis.disconnect();
   }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
-}
-
-function connectionOptions(): RedisOptions {
-  return {
-    lazyConnect: true,
-    // Fail a command after one reconnect attempt instead of queueing it for long: the caller
-    // gets STORE_UNAVAILABLE promptly, and the client keeps reconnecting in the background.
-    maxRetriesPerRequest: 1,
-    connectTimeout: 5000,
-    retryStrategy: (times) => Math.min(times * 100, 1000),
-    connectionName: 'trellis-queue',
-    // Commands issued in one tick (acks of a batch, concurrent publishes) go out in one write.
-    enableAutoPipelining: true,
-  };
 }

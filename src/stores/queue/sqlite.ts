@@ -1,28 +1,16 @@
 import { EventEmitter } from 'node:events';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
 import { TrellisError } from '../../core/errors.js';
 import { unavailable } from '../connection.js';
-import type {
-  ConsumeOptions,
-  Consumer,
-  Delivery,
-  FeatureList,
-  MessageQueue,
-  PublishOptions,
-  QueueFeature,
-  StoreHealth,
-} from '../types.js';
-import { type Pulled, type PullSource, startConsumer } from './consumer.js';
+import { openSqlite } from '../sqlite.js';
+import type { FeatureList, PublishOptions, QueueFeature } from '../types.js';
+import { BaseMessageQueue } from './base.js';
+import type { Pulled, PullSource } from './consumer.js';
 import {
-  checkGroup,
   checkOpen,
-  checkPayload,
-  checkTopic,
   deadLetterHeaders,
+  type ResolvedConsumeOptions,
   type ResolvedQueueOptions,
-  resolveConsumeOptions,
 } from './options.js';
 
 interface MessageRow {
@@ -78,21 +66,20 @@ const FEATURES: Record<'memory' | 'sqlite', FeatureList<QueueFeature>> = {
  * `memory:` is the same code on an in-memory database: one implementation of the claim and
  * lease rules, proven by SQLite's transactions, rather than a second hand-written copy.
  */
-export class SqliteMessageQueue implements MessageQueue {
+export class SqliteMessageQueue extends BaseMessageQueue {
   readonly backend: 'memory' | 'sqlite';
   readonly features: FeatureList<QueueFeature>;
-  private closed = false;
   private readonly published = new EventEmitter();
-  private readonly consumers = new Set<Consumer>();
   private readonly sweeper: NodeJS.Timeout;
   private readonly stmts;
 
   private constructor(
     private readonly db: Database.Database,
     private readonly url: string,
-    private readonly options: ResolvedQueueOptions,
+    options: ResolvedQueueOptions,
     backend: 'memory' | 'sqlite',
   ) {
+    super(options);
     this.backend = backend;
     this.features = FEATURES[backend];
     this.published.setMaxListeners(0);
@@ -152,24 +139,12 @@ export class SqliteMessageQueue implements MessageQueue {
 
   /** Opens (creating when needed) the queue in the SQLite file at `path` (`:memory:` for memory:). */
   static async open(path: string, url: string, options: ResolvedQueueOptions): Promise<SqliteMessageQueue> {
-    const { default: Sqlite } = await import('better-sqlite3');
-    try {
-      if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-      const db = new Sqlite(path);
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      // Other processes may hold the write lock for a moment: wait rather than fail.
-      db.pragma('busy_timeout = 10000');
-      return new SqliteMessageQueue(db, url, options, path === ':memory:' ? 'memory' : 'sqlite');
-    } catch (err) {
-      throw unavailable('sqlite', url, err);
-    }
+    // Other processes may hold the write lock for a moment: wait rather than fail.
+    const db = await openSqlite(`sqlite:${path}`, { busyTimeoutMs: 10_000 });
+    return new SqliteMessageQueue(db, url, options, path === ':memory:' ? 'memory' : 'sqlite');
   }
 
-  async publish(topic: string, payload: string, options: PublishOptions = {}) {
-    checkOpen(this.closed, `publish to ${topic}`);
-    checkTopic(topic);
-    checkPayload(topic, payload, this.options.maxPayloadBytes);
+  protected async append(topic: string, payload: string, options: PublishOptions) {
     const result = this.run(() => this.insert(topic, payload, options));
     if (!result.duplicate) this.published.emit(topic);
     return result;
@@ -191,32 +166,9 @@ export class SqliteMessageQueue implements MessageQueue {
       .immediate();
   }
 
-  async consume(
-    topic: string,
-    group: string,
-    handler: (d: Delivery) => Promise<void>,
-    options: ConsumeOptions = {},
-  ): Promise<Consumer> {
-    checkOpen(this.closed, `consume ${topic}`);
-    checkTopic(topic);
-    checkGroup(group);
-    const o = resolveConsumeOptions(topic, options);
+  protected async subscribe(topic: string, group: string, o: ResolvedConsumeOptions): Promise<PullSource> {
     this.run(() => this.stmts.groupCreate.run(topic, group));
-    const consumer = startConsumer(
-      this.source(topic, group, o),
-      handler,
-      topic,
-      o,
-      this.options.onError,
-      options.signal,
-    );
-    this.consumers.add(consumer);
-    return {
-      stop: async () => {
-        await consumer.stop();
-        this.consumers.delete(consumer);
-      },
-    };
+    return this.source(topic, group, o);
   }
 
   private source(
@@ -336,25 +288,12 @@ export class SqliteMessageQueue implements MessageQueue {
     }
   }
 
-  async health(): Promise<StoreHealth> {
-    try {
-      checkOpen(this.closed, 'health');
-      this.stmts.ping.get();
-      return { ok: true, backend: this.backend };
-    } catch (err) {
-      return { ok: false, backend: this.backend, detail: (err as Error).message };
-    }
+  protected async ping(): Promise<void> {
+    this.stmts.ping.get();
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    await Promise.all([...this.consumers].map((c) => c.stop()));
-    this.closed = true;
+  protected async disconnect(): Promise<void> {
     clearInterval(this.sweeper);
     this.db.close();
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
   }
 }
