@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import { sendProblem } from '../../../http/problem.js';
 import type { RequestContext } from '../../../http/types.js';
+import { refuse } from '../_support/refuse.js';
 import { setRequestHeader } from '../_support/request-headers.js';
 import { defineMiddleware } from '../types.js';
 
@@ -67,7 +67,7 @@ export const apiKeyMiddleware = defineMiddleware({
       if (o.query !== undefined) presented ??= takeFromQuery(ctx, o.query, !o.forwardKey);
       if (o.nameHeader) setRequestHeader(ctx.req, o.nameHeader, undefined);
       if (!presented) {
-        sendProblem(ctx, {
+        refuse(ctx, {
           status: 401,
           code: 'TRELLIS_E_API_KEY_MISSING',
           detail: `send an API key in the ${o.header} header`,
@@ -76,7 +76,7 @@ export const apiKeyMiddleware = defineMiddleware({
       }
       const name = find(presented);
       if (name === undefined) {
-        sendProblem(ctx, {
+        refuse(ctx, {
           status: 401,
           code: 'TRELLIS_E_API_KEY_INVALID',
           detail: 'the API key is not valid',

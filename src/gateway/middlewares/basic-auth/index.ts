@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { sendProblem } from '../../../http/problem.js';
 import type { RequestContext } from '../../../http/types.js';
+import { refuse } from '../_support/refuse.js';
 import { setRequestHeader } from '../_support/request-headers.js';
 import { defineMiddleware } from '../types.js';
 import { hashPassword, parsePasswordHash, verifyPassword } from './hash.js';
@@ -50,8 +50,8 @@ export const basicAuthMiddleware = defineMiddleware({
     // Unknown users are checked against a dummy hash too, so timing does not reveal who exists.
     const dummy = parsePasswordHash(await hashPassword('trellis-dummy'))!;
     const challenge = `Basic realm="${o.realm}", charset="UTF-8"`;
-    const refuse = (ctx: RequestContext, detail: string) =>
-      sendProblem(ctx, {
+    const deny = (ctx: RequestContext, detail: string) =>
+      refuse(ctx, {
         status: 401,
         code: 'TRELLIS_E_BASIC_AUTH_INVALID',
         detail,
@@ -61,11 +61,11 @@ export const basicAuthMiddleware = defineMiddleware({
       const creds = parseBasic(ctx.req.headers.authorization);
       if (!o.forwardAuthorization) setRequestHeader(ctx.req, 'authorization', undefined);
       if (o.userHeader) setRequestHeader(ctx.req, o.userHeader, undefined);
-      if (!creds) return refuse(ctx, 'log in with a user name and password');
+      if (!creds) return deny(ctx, 'log in with a user name and password');
       const [user, password] = creds;
       const stored = users.get(user);
       const ok = await verifyPassword(password, stored ?? dummy);
-      if (!ok || !stored) return refuse(ctx, 'the user name or password is wrong');
+      if (!ok || !stored) return deny(ctx, 'the user name or password is wrong');
       ctx.state.basicAuth = { user };
       if (o.userHeader) setRequestHeader(ctx.req, o.userHeader, user);
       return next(ctx);

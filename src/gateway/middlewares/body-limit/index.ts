@@ -1,8 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import { size } from '../../../core/units.js';
-import { sendProblem } from '../../../http/problem.js';
 import type { RequestContext } from '../../../http/types.js';
+import { refuse } from '../_support/refuse.js';
 import { defineMiddleware } from '../types.js';
 
 const options = z.strictObject({
@@ -10,8 +10,8 @@ const options = z.strictObject({
   max: size(),
 });
 
-function refuse(ctx: RequestContext, max: number): void {
-  sendProblem(ctx, {
+function tooLarge(ctx: RequestContext, max: number): void {
+  refuse(ctx, {
     status: 413,
     code: 'TRELLIS_E_BODY_TOO_LARGE',
     detail: `the request body is larger than ${max} bytes: send a smaller body`,
@@ -50,7 +50,7 @@ export const bodyLimitMiddleware = defineMiddleware({
       const { req, res } = ctx;
       const declared = req.headers['content-length'];
       if (declared !== undefined && Number(declared) > max) {
-        refuse(ctx, max);
+        tooLarge(ctx, max);
         // Read and drop what the client still sends, so it can read the answer (no RST).
         req.resume();
         return;
@@ -63,7 +63,7 @@ export const bodyLimitMiddleware = defineMiddleware({
         // takes a truncated body for a whole one.
         const abort = () => setImmediate(() => req.destroy());
         if (!res.headersSent) {
-          refuse(ctx, max);
+          tooLarge(ctx, max);
           res.once('finish', abort);
         } else abort();
       });

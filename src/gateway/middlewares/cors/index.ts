@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { duration } from '../../../core/units.js';
-import { sendProblem } from '../../../http/problem.js';
 import { onResponseHead } from '../_support/intercept.js';
+import { refuse } from '../_support/refuse.js';
 import { appendVary } from '../_support/vary.js';
 import { defineMiddleware } from '../types.js';
 
@@ -70,7 +70,7 @@ export const corsMiddleware = defineMiddleware({
           methods.has(requestMethod) &&
           (allowHeaders === undefined || wanted.every((h) => allowHeaders.includes(h)));
         if (!ok) {
-          sendProblem(ctx, {
+          refuse(ctx, {
             status: 403,
             code: 'TRELLIS_E_CORS_REJECTED',
             detail: 'this origin, method or header is not allowed by the CORS policy',

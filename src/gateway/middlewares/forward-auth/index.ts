@@ -2,8 +2,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, request } from 'undici';
 import { z } from 'zod';
 import { duration, size } from '../../../core/units.js';
-import { sendProblem } from '../../../http/problem.js';
 import type { Handler, RequestContext } from '../../../http/types.js';
+import { refuse } from '../_support/refuse.js';
 import { setRequestHeader } from '../_support/request-headers.js';
 import { defineMiddleware } from '../types.js';
 
@@ -78,7 +78,7 @@ export const forwardAuthMiddleware = defineMiddleware({
         } catch (err) {
           deps.logger.warn({ err, middleware: deps.name }, 'forwardAuth: auth service unreachable');
           if (o.onError === 'open') return next(ctx);
-          return sendProblem(ctx, {
+          return refuse(ctx, {
             status: 503,
             code: 'TRELLIS_E_AUTH_UNAVAILABLE',
             detail: 'the authentication service did not answer: try again later',
@@ -109,7 +109,7 @@ export const forwardAuthMiddleware = defineMiddleware({
           body = Buffer.alloc(0);
         }
         if (body.length === 0 || answer.headers['content-type'] === undefined) {
-          return sendProblem(ctx, {
+          return refuse(ctx, {
             status: answer.statusCode,
             code: 'TRELLIS_E_AUTH_REFUSED',
             detail: 'the authentication service refused this request',
@@ -119,6 +119,7 @@ export const forwardAuthMiddleware = defineMiddleware({
             ),
           });
         }
+        ctx.errorCode = 'TRELLIS_E_AUTH_REFUSED';
         ctx.res.writeHead(answer.statusCode, {
           ...pickHeaders(answer.headers, REFUSAL_HEADERS),
           'content-length': body.length,

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { duration } from '../../../core/units.js';
-import { sendProblem } from '../../../http/problem.js';
 import { keyFunction, limitKey } from '../_support/key.js';
+import { refuse } from '../_support/refuse.js';
 import { defineMiddleware } from '../types.js';
 
 const options = z.strictObject({
@@ -25,7 +25,7 @@ export const inFlightMiddleware = defineMiddleware({
       const key = keyOf(ctx);
       const n = counts.get(key) ?? 0;
       if (n >= o.max) {
-        sendProblem(ctx, {
+        refuse(ctx, {
           status: 503,
           code: 'TRELLIS_E_TOO_MANY_IN_FLIGHT',
           detail: `more than ${o.max} requests in progress for you: retry after ${retryAfter}s`,

@@ -1,6 +1,6 @@
 import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
-import { sendProblem } from '../../../http/problem.js';
+import { refuse } from '../_support/refuse.js';
 import { defineMiddleware } from '../types.js';
 
 const cidr = z.string().refine((s) => {
@@ -58,7 +58,7 @@ export const ipFilterMiddleware = defineMiddleware({
     };
     return (next) => (ctx) => {
       if (permitted(ctx.clientIp)) return next(ctx);
-      sendProblem(ctx, {
+      refuse(ctx, {
         status: 403,
         code: 'TRELLIS_E_IP_DENIED',
         detail: 'your address may not use this route',

@@ -1,8 +1,8 @@
 import { errors, type JWTPayload, jwtVerify } from 'jose';
 import { z } from 'zod';
 import { duration, size } from '../../../core/units.js';
-import { sendProblem } from '../../../http/problem.js';
 import type { RequestContext } from '../../../http/types.js';
+import { refuse } from '../_support/refuse.js';
 import { setRequestHeader } from '../_support/request-headers.js';
 import { defineMiddleware } from '../types.js';
 import { keyResolver } from './keys.js';
@@ -192,7 +192,7 @@ export const jwtMiddleware = defineMiddleware({
       }
     };
     const answer = (ctx: RequestContext, f: Failure) =>
-      sendProblem(ctx, {
+      refuse(ctx, {
         status: f.status,
         code: f.code,
         detail: f.detail,
@@ -204,7 +204,7 @@ export const jwtMiddleware = defineMiddleware({
       const auth = ctx.req.headers.authorization;
       if (auth === undefined || auth.slice(0, 7).toLowerCase() !== 'bearer ') {
         // RFC 6750 3.1: no error code when the request carried no token at all.
-        return sendProblem(ctx, {
+        return refuse(ctx, {
           status: 401,
           code: 'TRELLIS_E_JWT_MISSING',
           detail: 'send a bearer token: Authorization: Bearer <token>',

@@ -7,10 +7,10 @@ import {
 } from 'rate-limiter-flexible';
 import { z } from 'zod';
 import { duration } from '../../../core/units.js';
-import { sendProblem } from '../../../http/problem.js';
 import type { Handler, RequestContext } from '../../../http/types.js';
 import { keyFunction, limitKey } from '../_support/key.js';
 import { redisClient, storeUrl } from '../_support/redis.js';
+import { refuse } from '../_support/refuse.js';
 import { defineMiddleware } from '../types.js';
 
 const options = z
@@ -133,7 +133,7 @@ export const rateLimitMiddleware = defineMiddleware({
     const storeDown = (ctx: RequestContext, err: unknown) => {
       deps.logger.debug({ err, middleware: deps.name }, 'rateLimit: store error');
       if (o.onStoreError === 'open') return true;
-      sendProblem(ctx, {
+      refuse(ctx, {
         status: 503,
         code: 'TRELLIS_E_RATE_LIMIT_UNAVAILABLE',
         detail: 'the rate-limit store is unavailable and this route fails closed: try again later',
@@ -159,7 +159,7 @@ export const rateLimitMiddleware = defineMiddleware({
           'ratelimit-policy': policy,
         };
         if (!verdict.allowed) {
-          sendProblem(ctx, {
+          refuse(ctx, {
             status: 429,
             code: 'TRELLIS_E_RATE_LIMITED',
             detail: `more than ${o.points} requests in ${o.per / 1000}s: retry after ${reset}s`,

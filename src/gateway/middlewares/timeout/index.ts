@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { duration } from '../../../core/units.js';
-import { sendProblem } from '../../../http/problem.js';
+import { refuse } from '../_support/refuse.js';
 import { defineMiddleware } from '../types.js';
 
 const options = z.strictObject({
@@ -31,7 +31,7 @@ export const timeoutMiddleware = defineMiddleware({
       let bodyTimer: NodeJS.Timeout | undefined;
       const requestTimer = setTimeout(() => {
         if (res.headersSent) return;
-        sendProblem(ctx, {
+        refuse(ctx, {
           status: 504,
           code: 'TRELLIS_E_ROUTE_TIMEOUT',
           detail: `no response within ${o.request}ms: the service is slow; try again later`,
@@ -41,7 +41,7 @@ export const timeoutMiddleware = defineMiddleware({
       if (o.body !== undefined && !req.complete) {
         bodyTimer = setTimeout(() => {
           if (req.complete || res.headersSent) return;
-          sendProblem(ctx, {
+          refuse(ctx, {
             status: 408,
             code: 'TRELLIS_E_BODY_TIMEOUT',
             detail: `the request body did not arrive within ${o.body}ms: send it faster`,
