@@ -2,7 +2,6 @@ import { z } from 'zod';
 import { TrellisError } from '../../../core/errors.js';
 import { duration } from '../../../core/units.js';
 import { type ForwardOptions, forward } from '../../../http/forward.js';
-import type { RequestContext } from '../../../http/types.js';
 import { forwardUpgrade } from '../../../http/upgrade.js';
 import type { ServicePool } from '../../../http/upstream/types.js';
 import { defineHandler } from '../types.js';
@@ -57,14 +56,8 @@ export const proxyHandler = defineHandler({
   },
 });
 
-// The upstream layer's pool knows its own hashing rule; the ServicePool contract does not
-// (yet) carry it, so it is picked up when present.
-type HashingPool = ServicePool & {
-  hashKey?(headers: RequestContext['req']['headers'], clientIp: string): string | undefined;
-};
-
+/** The consistent-hash key, when the service balances by hash (the pool knows its own rule). */
 function hashKeyOption(pool: ServicePool): Pick<ForwardOptions, 'hashKey'> {
-  const hashing = pool as HashingPool;
-  if (typeof hashing.hashKey !== 'function') return {};
-  return { hashKey: (ctx) => hashing.hashKey!(ctx.req.headers, ctx.clientIp) };
+  if (pool.hashKey === undefined) return {};
+  return { hashKey: (ctx) => pool.hashKey!(ctx.req.headers, ctx.clientIp) };
 }
