@@ -58,3 +58,20 @@ describe.skipIf(!url)('redis queue retention', () => {
     }
   });
 });
+
+describe.skipIf(!url)('redis queue credentials', () => {
+  it('refused credentials give TRELLIS_E_STORE_UNAVAILABLE without the password', async () => {
+    const server = new URL(url!);
+    const wrong = `redis://nobody:not-the-password@${server.host}${server.pathname}`;
+    const err = await openMessageQueue(wrong).then(
+      async (q) => {
+        await q.close();
+        return undefined;
+      },
+      (e: unknown) => e as Error & { code?: string },
+    );
+    expect(err?.code).toBe('TRELLIS_E_STORE_UNAVAILABLE');
+    expect(err?.message).toMatch(/WRONGPASS|auth/i);
+    expect(err?.message).not.toContain('not-the-password');
+  });
+});

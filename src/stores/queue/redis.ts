@@ -98,6 +98,8 @@ const FEATURES: FeatureList<QueueFeature> = {
 
 type Fields = Record<string, string>;
 const noop = () => {};
+/** How often a consumer moves its group's due delayed nacks back (the delay's precision). */
+const MOVE_EVERY_MS = 100;
 type StreamReply = [key: string, entries: [id: string, fields: string[]][]][] | null;
 
 function toFields(flat: string[]): Fields {
@@ -258,7 +260,7 @@ export class RedisMessageQueue extends BaseMessageQueue {
 
     const mover = setInterval(() => {
       this.redis.eval(MOVE_DUE, 2, delayed, retry, Date.now()).catch((err) => this.options.onError(err));
-    }, 50);
+    }, MOVE_EVERY_MS);
     const housekeeper = setInterval(() => {
       this.redis.eval(HOUSEKEEP, 1, main, 3_600_000).catch((err) => this.options.onError(err));
     }, this.options.sweepIntervalMs);

@@ -132,6 +132,12 @@ export class SqliteMessageQueue extends BaseMessageQueue {
          FROM trellis_queue_group g GROUP BY g.topic`,
       ),
       trim: db.prepare('DELETE FROM trellis_queue_message WHERE topic = ? AND seq <= ?'),
+      // A plain read (no write lock) that tells an idle consumer whether a claim would find work.
+      ready: db.prepare<[string, string, number, string, string, string], { ready: number }>(
+        `SELECT EXISTS (SELECT 1 FROM trellis_queue_lease WHERE topic = ? AND grp = ? AND visible_at <= ?)
+             OR EXISTS (SELECT 1 FROM trellis_queue_message WHERE topic = ? AND seq >
+                  (SELECT cursor FROM trellis_queue_group WHERE topic = ? AND grp = ?)) AS ready`,
+      ),
       ping: db.prepare('SELECT 1'),
     };
     this.sweeper = setInterval(() => this.sweep(), options.sweepIntervalMs).unref();
@@ -234,7 +240,9 @@ export class SqliteMessageQueue extends BaseMessageQueue {
         const deadline = Date.now() + waitMs;
         while (!signal.aborted) {
           checkOpen(this.closed, `consume ${topic}`);
-          const rows = this.run(() => claim(max));
+          // Idle consumers of other processes poll: only take the write lock when there is work.
+          const ready = this.run(() => this.stmts.ready.get(topic, group, Date.now(), topic, topic, group));
+          const rows = ready?.ready ? this.run(() => claim(max)) : [];
           if (rows.length > 0) {
             for (const r of rows) deliver(toPulled(r));
             return;
