@@ -245,7 +245,13 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
       newText = readText(file);
     } catch (err) {
       const at = new Date().toISOString();
-      lastReload = { ok: false, version: state.current.version, label, at, errors: [messageOf(err)] };
+      const errors = [messageOf(err)];
+      lastReload = { ok: false, version: state.current.version, label, at, errors };
+      metrics.reloads.inc({ result: 'rejected' });
+      logger.error(
+        { errors, source: label },
+        `configuration rejected, still serving version ${state.current.version}`,
+      );
       return lastReload;
     }
     return applyConfig(newText, label);
