@@ -4,6 +4,7 @@ import { createLogger } from '../../core/logger.js';
 import { startGateway } from '../../gateway/gateway.js';
 import type { Command } from '../command.js';
 import { usageError } from '../usage.js';
+import { type FollowedDocument, followDocument } from './config.js';
 
 const usage = `usage: trellis gateway -c gateway.yaml [--admin host:port] [--no-admin] [--log-level info]
 
@@ -17,7 +18,11 @@ options:
   --admin HOST:PORT     admin listener address (default from the file, else 127.0.0.1:9901)
   --no-admin            no admin listener
   --log-level LEVEL     trace, debug, info, warn, error (default info, or $TRELLIS_LOG_LEVEL)
-  --no-watch            do not watch the file (SIGHUP still reloads)`;
+  --no-watch            do not watch the file (SIGHUP still reloads)
+  --config-from URL#KEY[@LABEL]
+                        take the configuration from the config store instead of a file: a
+                        \`trellis config serve\` URL (token in $TRELLIS_CONFIG_TOKEN) or a store
+                        URL; each change is validated, compiled and swapped like a file change`;
 
 const options = {
   config: { type: 'string', short: 'c' },
@@ -25,6 +30,7 @@ const options = {
   'no-admin': { type: 'boolean' },
   'log-level': { type: 'string' },
   'no-watch': { type: 'boolean' },
+  'config-from': { type: 'string' },
 } as const;
 
 /** `host:port` or `:port` or `port`. */
@@ -43,13 +49,19 @@ async function run(argv: string[]): Promise<number> {
     throw usageError((err as Error).message);
   }
   const { values } = parsed;
-  if (!values.config) throw usageError('name the gateway file with -c FILE');
+  if (!values.config && !values['config-from']) {
+    throw usageError('name the gateway file with -c FILE (or --config-from URL#key)');
+  }
+  if (values.config && values['config-from']) throw usageError('give -c FILE or --config-from, not both');
   const logger = createLogger({
     name: 'gateway',
     ...(values['log-level'] ? { level: values['log-level'] } : {}),
   });
+  const source: FollowedDocument | undefined = values['config-from']
+    ? await followDocument(values['config-from'], logger)
+    : undefined;
   const gateway = await startGateway({
-    file: values.config,
+    ...(source ? { text: source.text, label: source.label } : { file: values.config }),
     logger,
     sighup: true,
     watch: !values['no-watch'],
@@ -60,8 +72,9 @@ async function run(argv: string[]): Promise<number> {
         : {}),
   });
   logger.info({ ports: gateway.ports, version: gateway.version }, 'gateway started');
+  source?.follow((text) => gateway.applyConfig(text, source.label));
   await new Promise<void>((resolve) => {
-    drainOnSignals([gateway], {
+    drainOnSignals([gateway, ...(source ? [{ stop: () => source.close() }] : [])], {
       logger,
       drainMs: gateway.drainTimeout,
       exit: (code) => {
