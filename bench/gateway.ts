@@ -116,6 +116,9 @@ async function main(): Promise<void> {
   await checkSameAnswer(targets);
   // The metrics trellis exports must be live while it is measured ("access metrics on").
   await waitForHttp(`http://127.0.0.1:${adminPort}/metrics`, 5_000);
+  const counted = await routeRequestCount(adminPort);
+  if (counted < 1)
+    throw new Error('trellis /metrics counts no request on the measured route: are metrics on?');
 
   const direct: Target = { name: 'origin (direct, reference)', url: `${origin}${path}` };
   const all = [...targets, direct];
@@ -140,7 +143,7 @@ function writeGatewayConfig(port: number, adminPort: number, origin: string): st
         `  - match: { pathPrefix: /api/svc-${i}, methods: [GET, POST] }\n    proxy: { service: origin }`,
     ),
     '  - match: { path: /api/users/:id }\n    proxy: { service: origin }',
-    '  - match: { path: /api/catalog/*, methods: [GET] }\n    proxy: { service: origin, stripPrefix: /api }',
+    '  - name: catalog\n    match: { path: /api/catalog/*, methods: [GET] }\n    proxy: { service: origin, stripPrefix: /api }',
     '  - match: { path: /static/* }\n    proxy: { service: origin }',
   ];
   const yaml = `listen: { host: 127.0.0.1, port: ${port} }
@@ -169,7 +172,25 @@ async function checkSameAnswer(targets: Target[]): Promise<void> {
         `${t.name} answered ${res.status} ${JSON.stringify(body.slice(0, 200))}, not the origin's body`,
       );
     }
+    // trellis is measured with its per-request features on: prove the request id is there.
+    if (t.name === 'trellis' && !res.headers.get('x-request-id')) {
+      throw new Error(
+        'trellis answered without x-request-id: the benchmark must measure it with request ids on',
+      );
+    }
   }
+}
+
+/** `trellis_gateway_requests_total` summed over the measured route's series. */
+async function routeRequestCount(adminPort: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('trellis_gateway_requests_total{') && line.includes('route="catalog"')) {
+      total += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+  }
+  return total;
 }
 
 function explain(t: Target) {
