@@ -85,3 +85,15 @@ export async function openRedis(url: string, extra: RedisOptions = {}): Promise<
   }
   return client;
 }
+
+/** The `namespace` option of a Redis-backed store: it becomes a hash tag, so no braces. */
+export function redisNamespace(params: URLSearchParams, fallback: string): string {
+  const ns = params.get('namespace') ?? fallback;
+  if (!ns || /[{}]/.test(ns)) {
+    throw new TrellisError(
+      'TRELLIS_E_STORE_URL_INVALID',
+      `store URL option namespace=${ns} must be non-empty and free of { and } (it becomes the Redis hash tag)`,
+    );
+  }
+  return ns;
+}

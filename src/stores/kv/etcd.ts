@@ -1,4 +1,5 @@
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
+import { TrellisError } from '../../core/errors.js';
 import { etcdError, openEtcd, parseEtcdUrl, prefixEnd } from '../etcd.js';
 import type {
   KeyValueStore,
@@ -19,6 +20,9 @@ import {
   intParam,
   watchGap,
 } from './common.js';
+
+/** etcd refuses requests over 1.5 MiB (--max-request-bytes); leave room for the key and framing. */
+const ETCD_MAX_VALUE_BYTES = 1536 * 1024 - 4096;
 
 /**
  * KeyValueStore on etcd (`etcd://host:2379?namespace=trellis/kv/`). Revisions are etcd's own:
@@ -44,6 +48,12 @@ export class EtcdKeyValueStore implements KeyValueStore {
   static async open(url: string): Promise<EtcdKeyValueStore> {
     const { params } = parseEtcdUrl(url);
     const maxValueBytes = intParam(params, 'maxValueBytes', DEFAULT_MAX_VALUE_BYTES);
+    if (maxValueBytes > ETCD_MAX_VALUE_BYTES) {
+      throw new TrellisError(
+        'TRELLIS_E_STORE_URL_INVALID',
+        `maxValueBytes=${maxValueBytes} is over what etcd accepts in one request by default: use at most ${ETCD_MAX_VALUE_BYTES}`,
+      );
+    }
     const client = await openEtcd(url);
     return new EtcdKeyValueStore(
       client,

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { isTrellisError, TrellisError } from '../../core/errors.js';
-import { openRedis, parseRedisUrl, redisError } from '../redis.js';
+import { openRedis, parseRedisUrl, redisError, redisNamespace } from '../redis.js';
 import type {
   KeyValueStore,
   KvChange,
@@ -100,7 +100,7 @@ export class RedisKeyValueStore implements KeyValueStore {
     redis.defineCommand('trellisKvPut', { numberOfKeys: 4, lua: PUT });
     redis.defineCommand('trellisKvDelete', { numberOfKeys: 4, lua: DELETE });
     redis.defineCommand('trellisKvList', { numberOfKeys: 2, lua: LIST });
-    return new RedisKeyValueStore(redis, url, params.get('namespace') ?? 'trellis:kv', opts);
+    return new RedisKeyValueStore(redis, url, redisNamespace(params, 'trellis:kv'), opts);
   }
 
   async get(key: string): Promise<KvEntry | undefined> {

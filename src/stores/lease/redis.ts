@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { closedError, featureList } from '../kv/common.js';
-import { openRedis, parseRedisUrl, redisError } from '../redis.js';
+import { openRedis, parseRedisUrl, redisError, redisNamespace } from '../redis.js';
 import type { Lease, LeaseStore, StoreHealth } from '../types.js';
 import { checkLeaseArgs, leaseLost } from './common.js';
 
@@ -69,7 +69,7 @@ export class RedisLeaseStore implements LeaseStore {
     redis.defineCommand('trellisLeaseRenew', { numberOfKeys: 1, lua: RENEW });
     redis.defineCommand('trellisLeaseRelease', { numberOfKeys: 1, lua: RELEASE });
     redis.defineCommand('trellisLeaseRead', { numberOfKeys: 1, lua: READ });
-    return new RedisLeaseStore(redis, url, params.get('namespace') ?? 'trellis:lease');
+    return new RedisLeaseStore(redis, url, redisNamespace(params, 'trellis:lease'));
   }
 
   async acquire(name: string, holder: string, ttlMs: number): Promise<Lease | undefined> {
