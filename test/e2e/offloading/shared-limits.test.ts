@@ -59,12 +59,15 @@ describe.skipIf(!redis)('trellis gateway: rate limits shared through Redis acros
   });
 
   it('two gateway processes hold one combined limit (within 5%)', async () => {
-    // A unique prefix per run: reruns and parallel runs never share counters.
+    // A unique prefix per run: reruns and parallel runs never share counters. A generous store
+    // timeout: on a loaded machine a slow Redis reply would count as a store error and fall back to
+    // per-process counting (the documented fallback, not what this test is about).
     const limit = {
       points: 200,
       per: '1m',
       algorithm: 'slidingWindow',
       store: 'shared',
+      storeTimeout: '3s',
       prefix: `e2e:${randomUUID()}:`,
     };
     const a = await startGatewayCli(`${dir.path}/a.yaml`, file(origin, limit, redis!));
@@ -73,7 +76,7 @@ describe.skipIf(!redis)('trellis gateway: rate limits shared through Redis acros
     const before = origin.requests.length;
     const codes = await hammer([a.url, b.url], 600, 30);
     const passed = codes.filter((c) => c === 200).length;
-    expect(Math.abs(passed - 200)).toBeLessThanOrEqual(10);
+    expect(Math.abs(passed - 200), `${passed} of 600 passed`).toBeLessThanOrEqual(10);
     expect(codes.filter((c) => c !== 200 && c !== 429)).toEqual([]);
     expect(origin.requests.length - before).toBe(passed);
   });

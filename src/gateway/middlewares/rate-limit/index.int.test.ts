@@ -49,7 +49,7 @@ describe.skipIf(!redis)('rateLimit shared in Redis', () => {
   it('two gateway instances share one budget (fixedWindow: exact; slidingWindow: within 5%)', async () => {
     for (const algorithm of ['fixedWindow', 'slidingWindow']) {
       const name = `rl-${randomUUID()}`;
-      const opts = { points: 100, per: '1m', algorithm, store: 'shared' };
+      const opts = { points: 100, per: '1m', algorithm, store: 'shared', storeTimeout: '3s' };
       const a = await gateway(opts, name);
       const b = await gateway(opts, name);
       const codes = await hammer([a.url, b.url], 300);
