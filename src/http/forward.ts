@@ -146,6 +146,14 @@ export function forward(ctx: RequestContext, pool: ServicePool, options: Forward
   new Exchange(ctx, pool, options).start();
 }
 
+function onExchangeTimeout(exchange: Exchange): void {
+  exchange.timeout();
+}
+
+function onClientClose(this: Exchange): void {
+  this.clientClosed();
+}
+
 class Exchange implements Dispatcher.DispatchHandler {
   private readonly ctx: RequestContext;
   private readonly pool: ServicePool;
@@ -180,25 +188,26 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   start(): void {
     const timeout = this.options.timeoutMs ?? this.pool.timeouts.request;
-    if (timeout > 0) this.timer = setTimeout(this.onTimeout, timeout);
-    this.ctx.res.once('close', this.onClientClose);
+    // Module-level callbacks with the exchange as argument: no closures allocated per request.
+    if (timeout > 0) this.timer = setTimeout(onExchangeTimeout, timeout, this);
+    this.ctx.res.once('close', onClientClose.bind(this));
     this.dispatch();
   }
 
-  private readonly onTimeout = (): void => {
+  /** The whole-request deadline passed. */
+  timeout(): void {
     this.timedOut = true;
     this.abortAttempt?.(new RequestTimeout('request timeout'));
-  };
+  }
 
-  private readonly onClientClose = (): void => {
+  /** The client's connection closed: stop the upstream exchange unless it already ended. */
+  clientClosed(): void {
     if (this.done) return;
     this.clientGone = true;
     this.abortAttempt?.(new ClientGone('client closed the connection'));
-  };
+  }
 
-  private readonly onDrain = (): void => {
-    this.resumeUpstream?.();
-  };
+  private onDrain: (() => void) | undefined;
 
   private dispatch(): void {
     const ctx = this.ctx;
@@ -258,6 +267,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.discarding) return true;
     this.bytes += chunk.length;
     if (this.ctx.res.write(chunk)) return true;
+    // Made on the first backpressure only: most answers fit the socket buffer.
+    this.onDrain ??= () => this.resumeUpstream?.();
     this.ctx.res.once('drain', this.onDrain);
     return false;
   }
