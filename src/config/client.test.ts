@@ -1,9 +1,10 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { openKeyValueStore } from '../stores/kv/index.js';
 import { MemoryKeyValueStore } from '../stores/kv/memory.js';
 import type { ConfigChange } from './api.js';
 import { type ConfigClient, createConfigClient } from './client.js';
@@ -148,6 +149,31 @@ describe('ConfigClient', () => {
     expect(disk).toContain('secret://env/TEST_API_KEY');
     expect(disk).not.toContain('ultra-secret-value');
     expect(JSON.stringify(c.health())).not.toContain('ultra-secret-value');
+  });
+
+  it('starts on last-known-good when a store URL cannot be opened, and connects once it can', async () => {
+    const cacheFile = tmpFile();
+    const dir = mkdtempSync(join(tmpdir(), 'trellis-cfg-store-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const here = join(dir, 'db');
+    const away = join(dir, 'db-away');
+    mkdirSync(here);
+    const url = `sqlite:${join(here, 'config.db')}`;
+    const repo = new ConfigRepository(await openKeyValueStore(url));
+    await repo.set('lazy/a', 'v: 1');
+    const first = await client({ source: url, prefix: 'lazy/', cacheFile });
+    await first.close();
+    await repo.close();
+    // The store cannot be opened: its folder is now a plain file.
+    renameSync(here, away);
+    writeFileSync(here, 'not a folder');
+    const c = await client({ source: url, prefix: 'lazy/', cacheFile });
+    expect(c.health()).toMatchObject({ ok: false, source: 'last-known-good' });
+    expect(c.get('lazy/a')).toEqual({ v: 1 });
+    rmSync(here);
+    renameSync(away, here);
+    await until(() => c.health().ok);
+    expect(c.health().source).toBe('store');
   });
 
   it('fails clearly when neither the store nor a copy is available', async () => {

@@ -2,14 +2,16 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { isTrellisError, messageOf, TrellisError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
-import { openKeyValueStore } from '../stores/kv/index.js';
+import { schemeOf } from '../stores/connection.js';
 import type { ConfigApi, ConfigChange } from './api.js';
 import { type ConfigDocument, checkConfigPrefix, checkLabel, DEFAULT_LABEL } from './document.js';
 import { evaluateFlag, type FlagContext, flagSchema } from './flags.js';
 import { ConfigHttpClient } from './http-client.js';
 import { readSnapshot, type Snapshot, SnapshotWriter } from './last-known-good.js';
-import { ConfigRepository } from './repository.js';
+import { LazyRepository } from './lazy-repository.js';
 import { resolveSecrets } from './secrets.js';
+
+const KV_SCHEMES = ['memory', 'sqlite', 'postgres', 'redis', 'etcd'];
 
 export interface ConfigClientOptions {
   /** A config server (`http://…`), a store URL (`sqlite:…`, `postgres://…`, `redis://…`, `etcd://…`), or a ConfigApi. */
@@ -317,10 +319,14 @@ export class ConfigClient {
   }
 }
 
-/** Opens the API a source string names: a config server URL, or a store URL used directly. */
+/**
+ * The API a source string names: a config server URL, or a store URL used directly (opened on
+ * first use and retried, so a client can start on its last-known-good copy while the store is down).
+ */
 export async function openConfigApi(source: string, token?: string): Promise<ConfigApi> {
   if (/^https?:\/\//i.test(source)) return new ConfigHttpClient({ url: source, token });
-  return new ConfigRepository(await openKeyValueStore(source));
+  schemeOf(source, 'KeyValueStore', KV_SCHEMES);
+  return new LazyRepository(source);
 }
 
 /** Creates a client and waits until it serves configuration (live, or last-known-good). */
