@@ -193,6 +193,34 @@ describe('cache', () => {
     expect(seen.length).toBe(1);
   });
 
+  it('a successful POST, PUT, PATCH or DELETE invalidates every variant of its URL; a failed one does not', async () => {
+    const { url, seen } = await start((ctx, hit) => {
+      if (ctx.req.method === 'POST') {
+        ctx.res.writeHead(ctx.req.headers['x-fail'] ? 500 : 201).end();
+        return;
+      }
+      ctx.res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60', vary: 'x-v' });
+      ctx.res.end(`v${hit}`);
+    });
+    await get(`${url}/items`, { 'x-v': 'a' });
+    await get(`${url}/items`, { 'x-v': 'b' });
+    expect((await get(`${url}/items`, { 'x-v': 'a' })).headers['cache-status']).toBe('trellis; hit');
+    await (
+      await request(`${url}/items`, { method: 'POST', headers: { 'x-fail': '1' }, body: 'x' })
+    ).body.text();
+    expect((await get(`${url}/items`, { 'x-v': 'a' })).headers['cache-status']).toBe('trellis; hit');
+    await (await request(`${url}/items`, { method: 'POST', body: 'x' })).body.text();
+    const before = seen.length;
+    let a = await get(`${url}/items`, { 'x-v': 'a' });
+    // Invalidation is written when the POST's answer finishes; poll briefly for it.
+    const deadline = Date.now() + 5000;
+    while (a.headers['cache-status'] === 'trellis; hit' && Date.now() < deadline)
+      a = await get(`${url}/items`, { 'x-v': 'a' });
+    expect(a.headers['cache-status']).toContain('fwd=miss');
+    expect((await get(`${url}/items`, { 'x-v': 'b' })).headers['cache-status']).toContain('fwd=miss');
+    expect(seen.length).toBeGreaterThan(before);
+  });
+
   it('passes large bodies through without storing them', async () => {
     const { url, seen } = await start(json('max-age=60'), { maxEntrySize: '8b' });
     await get(url);

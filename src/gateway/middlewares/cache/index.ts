@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { duration, size } from '../../../core/units.js';
@@ -14,7 +15,13 @@ import {
   seconds,
   storable,
 } from './policy.js';
-import { type CacheEntry, type CacheStore, MemoryCacheStore, RedisCacheStore } from './store.js';
+import {
+  type CacheEntry,
+  type CacheStore,
+  MemoryCacheStore,
+  RedisCacheStore,
+  type UrlRecord,
+} from './store.js';
 
 const options = z.strictObject({
   /** `memory` (this process), a name from `stores:`, or a `redis://` URL (shared by every gateway). */
@@ -55,12 +62,19 @@ function header(v: string | string[] | number | undefined): string | undefined {
   return Array.isArray(v) ? v.join(', ') : String(v);
 }
 
-/** The variant key: the URL plus the values of the Vary'd request headers, and only those. */
-function variantKey(primary: string, names: readonly string[], ctx: RequestContext): string {
-  if (names.length === 0) return primary;
-  const parts = names.map((n) => `${n}=${(header(ctx.req.headers[n]) ?? '').trim().replace(/\s+/g, ' ')}`);
-  return `${primary}\n${parts.join('\n')}`;
+/**
+ * The variant key: the URL's generation, the URL, and the values of the Vary'd request headers —
+ * and only those, so other headers can neither split nor select an entry.
+ */
+function variantKey(primary: string, record: UrlRecord, ctx: RequestContext): string {
+  const parts = record.vary.map(
+    (n) => `${n}=${(header(ctx.req.headers[n]) ?? '').trim().replace(/\s+/g, ' ')}`,
+  );
+  return [record.gen, primary, ...parts].join('\n');
 }
+
+/** Methods that change what a URL answers: a success invalidates it (RFC 9111 4.4). */
+const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 function ageOf(e: CacheEntry, now: number): number {
   return e.initialAge + Math.max(0, (now - e.storedAt) / 1000);
@@ -171,11 +185,24 @@ export const cacheMiddleware = defineMiddleware({
         1000 +
       1000;
 
-    /** Stores under the variant key the response's own Vary names (not the one looked up). */
-    const save = async (ctx: RequestContext, primary: string, vary: string[], entry: CacheEntry) => {
+    /**
+     * Stores under the key the response's own Vary names give (not the one looked up), unless
+     * the URL was invalidated while the response was on its way (`seen` is the generation the
+     * request started with).
+     */
+    const save = async (
+      ctx: RequestContext,
+      primary: string,
+      seen: string | undefined,
+      vary: string[],
+      entry: CacheEntry,
+    ) => {
       try {
-        await store.setVary(primary, vary, ttlOf(entry));
-        await store.set(variantKey(primary, vary, ctx), entry, ttlOf(entry));
+        const current = await store.getRecord(primary);
+        if (current && seen !== undefined && current.gen !== seen) return;
+        const record = { vary, gen: current?.gen ?? seen ?? randomUUID() };
+        await store.setRecord(primary, record, ttlOf(entry));
+        await store.set(variantKey(primary, record, ctx), entry, ttlOf(entry));
       } catch (err) {
         deps.logger.warn({ err, middleware: deps.name }, 'cache: store write failed; response not cached');
       }
@@ -222,7 +249,13 @@ export const cacheMiddleware = defineMiddleware({
      * Runs the handler for the client, storing what comes back. With a stale entry the request
      * is made conditional; a 304 (or a 5xx within stale-if-error) is answered from the entry.
      */
-    const fill = (ctx: RequestContext, next: Handler, primary: string, stale?: CacheEntry) =>
+    const fill = (
+      ctx: RequestContext,
+      next: Handler,
+      primary: string,
+      gen: string | undefined,
+      stale?: CacheEntry,
+    ) =>
       new Promise<CacheEntry | undefined>((resolve, reject) => {
         const { req, res } = ctx;
         const preset = new Set(res.getHeaderNames());
@@ -287,7 +320,7 @@ export const cacheMiddleware = defineMiddleware({
               if (mode === 'revalidated' && stale) {
                 const fresh = freshen(stale, res, o);
                 const names = parseVary(fresh.headers.vary);
-                void save(ctx, primary, names === '*' ? [] : names, fresh).then(() => resolve(fresh));
+                void save(ctx, primary, gen, names === '*' ? [] : names, fresh).then(() => resolve(fresh));
                 serve(ctx, fresh, 'hit; detail=revalidated', sender);
                 return;
               }
@@ -299,7 +332,7 @@ export const cacheMiddleware = defineMiddleware({
               if (tooBig) return resolve(undefined);
               const { entry, vary } = toEntry(res, Buffer.concat(chunks), preset, ctx, o);
               if (!entry) return resolve(undefined);
-              void save(ctx, primary, vary, entry).then(() => resolve(entry));
+              void save(ctx, primary, gen, vary, entry).then(() => resolve(entry));
             },
           },
           preset,
@@ -316,6 +349,7 @@ export const cacheMiddleware = defineMiddleware({
       next: Handler,
       primary: string,
       key: string,
+      gen: string,
       e: CacheEntry,
     ) => {
       if (revalidating.has(key)) return;
@@ -324,7 +358,7 @@ export const cacheMiddleware = defineMiddleware({
       if (e.headers.etag) conditional['if-none-match'] = header(e.headers.etag)!;
       if (e.headers['last-modified']) conditional['if-modified-since'] = header(e.headers['last-modified'])!;
       const bg = backgroundContext(ctx, conditional);
-      fill(bg, next, primary, e)
+      fill(bg, next, primary, gen, e)
         .catch((err) =>
           deps.logger.warn({ err, middleware: deps.name }, 'cache: background revalidation failed'),
         )
@@ -334,21 +368,42 @@ export const cacheMiddleware = defineMiddleware({
         });
     };
 
+    /** Makes every stored variant of a URL unreachable: a new generation, one write. */
+    const invalidate = async (primary: string) => {
+      try {
+        const record = await store.getRecord(primary);
+        if (record) await store.setRecord(primary, { vary: record.vary, gen: randomUUID() }, o.keepStale);
+      } catch (err) {
+        deps.logger.warn({ err, middleware: deps.name }, 'cache: invalidation failed');
+      }
+    };
+
     const middleware =
       (next: Handler): Handler =>
       async (ctx) => {
-        const method = ctx.req.method;
+        const method = ctx.req.method ?? 'GET';
+        const host = (header(ctx.req.headers.host) ?? '').toLowerCase();
+        const primary = `${ctx.protocol}://${host}${ctx.req.url ?? '/'}`;
+        if (UNSAFE.has(method)) {
+          ctx.res.once('finish', () => {
+            if (ctx.res.statusCode < 400) void invalidate(primary);
+          });
+          return next(ctx);
+        }
         // Only GET and HEAD are served from the cache; a request with credentials bypasses it
         // unless told otherwise (a shared cache must not hand one user's answer to another).
         if ((method !== 'GET' && method !== 'HEAD') || (ctx.req.headers.authorization && !o.cacheAuthorized))
           return next(ctx);
-        const host = (header(ctx.req.headers.host) ?? '').toLowerCase();
-        const primary = `${ctx.protocol}://${host}${ctx.req.url ?? '/'}`;
         let key = primary;
+        let gen: string | undefined;
         let entry: CacheEntry | undefined;
         try {
-          key = variantKey(primary, (await store.getVary(primary)) ?? [], ctx);
-          entry = await store.get(key);
+          const record = await store.getRecord(primary);
+          if (record) {
+            gen = record.gen;
+            key = variantKey(primary, record, ctx);
+            entry = await store.get(key);
+          }
         } catch (err) {
           deps.logger.warn({ err, middleware: deps.name }, 'cache: store read failed; passing through');
           return next(ctx);
@@ -358,7 +413,7 @@ export const cacheMiddleware = defineMiddleware({
           if (age < entry.lifetime) return serve(ctx, entry, 'hit');
           if (!entry.mustRevalidate && age < entry.lifetime + entry.swr) {
             serve(ctx, entry, 'hit; detail=stale-while-revalidate');
-            return revalidateInBackground(ctx, next, primary, key, entry);
+            return revalidateInBackground(ctx, next, primary, key, gen!, entry);
           }
         }
         // HEAD misses go upstream as they are; only GET fills the cache.
@@ -369,7 +424,7 @@ export const cacheMiddleware = defineMiddleware({
           if (filled) return serve(ctx, filled, 'hit; detail=coalesced');
           return next(ctx);
         }
-        const p = fill(ctx, next, primary, entry);
+        const p = fill(ctx, next, primary, gen, entry);
         filling.set(key, p);
         try {
           await p;

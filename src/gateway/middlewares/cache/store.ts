@@ -18,12 +18,23 @@ export interface CacheEntry {
   mustRevalidate: boolean;
 }
 
-/** Where entries live; `vary` records which request headers key a URL's variants. */
+/**
+ * What the cache knows about one URL: which request headers key its variants (`Vary`), and a
+ * generation that is part of every variant's key, so invalidating the URL (after a POST, PUT,
+ * DELETE…) is one write that makes every stored variant unreachable.
+ */
+export interface UrlRecord {
+  vary: string[];
+  gen: string;
+}
+
+/** Where entries live. */
 export interface CacheStore {
   get(key: string): Promise<CacheEntry | undefined>;
   set(key: string, entry: CacheEntry, ttlMs: number): Promise<void>;
-  getVary(primary: string): Promise<string[] | undefined>;
-  setVary(primary: string, names: string[], ttlMs: number): Promise<void>;
+  getRecord(primary: string): Promise<UrlRecord | undefined>;
+  /** Writes a URL record; its life is only ever extended, never shortened. */
+  setRecord(primary: string, record: UrlRecord, ttlMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -40,7 +51,7 @@ function entrySize(key: string, e: CacheEntry): number {
  */
 export class MemoryCacheStore implements CacheStore {
   private readonly entries = new Map<string, { entry: CacheEntry; size: number; expires: number }>();
-  private readonly vary = new Map<string, { names: string[]; expires: number }>();
+  private readonly records = new Map<string, { record: UrlRecord; expires: number }>();
   private bytes = 0;
 
   constructor(private readonly maxBytes: number) {}
@@ -74,15 +85,16 @@ export class MemoryCacheStore implements CacheStore {
     }
   }
 
-  async getVary(primary: string): Promise<string[] | undefined> {
-    const v = this.vary.get(primary);
-    return v && v.expires > Date.now() ? v.names : undefined;
+  async getRecord(primary: string): Promise<UrlRecord | undefined> {
+    const r = this.records.get(primary);
+    return r && r.expires > Date.now() ? r.record : undefined;
   }
 
-  async setVary(primary: string, names: string[], ttlMs: number): Promise<void> {
+  async setRecord(primary: string, record: UrlRecord, ttlMs: number): Promise<void> {
+    const old = this.records.get(primary);
     // Bounded like the entries: drop the oldest records past 10 000 URLs.
-    if (this.vary.size >= 10_000) this.vary.delete(this.vary.keys().next().value!);
-    this.vary.set(primary, { names, expires: Date.now() + ttlMs });
+    if (!old && this.records.size >= 10_000) this.records.delete(this.records.keys().next().value!);
+    this.records.set(primary, { record, expires: Math.max(old?.expires ?? 0, Date.now() + ttlMs) });
   }
 
   /** Bytes held (for tests and metrics). */
@@ -92,7 +104,7 @@ export class MemoryCacheStore implements CacheStore {
 
   async close(): Promise<void> {
     this.entries.clear();
-    this.vary.clear();
+    this.records.clear();
   }
 }
 
@@ -115,13 +127,20 @@ export class RedisCacheStore implements CacheStore {
     await this.redis.multi().hset(k, 'meta', JSON.stringify(meta), 'body', body).pexpire(k, ttlMs).exec();
   }
 
-  async getVary(primary: string): Promise<string[] | undefined> {
-    const v = await this.redis.get(`${this.prefix}vary:${primary}`);
-    return v === null ? undefined : (JSON.parse(v) as string[]);
+  async getRecord(primary: string): Promise<UrlRecord | undefined> {
+    const v = await this.redis.get(`${this.prefix}url:${primary}`);
+    return v === null ? undefined : (JSON.parse(v) as UrlRecord);
   }
 
-  async setVary(primary: string, names: string[], ttlMs: number): Promise<void> {
-    await this.redis.set(`${this.prefix}vary:${primary}`, JSON.stringify(names), 'PX', ttlMs);
+  async setRecord(primary: string, record: UrlRecord, ttlMs: number): Promise<void> {
+    const k = `${this.prefix}url:${primary}`;
+    // KEEPTTL then NX/GT: a new record gets the TTL, an existing one only a longer one.
+    await this.redis
+      .multi()
+      .set(k, JSON.stringify(record), 'KEEPTTL')
+      .pexpire(k, ttlMs, 'NX')
+      .pexpire(k, ttlMs, 'GT')
+      .exec();
   }
 
   async close(): Promise<void> {
