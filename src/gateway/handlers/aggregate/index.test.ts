@@ -306,6 +306,16 @@ parts:
     expect(writes).toBe(4);
   });
 
+  it("stops waiting for a retry's backoff at the part's deadline", async () => {
+    const down = await origin({ '/': { status: 503 } });
+    const service = { upstreams: [down.url], retry: { attempts: 10, backoff: { base: '5s', max: '5s' } } };
+    const g = await gateway(`parts:\n  p: { service: s, path: /p, timeout: 150ms }\n`, { s: service });
+    const { res, body, ms } = await get(`${g.url}/`);
+    expect(res.status).toBe(504);
+    expect(body).toMatchObject({ code: 'TRELLIS_E_AGGREGATE_PART_TIMEOUT', part: 'p' });
+    expect(ms).toBeLessThan(2000);
+  });
+
   it('renders templates from params, query, headers and JWT claims, and encodes path values', async () => {
     const o = await origin({ '/': { body: {} } });
     const g = await gateway(
