@@ -91,3 +91,18 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => 
 export function likePrefix(prefix: string): string {
   return `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
+
+const names = new Map<string, string>();
+
+/**
+ * A stable name for a statement, so pg prepares it once per connection and later calls skip
+ * parsing and planning (one name per distinct SQL text, shared by every store in the process).
+ */
+export function statementName(sql: string): string {
+  let name = names.get(sql);
+  if (!name) {
+    name = `trellis_s${names.size + 1}`;
+    names.set(sql, name);
+  }
+  return name;
+}

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { inTransaction, likePrefix, openPgPool, pgError } from '../postgres.js';
+import { inTransaction, likePrefix, openPgPool, pgError, statementName } from '../postgres.js';
 import type {
   KeyValueStore,
   KvChange,
@@ -289,7 +289,7 @@ export class PostgresKeyValueStore implements KeyValueStore {
 
   async #query<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<pg.QueryResult<R>> {
     try {
-      return await this.pool.query<R>(sql, params);
+      return await this.pool.query<R>({ name: statementName(sql), text: sql, values: params });
     } catch (err) {
       throw this.#closed ? closedError('postgres') : pgError(this.url, err);
     }

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { closedError, featureList, tableParam } from '../kv/common.js';
-import { inTransaction, openPgPool, pgError } from '../postgres.js';
+import { inTransaction, openPgPool, pgError, statementName } from '../postgres.js';
 import type { Lease, LeaseStore, StoreHealth } from '../types.js';
 import { checkLeaseArgs, leaseLost } from './common.js';
 
@@ -117,7 +117,7 @@ export class PostgresLeaseStore implements LeaseStore {
 
   async #query(sql: string, params: unknown[]): Promise<pg.QueryResult<Row>> {
     try {
-      return await this.pool.query<Row>(sql, params);
+      return await this.pool.query<Row>({ name: statementName(sql), text: sql, values: params });
     } catch (err) {
       throw this.#closed ? closedError('postgres') : pgError(this.url, err);
     }
