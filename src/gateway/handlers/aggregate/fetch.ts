@@ -32,13 +32,14 @@ export interface Call {
   hashKey: string | undefined;
 }
 
-/** An AbortSignal reason marking the part's own deadline (as opposed to the client leaving). */
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** A cancellation reason marking the part's own deadline (as opposed to the client leaving). */
 export const DEADLINE = Symbol('deadline');
 
 /**
  * One call through a service pool: pick an upstream, send, read the JSON body under a size
- * limit, retry what the service's retry policy allows (never an unsafe method: the policy
- * refuses those because we pass `retryNonIdempotent: false`).
+ * limit, retry what the service's retry policy allows, for safe methods only.
  */
 export async function callService(pool: ServicePool, call: Call): Promise<CallResult> {
   // Allocated on the first retry only: most calls succeed on the first attempt.
@@ -51,8 +52,10 @@ export async function callService(pool: ServicePool, call: Call): Promise<CallRe
     const { result, outcome } = await attemptOnce(upstream, call);
     pool.end(upstream, outcome, performance.now() - started);
     if (result.ok || call.signal.aborted) return call.signal.aborted && !result.ok ? aborted(call) : result;
+    // The unsafe last step is never repeated, even PUT or DELETE that the policy would allow.
     const retryable =
-      outcome !== 'success' || (result.status !== undefined && [502, 503, 504].includes(result.status));
+      SAFE.has(call.method) &&
+      (outcome !== 'success' || (result.status !== undefined && [502, 503, 504].includes(result.status)));
     if (
       !retryable ||
       !pool.retry.shouldRetry({

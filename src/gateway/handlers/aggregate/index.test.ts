@@ -279,7 +279,7 @@ parts:
     expect(upstream().consecutiveFailures).toBe(0);
   });
 
-  it("retries a safe part on another upstream by the service's policy, never an unsafe one", async () => {
+  it("retries a safe part on another upstream by the service's policy, never the unsafe step", async () => {
     const down = await origin({ '/': { status: 503 } });
     const up = await origin({ '/': { body: { ok: true } } });
     const service = {
@@ -290,14 +290,14 @@ parts:
       `allowUnsafe: true
 parts:
   read: { service: s, path: /read }
-  write: { service: s, path: /write, method: POST, optional: true }
+  write: { service: s, path: /write, method: PUT, optional: true }
 `,
       { s: service },
     );
     for (let i = 0; i < 4; i++) {
       const { body } = await get(`${g.url}/`);
       expect(body.read).toEqual({ ok: true });
-      // A POST that met the failing upstream is reported missing, never sent twice.
+      // A PUT that met the failing upstream is reported missing, never sent twice (though idempotent).
       if (body._missing) expect(body._missing).toEqual([{ part: 'write', reason: 'status', status: 503 }]);
     }
     expect(down.hits.filter((h) => h === '/read').length).toBeGreaterThan(0);
