@@ -1,6 +1,8 @@
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RequestContext } from '../../../http/types.js';
+import { compressMiddleware } from '../compress/index.js';
 import { type ChainServer, createMiddleware, serveChain } from '../testing.js';
 import { cacheMiddleware } from './index.js';
 import { MemoryCacheStore } from './store.js';
@@ -226,6 +228,61 @@ describe('cache', () => {
     await get(url);
     await get(url);
     expect(seen.length).toBe(2);
+  });
+});
+
+describe('cache with compress', () => {
+  it('stores compressed variants per Accept-Encoding when compress runs inside the cache', async () => {
+    const cache = await createMiddleware(cacheMiddleware, {});
+    const squeeze = await createMiddleware(compressMiddleware, {});
+    let hits = 0;
+    const body = 'x'.repeat(5000);
+    srv = await serveChain([cache, squeeze], (ctx) => {
+      hits++;
+      ctx.res.writeHead(200, ['content-type', 'text/plain', 'cache-control', 'max-age=60']);
+      ctx.res.end(body);
+    });
+    const fetchWith = async (ae: string) => {
+      const r = await request(srv!.url, { headers: { 'accept-encoding': ae } });
+      const raw = Buffer.from(await r.body.arrayBuffer());
+      const enc = r.headers['content-encoding'];
+      const text = (
+        enc === 'gzip' ? gunzipSync(raw) : enc === 'br' ? brotliDecompressSync(raw) : raw
+      ).toString();
+      return { enc, text, status: r.headers['cache-status'] };
+    };
+    const gz = await fetchWith('gzip');
+    const br = await fetchWith('br');
+    const gz2 = await fetchWith('gzip');
+    expect([gz.enc, br.enc, gz2.enc]).toEqual(['gzip', 'br', 'gzip']);
+    expect([gz.text, br.text, gz2.text].every((t) => t === body)).toBe(true);
+    expect(gz2.status).toBe('trellis; hit');
+    expect(hits).toBe(2);
+  });
+});
+
+describe('compress with cache', () => {
+  it('compresses cache hits when compress runs outside the cache', async () => {
+    const cache = await createMiddleware(cacheMiddleware, {});
+    const squeeze = await createMiddleware(compressMiddleware, {});
+    let hits = 0;
+    const body = 'y'.repeat(5000);
+    srv = await serveChain([squeeze, cache], (ctx) => {
+      hits++;
+      ctx.res.writeHead(200, ['content-type', 'text/plain', 'cache-control', 'max-age=60']);
+      ctx.res.end(body);
+    });
+    for (const ae of ['gzip', 'br', 'identity']) {
+      const r = await request(srv.url, { headers: { 'accept-encoding': ae } });
+      const raw = Buffer.from(await r.body.arrayBuffer());
+      const enc = r.headers['content-encoding'];
+      const text = (
+        enc === 'gzip' ? gunzipSync(raw) : enc === 'br' ? brotliDecompressSync(raw) : raw
+      ).toString();
+      expect(enc, ae).toBe(ae === 'identity' ? undefined : ae);
+      expect(text, ae).toBe(body);
+    }
+    expect(hits).toBe(1);
   });
 });
 

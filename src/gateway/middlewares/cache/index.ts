@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { ServerResponse } from 'node:http';
+import type { OutgoingHttpHeaders } from 'node:http';
 import { z } from 'zod';
 import { duration, size } from '../../../core/units.js';
 import type { Handler, RequestContext } from '../../../http/types.js';
@@ -88,16 +88,25 @@ function etagMatches(ifNoneMatch: string, etag: string | undefined): boolean {
   return ifNoneMatch.split(',').some((t) => bare(t) === bare(etag));
 }
 
+/**
+ * The status and headers as the handler wrote them, taken when the head passes the cache:
+ * middlewares outside the cache (compress) change them afterwards, for this client only.
+ */
+interface Head {
+  statusCode: number;
+  headers: OutgoingHttpHeaders;
+}
+
 /** Builds an entry from a complete response, or undefined when RFC 9111 says not to store it. */
 function toEntry(
-  res: ServerResponse,
+  head: Head,
   body: Buffer,
   preset: ReadonlySet<string>,
   ctx: RequestContext,
   o: z.output<typeof options>,
 ): { entry?: CacheEntry; vary: string[] } {
   const raw: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(res.getHeaders())) {
+  for (const [k, v] of Object.entries(head.headers)) {
     if (v === undefined || preset.has(k) || NOT_STORED.has(k)) continue;
     if (k === 'set-cookie' && !o.cacheSetCookie) continue;
     raw[k] = Array.isArray(v) ? v : String(v);
@@ -107,28 +116,28 @@ function toEntry(
   const now = Date.now();
   const lifetime = freshnessLifetime(cc, raw, now);
   const decision = storable({
-    status: res.statusCode,
+    status: head.statusCode,
     method: ctx.req.method ?? 'GET',
     responseCc: cc,
     requestCc: parseCacheControl(ctx.req.headers['cache-control']),
     hasAuthorization: ctx.req.headers.authorization !== undefined,
-    hasSetCookie: res.hasHeader('set-cookie'),
+    hasSetCookie: head.headers['set-cookie'] !== undefined,
     vary,
     lifetime,
     hasValidator: raw.etag !== undefined || raw['last-modified'] !== undefined,
     cacheAuthorized: o.cacheAuthorized,
     cacheSetCookie: o.cacheSetCookie,
   });
-  if (!decision.store || vary === '*' || res.statusCode === 304) return { vary: [] };
+  if (!decision.store || vary === '*' || head.statusCode === 304) return { vary: [] };
   raw['content-length'] = String(body.length);
   return {
     vary,
     entry: {
-      status: res.statusCode,
+      status: head.statusCode,
       headers: raw,
       body,
       storedAt: now,
-      initialAge: initialAge(res.getHeaders()),
+      initialAge: initialAge(head.headers),
       lifetime,
       ...staleWindows(cc, o),
     },
@@ -144,9 +153,9 @@ function staleWindows(cc: Directives, o: z.output<typeof options>) {
 }
 
 /** Applies a 304's headers to a stored entry and makes it fresh again (RFC 9111 4.3.4). */
-function freshen(entry: CacheEntry, res: ServerResponse, o: z.output<typeof options>): CacheEntry {
+function freshen(entry: CacheEntry, head: Head, o: z.output<typeof options>): CacheEntry {
   const headers = { ...entry.headers };
-  for (const [k, v] of Object.entries(res.getHeaders())) {
+  for (const [k, v] of Object.entries(head.headers)) {
     if (v === undefined || NOT_STORED.has(k) || k === 'content-length') continue;
     if (k === 'set-cookie' && !o.cacheSetCookie) continue;
     headers[k] = Array.isArray(v) ? v : String(v);
@@ -156,7 +165,7 @@ function freshen(entry: CacheEntry, res: ServerResponse, o: z.output<typeof opti
     ...entry,
     headers,
     storedAt: Date.now(),
-    initialAge: initialAge(res.getHeaders()),
+    initialAge: initialAge(head.headers),
     lifetime: freshnessLifetime(cc, headers, Date.now()),
     ...staleWindows(cc, o),
   };
@@ -263,6 +272,7 @@ export const cacheMiddleware = defineMiddleware({
         let bytes = 0;
         let tooBig = false;
         let mode: 'store' | 'revalidated' | 'stale-if-error' = 'store';
+        let head: Head | undefined;
         // The client's own validators, put back once upstream has answered our conditional request.
         const clientValidators = { inm: req.headers['if-none-match'], ims: req.headers['if-modified-since'] };
         if (stale) {
@@ -282,6 +292,7 @@ export const cacheMiddleware = defineMiddleware({
           res,
           {
             onHead: (r) => {
+              head = { statusCode: r.statusCode, headers: { ...r.getHeaders() } };
               if (stale) {
                 req.headers['if-none-match'] = clientValidators.inm;
                 req.headers['if-modified-since'] = clientValidators.ims;
@@ -318,7 +329,7 @@ export const cacheMiddleware = defineMiddleware({
                 send.end(b);
               };
               if (mode === 'revalidated' && stale) {
-                const fresh = freshen(stale, res, o);
+                const fresh = freshen(stale, head!, o);
                 const names = parseVary(fresh.headers.vary);
                 void save(ctx, primary, gen, names === '*' ? [] : names, fresh).then(() => resolve(fresh));
                 serve(ctx, fresh, 'hit; detail=revalidated', sender);
@@ -330,7 +341,7 @@ export const cacheMiddleware = defineMiddleware({
                 return;
               }
               if (tooBig) return resolve(undefined);
-              const { entry, vary } = toEntry(res, Buffer.concat(chunks), preset, ctx, o);
+              const { entry, vary } = toEntry(head!, Buffer.concat(chunks), preset, ctx, o);
               if (!entry) return resolve(undefined);
               void save(ctx, primary, gen, vary, entry).then(() => resolve(entry));
             },
