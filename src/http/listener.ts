@@ -78,10 +78,12 @@ export function createListener(
   const server = tls?.server ?? createServer(nodeOptions, handlers.request);
   // Node drops headers past its count silently; unlimited here, our own check answers 431.
   server.maxHeadersCount = 0;
-  let connections = 0;
+  // Every socket, upgraded (WebSocket) ones included: node's closeAllConnections() no longer
+  // sees a socket once it has been upgraded, and a forgotten one would keep the process alive.
+  const sockets = new Set<Socket>();
   server.on('connection', (socket: Socket) => {
-    connections++;
-    socket.once('close', () => connections--);
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
   });
   server.on('clientError', answerClientError);
   if (handlers.upgrade) server.on('upgrade', handlers.upgrade);
@@ -90,7 +92,7 @@ export function createListener(
   return {
     server,
     get connections() {
-      return connections;
+      return sockets.size;
     },
     listen() {
       return new Promise((resolve, reject) => {
@@ -108,11 +110,12 @@ export function createListener(
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       const deadline = Date.now() + deadlineMs;
       // Idle keep-alive connections go now; busy ones after their response.
-      while (connections > 0 && Date.now() < deadline) {
+      while (sockets.size > 0 && Date.now() < deadline) {
         server.closeIdleConnections();
         await new Promise((r) => setTimeout(r, 25));
       }
       server.closeAllConnections();
+      for (const socket of sockets) socket.destroy();
       await closed;
       await tls?.close();
     },

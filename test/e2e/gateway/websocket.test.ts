@@ -26,6 +26,7 @@ describe('trellis gateway: WebSocket', () => {
     gw = await startGatewayCli(
       `${dir.path}/gateway.yaml`,
       `listen: { port: 0, host: 127.0.0.1 }
+drainTimeout: 1s
 services:
   chat: { upstreams: ['http://127.0.0.1:${port}'] }
 routes:
@@ -84,5 +85,16 @@ routes:
       missing.once('error', () => resolve(-1));
     });
     expect(status404).toBe(404);
+  });
+
+  it('still exits 0 on SIGTERM with a WebSocket open: the socket is closed after drainTimeout', async () => {
+    const ws = new WebSocket(`${gw.url.replace('http', 'ws')}/chat/stay`);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    const closed = new Promise<void>((r) => ws.once('close', () => r()));
+    expect(await gw.stop('SIGTERM')).toBe(0);
+    await closed;
   });
 });
