@@ -22,6 +22,7 @@ const cli = join(root, 'dist/cli/main.js');
 
 const children = [];
 let stopping = false;
+let ready = false;
 
 function log(line) {
   process.stdout.write(`${line}\n`);
@@ -53,8 +54,9 @@ function start(name, args, { terminal = false } = {}) {
   child.exited.then(({ code, signal }) => {
     if (stopping) return;
     log(`[shop] ${name} exited (${signal ?? `code ${code}`})`);
-    // Without its gateway the shop is down: stop the rest instead of leaving them behind.
-    if (name === 'gateway') stop(1);
+    // Without its gateway the shop is down, and a service that dies while starting (its port is
+    // taken) leaves it broken: stop the rest instead of leaving them behind.
+    if (name === 'gateway' || !ready) stop(1);
   });
   children.push(child);
   return child;
@@ -132,6 +134,7 @@ async function main() {
   // Ready means the listeners are bound and the configuration is loaded.
   await waitFor(`${admin}/readyz`);
 
+  ready = true;
   const web = config.frontends?.web?.pathPrefix ?? '/web';
   const mobile = config.frontends?.mobile?.pathPrefix ?? '/mobile';
   const near = relative(process.cwd(), configFile);

@@ -42,6 +42,12 @@ export function serve(kind, routes) {
     send(res, 404, { error: `${kind}: no such endpoint` });
   });
   server.keepAliveTimeout = 10_000;
+  server.once('error', (err) => {
+    console.error(
+      `${name}: cannot listen on port ${port}: ${err.code === 'EADDRINUSE' ? 'the port is in use' : err.message}`,
+    );
+    process.exit(1);
+  });
   server.listen(port, values.host ?? '127.0.0.1', () => {
     console.log(`${name} listening on http://127.0.0.1:${server.address().port}`);
   });
