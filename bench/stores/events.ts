@@ -21,6 +21,17 @@ export async function withBenchDatabase<T>(fn: (url: string) => Promise<T>): Pro
   try {
     return await fn(u.toString());
   } finally {
+    // Emmett's pools close their idle connections lazily; killing them would crash this process
+    // from inside its pool, so wait (bounded) for them to leave before dropping the database.
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const { rows } = await admin.query(
+        'SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1',
+        [name],
+      );
+      if (rows[0].n === 0 || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
     await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
     await admin.end();
   }
@@ -55,14 +66,14 @@ export async function run(): Promise<void> {
   const { getPostgreSQLEventStore } = await import('@event-driven-io/emmett-postgresql');
   await withBenchDatabase(async (url) => {
     const trellis = await openEventStore(url);
-    const emmett = getPostgreSQLEventStore(url, { connectionOptions: { connectionString: url } } as never);
+    const emmett = getPostgreSQLEventStore(url);
     const run = randomUUID().slice(0, 8);
     const data = { orderId: 'o-1', amount: 42, currency: 'EUR' };
     const ten = Array.from({ length: 10 }, () => ({ type: 'ItemAdded', data }));
     const C = 8;
     // Warm both up (pools, prepared plans, Emmett's schema creation).
-    await measure(200, C, 10_000, (i, w) => trellis.append(`warm-${run}-${w}`, [{ type: 'Warm', data }]));
-    await measure(200, C, 10_000, (i, w) =>
+    await measure(200, C, 10_000, (_i, w) => trellis.append(`warm-${run}-${w}`, [{ type: 'Warm', data }]));
+    await measure(200, C, 10_000, (_i, w) =>
       emmett.appendToStream(`warm-${run}-${w}`, [{ type: 'Warm', data }]),
     );
 

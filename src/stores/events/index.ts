@@ -1,3 +1,4 @@
+import { TrellisError } from '../../core/errors.js';
 import { schemeOf } from '../connection.js';
 import type { EventStoreOptions, TrellisEventStore } from './types.js';
 
@@ -5,15 +6,45 @@ export { checkExpectedVersion, versionConflict } from './common.js';
 export { MemoryEventStore } from './memory.js';
 export type * from './types.js';
 
+const URL_OPTIONS = ['table', 'pollMs', 'poolSize'] as const;
+
+/** Takes Trellis's own options (`table`, `pollMs`, `poolSize`) out of a URL's query string. */
+function splitOptions(url: string): { url: string; options: EventStoreOptions } {
+  const q = url.indexOf('?');
+  if (q < 0) return { url, options: {} };
+  const params = new URLSearchParams(url.slice(q + 1));
+  const options: EventStoreOptions = {};
+  for (const key of URL_OPTIONS) {
+    const value = params.get(key);
+    if (value === null) continue;
+    params.delete(key);
+    if (key === 'table') {
+      options.table = value;
+      continue;
+    }
+    const n = Number(value);
+    if (!Number.isInteger(n) || n <= 0) {
+      throw new TrellisError(
+        'TRELLIS_E_STORE_URL_INVALID',
+        `${key}=${value} in the event store URL must be a positive whole number`,
+      );
+    }
+    if (key === 'pollMs') options.pollIntervalMs = n;
+    else options.poolSize = n;
+  }
+  const rest = params.toString();
+  return { url: url.slice(0, q) + (rest ? `?${rest}` : ''), options };
+}
+
 /**
- * Opens an EventStore by URL: `memory:`, `sqlite:PATH` or `postgres://…`. Drivers load lazily,
- * so an SQLite user never loads pg.
+ * Opens an EventStore by URL: `memory:`, `sqlite:PATH` or `postgres://…`, with optional
+ * `?table=…&pollMs=…&poolSize=…`. Drivers load lazily, so an SQLite user never loads pg.
+ * Options passed here win over the URL's.
  */
-export async function openEventStore(
-  url: string,
-  options: EventStoreOptions = {},
-): Promise<TrellisEventStore> {
-  const scheme = schemeOf(url, 'EventStore', ['memory', 'sqlite', 'postgres']);
+export async function openEventStore(raw: string, given: EventStoreOptions = {}): Promise<TrellisEventStore> {
+  const scheme = schemeOf(raw, 'EventStore', ['memory', 'sqlite', 'postgres']);
+  const { url, options: fromUrl } = splitOptions(raw);
+  const options = { ...fromUrl, ...given };
   switch (scheme) {
     case 'memory': {
       const { MemoryEventStore } = await import('./memory.js');
@@ -21,7 +52,8 @@ export async function openEventStore(
     }
     case 'sqlite': {
       const { SqliteEventStore } = await import('./sqlite.js');
-      return SqliteEventStore.open(url.slice('sqlite:'.length) || ':memory:', options);
+      const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+      return SqliteEventStore.open(path || ':memory:', options);
     }
     default: {
       const { PostgresEventStore } = await import('./postgres.js');

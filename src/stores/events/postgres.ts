@@ -275,9 +275,11 @@ export class PostgresEventStore implements TrellisEventStore {
       conflict: boolean;
       next_version: number;
       last_position: string;
-    }>(
-      `SELECT idx, conflict, next_version, last_position FROM ${this.t}_append_batch($1::text[], $2::int[], $3::int[], $4::uuid[], $5::text[], $6::jsonb[], $7::jsonb[])`,
-      [
+    }>({
+      // Named: prepared once per connection, so the hot path skips parse and plan.
+      name: `${this.t}_append_batch`,
+      text: `SELECT idx, conflict, next_version, last_position FROM ${this.t}_append_batch($1::text[], $2::int[], $3::int[], $4::uuid[], $5::text[], $6::jsonb[], $7::jsonb[])`,
+      values: [
         batch.map((p) => p.streamId),
         batch.map((p) => p.code),
         batch.map((p) => p.events.length),
@@ -286,7 +288,7 @@ export class PostgresEventStore implements TrellisEventStore {
         events.map((e) => JSON.stringify(e.data)),
         events.map((e) => JSON.stringify(e.metadata)),
       ],
-    );
+    });
     for (const row of rows) {
       const p = batch[row.idx - 1]!;
       try {
@@ -309,10 +311,11 @@ export class PostgresEventStore implements TrellisEventStore {
   async readStream(streamId: string, options: { fromVersion?: number; limit?: number } = {}) {
     this.ensureOpen();
     const { rows } = await this.run((c) =>
-      c.query<Row>(
-        `SELECT * FROM ${this.t} WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3`,
-        [streamId, options.fromVersion ?? 1, options.limit ?? null],
-      ),
+      c.query<Row>({
+        name: `${this.t}_read_stream`,
+        text: `SELECT * FROM ${this.t} WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3`,
+        values: [streamId, options.fromVersion ?? 1, options.limit ?? null],
+      }),
     );
     return rows.map(toEvent);
   }
@@ -320,10 +323,11 @@ export class PostgresEventStore implements TrellisEventStore {
   async readAll(options: { from?: number; limit?: number } = {}) {
     this.ensureOpen();
     const { rows } = await this.run((c) =>
-      c.query<Row>(`SELECT * FROM ${this.t} WHERE position > $1 ORDER BY position LIMIT $2`, [
-        options.from ?? 0,
-        options.limit ?? null,
-      ]),
+      c.query<Row>({
+        name: `${this.t}_read_all`,
+        text: `SELECT * FROM ${this.t} WHERE position > $1 ORDER BY position LIMIT $2`,
+        values: [options.from ?? 0, options.limit ?? null],
+      }),
     );
     return rows.map(toEvent);
   }

@@ -26,6 +26,22 @@ describe('sqlite event store', () => {
     await b.close();
   });
 
+  it('takes table and pollMs from the URL', async () => {
+    const path = join(dir, 'opts.db');
+    const a = await openEventStore(`sqlite:${path}?table=orders_events&pollMs=15`);
+    await a.append('s', [{ type: 'A', data: 1 }]);
+    await a.close();
+    const b = await openEventStore(`sqlite:${path}?table=other_events`);
+    expect(await b.readAll()).toEqual([]);
+    await b.close();
+    const c = await openEventStore(`sqlite:${path}?table=orders_events`);
+    expect(await c.readAll()).toHaveLength(1);
+    await c.close();
+    await expect(openEventStore(`sqlite:${path}?pollMs=soon`)).rejects.toMatchObject({
+      code: 'TRELLIS_E_STORE_URL_INVALID',
+    });
+  });
+
   it('says which path failed when the file cannot be created', async () => {
     writeFileSync(join(dir, 'a-file'), 'not a folder');
     await expect(openEventStore(`sqlite:${join(dir, 'a-file', 'events.db')}`)).rejects.toMatchObject({
