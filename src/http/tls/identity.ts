@@ -11,7 +11,9 @@ function strip(req: IncomingMessage, lower: string): void {
 
 /** Quotes a value for the header, escaping what would end the quoted string. */
 function quote(s: string): string {
-  return `"${s.replace(/[\\"]/g, '\\$&').replace(/[\r\n]/g, ' ')}"`;
+  // Control and non-ASCII characters (a UTF-8 CN) are percent-encoded: a header line stays valid.
+  const safe = s.replace(/[^\t\x20-\x7e]+/g, (m) => encodeURIComponent(m));
+  return `"${safe.replace(/[\\"]/g, '\\$&')}"`;
 }
 
 /**

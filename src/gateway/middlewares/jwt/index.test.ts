@@ -83,6 +83,10 @@ describe('jwt', () => {
     // A token without the claim: the forged header must still be gone.
     await (await call(await sign(), { 'x-tenant': 'evil' })).body.text();
     expect(seen[1]!.headers['x-tenant']).toBeUndefined();
+    // A claim cannot break the header line, and non-ASCII arrives percent-encoded.
+    await (await call(await sign({ tenant: 'a\r\nx-admin: 1 東京' }))).body.text();
+    expect(seen[2]!.headers['x-tenant']).toBe('a%0D%0Ax-admin: 1 %E6%9D%B1%E4%BA%AC');
+    expect(seen[2]!.headers['x-admin']).toBeUndefined();
   });
 
   it('refuses forged and broken tokens with 401 invalid_token; nothing reaches the origin', async () => {

@@ -109,8 +109,9 @@ function scopesOf(payload: JWTPayload): Set<string> {
 function headerValue(v: unknown): string | undefined {
   if (v === undefined || v === null) return undefined;
   const s = typeof v === 'object' ? JSON.stringify(v) : String(v);
-  // Claims are attacker-influenced text: never let one break the header line.
-  return s.replace(/[\r\n\0]/g, ' ');
+  // Claims are token-issuer text: control and non-ASCII characters are percent-encoded so a claim
+  // can never break the header line or be refused by the upstream client.
+  return s.replace(/[^\t\x20-\x7e]+/g, (m) => encodeURIComponent(m));
 }
 
 /** jwt: verifies a Bearer token with jose; claims go to `ctx.state.jwt` and chosen upstream headers. */
