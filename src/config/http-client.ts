@@ -1,4 +1,4 @@
-import { fetch } from 'undici';
+import { Agent, fetch } from 'undici';
 import { messageOf, TrellisError, type TrellisErrorCode } from '../core/errors.js';
 import type {
   ConfigApi,
@@ -18,6 +18,11 @@ export interface ConfigHttpClientOptions {
   token?: string;
   /** Per-request timeout for everything but watch streams (default 10 s). */
   timeoutMs?: number;
+  /**
+   * A watch stream silent for this long is treated as broken (default 45 s: three of the
+   * server's 15 s heartbeats), so a half-open connection after a network partition is noticed.
+   */
+  watchIdleMs?: number;
 }
 
 /** ConfigApi over the HTTP API of `trellis config serve` (what the CLI and clients use with a server URL). */
@@ -25,11 +30,13 @@ export class ConfigHttpClient implements ConfigApi {
   readonly #base: string;
   readonly #token: string | undefined;
   readonly #timeoutMs: number;
+  readonly #watchAgent: Agent;
 
   constructor(options: ConfigHttpClientOptions) {
     this.#base = options.url.replace(/\/+$/, '');
     this.#token = options.token;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#watchAgent = new Agent({ bodyTimeout: options.watchIdleMs ?? 45_000 });
   }
 
   async get(key: string, label?: string): Promise<ConfigDocument | undefined> {
@@ -115,7 +122,7 @@ export class ConfigHttpClient implements ConfigApi {
     if (options.fromRevision !== undefined) headers['last-event-id'] = String(options.fromRevision);
     let res: Awaited<ReturnType<typeof fetch>>;
     try {
-      res = await fetch(url, { headers, signal: options.signal });
+      res = await fetch(url, { headers, signal: options.signal, dispatcher: this.#watchAgent });
     } catch (err) {
       if (options.signal?.aborted) return;
       throw this.#unreachable(err);
@@ -143,7 +150,10 @@ export class ConfigHttpClient implements ConfigApi {
     );
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    // Destroy, not close: a watch stream still open must not hold the client up.
+    await this.#watchAgent.destroy().catch(() => undefined);
+  }
 
   #auth(): Record<string, string> {
     return this.#token ? { authorization: `Bearer ${this.#token}` } : {};

@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryKeyValueStore } from '../stores/kv/memory.js';
 import type { ConfigChange } from './api.js';
@@ -125,6 +127,27 @@ describe('config server HTTP API', () => {
     for (let i = 0; i < 6; i++) await writer.set('g/a', `v: ${i}`);
     const it = reader.watch('g/', { fromRevision: 1 })[Symbol.asyncIterator]();
     await expect(it.next()).rejects.toMatchObject({ code: 'TRELLIS_E_KV_WATCH_GAP' });
+  });
+
+  it('treats a watch stream that goes silent as broken (half-open connection)', async () => {
+    // A server that answers the watch and then never sends another byte, not even a heartbeat.
+    const silent = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(': hello\n\n');
+    });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const c = new ConfigHttpClient({
+      url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+      watchIdleMs: 300,
+    });
+    try {
+      const it = c.watch('')[Symbol.asyncIterator]();
+      await expect(it.next()).rejects.toMatchObject({ code: 'TRELLIS_E_CONFIG_UNREACHABLE' });
+    } finally {
+      await c.close();
+      silent.closeAllConnections();
+      await new Promise((r) => silent.close(r));
+    }
   });
 
   it('reports an unreachable server clearly', async () => {

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { openLeaseStore } from '../../../src/stores/lease/index.js';
 import type { Lease } from '../../../src/stores/types.js';
 import { serviceUrl, type TestService } from '../../../src/testing/services.js';
-import { type CliProcess, ROOT, spawnCli, tempDir, waitUntil } from '../support/index.js';
+import { type CliProcess, ROOT, runCli, spawnCli, tempDir, waitUntil } from '../support/index.js';
 import { type CutProxy, startCutProxy } from './cut-proxy.js';
 
 /**
@@ -140,8 +140,13 @@ describe.skipIf(!pgUrl)('trellis leader run under faults (fenced resource in Pos
             return { next, ms };
           };
 
-          // 1. One leader, writing.
+          // 1. One leader, writing; `trellis leader status` names it.
           const first = await leaderWriting();
+          const status = await runCli(['leader', 'status', '--group', group, '--store', storeUrl, '--json']);
+          const shown = JSON.parse(status.stdout) as { leader: Lease | null };
+          // The leader may have changed meanwhile (a loaded machine); its token never goes back.
+          expect(shown.leader?.token).toBeGreaterThanOrEqual(first.token);
+          expect(shown.leader?.holder).toMatch(/^c[0-4]$/);
 
           // 2. SIGKILL: no release, the successor waits for the lease to lapse.
           let t0 = Date.now();
