@@ -136,3 +136,10 @@ export async function* pollSubscription(
 export function features<F extends string>(supports: F[], lacks: Partial<Record<F, string>> = {}) {
   return { supports: new Set<F>(supports), lacks };
 }
+
+/** What the SQLite and PostgreSQL stores both offer: everything. */
+export const DATABASE_FEATURES = features<'durable' | 'multiProcess' | 'inlineProjections'>([
+  'durable',
+  'multiProcess',
+  'inlineProjections',
+]);

@@ -4,9 +4,9 @@ import { redactUrl, unavailable } from '../connection.js';
 import type { AppendResult, NewEvent, RecordedEvent, StoreHealth, SubscriptionItem } from '../types.js';
 import {
   checkIdentifier,
+  DATABASE_FEATURES,
   expectedCode,
   expectedFromCode,
-  features,
   Notifier,
   pollSubscription,
   prepareEvents,
@@ -154,11 +154,7 @@ interface PendingAppend {
 /** EventStore on PostgreSQL (pg, loaded lazily). */
 export class PostgresEventStore implements TrellisEventStore {
   readonly backend = 'postgres';
-  readonly features = features<'durable' | 'multiProcess' | 'inlineProjections'>([
-    'durable',
-    'multiProcess',
-    'inlineProjections',
-  ]);
+  readonly features = DATABASE_FEATURES;
   private readonly notifier = new Notifier();
   private readonly t: string;
   private readonly pollMs: number;

@@ -7,7 +7,7 @@ import type { AppendResult, NewEvent, RecordedEvent, StoreHealth, SubscriptionIt
 import {
   checkExpectedVersion,
   checkIdentifier,
-  features,
+  DATABASE_FEATURES,
   Notifier,
   pollSubscription,
   prepareEvents,
@@ -45,11 +45,7 @@ function toEvent(r: Row): RecordedEvent {
  */
 export class SqliteEventStore implements TrellisEventStore {
   readonly backend = 'sqlite';
-  readonly features = features<'durable' | 'multiProcess' | 'inlineProjections'>([
-    'durable',
-    'multiProcess',
-    'inlineProjections',
-  ]);
+  readonly features = DATABASE_FEATURES;
   private readonly notifier = new Notifier();
   private readonly t: string;
   private readonly pollMs: number;
