@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Counter, Histogram, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { TrellisError } from '../core/errors.js';
 import type { ListenConfig } from '../http/listener.js';
 import { compose, type Handler, type Middleware } from '../http/types.js';
@@ -10,6 +10,7 @@ import type { HandlerInstance } from './handlers/types.js';
 import type { GatewayMetrics } from './metrics.js';
 import { findMiddlewareType } from './middlewares/registry.js';
 import type { MiddlewareInstance } from './middlewares/types.js';
+import type { RouteStats } from './route-stats.js';
 import { compileRoutes, type RouteMatch, type RouteTable } from './router.js';
 import type { GatewayConfig, RouteConfig } from './schema.js';
 
@@ -29,9 +30,8 @@ export interface CompiledRoute {
   readonly middlewares: readonly string[];
   readonly match: RouteMatch;
   readonly handler: Handler;
-  readonly duration: Histogram.Internal<'frontend' | 'route' | 'service'>;
-  /** Request counters by status code, created on first use. */
-  readonly counters: Map<number, Counter.Internal>;
+  /** Request counts and latency for /metrics. */
+  readonly stats: RouteStats;
 }
 
 /** One listener's share of a configuration. */
@@ -192,8 +192,7 @@ async function compileRoute(
     middlewares: names,
     match: matchOf(route.match, shared),
     handler: compose(chain, instance),
-    duration: deps.metrics.duration.labels(frontend, name, service),
-    counters: new Map(),
+    stats: deps.metrics.routes.get(frontend, name, service),
   };
 }
 

@@ -229,17 +229,7 @@ export class ListenerEngine {
     const seconds = (performance.now() - ctx.startedAt) / 1000;
     const route = ctx.route;
     const metrics = state.metrics;
-    if (route !== undefined) {
-      route.duration.observe(seconds);
-      let counter = route.counters.get(status);
-      if (counter === undefined) {
-        counter = metrics.requests.labels(route.frontend, route.name, route.service, String(status));
-        route.counters.set(status, counter);
-      }
-      counter.inc();
-    } else {
-      metrics.requests.inc({ frontend: '', route: '', service: '', code: String(status) });
-    }
+    (route?.stats ?? metrics.routes.get('', '', '')).record(status, seconds);
     if (ctx.errorCode !== undefined || status >= 500) {
       metrics.errors.inc({
         frontend: route?.frontend ?? '',

@@ -1,10 +1,10 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { LATENCY_BUCKETS } from '../core/metrics.js';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { type RouteStatsTable, routeStatsMetrics } from './route-stats.js';
 
 /** The gateway's own metrics in one registry (upstream health metrics come from http/upstream). */
 export interface GatewayMetrics {
-  requests: Counter<'frontend' | 'route' | 'service' | 'code'>;
-  duration: Histogram<'frontend' | 'route' | 'service'>;
+  /** Requests and latency per route (exposed as trellis_gateway_requests_total / _request_duration_seconds). */
+  routes: RouteStatsTable;
   errors: Counter<'frontend' | 'route' | 'service' | 'error'>;
   reloads: Counter<'result'>;
   configVersion: Gauge;
@@ -20,19 +20,7 @@ export function gatewayMetrics(registry: Registry): GatewayMetrics {
   if (existing) return existing;
   const connectionSources = new Set<() => number>();
   const metrics: GatewayMetrics = {
-    requests: new Counter({
-      name: 'trellis_gateway_requests_total',
-      help: 'Requests answered, by frontend, route, service and status code.',
-      labelNames: ['frontend', 'route', 'service', 'code'] as const,
-      registers: [registry],
-    }),
-    duration: new Histogram({
-      name: 'trellis_gateway_request_duration_seconds',
-      help: 'Time from request arrival until the response ended.',
-      labelNames: ['frontend', 'route', 'service'] as const,
-      buckets: LATENCY_BUCKETS,
-      registers: [registry],
-    }),
+    routes: routeStatsMetrics(registry),
     errors: new Counter({
       name: 'trellis_gateway_errors_total',
       help: 'Requests that ended in an error: a TRELLIS_E_* answer from the gateway or a 5xx from the service.',
