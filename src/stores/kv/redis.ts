@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { isTrellisError, TrellisError } from '../../core/errors.js';
 import { openRedis, parseRedisUrl, redisError, redisNamespace } from '../redis.js';
@@ -24,12 +25,15 @@ import {
 } from './common.js';
 
 // Every key of a store shares one hash tag ({ns}) so the scripts also run on Redis Cluster.
-// KEYS: rev counter, entry hash, key index (sorted set), change stream.
+// KEYS: rev counter, entry hash, key index (sorted set), change stream, epoch. The epoch is a
+// random id set whenever the counter starts at 1: if Redis loses its data (restart without
+// persistence, a flush), revisions start again, and watchers notice the epoch changed.
 const PUT = `
 local old = redis.call('HMGET', KEYS[2], 'r', 'c', 'n')
 local oldRev = tonumber(old[1]) or 0
 if ARGV[3] ~= '' and tonumber(ARGV[3]) ~= oldRev then return {0, oldRev} end
 local rev = redis.call('INCR', KEYS[1])
+if rev == 1 then redis.call('SET', KEYS[5], ARGV[5]) end
 local c = tonumber(old[2]) or rev
 local n = (tonumber(old[3]) or 0) + 1
 redis.call('HSET', KEYS[2], 'v', ARGV[2], 'r', rev, 'c', c, 'n', n)
@@ -42,6 +46,7 @@ local oldRev = tonumber(redis.call('HGET', KEYS[2], 'r')) or 0
 if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= oldRev then return {0, oldRev} end
 if oldRev == 0 then return {0, -1} end
 local rev = redis.call('INCR', KEYS[1])
+if rev == 1 then redis.call('SET', KEYS[5], ARGV[4]) end
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], rev .. '-0', 't', 'd', 'k', ARGV[1])
@@ -76,7 +81,7 @@ export class RedisKeyValueStore implements KeyValueStore {
   readonly features = featureList(['watch', 'compareAndSet', 'durable', 'multiProcess']);
   #closed = false;
   #watchers = new Set<Redis>();
-  readonly #k: { rev: string; idx: string; log: string; entry: string };
+  readonly #k: { rev: string; idx: string; log: string; entry: string; epoch: string };
 
   private constructor(
     private readonly redis: Scripted,
@@ -85,7 +90,13 @@ export class RedisKeyValueStore implements KeyValueStore {
     private readonly opts: { maxValueBytes: number; retain: number; pollMs: number },
   ) {
     const tag = `{${ns}}`;
-    this.#k = { rev: `${tag}:rev`, idx: `${tag}:idx`, log: `${tag}:log`, entry: `${tag}:k:` };
+    this.#k = {
+      rev: `${tag}:rev`,
+      idx: `${tag}:idx`,
+      log: `${tag}:log`,
+      entry: `${tag}:k:`,
+      epoch: `${tag}:epoch`,
+    };
   }
 
   /** Connects (failing clearly when the server is away) and loads the scripts. */
@@ -97,8 +108,8 @@ export class RedisKeyValueStore implements KeyValueStore {
       pollMs: intParam(params, 'pollMs', 5000),
     };
     const redis = (await openRedis(url)) as Scripted;
-    redis.defineCommand('trellisKvPut', { numberOfKeys: 4, lua: PUT });
-    redis.defineCommand('trellisKvDelete', { numberOfKeys: 4, lua: DELETE });
+    redis.defineCommand('trellisKvPut', { numberOfKeys: 5, lua: PUT });
+    redis.defineCommand('trellisKvDelete', { numberOfKeys: 5, lua: DELETE });
     redis.defineCommand('trellisKvList', { numberOfKeys: 2, lua: LIST });
     return new RedisKeyValueStore(redis, url, redisNamespace(params, 'trellis:kv'), opts);
   }
@@ -122,10 +133,12 @@ export class RedisKeyValueStore implements KeyValueStore {
         this.#k.entry + key,
         this.#k.idx,
         this.#k.log,
+        this.#k.epoch,
         key,
         value,
         expected === undefined ? '' : String(expected),
         this.opts.retain,
+        randomUUID(),
       ),
     );
     if (!ok) throw conflict(key, expected!, rev);
@@ -142,9 +155,11 @@ export class RedisKeyValueStore implements KeyValueStore {
         this.#k.entry + key,
         this.#k.idx,
         this.#k.log,
+        this.#k.epoch,
         key,
         expected === undefined ? '' : String(expected),
         this.opts.retain,
+        randomUUID(),
       ),
     );
     if (!ok && rev !== -1) throw conflict(key, expected!, rev);
@@ -195,11 +210,25 @@ export class RedisKeyValueStore implements KeyValueStore {
     const stop = () => conn.disconnect();
     signal?.addEventListener('abort', stop, { once: true });
     try {
-      await this.#checkStart(conn, after);
+      let epoch = await this.#checkStart(conn, after);
+      // After a reconnect or a quiet spell: did Redis lose the data the revisions count?
+      const sameData = async () => {
+        const now = await conn.get(this.#k.epoch);
+        if (epoch === null) epoch = now;
+        else if (now !== epoch) {
+          throw watchGap(after, undefined, 'Redis lost its data (a restart without persistence or a flush)');
+        }
+      };
       let outage = 0;
+      // Set after an error or a quiet spell: check the epoch before trusting the next read.
+      let verify = false;
       while (!signal?.aborted && !this.#closed) {
         let res: [string, [string, string[]][]][] | null;
         try {
+          if (verify) {
+            await sameData();
+            verify = false;
+          }
           res = (await conn.xread(
             'COUNT',
             1000,
@@ -212,6 +241,7 @@ export class RedisKeyValueStore implements KeyValueStore {
           outage = 0;
         } catch (err) {
           if (signal?.aborted || this.#closed) return;
+          if (isTrellisError(err, 'TRELLIS_E_KV_WATCH_GAP')) throw err;
           // ioredis reconnects by itself and `after` is exact: bridge a short outage by retrying.
           const mapped = redisError(this.url, err);
           outage ||= Date.now();
@@ -221,10 +251,16 @@ export class RedisKeyValueStore implements KeyValueStore {
           ) {
             throw mapped;
           }
+          verify = true;
           await pause(250, signal);
           continue;
         }
-        if (!res) continue;
+        if (!res) {
+          verify = true;
+          continue;
+        }
+        // One GET per batch: entries from a Redis that lost its data must not pass as the old ones.
+        await this.#run(sameData);
         for (const [id, fields] of res[0]![1]) {
           const rev = Number(id.slice(0, id.indexOf('-')));
           // Revisions are consecutive in the stream; a jump means trimmed entries were missed.
@@ -247,9 +283,13 @@ export class RedisKeyValueStore implements KeyValueStore {
   }
 
   /** Fails fast when the stream no longer reaches back to `after`, or the counter went backwards. */
-  async #checkStart(conn: Redis, after: number): Promise<void> {
-    const [head, first] = await this.#run(() =>
-      Promise.all([conn.get(this.#k.rev), conn.xrange(this.#k.log, '-', '+', 'COUNT', 1)]),
+  async #checkStart(conn: Redis, after: number): Promise<string | null> {
+    const [head, first, epoch] = await this.#run(() =>
+      Promise.all([
+        conn.get(this.#k.rev),
+        conn.xrange(this.#k.log, '-', '+', 'COUNT', 1),
+        conn.get(this.#k.epoch),
+      ]),
     );
     const current = Number(head ?? 0);
     if (after > current) {
@@ -259,10 +299,11 @@ export class RedisKeyValueStore implements KeyValueStore {
         `the store's revision is only ${current} (was Redis restarted without persistence?)`,
       );
     }
-    if (after === current) return;
+    if (after === current) return epoch;
     const oldest = first[0] ? Number(first[0][0].split('-')[0]) : current + 1;
     if (oldest > after + 1)
       throw watchGap(after, oldest, 'the change stream was trimmed past it (raise retain)');
+    return epoch;
   }
 
   async health(): Promise<StoreHealth> {
