@@ -4,8 +4,11 @@ import { openRedis, parseRedisUrl, redisError, redisNamespace } from '../redis.j
 import type { Lease, LeaseStore, StoreHealth } from '../types.js';
 import { checkLeaseArgs, leaseLost } from './common.js';
 
-// KEYS: the lease hash (expires by PEXPIRE), the name's token counter (never expires).
-// Results carry the remaining TTL from the server so expiresAt follows Redis's clock, not ours.
+// KEYS: the lease hash (expires by PEXPIRE), the name's last token (never expires).
+// A new token is the larger of last + 1 and the server's clock in microseconds: tokens grow by
+// the counter while Redis keeps its data, and still grow if it loses it (restart without
+// persistence), as long as the server's clock does not go back. Microseconds since 1970 stay
+// below 2^53, so tokens are exact JavaScript numbers.
 const ACQUIRE = `
 local cur = redis.call('HMGET', KEYS[1], 'h', 't')
 if cur[1] then
@@ -13,7 +16,9 @@ if cur[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return {tonumber(cur[2]), tonumber(ARGV[2])}
 end
-local t = redis.call('INCR', KEYS[2])
+local now = redis.call('TIME')
+local t = math.max((tonumber(redis.call('GET', KEYS[2])) or 0) + 1, tonumber(now[1]) * 1000000 + tonumber(now[2]))
+redis.call('SET', KEYS[2], t)
 redis.call('HSET', KEYS[1], 'h', ARGV[1], 't', t)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return {t, tonumber(ARGV[2])}`;
@@ -44,8 +49,8 @@ type Scripted = Redis & {
 
 /**
  * LeaseStore on Redis (`redis://host:6379/0?namespace=trellis:lease`). A lease is a hash that
- * expires with PEXPIRE; its fencing token comes from a per-name INCR counter that never expires,
- * so tokens grow for as long as Redis keeps its data (enable AOF or RDB for restarts).
+ * expires with PEXPIRE; its fencing token is max(last token + 1, server time in µs), kept per
+ * name in a key that never expires (see ACQUIRE).
  */
 export class RedisLeaseStore implements LeaseStore {
   readonly backend = 'redis';
