@@ -218,7 +218,10 @@ export class NatsMessageQueue extends BaseMessageQueue {
         ...(key ? { key } : {}),
         headers,
         deliveryCount,
-        ack: async () => m.ack(),
+        ack: async () => {
+          toAck.push(m);
+          if (toAck.length === 1) setImmediate(flushAcks);
+        },
         nack: async (delayMs) => m.nak(delayMs),
         deadLetter: async (reason) => {
           await this.stream(deadLetterTopic);
@@ -231,6 +234,14 @@ export class NatsMessageQueue extends BaseMessageQueue {
           m.term(reason.slice(0, 200));
         },
       };
+    };
+    // Acks are fire-and-forget on NATS; nats.js flushes its socket on every microtask turn, so
+    // gathering a turn's acks and sending them together saves a write per message.
+    let toAck: JsMsg[] = [];
+    const flushAcks = () => {
+      const batch = toAck;
+      toAck = [];
+      for (const m of batch) m.ack();
     };
     // One long-lived pull consume() per consumer: nats.js keeps up to `concurrency` messages
     // requested ahead and refills before it runs dry, so a batch never waits a round trip.
@@ -275,6 +286,7 @@ export class NatsMessageQueue extends BaseMessageQueue {
         }
       },
       close: async () => {
+        flushAcks();
         // stop(), not close(): close() waits for the iterator to be read to its end.
         messages?.stop();
       },

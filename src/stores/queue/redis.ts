@@ -97,7 +97,6 @@ const FEATURES: FeatureList<QueueFeature> = {
 };
 
 type Fields = Record<string, string>;
-const noop = () => {};
 /** How often a consumer moves its group's due delayed nacks back (the delay's precision). */
 const MOVE_EVERY_MS = 100;
 type StreamReply = [key: string, entries: [id: string, fields: string[]][]][] | null;
@@ -197,6 +196,40 @@ export class RedisMessageQueue extends BaseMessageQueue {
     const dlq = this.key(o.deadLetterTopic);
     let lastClaim = 0;
 
+    // Acks of one event-loop turn go out as one XACK per stream with every id: one command
+    // instead of one per message. Each ack() still resolves only once Redis confirmed it.
+    type Settle = { resolve: () => void; reject: (err: unknown) => void };
+    let acks = new Map<string, { ids: string[]; settle: Settle[] }>();
+    const flushAcks = () => {
+      const turn = acks;
+      acks = new Map();
+      for (const [stream, { ids, settle }] of turn) {
+        // Retry entries are read by this group only, so an acked one can go.
+        const sent =
+          stream === retry
+            ? this.redis
+                .multi()
+                .xack(stream, group, ...ids)
+                .xdel(stream, ...ids)
+                .exec()
+            : this.redis.xack(stream, group, ...ids);
+        sent.then(
+          () => {
+            for (const s of settle) s.resolve();
+          },
+          (err: unknown) => {
+            let failure: unknown = err;
+            try {
+              this.fail(err);
+            } catch (translated) {
+              failure = translated;
+            }
+            for (const s of settle) s.reject(failure);
+          },
+        );
+      }
+    };
+
     const toPulled = (stream: string, id: string, f: Fields, count: number): Pulled => {
       const isRetry = stream === retry ? '1' : '0';
       const headers = f.h ? (JSON.parse(f.h) as Record<string, string>) : {};
@@ -208,13 +241,17 @@ export class RedisMessageQueue extends BaseMessageQueue {
         ...(f.k === undefined ? {} : { key: f.k }),
         headers,
         deliveryCount,
-        // The hot path: no wrapper closure, just the command and the error translation.
         ack: () =>
-          // Retry entries are read by this group only, so an acked one can go.
-          (isRetry === '1'
-            ? this.redis.multi().xack(stream, group, id).xdel(stream, id).exec()
-            : this.redis.xack(stream, group, id)
-          ).then(noop, this.fail),
+          new Promise<void>((resolve, reject) => {
+            let batch = acks.get(stream);
+            if (!batch) {
+              batch = { ids: [], settle: [] };
+              acks.set(stream, batch);
+              if (acks.size === 1) setImmediate(flushAcks);
+            }
+            batch.ids.push(id);
+            batch.settle.push({ resolve, reject });
+          }),
         nack: async (delayMs) => {
           const again = flatten(f.p ?? '', { key: f.k, id: publicId, headers }, deliveryCount);
           // The original entry id keeps the sorted-set member unique.
