@@ -4,7 +4,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openEventStore } from '../stores/events/index.js';
 import { serviceUrl } from '../testing/services.js';
 import { aggregateStream, handleCommand } from './decider.js';
-import { counterDecider } from './testing/fixtures.js';
+import { runProjection, waitForProjection } from './projection.js';
+import { sql } from './sql.js';
+import { counterDecider, countingProjection } from './testing/fixtures.js';
 import { projectionCases } from './testing/projection-cases.js';
 
 const url = await serviceUrl('postgres');
@@ -66,5 +68,42 @@ describe.skipIf(!url)('CQRS on PostgreSQL', () => {
       expect([state.value, version]).toEqual([100, 100]);
     }
     for (const s of stores) await s.close();
+  });
+
+  it('an async projection rides out its connections being killed and catches up', async () => {
+    const u = unique();
+    const app = `proj_${u}`;
+    const url2 = new URL(url!);
+    url2.searchParams.set('application_name', app);
+    const writer = await openEventStore(url!, { table: `ev_${u}` });
+    const reader = await openEventStore(url2.toString(), { table: `ev_${u}`, pollIntervalMs: 100 });
+    const projection = countingProjection(`p_${u}`, `counts_${u}`);
+    const ac = new AbortController();
+    const running = runProjection(reader, projection, { signal: ac.signal, pollIntervalMs: 50 });
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    try {
+      for (let round = 0; round < 3; round++) {
+        for (let i = 0; i < 20; i++)
+          await writer.append(`s-${i % 3}`, [{ type: 'Incremented', data: { by: 1 } }]);
+        await admin.query(
+          'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1',
+          [app],
+        );
+      }
+      const head = await writer.headPosition();
+      await waitForProjection(writer, projection.name, head, { timeoutMs: 30_000 });
+      const rows = await writer.transaction((tx) =>
+        sql<{ events: number }>(tx, `SELECT events FROM counts_${u} ORDER BY stream_id`),
+      );
+      // 60 events over three streams: 21, 21, 18; exactly once each despite the killed connections.
+      expect(rows.map((r) => Number(r.events))).toEqual([21, 21, 18]);
+    } finally {
+      ac.abort();
+      await running.catch(() => {});
+      await admin.end();
+      await reader.close();
+      await writer.close();
+    }
   });
 });

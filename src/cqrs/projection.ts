@@ -1,4 +1,4 @@
-import { TrellisError } from '../core/errors.js';
+import { isTrellisError, TrellisError } from '../core/errors.js';
 import { Notifier } from '../stores/events/common.js';
 import type { AppendTransaction, InlineHandler, TrellisEventStore } from '../stores/events/types.js';
 import type { RecordedEvent } from '../stores/types.js';
@@ -232,6 +232,8 @@ export interface RunOptions {
   onBatch?: (info: { name: string; position: number; events: number }) => void;
   /** How often to look for new events when no wake-up arrives (default 500 ms). */
   pollIntervalMs?: number;
+  /** Told about each TRELLIS_E_STORE_UNAVAILABLE the runner rides out (it retries with backoff). */
+  onError?: (err: unknown) => void;
 }
 
 /**
@@ -254,19 +256,32 @@ export async function runProjection(store: TrellisEventStore, p: Projection, opt
     }
   })();
   let row = (await store.transaction((tx) => readRow(tx, p.name)))!;
+  let backoff = 100;
   try {
     while (!signal?.aborted) {
-      const events = await store.readAll({ from: row.position, limit: batchSize });
-      if (events.length === 0) {
-        await wake.wait(options.pollIntervalMs ?? 500, signal);
-        continue;
-      }
-      if (await applyBatch(store, p, row, events, 'position')) {
-        row = { ...row, position: events.at(-1)!.position };
-        options.onBatch?.({ name: p.name, position: row.position, events: events.length });
-        await yieldToEventLoop();
-      } else {
-        row = (await store.transaction((tx) => readRow(tx, p.name)))!;
+      try {
+        const events = await store.readAll({ from: row.position, limit: batchSize });
+        if (events.length === 0) {
+          await wake.wait(options.pollIntervalMs ?? 500, signal);
+          continue;
+        }
+        if (await applyBatch(store, p, row, events, 'position')) {
+          row = { ...row, position: events.at(-1)!.position };
+          options.onBatch?.({ name: p.name, position: row.position, events: events.length });
+          await yieldToEventLoop();
+        } else {
+          row = (await store.transaction((tx) => readRow(tx, p.name)))!;
+        }
+        backoff = 100;
+      } catch (err) {
+        // A database that went away comes back: wait and resume from the committed checkpoint.
+        // Anything else (a bug in apply) stops the projection rather than skip events.
+        if (!isTrellisError(err, 'TRELLIS_E_STORE_UNAVAILABLE')) throw err;
+        options.onError?.(err);
+        await wake.wait(backoff, signal);
+        backoff = Math.min(backoff * 2, 5000);
+        const fresh = await store.transaction((tx) => readRow(tx, p.name)).catch(() => undefined);
+        if (fresh) row = fresh;
       }
     }
   } finally {

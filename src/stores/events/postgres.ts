@@ -372,6 +372,13 @@ export class PostgresEventStore implements TrellisEventStore {
     } catch (err) {
       throw this.translate(err);
     }
+    // A checked-out client whose server connection dies between statements emits 'error'; with
+    // no listener that would crash the process. The next statement reports it instead.
+    let lost: unknown;
+    const onLost = (err: unknown) => {
+      lost = err;
+    };
+    client.on('error', onLost);
     const tx: AppendTransaction = {
       backend: 'postgres',
       sql: async <R>(text: string, params: unknown[] = []) => (await client.query(text, params)).rows as R[],
@@ -388,6 +395,8 @@ export class PostgresEventStore implements TrellisEventStore {
       else await client.query('ROLLBACK').catch((e) => (broken = e));
       throw this.translate(err);
     } finally {
+      client.off('error', onLost);
+      broken ??= lost;
       // A broken connection is destroyed, not returned to the pool.
       client.release(broken instanceof Error ? broken : undefined);
     }
