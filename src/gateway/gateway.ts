@@ -133,7 +133,19 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   const openListener = async (key: string, gen: Generation) => {
     const compiled = gen.listeners.get(key)!;
     const engine = new ListenerEngine(key, state);
-    const listener = createListener(compiled.listen, { request: engine.request, upgrade: engine.upgrade });
+    const listener = createListener(
+      compiled.listen,
+      { request: engine.request, upgrade: engine.upgrade },
+      {
+        baseDir,
+        onTlsReload: () => logger.info({ listener: key }, 'TLS certificates reloaded'),
+        onTlsReloadError: (err) =>
+          logger.error(
+            { listener: key, err },
+            'TLS certificate reload failed: keeping the previous certificates',
+          ),
+      },
+    );
     const address = await listener.listen();
     metrics.connectionSources.add(() => listener.connections);
     listeners.set(key, { listener, listenKey: JSON.stringify(compiled.listen) });
