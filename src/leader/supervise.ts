@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import type { Logger } from 'pino';
 import { silentLogger } from '../core/logger.js';
 import { LeaderElector, type LeaderElectorOptions, type LeadershipContext } from './elector.js';
+import { WATCHDOG_SOURCE } from './watchdog.js';
 
 /** Environment variables the supervised command receives. */
 export const FENCING_TOKEN_ENV = 'TRELLIS_FENCING_TOKEN';
@@ -29,17 +30,22 @@ export function superviseWhileLeading(options: SuperviseOptions): LeaderElector 
   if (!file) throw new Error('superviseWhileLeading: command is empty');
   let elector: LeaderElector;
   const onStartedLeading = async (ctx: LeadershipContext) => {
-    // Its own process group, so SIGTERM/SIGKILL reach everything the command started (sh -c …).
-    const child = spawn(file, args, {
-      stdio: 'inherit',
-      detached: true,
-      env: {
-        ...process.env,
-        [FENCING_TOKEN_ENV]: String(ctx.token),
-        [LEADER_GROUP_ENV]: ctx.group,
-        [LEADER_IDENTITY_ENV]: ctx.identity,
+    // Through the watchdog (see watchdog.ts), in its own process group, so SIGTERM/SIGKILL
+    // reach everything the command started (sh -c …), and the command cannot outlive us.
+    const child = spawn(
+      process.execPath,
+      ['-e', WATCHDOG_SOURCE, '--', String(graceMs), String(elector.timing.renewDeadline), file, ...args],
+      {
+        stdio: 'inherit',
+        detached: true,
+        env: {
+          ...process.env,
+          [FENCING_TOKEN_ENV]: String(ctx.token),
+          [LEADER_GROUP_ENV]: ctx.group,
+          [LEADER_IDENTITY_ENV]: ctx.identity,
+        },
       },
-    });
+    );
     log.info({ token: ctx.token, pid: child.pid, command: file }, 'leading: started the command');
     let killTimer: NodeJS.Timeout | undefined;
     const onAbort = () => {

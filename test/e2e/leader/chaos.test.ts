@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -70,6 +71,12 @@ describe.skipIf(!pgUrl)('trellis leader run under faults (fenced resource in Pos
         const store = await openLeaseStore(storeUrl);
         const proxies: CutProxy[] = [];
         const candidates: CliProcess[] = [];
+        const writerEnv = {
+          FENCE_PG_URL: pgUrl!,
+          FENCE_TABLE: t.fence,
+          LOG_TABLE: t.log,
+          EVENTS_TABLE: t.events,
+        };
         try {
           for (let i = 0; i < 5; i++) {
             let url = storeUrl;
@@ -102,14 +109,7 @@ describe.skipIf(!pgUrl)('trellis leader run under faults (fenced resource in Pos
                   process.execPath,
                   FIXTURE,
                 ],
-                {
-                  env: {
-                    FENCE_PG_URL: pgUrl!,
-                    FENCE_TABLE: t.fence,
-                    LOG_TABLE: t.log,
-                    EVENTS_TABLE: t.events,
-                  },
-                },
+                { env: writerEnv },
               ),
             );
           }
@@ -153,6 +153,17 @@ describe.skipIf(!pgUrl)('trellis leader run under faults (fenced resource in Pos
           candidates[indexOf(first)]!.child.kill('SIGKILL');
           const killed = await handover('SIGKILL', first, t0);
           expect(killed.ms).toBeLessThan(LEASE_MS + RETRY_MS + SLACK_MS);
+          // The watchdog stops the dead supervisor's command (or the fence already refused it).
+          await waitUntil(
+            async () =>
+              (
+                await pool.query(
+                  `SELECT 1 FROM ${t.events} WHERE token = $1 AND kind NOT IN ('start', 'refused')`,
+                  [first.token],
+                )
+              ).rowCount,
+            'the orphaned command to stop',
+          );
 
           // 3. SIGSTOP past the lease, then SIGCONT: the frozen leader must step down on waking.
           const victim = await leaderWriting();
@@ -200,6 +211,20 @@ describe.skipIf(!pgUrl)('trellis leader run under faults (fenced resource in Pos
           const graceful = await handover('graceful', last, t0);
           expect(graceful.ms).toBeLessThan(1000 + SLACK_MS);
           await leaderWriting();
+
+          // 6. A writer that still holds an old token (a process paused through all of the above)
+          //    is refused by the fence and writes nothing.
+          const stale = spawn(process.execPath, [FIXTURE], {
+            env: {
+              ...process.env,
+              ...writerEnv,
+              TRELLIS_FENCING_TOKEN: String(first.token),
+              TRELLIS_LEADER_IDENTITY: 'stale',
+            },
+            stdio: 'ignore',
+          });
+          const code = await new Promise<number | null>((r) => stale.once('exit', (c) => r(c)));
+          expect(code).toBe(3);
         } catch (err) {
           // Show what the candidates said: the election's own log explains most failures.
           for (const [i, c] of candidates.entries()) console.error(`--- c${i}\n${c.output().slice(-3000)}`);
@@ -228,11 +253,11 @@ describe.skipIf(!pgUrl)('trellis leader run under faults (fenced resource in Pos
         for (let i = 1; i < log.length; i++) if (log[i]! < log[i - 1]!) stale++;
         expect(stale).toBe(0);
         const shared = await pool.query(
-          `SELECT token FROM ${t.events} WHERE kind = 'start' GROUP BY token HAVING count(*) > 1`,
+          `SELECT token FROM ${t.events} WHERE kind = 'start' AND identity <> 'stale' GROUP BY token HAVING count(*) > 1`,
         );
         expect(shared.rows).toEqual([]);
         const refused = await pool.query(`SELECT token FROM ${t.events} WHERE kind = 'refused'`);
-        // The SIGKILLed leader's command outlives it and keeps writing until the fence refuses it.
+        // At least the deliberately stale writer; a command still running when a successor wrote adds more.
         expect(refused.rowCount).toBeGreaterThan(0);
         console.log(
           `${backend.name}: ${log.length} fenced writes, ${new Set(log).size} terms, ${refused.rowCount} stale writes refused; handovers: ${handovers
