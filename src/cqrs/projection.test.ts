@@ -24,13 +24,13 @@ projectionCases('sqlite', {
   },
 });
 
-describe('projections on memory', () => {
-  it('say plainly that they need a database', async () => {
-    await expect(ensureProjection(new MemoryEventStore(), countingProjection())).rejects.toMatchObject({
-      code: 'TRELLIS_E_PROJECTION_UNSUPPORTED',
-    });
-  });
+projectionCases('memory', {
+  async open() {
+    return { handles: [new MemoryEventStore()], unique: `m${++n}` };
+  },
+});
 
+describe('projection names', () => {
   it('refuse names that are not plain identifiers', async () => {
     const store = await openEventStore(`sqlite:${join(dir, 'names.db')}`);
     await expect(ensureProjection(store, countingProjection('bad-name'))).rejects.toMatchObject({

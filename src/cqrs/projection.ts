@@ -11,7 +11,8 @@ import { waitForPosition } from './wait.js';
 export type TableNamer = (logical: string) => string;
 
 /**
- * A projection: a read model kept in tables beside the events (SQLite or PostgreSQL). Queries
+ * A projection: a read model kept in tables beside the events (SQLite or PostgreSQL; the memory
+ * store keeps them in an in-process SQLite database). Queries
  * read the logical table names, which are views onto the current copy; a rebuild fills a
  * fresh copy and swaps the views in one transaction.
  */
@@ -68,15 +69,6 @@ export function tablesOf(generation: number): TableNamer {
   return (logical) => `${logical}__g${generation}`;
 }
 
-function requireSql(store: TrellisEventStore): void {
-  if (store.backend === 'memory') {
-    throw new TrellisError(
-      'TRELLIS_E_PROJECTION_UNSUPPORTED',
-      'projections with checkpoints need a database: open the event store with sqlite:PATH or postgres://… (memory keeps no tables)',
-    );
-  }
-}
-
 async function readRow(tx: AppendTransaction, name: string): Promise<Row | undefined> {
   const [r] = await sql<Row>(tx, `SELECT * FROM ${REGISTRY} WHERE name = $1`, [name]);
   if (!r) return undefined;
@@ -99,7 +91,6 @@ async function pointViews(tx: AppendTransaction, p: Projection, generation: numb
 
 /** Creates the checkpoint table, and the projection's first copy and views, when missing. */
 export async function ensureProjection(store: TrellisEventStore, p: Projection): Promise<void> {
-  requireSql(store);
   checkName(p.name);
   for (const t of p.tables) checkName(t);
   await store.transaction(async (tx) => {
@@ -191,7 +182,6 @@ export async function projectionStatus(
   store: TrellisEventStore,
   projections: Projection[],
 ): Promise<ProjectionStatus[]> {
-  requireSql(store);
   const head = await store.headPosition();
   const out: ProjectionStatus[] = [];
   for (const p of projections) {

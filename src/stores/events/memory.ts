@@ -1,21 +1,14 @@
+import type Database from 'better-sqlite3';
 import { TrellisError } from '../../core/errors.js';
 import type { AppendResult, NewEvent, RecordedEvent, StoreHealth, SubscriptionItem } from '../types.js';
 import { checkExpectedVersion, features, Notifier, pollSubscription, prepareEvents } from './common.js';
 import type { AppendOptions, AppendTransaction, TrellisEventStore } from './types.js';
 
-const noSql: AppendTransaction = {
-  backend: 'memory',
-  sql() {
-    return Promise.reject(
-      new TrellisError(
-        'TRELLIS_E_STORE_UNSUPPORTED',
-        'the memory event store has no SQL database: keep memory read models in your own objects, or use sqlite:/postgres://',
-      ),
-    );
-  },
-};
-
-/** EventStore in process memory: for tests and single-process tools; gone on exit. */
+/**
+ * EventStore in process memory: for tests and single-process tools; gone on exit. Read models
+ * (projections, snapshots) get an in-process SQLite database (`:memory:`, created on first use),
+ * so the same projection code runs here with real transactions; its `tx.backend` is 'sqlite'.
+ */
 export class MemoryEventStore implements TrellisEventStore {
   readonly backend = 'memory';
   readonly features = features<'durable' | 'multiProcess' | 'inlineProjections'>(['inlineProjections'], {
@@ -25,14 +18,13 @@ export class MemoryEventStore implements TrellisEventStore {
   private readonly all: RecordedEvent[] = [];
   private readonly streams = new Map<string, RecordedEvent[]>();
   private readonly notifier = new Notifier();
-  // Appends run one at a time so an async inline handler sees a stable stream.
+  // Appends and transactions run one at a time so an async handler sees a stable state.
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
+  private db: Database.Database | undefined;
 
   append(streamId: string, events: NewEvent[], options: AppendOptions = {}): Promise<AppendResult> {
-    const run = this.tail.then(() => this.appendNow(streamId, events, options));
-    this.tail = run.catch(() => undefined);
-    return run;
+    return this.serial(() => this.appendNow(streamId, events, options));
   }
 
   private async appendNow(
@@ -57,7 +49,11 @@ export class MemoryEventStore implements TrellisEventStore {
       recordedAt,
     }));
     // Inline handlers run before the events become visible; a throw leaves the store untouched.
-    for (const handler of options.inline ?? []) await handler(recorded, noSql);
+    if (options.inline?.length) {
+      await this.runTx(async (tx) => {
+        for (const handler of options.inline ?? []) await handler(recorded, tx);
+      });
+    }
     this.all.push(...recorded);
     stream.push(...recorded);
     this.streams.set(streamId, stream);
@@ -88,8 +84,47 @@ export class MemoryEventStore implements TrellisEventStore {
     );
   }
 
-  async transaction<T>(fn: (tx: AppendTransaction) => Promise<T>): Promise<T> {
-    return fn(noSql);
+  transaction<T>(fn: (tx: AppendTransaction) => Promise<T>): Promise<T> {
+    return this.serial(() => {
+      this.ensureOpen();
+      return this.runTx(fn);
+    });
+  }
+
+  private async runTx<T>(fn: (tx: AppendTransaction) => Promise<T>): Promise<T> {
+    const db = await this.database();
+    const tx: AppendTransaction = {
+      backend: 'sqlite',
+      async sql<R>(text: string, params: unknown[] = []) {
+        const stmt = db.prepare(text);
+        if (stmt.reader) return stmt.all(...params) as R[];
+        stmt.run(...params);
+        return [];
+      },
+    };
+    db.exec('BEGIN');
+    try {
+      const result = await fn(tx);
+      db.exec('COMMIT');
+      return result;
+    } catch (err) {
+      if (db.inTransaction) db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  private async database(): Promise<Database.Database> {
+    if (!this.db) {
+      const { default: Sqlite } = await import('better-sqlite3');
+      this.db ??= new Sqlite(':memory:');
+    }
+    return this.db;
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(fn);
+    this.tail = run.catch(() => undefined);
+    return run;
   }
 
   async headPosition(): Promise<number> {
@@ -101,8 +136,11 @@ export class MemoryEventStore implements TrellisEventStore {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
     this.notifier.notify();
+    await this.tail;
+    this.db?.close();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
