@@ -22,6 +22,7 @@ import {
 } from './common.js';
 import { logWatch } from './log-watch.js';
 import { Notifier } from './notifier.js';
+import { WriteBatcher } from './write-batch.js';
 
 interface Row {
   key: string;
@@ -47,10 +48,7 @@ export class SqliteKeyValueStore implements KeyValueStore {
   #closed = false;
   readonly #notifier: Notifier;
   readonly #q: ReturnType<typeof statements>;
-  readonly #putTx: Database.Transaction<
-    (key: string, value: string, expected: number | undefined) => KvEntry
-  >;
-  readonly #deleteTx: Database.Transaction<(key: string, expected: number | undefined) => boolean>;
+  readonly #writes: WriteBatcher<WriteOp, KvEntry | boolean>;
 
   private constructor(
     private readonly db: Database.Database,
@@ -60,30 +58,13 @@ export class SqliteKeyValueStore implements KeyValueStore {
     table: string,
   ) {
     this.#q = statements(db, table);
-    // Built once: better-sqlite3 transaction functions are cheap to call, not to create.
-    this.#putTx = db.transaction((key: string, value: string, expected: number | undefined): KvEntry => {
-      const old = this.#q.get.get(key) as Row | undefined;
-      check(key, old, expected);
-      const revision = this.#append('put', key, value);
-      const next: KvEntry = {
-        key,
-        value,
-        revision,
-        createRevision: old?.create_revision ?? revision,
-        version: (old?.version ?? 0) + 1,
-      };
-      this.#q.upsert.run(key, value, revision, next.createRevision, next.version);
-      this.#compact(revision);
-      return next;
-    });
-    this.#deleteTx = db.transaction((key: string, expected: number | undefined): boolean => {
-      const old = this.#q.get.get(key) as Row | undefined;
-      check(key, old, expected);
-      if (!old) return false;
-      const revision = this.#append('delete', key, null);
-      this.#q.remove.run(key);
-      this.#compact(revision);
-      return true;
+    // Built once: better-sqlite3 transaction functions are cheap to call, not to create. Writes
+    // queued in the same event-loop turn share one BEGIN IMMEDIATE transaction (one commit).
+    const batchTx = db.transaction((ops: WriteOp[]) => ops.map((op) => this.#apply(op)));
+    this.#writes = new WriteBatcher((ops) => {
+      const outcomes = this.#run(() => batchTx.immediate(ops));
+      this.#notifier.notify();
+      return outcomes;
     });
     const shared = notifiers.get(path) ?? new Notifier();
     notifiers.set(path, shared);
@@ -128,17 +109,15 @@ export class SqliteKeyValueStore implements KeyValueStore {
     this.#open();
     checkKey(key);
     checkValue(key, value, this.opts.maxValueBytes);
-    const entry = this.#run(() => this.#putTx.immediate(key, value, options.expectedRevision));
-    this.#notifier.notify();
-    return entry;
+    const op: WriteOp = { type: 'put', key, value, expected: options.expectedRevision };
+    return this.#writes.submit(op, value.length) as Promise<KvEntry>;
   }
 
   async delete(key: string, options: KvPutOptions = {}): Promise<boolean> {
     this.#open();
     checkKey(key);
-    const deleted = this.#run(() => this.#deleteTx.immediate(key, options.expectedRevision));
-    if (deleted) this.#notifier.notify();
-    return deleted;
+    const op: WriteOp = { type: 'delete', key, expected: options.expectedRevision };
+    return this.#writes.submit(op) as Promise<boolean>;
   }
 
   async list(prefix: string): Promise<{ entries: KvEntry[]; revision: number }> {
@@ -201,12 +180,42 @@ export class SqliteKeyValueStore implements KeyValueStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // Writes accepted before close() are written, not dropped.
+    this.#writes.drain();
     this.#notifier.notify();
     this.db.close();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
+  }
+
+  /**
+   * One write inside the batch transaction. A failed compare-and-set returns its error before
+   * writing anything, so it fails alone and the rest of the batch commits.
+   */
+  #apply(op: WriteOp): KvEntry | boolean | Error {
+    const old = this.#q.get.get(op.key) as Row | undefined;
+    if (op.expected !== undefined && (old?.revision ?? 0) !== op.expected)
+      return conflict(op.key, op.expected, old?.revision ?? 0);
+    if (op.type === 'delete') {
+      if (!old) return false;
+      const revision = this.#append('delete', op.key, null);
+      this.#q.remove.run(op.key);
+      this.#compact(revision);
+      return true;
+    }
+    const revision = this.#append('put', op.key, op.value);
+    const next: KvEntry = {
+      key: op.key,
+      value: op.value,
+      revision,
+      createRevision: old?.create_revision ?? revision,
+      version: (old?.version ?? 0) + 1,
+    };
+    this.#q.upsert.run(op.key, op.value, revision, next.createRevision, next.version);
+    this.#compact(revision);
+    return next;
   }
 
   /** Appends a change; its row id is the new revision (the log's newest row is never trimmed). */
@@ -259,10 +268,9 @@ function statements(db: Database.Database, t: string) {
   };
 }
 
-function check(key: string, old: Row | undefined, expected: number | undefined): void {
-  if (expected !== undefined && (old?.revision ?? 0) !== expected)
-    throw conflict(key, expected, old?.revision ?? 0);
-}
+type WriteOp =
+  | { type: 'put'; key: string; value: string; expected: number | undefined }
+  | { type: 'delete'; key: string; expected: number | undefined };
 
 function toEntry(r: Row): KvEntry {
   return {
