@@ -14,7 +14,8 @@ const usage = `usage: trellis projections <status|rebuild|run> [NAME…] --modul
   status              each projection's position, lag behind the event store, and any unfinished rebuild
   rebuild NAME        replay every event into a fresh copy of NAME's read model, then swap it in;
                       queries keep reading the old copy meanwhile; an interrupted rebuild resumes
-  run [NAME…]         run asynchronous projections (all when no NAME) until SIGINT/SIGTERM
+  run [NAME…]         run asynchronous projections (all when no NAME) until SIGINT/SIGTERM;
+                      on one instance only: trellis leader run --group G --store URL -- trellis projections run …
 
 options:
   --module FILE       an ES module exporting \`projections\` (or a default export): an array of
@@ -152,7 +153,14 @@ export const projectionsCommand: Command = {
         return 0;
       }
       process.stderr.write(`running ${chosen.map((p) => p.name).join(', ')} (Ctrl-C to stop)\n`);
-      await Promise.all(chosen.map((p) => runProjection(store, p, { signal: ac.signal })));
+      await Promise.all(
+        chosen.map((p) =>
+          runProjection(store, p, {
+            signal: ac.signal,
+            onError: (err) => process.stderr.write(`${p.name}: ${messageOf(err)} (retrying)\n`),
+          }),
+        ),
+      );
       return 0;
     } finally {
       await store.close();
