@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// Three tiers, one config: `vitest run --project unit|int|e2e` (see DESIGN.md "Tests").
+// Four tiers, one config: `vitest run --project unit|int|e2e|browser` (see DESIGN.md "Tests").
 export default defineConfig({
   test: {
     projects: [
@@ -29,6 +29,16 @@ export default defineConfig({
           include: ['test/e2e/**/*.test.ts'],
           testTimeout: 120_000,
           hookTimeout: 60_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          // The dashboard in Debian's headless Chromium (playwright-core); needs `npm run build`.
+          name: 'browser',
+          include: ['test/browser/**/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 90_000,
           fileParallelism: false,
         },
       },

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { sendProblem } from '../http/problem.js';
+import { isDashboardPath, serveDashboard } from './dashboard/serve.js';
 
 /** What the admin API shows; the gateway (or sidecar, ambassador) provides it. */
 export interface AdminSource {
@@ -20,7 +21,7 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-/** The admin listener: /healthz, /readyz, /metrics, /admin/routes, /admin/services, /admin/config. */
+/** The admin listener: /healthz, /readyz, /metrics, /admin/routes, /admin/services, /admin/config, the dashboard at /. */
 export function createAdminServer(source: AdminSource): AdminServer {
   const json = (res: ServerResponse, status: number, body: unknown) => {
     const text = JSON.stringify(body, null, 2);
@@ -38,6 +39,7 @@ export function createAdminServer(source: AdminSource): AdminServer {
       });
       return;
     }
+    if (isDashboardPath(path)) return serveDashboard(path, res);
     switch (path) {
       case '/healthz':
         return json(res, 200, { status: 'ok' });
