@@ -22,13 +22,18 @@ import {
 } from './common.js';
 import { logWatch } from './log-watch.js';
 import { Notifier } from './notifier.js';
+import { WriteBatcher } from './write-batch.js';
 
 /**
  * Why writes are serialised on one counter row: a watcher reads the change log as "everything
- * after revision N", which is only safe if revisions become visible in order. Each write locks
- * the counter row (SELECT … FOR UPDATE) before it takes the next revision and holds the lock until
- * commit, so revision N+1 cannot commit before N. Every write is one round trip (a PL/pgSQL
- * function), so the lock is held only for the write itself. LISTEN/NOTIFY only wakes watchers;
+ * after revision N", which is only safe if revisions become visible in order. Each batch of writes
+ * locks the counter row (SELECT … FOR UPDATE) before it takes the next revisions and holds the
+ * lock until commit, so revision N+1 cannot commit before N. A sequence with xid8 visibility
+ * would let writers commit in parallel, but then revision order and commit order differ and a
+ * watcher would have to checkpoint on (transaction id, revision) instead of one number (see
+ * src/stores/events/postgres.ts for the same reasoning). So the serialised commit is paid per
+ * batch instead: the store's concurrent writes go together (WriteBatcher), one round trip (a
+ * PL/pgSQL function over arrays) and one commit for the lot. LISTEN/NOTIFY only wakes watchers;
  * the log table is the truth, and watchers also poll it in case a notification is lost.
  */
 function schemaSql(t: string, retain: number): string {
@@ -43,39 +48,65 @@ CREATE TABLE IF NOT EXISTS ${t}_meta (
   id int PRIMARY KEY CHECK (id = 1), revision bigint NOT NULL, compacted bigint NOT NULL);
 INSERT INTO ${t}_meta VALUES (1, 0, 0) ON CONFLICT DO NOTHING;
 
-CREATE OR REPLACE FUNCTION ${t}_write(p_key text, p_value text, p_expected bigint, p_delete boolean, p_retain bigint,
-  OUT ok boolean, OUT rev bigint, OUT create_rev bigint, OUT ver bigint) AS $$
+-- Earlier versions took one write per call; the batch form replaces it (one name, one function).
+DROP FUNCTION IF EXISTS ${t}_write(text, text, bigint, boolean, bigint);
+CREATE OR REPLACE FUNCTION ${t}_write(p_keys text[], p_values text[], p_expected bigint[],
+  p_delete boolean[], p_retain bigint)
+  RETURNS TABLE (ok boolean, rev bigint, create_rev bigint, ver bigint) AS $$
 DECLARE
   head bigint;
+  start bigint;
   old ${t}%ROWTYPE;
 BEGIN
   SELECT m.revision INTO head FROM ${t}_meta m WHERE m.id = 1 FOR UPDATE;
-  SELECT * INTO old FROM ${t} k WHERE k.key = p_key;
-  IF p_expected IS NOT NULL AND COALESCE(old.revision, 0) <> p_expected THEN
-    ok := false; rev := COALESCE(old.revision, 0); RETURN;
+  start := head;
+  FOR i IN 1 .. coalesce(array_length(p_keys, 1), 0) LOOP
+    ok := false; rev := NULL; create_rev := NULL; ver := NULL;
+    SELECT * INTO old FROM ${t} k WHERE k.key = p_keys[i];
+    IF p_expected[i] IS NOT NULL AND COALESCE(old.revision, 0) <> p_expected[i] THEN
+      rev := COALESCE(old.revision, 0); RETURN NEXT; CONTINUE;
+    END IF;
+    IF p_delete[i] AND old.key IS NULL THEN
+      rev := -1; RETURN NEXT; CONTINUE;
+    END IF;
+    head := head + 1;
+    rev := head;
+    IF p_delete[i] THEN
+      DELETE FROM ${t} k WHERE k.key = p_keys[i];
+      INSERT INTO ${t}_log VALUES (rev, 'delete', p_keys[i], NULL);
+    ELSE
+      create_rev := COALESCE(old.create_revision, rev);
+      ver := COALESCE(old.version, 0) + 1;
+      INSERT INTO ${t} VALUES (p_keys[i], p_values[i], rev, create_rev, ver)
+        ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, revision = EXCLUDED.revision, version = EXCLUDED.version;
+      INSERT INTO ${t}_log VALUES (rev, 'put', p_keys[i], p_values[i]);
+    END IF;
+    IF rev % ${every} = 0 AND rev > p_retain THEN
+      DELETE FROM ${t}_log l WHERE l.revision <= rev - p_retain;
+      UPDATE ${t}_meta SET compacted = GREATEST(compacted, rev - p_retain) WHERE id = 1;
+    END IF;
+    ok := true;
+    RETURN NEXT;
+  END LOOP;
+  IF head > start THEN
+    UPDATE ${t}_meta SET revision = head WHERE id = 1;
+    PERFORM pg_notify('${t}', '');
   END IF;
-  IF p_delete AND old.key IS NULL THEN
-    ok := false; rev := -1; RETURN;
-  END IF;
-  rev := head + 1;
-  UPDATE ${t}_meta SET revision = rev WHERE id = 1;
-  IF p_delete THEN
-    DELETE FROM ${t} k WHERE k.key = p_key;
-    INSERT INTO ${t}_log VALUES (rev, 'delete', p_key, NULL);
-  ELSE
-    create_rev := COALESCE(old.create_revision, rev);
-    ver := COALESCE(old.version, 0) + 1;
-    INSERT INTO ${t} VALUES (p_key, p_value, rev, create_rev, ver)
-      ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, revision = EXCLUDED.revision, version = EXCLUDED.version;
-    INSERT INTO ${t}_log VALUES (rev, 'put', p_key, p_value);
-  END IF;
-  IF rev % ${every} = 0 AND rev > p_retain THEN
-    DELETE FROM ${t}_log l WHERE l.revision <= rev - p_retain;
-    UPDATE ${t}_meta SET compacted = GREATEST(compacted, rev - p_retain) WHERE id = 1;
-  END IF;
-  PERFORM pg_notify('${t}', '');
-  ok := true;
 END $$ LANGUAGE plpgsql;`;
+}
+
+interface WriteOp {
+  key: string;
+  value: string | null;
+  expected: number | undefined;
+  del: boolean;
+}
+
+interface WriteRow {
+  ok: boolean;
+  rev: string;
+  create_rev: string;
+  ver: string;
 }
 
 interface Row {
@@ -96,6 +127,7 @@ export class PostgresKeyValueStore implements KeyValueStore {
   #closed = false;
   #notifier = new Notifier();
   #listener: Promise<pg.Client> | undefined;
+  readonly #writes = new WriteBatcher<WriteOp, WriteRow>((ops) => this.#writeBatch(ops));
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -245,6 +277,8 @@ export class PostgresKeyValueStore implements KeyValueStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // Writes accepted before close() are written, not dropped.
+    await this.#writes.idle();
     this.#notifier.notify();
     const listener = this.#listener;
     this.#listener = undefined;
@@ -279,12 +313,20 @@ export class PostgresKeyValueStore implements KeyValueStore {
     this.#listener = started;
   }
 
-  async #write(key: string, value: string | null, expected: number | undefined, del: boolean) {
-    const { rows } = await this.#query<{ ok: boolean; rev: string; create_rev: string; ver: string }>(
-      `SELECT * FROM ${this.t}_write($1, $2, $3, $4, $5)`,
-      [key, value, expected ?? null, del, this.opts.retain],
-    );
-    return rows[0]!;
+  #write(key: string, value: string | null, expected: number | undefined, del: boolean): Promise<WriteRow> {
+    return this.#writes.submit({ key, value, expected, del }, value?.length ?? 0);
+  }
+
+  /** Writes a batch in one call of the write function; a failed CAS comes back as ok = false. */
+  async #writeBatch(ops: WriteOp[]): Promise<WriteRow[]> {
+    const { rows } = await this.#query<WriteRow>(`SELECT * FROM ${this.t}_write($1, $2, $3, $4, $5)`, [
+      ops.map((o) => o.key),
+      ops.map((o) => o.value),
+      ops.map((o) => o.expected ?? null),
+      ops.map((o) => o.del),
+      this.opts.retain,
+    ]);
+    return rows;
   }
 
   async #query<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<pg.QueryResult<R>> {

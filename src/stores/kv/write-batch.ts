@@ -36,6 +36,7 @@ export class WriteBatcher<Op, R> {
   #queue: Pending<Op, R>[] = [];
   #busy = false;
   #scheduled = false;
+  #idle: (() => void)[] = [];
 
   constructor(
     private readonly write: (ops: Op[]) => Promise<(R | Error)[]> | (R | Error)[],
@@ -55,11 +56,10 @@ export class WriteBatcher<Op, R> {
     while (this.#queue.length > 0 && !this.#busy) this.#flush();
   }
 
-  /** Fails every queued write (the store is closing and cannot write them). */
-  failAll(err: unknown): void {
-    const queued = this.#queue;
-    this.#queue = [];
-    for (const p of queued) p.reject(err);
+  /** Resolves once every write queued so far has been written (or has failed). */
+  idle(): Promise<void> {
+    if (this.#queue.length === 0 && !this.#busy) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
   }
 
   #schedule(): void {
@@ -86,6 +86,7 @@ export class WriteBatcher<Op, R> {
         else p.resolve(o as R);
       });
       if (this.#queue.length > 0) this.#schedule();
+      else for (const wake of this.#idle.splice(0)) wake();
     };
     let out: Promise<(R | Error)[]> | (R | Error)[];
     try {
