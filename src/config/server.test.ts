@@ -69,6 +69,12 @@ describe('config server HTTP API', () => {
       code: 'TRELLIS_E_CONFIG_REVISION_MISMATCH',
       revision: v2.revision,
     });
+    const metrics = await (
+      await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${READ}` } })
+    ).text();
+    expect(metrics).toContain('trellis_config_writes_total{outcome="applied"} 2');
+    expect(metrics).toContain('trellis_config_writes_total{outcome="conflict"} 1');
+    expect(metrics).toContain('trellis_config_watch_streams 0');
   });
 
   it('refuses schema violations with 422 and the paths, and keeps the old version', async () => {

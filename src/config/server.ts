@@ -4,6 +4,7 @@ import Router from 'find-my-way';
 import type { Logger } from 'pino';
 import { isTrellisError, messageOf, TrellisError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
+import { Counter, createMetricsRegistry, Gauge, type Registry } from '../core/metrics.js';
 import { sendProblem } from '../http/problem.js';
 import type { ConfigApi } from './api.js';
 import { type Access, authorize, type TokenPolicy } from './auth.js';
@@ -22,6 +23,8 @@ export interface ConfigServerOptions extends TokenPolicy {
   /** SSE comment sent this often so proxies keep idle watch streams open (default 15 s). */
   heartbeatMs?: number;
   logger?: Logger;
+  /** Prometheus registry for the server's metrics, served at GET /metrics (default: a new one). */
+  registry?: Registry;
 }
 
 export interface ConfigServer {
@@ -48,6 +51,21 @@ export async function startConfigServer(options: ConfigServerOptions): Promise<C
   const router = Router();
   const streams = new Set<ServerResponse>();
   const hub = new WatchHub(api);
+  const registry = options.registry ?? createMetricsRegistry();
+  const writes = new Counter({
+    name: 'trellis_config_writes_total',
+    help: 'Writes to the config store (set, delete, rollback) by outcome',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'trellis_config_watch_streams',
+    help: 'Open watch (SSE) streams',
+    registers: [registry],
+    collect() {
+      this.set(streams.size);
+    },
+  });
 
   const on = (method: 'GET' | 'PUT' | 'DELETE' | 'POST', path: string, access: Access, route: Route) => {
     router.on(method, path, (req, res, params, _store, query) => {
@@ -69,11 +87,17 @@ export async function startConfigServer(options: ConfigServerOptions): Promise<C
         });
         return;
       }
-      route(req, res, params, query).catch((err: unknown) => fail(res, err));
+      route(req, res, params, query).then(
+        () => {
+          if (access === 'write' && res.statusCode < 300) writes.inc({ outcome: 'applied' });
+        },
+        (err: unknown) => fail(res, err, access === 'write'),
+      );
     });
   };
 
-  const fail = (res: ServerResponse, err: unknown) => {
+  const fail = (res: ServerResponse, err: unknown, write = false) => {
+    if (write) writes.inc({ outcome: outcomeOf(err) });
     if (isTrellisError(err)) {
       const status = err.status ?? (err.code === 'TRELLIS_E_STORE_UNAVAILABLE' ? 503 : 500);
       if (status >= 500) log.error({ code: err.code, err: err.message }, 'config request failed');
@@ -98,6 +122,12 @@ export async function startConfigServer(options: ConfigServerOptions): Promise<C
     expectedRevision: expectedRevision(req),
     author: header(req, 'x-trellis-author'),
     message: header(req, 'x-trellis-message'),
+  });
+
+  on('GET', '/metrics', 'read', async (_req, res) => {
+    const text = await registry.metrics();
+    res.writeHead(200, { 'content-type': registry.contentType, 'cache-control': 'no-store' });
+    res.end(text);
   });
 
   on('GET', '/healthz', 'read', async (_req, res) => {
@@ -347,4 +377,11 @@ async function readBody(req: IncomingMessage, max: number): Promise<string> {
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** How a refused write is counted: `refused` (invalid), `conflict` (stale revision), `error`. */
+function outcomeOf(err: unknown): string {
+  if (isTrellisError(err, 'TRELLIS_E_CONFIG_REVISION_MISMATCH')) return 'conflict';
+  if (isTrellisError(err) && err.status !== undefined && err.status < 500) return 'refused';
+  return 'error';
 }

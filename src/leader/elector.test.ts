@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TrellisError } from '../core/errors.js';
+import { createMetricsRegistry } from '../core/metrics.js';
 import { MemoryLeaseStore } from '../stores/lease/memory.js';
 import type { Lease, LeaseStore } from '../stores/types.js';
 import { LeaderElector, type LeaderElectorOptions, type StoppedLeadingInfo } from './elector.js';
@@ -138,7 +139,8 @@ describe('LeaderElector', () => {
 
   it('resign() gives the lease to another candidate and campaigns again', async () => {
     const store = new MemoryLeaseStore();
-    const cs = ['a', 'b'].map((id) => candidate(store, id));
+    const registry = createMetricsRegistry();
+    const cs = ['a', 'b'].map((id) => candidate(store, id, { registry }));
     for (const c of cs) c.e.start();
     const first = await until(() => cs.find((c) => c.e.isLeader));
     const second = cs.find((c) => c !== first)!;
@@ -148,6 +150,9 @@ describe('LeaderElector', () => {
     second.e.resign();
     await until(() => first.e.isLeader);
     expect(first.e.token).toBe(3);
+    const metrics = await registry.metrics();
+    expect(metrics).toContain(`trellis_leader_is_leader{group="jobs",identity="${first.e.identity}"} 1`);
+    expect(metrics).toContain('trellis_leader_terms_total{group="jobs",reason="resigned"} 2');
   });
 
   it('gives up leadership when onStartedLeading fails', async () => {

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { isTrellisError, messageOf, TrellisError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
+import { Counter, Gauge, type Registry } from '../core/metrics.js';
 import type { Lease, LeaseStore } from '../stores/types.js';
 import { defaultIdentity, type ElectionTiming, electionTiming } from './options.js';
 import { jitterBelow, sleep, withTimeout } from './timers.js';
@@ -37,6 +38,29 @@ export interface LeaderElectorOptions extends Partial<ElectionTiming> {
   /** Runs whenever a different leader (or this one) is observed. */
   onNewLeader?: (identity: string, token: number) => void;
   logger?: Logger;
+  /** Prometheus registry for `trellis_leader_is_leader` and `trellis_leader_terms_total`. */
+  registry?: Registry;
+}
+
+/** The election's metrics, shared by every elector registered in one registry. */
+function electionMetrics(registry: Registry) {
+  const isLeader =
+    (registry.getSingleMetric('trellis_leader_is_leader') as Gauge | undefined) ??
+    new Gauge({
+      name: 'trellis_leader_is_leader',
+      help: '1 while this candidate leads the group',
+      labelNames: ['group', 'identity'],
+      registers: [registry],
+    });
+  const terms =
+    (registry.getSingleMetric('trellis_leader_terms_total') as Counter | undefined) ??
+    new Counter({
+      name: 'trellis_leader_terms_total',
+      help: 'Terms of leadership ended, by reason',
+      labelNames: ['group', 'reason'],
+      registers: [registry],
+    });
+  return { isLeader, terms };
 }
 
 /**
@@ -56,6 +80,7 @@ export class LeaderElector {
   #lease: Lease | undefined;
   #endTerm: ((reason: TermEndReason) => void) | undefined;
   #observed: { holder: string; token: number } | undefined;
+  readonly #metrics: ReturnType<typeof electionMetrics> | undefined;
 
   constructor(options: LeaderElectorOptions) {
     if (!options.group) {
@@ -66,6 +91,7 @@ export class LeaderElector {
     this.identity = options.identity ?? defaultIdentity();
     this.group = options.group;
     this.#log = (options.logger ?? silentLogger()).child({ group: this.group, identity: this.identity });
+    this.#metrics = options.registry ? electionMetrics(options.registry) : undefined;
   }
 
   /** True while this candidate holds the lease and has renewed it within renewDeadline. */
@@ -174,6 +200,7 @@ export class LeaderElector {
     this.#stopping.signal.addEventListener('abort', onStop, { once: true });
     this.#observe(this.identity, lease.token);
     this.#log.info({ token: lease.token }, 'started leading');
+    this.#metrics?.isLeader.set({ group: this.group, identity: this.identity }, 1);
 
     // The lease was valid from the moment we asked for it: measure the deadline from there, on the
     // monotonic clock, so a process frozen by SIGSTOP sees the overdue deadline the moment it wakes.
@@ -228,6 +255,8 @@ export class LeaderElector {
     this.#stopping.signal.removeEventListener('abort', onStop);
     this.#endTerm = undefined;
     this.#log.info({ token: lease.token, reason }, 'stopped leading');
+    this.#metrics?.isLeader.set({ group: this.group, identity: this.identity }, 0);
+    this.#metrics?.terms.inc({ group: this.group, reason });
     await work;
     // Release only after the work has stopped, so a successor never overlaps with it.
     if (reason !== 'lost') await this.#release(lease);
