@@ -23,34 +23,46 @@ import {
   WATCH_OUTAGE_MS,
   watchGap,
 } from './common.js';
+import { WriteBatcher } from './write-batch.js';
 
 // Every key of a store shares one hash tag ({ns}) so the scripts also run on Redis Cluster.
 // KEYS: rev counter, entry hash, key index (sorted set), change stream, epoch. The epoch is a
 // random id set whenever the counter starts at 1: if Redis loses its data (restart without
 // persistence, a flush), revisions start again, and watchers notice the epoch changed.
-const PUT = `
-local old = redis.call('HMGET', KEYS[2], 'r', 'c', 'n')
-local oldRev = tonumber(old[1]) or 0
-if ARGV[3] ~= '' and tonumber(ARGV[3]) ~= oldRev then return {0, oldRev} end
-local rev = redis.call('INCR', KEYS[1])
-if rev == 1 then redis.call('SET', KEYS[5], ARGV[5]) end
-local c = tonumber(old[2]) or rev
-local n = (tonumber(old[3]) or 0) + 1
-redis.call('HSET', KEYS[2], 'v', ARGV[2], 'r', rev, 'c', c, 'n', n)
-if not old[1] then redis.call('ZADD', KEYS[3], 0, ARGV[1]) end
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], rev .. '-0', 't', 'p', 'k', ARGV[1], 'v', ARGV[2])
-return {1, rev, c, n}`;
-
-const DELETE = `
-local oldRev = tonumber(redis.call('HGET', KEYS[2], 'r')) or 0
-if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= oldRev then return {0, oldRev} end
-if oldRev == 0 then return {0, -1} end
-local rev = redis.call('INCR', KEYS[1])
-if rev == 1 then redis.call('SET', KEYS[5], ARGV[4]) end
-redis.call('DEL', KEYS[2])
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], rev .. '-0', 't', 'd', 'k', ARGV[1])
-return {1, rev}`;
+// A batch of writes in call order (WriteBatcher): one script call, so a burst of concurrent puts
+// costs one round trip and one script run. KEYS: rev counter, key index, change stream, epoch,
+// then one entry hash per write. ARGV: retain, epoch id, then per write: type (p/d), key, value,
+// expected revision ('' for none). Returns per write: ok, revision, createRevision, version.
+const WRITE = `
+local out = {}
+for i = 5, #KEYS do
+  local a = (i - 5) * 4 + 3
+  local t, k, v, exp = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local old = redis.call('HMGET', KEYS[i], 'r', 'c', 'n')
+  local oldRev = tonumber(old[1]) or 0
+  if exp ~= '' and tonumber(exp) ~= oldRev then
+    table.insert(out, 0); table.insert(out, oldRev); table.insert(out, 0); table.insert(out, 0)
+  elseif t == 'd' and oldRev == 0 then
+    table.insert(out, 0); table.insert(out, -1); table.insert(out, 0); table.insert(out, 0)
+  else
+    local rev = redis.call('INCR', KEYS[1])
+    if rev == 1 then redis.call('SET', KEYS[4], ARGV[2]) end
+    if t == 'd' then
+      redis.call('DEL', KEYS[i])
+      redis.call('ZREM', KEYS[2], k)
+      redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], rev .. '-0', 't', 'd', 'k', k)
+      table.insert(out, 1); table.insert(out, rev); table.insert(out, 0); table.insert(out, 0)
+    else
+      local c = tonumber(old[2]) or rev
+      local n = (tonumber(old[3]) or 0) + 1
+      redis.call('HSET', KEYS[i], 'v', v, 'r', rev, 'c', c, 'n', n)
+      if not old[1] then redis.call('ZADD', KEYS[2], 0, k) end
+      redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], rev .. '-0', 't', 'p', 'k', k, 'v', v)
+      table.insert(out, 1); table.insert(out, rev); table.insert(out, c); table.insert(out, n)
+    end
+  end
+end
+return out`;
 
 // KEYS: rev counter, key index. ARGV: lex min, lex max, entry-key prefix. One script: one snapshot.
 const LIST = `
@@ -64,9 +76,18 @@ for _, k in ipairs(keys) do
 end
 return out`;
 
+interface WriteOp {
+  type: 'p' | 'd';
+  key: string;
+  value: string;
+  expected: number | undefined;
+}
+
+/** ok (1/0), revision (or the current one on a failed CAS, -1 for deleting a missing key), createRevision, version. */
+type WriteOutcome = [number, number, number, number];
+
 type Scripted = Redis & {
-  trellisKvPut(...args: (string | number)[]): Promise<[number, number, number?, number?]>;
-  trellisKvDelete(...args: (string | number)[]): Promise<[number, number]>;
+  trellisKvWrite(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
   trellisKvList(...args: (string | Buffer)[]): Promise<string[]>;
 };
 
@@ -81,6 +102,7 @@ export class RedisKeyValueStore implements KeyValueStore {
   readonly features = featureList(['watch', 'compareAndSet', 'durable', 'multiProcess']);
   #closed = false;
   #watchers = new Set<Redis>();
+  readonly #writes = new WriteBatcher<WriteOp, WriteOutcome>((ops) => this.#writeBatch(ops));
   readonly #k: { rev: string; idx: string; log: string; entry: string; epoch: string };
 
   private constructor(
@@ -108,8 +130,8 @@ export class RedisKeyValueStore implements KeyValueStore {
       pollMs: intParam(params, 'pollMs', 5000),
     };
     const redis = (await openRedis(url)) as Scripted;
-    redis.defineCommand('trellisKvPut', { numberOfKeys: 5, lua: PUT });
-    redis.defineCommand('trellisKvDelete', { numberOfKeys: 5, lua: DELETE });
+    // The key count varies with the batch, so it is passed first on every call.
+    redis.defineCommand('trellisKvWrite', { lua: WRITE });
     redis.defineCommand('trellisKvList', { numberOfKeys: 2, lua: LIST });
     return new RedisKeyValueStore(redis, url, redisNamespace(params, 'trellis:kv'), opts);
   }
@@ -127,43 +149,30 @@ export class RedisKeyValueStore implements KeyValueStore {
     checkKey(key);
     checkValue(key, value, this.opts.maxValueBytes);
     const expected = options.expectedRevision;
-    const [ok, rev, c, n] = await this.#run(() =>
-      this.redis.trellisKvPut(
-        this.#k.rev,
-        this.#k.entry + key,
-        this.#k.idx,
-        this.#k.log,
-        this.#k.epoch,
-        key,
-        value,
-        expected === undefined ? '' : String(expected),
-        this.opts.retain,
-        randomUUID(),
-      ),
-    );
+    const [ok, rev, c, n] = await this.#writes.submit({ type: 'p', key, value, expected }, value.length);
     if (!ok) throw conflict(key, expected!, rev);
-    return { key, value, revision: rev, createRevision: c!, version: n! };
+    return { key, value, revision: rev, createRevision: c, version: n };
   }
 
   async delete(key: string, options: KvPutOptions = {}): Promise<boolean> {
     this.#open();
     checkKey(key);
     const expected = options.expectedRevision;
-    const [ok, rev] = await this.#run(() =>
-      this.redis.trellisKvDelete(
-        this.#k.rev,
-        this.#k.entry + key,
-        this.#k.idx,
-        this.#k.log,
-        this.#k.epoch,
-        key,
-        expected === undefined ? '' : String(expected),
-        this.opts.retain,
-        randomUUID(),
-      ),
-    );
+    const [ok, rev] = await this.#writes.submit({ type: 'd', key, value: '', expected });
     if (!ok && rev !== -1) throw conflict(key, expected!, rev);
     return ok === 1;
+  }
+
+  /** Writes a batch in one script call; a failed CAS comes back as ok = 0 for that write alone. */
+  async #writeBatch(ops: WriteOp[]): Promise<WriteOutcome[]> {
+    const keys = [this.#k.rev, this.#k.idx, this.#k.log, this.#k.epoch];
+    const args: (string | number)[] = [this.opts.retain, randomUUID()];
+    for (const op of ops) {
+      keys.push(this.#k.entry + op.key);
+      args.push(op.type, op.key, op.value, op.expected === undefined ? '' : String(op.expected));
+    }
+    const flat = await this.#run(() => this.redis.trellisKvWrite(keys.length, ...keys, ...args));
+    return ops.map((_, i) => flat.slice(i * 4, i * 4 + 4) as WriteOutcome);
   }
 
   async list(prefix: string): Promise<{ entries: KvEntry[]; revision: number }> {
@@ -319,6 +328,8 @@ export class RedisKeyValueStore implements KeyValueStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // Writes accepted before close() are written, not dropped.
+    await this.#writes.idle();
     for (const w of this.#watchers) w.disconnect();
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
