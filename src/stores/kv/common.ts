@@ -23,7 +23,8 @@ export function checkKey(key: string): void {
   if (typeof key !== 'string' || key.length === 0) {
     throw new TrellisError('TRELLIS_E_KV_KEY_INVALID', 'a key must be a non-empty string');
   }
-  if (Buffer.byteLength(key) > MAX_KEY_BYTES) {
+  // A UTF-16 unit is at most 3 UTF-8 bytes: short keys need no byte count (the common case, per call).
+  if (key.length * 3 > MAX_KEY_BYTES && Buffer.byteLength(key) > MAX_KEY_BYTES) {
     throw new TrellisError(
       'TRELLIS_E_KV_KEY_INVALID',
       `key "${key.slice(0, 40)}…" is ${Buffer.byteLength(key)} bytes: keys may have at most ${MAX_KEY_BYTES} bytes`,
@@ -39,6 +40,7 @@ export function checkValue(key: string, value: string, maxBytes: number): void {
       `value of "${key}" must be a string (serialise it first)`,
     );
   }
+  if (value.length * 3 <= maxBytes) return;
   const bytes = Buffer.byteLength(value);
   if (bytes > maxBytes) {
     throw new TrellisError(
