@@ -5,6 +5,7 @@ import { openEventStore } from '../stores/events/index.js';
 import { serviceUrl } from '../testing/services.js';
 import { aggregateStream, handleCommand } from './decider.js';
 import { runProjection, waitForProjection } from './projection.js';
+import { sqlSnapshots } from './snapshots.js';
 import { sql } from './sql.js';
 import { counterDecider, countingProjection } from './testing/fixtures.js';
 import { projectionCases } from './testing/projection-cases.js';
@@ -19,7 +20,8 @@ afterAll(async () => {
   for (const u of uniques) {
     await c.query(`DROP VIEW IF EXISTS counts_${u}`);
     await c.query(`DROP TABLE IF EXISTS counts_${u}__g1, counts_${u}__g2, ev_${u}`);
-    await c.query(`DROP FUNCTION IF EXISTS ev_${u}_append`);
+    await c.query(`DROP FUNCTION IF EXISTS ev_${u}_append, ev_${u}_append_batch`);
+    await c.query(`DROP TABLE IF EXISTS snap_${u}`);
     await c.query(`DELETE FROM trellis_projections WHERE name = $1`, [`p_${u}`]).catch(() => {});
   }
   await c.end();
@@ -68,6 +70,23 @@ describe.skipIf(!url)('CQRS on PostgreSQL', () => {
       expect([state.value, version]).toEqual([100, 100]);
     }
     for (const s of stores) await s.close();
+  });
+
+  it('keeps version-tagged snapshots beside the events', async () => {
+    const u = unique();
+    const store = await openEventStore(url!, { table: `ev_${u}` });
+    const snapshots = { store: sqlSnapshots(store, `snap_${u}`), every: 4 };
+    for (let i = 0; i < 9; i++) {
+      await handleCommand(store, 'c', { type: 'Increment', by: 1 }, counterDecider, { snapshots });
+    }
+    expect(await snapshots.store.load('c')).toMatchObject({
+      version: 8,
+      deciderVersion: 1,
+      state: { value: 8 },
+    });
+    const folded = await aggregateStream(store, 'c', counterDecider, { snapshots });
+    expect([folded.state.value, folded.version, folded.snapshotVersion]).toEqual([9, 9, 8]);
+    await store.close();
   });
 
   it('an async projection rides out its connections being killed and catches up', async () => {

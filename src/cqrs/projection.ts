@@ -94,15 +94,16 @@ export async function ensureProjection(store: TrellisEventStore, p: Projection):
   checkName(p.name);
   for (const t of p.tables) checkName(t);
   await store.transaction(async (tx) => {
+    if (tx.backend === 'postgres') {
+      // Two processes starting projections at once must not both create the same tables
+      // (CREATE TABLE IF NOT EXISTS is not safe against a concurrent twin on PostgreSQL).
+      await tx.sql('SELECT pg_advisory_xact_lock(hashtext($1))', [REGISTRY]);
+    }
     await sql(
       tx,
       `CREATE TABLE IF NOT EXISTS ${REGISTRY} (name TEXT PRIMARY KEY, generation INTEGER NOT NULL, position BIGINT NOT NULL,
         rebuild_generation INTEGER, rebuild_position BIGINT, updated_at BIGINT NOT NULL)`,
     );
-    if (tx.backend === 'postgres') {
-      // Two processes starting the same projection must not both create its tables.
-      await tx.sql('SELECT pg_advisory_xact_lock(hashtext($1))', [`trellis_projection:${p.name}`]);
-    }
     if (await readRow(tx, p.name)) return;
     await p.setup(tx, tablesOf(1));
     await pointViews(tx, p, 1);

@@ -33,12 +33,14 @@ export function memorySnapshots(): SnapshotStore {
 export function sqlSnapshots(store: TrellisEventStore, table = 'trellis_snapshots'): SnapshotStore {
   let ready: Promise<unknown> | undefined;
   const ensure = () =>
-    (ready ??= store.transaction((tx) =>
-      sql(
+    (ready ??= store.transaction(async (tx) => {
+      // CREATE TABLE IF NOT EXISTS is not safe against a concurrent twin on PostgreSQL.
+      if (tx.backend === 'postgres') await tx.sql('SELECT pg_advisory_xact_lock(hashtext($1))', [table]);
+      await sql(
         tx,
         `CREATE TABLE IF NOT EXISTS ${table} (stream_id TEXT PRIMARY KEY, version INTEGER NOT NULL, decider_version INTEGER NOT NULL, state TEXT NOT NULL)`,
-      ),
-    ));
+      );
+    }));
   return {
     async load(id) {
       await ensure();
