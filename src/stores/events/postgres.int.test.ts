@@ -18,7 +18,8 @@ afterAll(async () => {
   if (!url) return;
   const c = new pg.Client({ connectionString: url });
   await c.connect();
-  for (const t of tables) await c.query(`DROP TABLE IF EXISTS ${t}; DROP FUNCTION IF EXISTS ${t}_append, ${t}_append_batch`);
+  for (const t of tables)
+    await c.query(`DROP TABLE IF EXISTS ${t}; DROP FUNCTION IF EXISTS ${t}_append, ${t}_append_batch`);
   await c.end();
 });
 
