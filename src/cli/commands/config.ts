@@ -279,7 +279,7 @@ async function run(argv: string[]): Promise<number> {
         return 0;
       }
       case 'watch':
-        return watch(api, p[0] ?? '', v);
+        return await watch(api, p[0] ?? '', v);
       case 'history': {
         const entries = await api.history(need(p[0], 'key'), v.label);
         if (v.json) out(JSON.stringify(entries));
@@ -311,7 +311,7 @@ async function run(argv: string[]): Promise<number> {
         return 0;
       }
       case 'schema':
-        return schemaCommand(api, p, v);
+        return await schemaCommand(api, p, v);
     }
     return 2;
   } finally {

@@ -253,7 +253,9 @@ describe('trellis config (server, CLI, client)', () => {
         WRITE,
         'listen: { port: 8083 }\n',
       );
-      const line = await watcher.waitForOutput(/ put shop\/gateway by e2e: watched/);
+      const line = await watcher.waitForOutput(/ put shop\/gateway by e2e: watched/).catch((err) => {
+        throw new Error(`${err.message}\nwatch output:\n${watcher.output()}`);
+      });
       expect(Number(line.split(' ')[0])).toBeGreaterThan(start.revision);
     } finally {
       await watcher.stop('SIGINT');
