@@ -6,11 +6,15 @@ const LES = ['0.005', '0.01', '0.05', '0.1', '+Inf'];
 /** Prometheus text for one route as prom-client writes it: codes, then cumulative buckets. */
 function scrape(route: string, codes: Record<string, number>, cumulative: number[]): string {
   const labels = `frontend="web",route="${route}",service="catalog"`;
-  const lines = ['# HELP trellis_gateway_requests_total Requests answered.', '# TYPE trellis_gateway_requests_total counter'];
-  for (const [code, n] of Object.entries(codes)) lines.push(`trellis_gateway_requests_total{${labels},code="${code}"} ${n}`);
-  LES.forEach((le, i) =>
-    lines.push(`trellis_gateway_request_duration_seconds_bucket{le="${le}",${labels}} ${cumulative[i]}`),
-  );
+  const lines = [
+    '# HELP trellis_gateway_requests_total Requests answered.',
+    '# TYPE trellis_gateway_requests_total counter',
+  ];
+  for (const [code, n] of Object.entries(codes))
+    lines.push(`trellis_gateway_requests_total{${labels},code="${code}"} ${n}`);
+  LES.forEach((le, i) => {
+    lines.push(`trellis_gateway_request_duration_seconds_bucket{le="${le}",${labels}} ${cumulative[i]}`);
+  });
   lines.push(`trellis_gateway_request_duration_seconds_count{${labels}} ${cumulative.at(-1)}`);
   lines.push('trellis_process_cpu_seconds_total 1.5');
   return lines.join('\n');
@@ -39,8 +43,18 @@ describe('dashboard traffic figures', () => {
     ];
     expect(histogramQuantile(0.5, buckets)).toBeCloseTo(0.01 + 0.04 * (1 / 6));
     expect(histogramQuantile(0.2, buckets)).toBeCloseTo(0.005);
-    expect(histogramQuantile(0.99, [[0.1, 0], [Number.POSITIVE_INFINITY, 5]])).toBe(0.1);
-    expect(histogramQuantile(0.5, [[0.1, 0], [Number.POSITIVE_INFINITY, 0]])).toBeUndefined();
+    expect(
+      histogramQuantile(0.99, [
+        [0.1, 0],
+        [Number.POSITIVE_INFINITY, 5],
+      ]),
+    ).toBe(0.1);
+    expect(
+      histogramQuantile(0.5, [
+        [0.1, 0],
+        [Number.POSITIVE_INFINITY, 0],
+      ]),
+    ).toBeUndefined();
   });
 
   it('derives rate, 5xx share and percentiles from the difference between two scrapes', () => {
@@ -57,7 +71,11 @@ describe('dashboard traffic figures', () => {
 
   it('shows no rate or percentile for an idle interval, and counts from zero after a restart', () => {
     const totals = routeTotals(parseSamples(scrape('idle', { '200': 4 }, [4, 4, 4, 4, 4])));
-    expect(trafficBetween(totals, totals, 2)[0]).toMatchObject({ perSecond: 0, errorRate: undefined, p50: undefined });
+    expect(trafficBetween(totals, totals, 2)[0]).toMatchObject({
+      perSecond: 0,
+      errorRate: undefined,
+      p50: undefined,
+    });
     const restarted = routeTotals(parseSamples(scrape('idle', { '200': 2 }, [0, 2, 2, 2, 2])));
     expect(trafficBetween(totals, restarted, 2)[0]).toMatchObject({ perSecond: 1, total: 2 });
   });

@@ -16,18 +16,19 @@ const FILES: Record<string, { file: string; type: string }> = {
 };
 
 /** Content-Security-Policy of every dashboard file: only this origin's scripts, styles and fetches. */
-export const DASHBOARD_CSP = "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+export const DASHBOARD_CSP =
+  "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 const cache = new Map<string, Buffer>();
 
 /** True when `path` is one of the dashboard's files (then `serveDashboard` answers it). */
-export function isDashboardPath(path: string): boolean {
-  return Object.hasOwn(FILES, path);
+export function isDashboardPath(path: string | undefined): boolean {
+  return path !== undefined && Object.hasOwn(FILES, path);
 }
 
 /** Answers a dashboard file; read once from disk, then from memory. */
-export async function serveDashboard(path: string, res: ServerResponse): Promise<void> {
-  const entry = FILES[path]!;
+export async function serveDashboard(path: string | undefined, res: ServerResponse): Promise<void> {
+  const entry = FILES[path ?? '']!;
   let body = cache.get(entry.file);
   if (body === undefined) {
     body = await readFile(join(PUBLIC, entry.file));

@@ -49,7 +49,8 @@ const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '—');
 const dateTime = (iso) => (iso ? new Date(iso).toLocaleString() : '—');
 const fixed = (n, digits) => (n === undefined ? '—' : n.toFixed(digits));
 const percent = (r) => (r === undefined ? '—' : `${(r * 100).toFixed(r > 0 && r < 0.01 ? 2 : 1)} %`);
-const ms = (s) => (s === undefined ? '—' : s < 0.01 ? `${(s * 1000).toFixed(2)} ms` : `${(s * 1000).toFixed(0)} ms`);
+const ms = (s) =>
+  s === undefined ? '—' : s < 0.01 ? `${(s * 1000).toFixed(2)} ms` : `${(s * 1000).toFixed(0)} ms`;
 
 function replace(id, ...nodes) {
   document.getElementById(id).replaceChildren(...nodes);
@@ -74,7 +75,11 @@ function renderConfig(config) {
     nodes.push(
       el(
         'pre',
-        { class: 'reload-errors', 'data-testid': 'reload-errors', 'aria-label': 'Why the reload was rejected' },
+        {
+          class: 'reload-errors',
+          'data-testid': 'reload-errors',
+          'aria-label': 'Why the reload was rejected',
+        },
         errors.join('\n'),
       ),
     );
@@ -101,7 +106,12 @@ function renderTraffic(rows) {
   const headline = el(
     'div',
     { class: 'headline' },
-    el('div', {}, el('span', { class: 'value' }, fixed(rps, 1)), el('span', { class: 'label' }, 'requests/s')),
+    el(
+      'div',
+      {},
+      el('span', { class: 'value' }, fixed(rps, 1)),
+      el('span', { class: 'label' }, 'requests/s'),
+    ),
     el(
       'div',
       {},
@@ -282,13 +292,19 @@ async function refresh() {
     renderRoutes(routes);
     state.previous = { at: now, totals };
     state.lastOkAt = now;
-    setConnection(true, `Live: updated ${new Date(now).toLocaleTimeString()}, every ${INTERVAL_MS / 1000} s.`);
+    setConnection(
+      true,
+      `Live: updated ${new Date(now).toLocaleTimeString()}, every ${INTERVAL_MS / 1000} s.`,
+    );
   } catch (err) {
     const reason = err?.name === 'TimeoutError' ? 'no answer in time' : String(err?.message ?? err);
     const since = state.lastOkAt
       ? `Showing stale data from ${new Date(state.lastOkAt).toLocaleTimeString()}.`
       : 'No data yet.';
-    setConnection(false, `Cannot reach the admin API (${reason}). ${since} Retrying every ${INTERVAL_MS / 1000} s.`);
+    setConnection(
+      false,
+      `Cannot reach the admin API (${reason}). ${since} Retrying every ${INTERVAL_MS / 1000} s.`,
+    );
   } finally {
     state.busy = false;
   }
