@@ -127,7 +127,7 @@ describe.skipIf(!hasChromium)('gateway dashboard in a browser', () => {
       await upstreamRow(o.url)
         .filter({ has: page.locator('td', { hasText: /^healthy$/ }) })
         .waitFor();
-      expect(await upstreamRow(o.url).locator('td').nth(2).textContent()).toBe('in rotation');
+      expect(await upstreamRow(o.url).locator('td').nth(2).textContent()).toBe('not ejected');
     }
     expect(await page.locator('#services caption').textContent()).toContain('2 of 2 in rotation');
     await b.signal('SIGKILL');

@@ -156,7 +156,7 @@ function upstreamState(u) {
   const health = u.healthy ? badge('ok', 'healthy') : badge('bad', 'unhealthy');
   const ejected = u.ejected
     ? badge('warn', `ejected until ${time(u.ejectedUntil)}`)
-    : el('span', { class: 'muted' }, 'in rotation');
+    : el('span', { class: 'muted' }, 'not ejected');
   return { health, ejected };
 }
 
