@@ -2,7 +2,7 @@ import { type IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { messageOf } from '../core/errors.js';
-import { clientAddress, peerAddress, type TrustedProxies } from '../http/forwarded.js';
+import { clientAddress, socketPeer, type TrustedProxies } from '../http/forwarded.js';
 import { type EncodedSlashes, normalizeTarget, type PathRejection } from '../http/normalize.js';
 import { sendProblem } from '../http/problem.js';
 import { requestIdFrom } from '../http/request-id.js';
@@ -82,7 +82,7 @@ class GatewayContext implements RequestContext {
     this.upgrade = upgrade;
     this.baseLogger = logger;
     this.requestId = requestIdFrom(req.headers['x-request-id']);
-    this.peer = peerAddress(req.socket.remoteAddress);
+    this.peer = socketPeer(req.socket).peer;
     this.peerTrusted = settings.trusted.any && settings.trusted.trusts(this.peer);
     this.clientIp = this.peerTrusted ? clientAddress(this.peer, req.headers, settings.trusted) : this.peer;
     const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;

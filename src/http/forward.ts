@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
-import { peerAddress, pushForwardingHeaders } from './forwarded.js';
+import { pushForwardingHeaders, socketPeer } from './forwarded.js';
 import { sendProblem } from './problem.js';
 import type { RequestContext } from './types.js';
 import type { AttemptOutcome, ServicePool, Upstream } from './upstream/types.js';
@@ -83,14 +83,46 @@ export function upstreamRequestHeaders(ctx: RequestContext, host: string | undef
     out.push('te', 'trailers');
   if (host !== undefined) out.push('host', host);
   out.push('x-request-id', ctx.requestId);
-  const peer = ctx.peer ?? peerAddress(ctx.req.socket.remoteAddress);
+  const known = socketPeer(ctx.req.socket);
   pushForwardingHeaders(out, headers, {
-    peer,
+    peer: ctx.peer ?? known.peer,
+    forNode: ctx.peer === undefined || ctx.peer === known.peer ? known.forNode : undefined,
     trustedPeer: ctx.peerTrusted === true,
     protocol: ctx.protocol,
     host: headers.host,
   });
   return out;
+}
+
+/**
+ * Whether a response header name is dropped: hop-by-hop (DROP_RESPONSE) or the upstream's own
+ * x-request-id. Tested by length and first letter before any lower-casing because this runs for
+ * every header of every response and almost every name is kept: a Set lookup of the lower-cased
+ * name cost a string allocation per header.
+ */
+function dropsResponseHeader(name: string): boolean {
+  const first = name.charCodeAt(0) | 0x20; // ASCII lower case
+  switch (name.length) {
+    case 2: // te
+      return first === 0x74 && DROP_RESPONSE.has(name.toLowerCase());
+    case 7: // trailer, upgrade
+    case 10: // connection, keep-alive
+    case 12: // x-request-id
+    case 16: // proxy-connection
+    case 17: // transfer-encoding
+    case 18: // proxy-authenticate
+      return (
+        (first === 0x74 ||
+          first === 0x75 ||
+          first === 0x63 ||
+          first === 0x6b ||
+          first === 0x78 ||
+          first === 0x70) &&
+        DROP_RESPONSE.has(name.toLowerCase())
+      );
+    default:
+      return false;
+  }
 }
 
 /** Response headers for the client from undici's raw list, hop-by-hop ones removed. */
@@ -99,9 +131,12 @@ export function clientResponseHeaders(raw: Buffer[] | string[], requestId: strin
   let extra: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1');
-    const lower = name.toLowerCase();
-    if (lower === 'connection') extra = connectionTokens(raw[i + 1]!.toString('latin1'));
-    if (DROP_RESPONSE.has(lower)) continue;
+    if (dropsResponseHeader(name)) {
+      // Only a Connection header can name more hop-by-hop headers: parsed only when present.
+      if (name.length === 10 && (name.charCodeAt(0) | 0x20) === 0x63)
+        extra = connectionTokens(raw[i + 1]!.toString('latin1'));
+      continue;
+    }
     out.push(name, raw[i + 1]!.toString('latin1'));
   }
   if (extra !== undefined) {

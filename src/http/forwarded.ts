@@ -38,6 +38,32 @@ export function peerAddress(remote: string | undefined): string {
   return remote.startsWith('::ffff:') && isIPv4(remote.slice(7)) ? remote.slice(7) : remote;
 }
 
+/** What the forwarding headers say about a connection's peer, worked out once per socket. */
+export interface SocketPeer {
+  /** The peer address (see peerAddress). */
+  readonly peer: string;
+  /** The peer as a `Forwarded: for=` value (IPv6 quoted and bracketed). */
+  readonly forNode: string;
+}
+
+// Keep-alive connections carry many requests from one peer: the address, its IPv4/IPv6 tests
+// and the quoting are done on the first request and kept on the socket.
+const SOCKET_PEER = Symbol('trellis.socketPeer');
+type WithPeer = { remoteAddress?: string | undefined; [SOCKET_PEER]?: SocketPeer };
+
+/** The peer of `socket`, computed on the first call and remembered on the socket. */
+export function socketPeer(socket: { remoteAddress?: string | undefined }): SocketPeer {
+  const s = socket as WithPeer;
+  let known = s[SOCKET_PEER];
+  // remoteAddress is undefined once the socket is destroyed: do not remember that.
+  if (known === undefined) {
+    const peer = peerAddress(s.remoteAddress);
+    known = { peer, forNode: forwardedFor(peer) };
+    if (peer !== '') s[SOCKET_PEER] = known;
+  }
+  return known;
+}
+
 /**
  * The client address: the peer, or, when the peer is trusted, the right-most address in
  * X-Forwarded-For that is not itself a trusted proxy.
@@ -58,6 +84,8 @@ export function clientAddress(peer: string, headers: IncomingHttpHeaders, truste
 /** What the forwarding headers sent upstream say. */
 export interface ForwardedFacts {
   peer: string;
+  /** `peer` as a `for=` value, when already known (see socketPeer). */
+  forNode?: string | undefined;
   trustedPeer: boolean;
   protocol: 'http' | 'https';
   host: string | undefined;
@@ -98,7 +126,7 @@ export function pushForwardingHeaders(out: string[], headers: IncomingHttpHeader
   const priorHost = f.trustedPeer ? headers['x-forwarded-host'] : undefined;
   const host = typeof priorHost === 'string' && priorHost !== '' ? priorHost : f.host;
   if (host !== undefined) out.push('x-forwarded-host', host);
-  let element = `for=${forwardedFor(f.peer)};proto=${f.protocol}`;
+  let element = `for=${f.forNode ?? forwardedFor(f.peer)};proto=${f.protocol}`;
   if (f.host !== undefined) element += `;host=${quoteIfNeeded(f.host)}`;
   const priorForwarded = f.trustedPeer ? headers.forwarded : undefined;
   out.push(

@@ -10,19 +10,24 @@ function applyHeadArg(res: ServerResponse, headers: HeadArg): void {
       if (v !== undefined) res.setHeader(k, v);
     return;
   }
-  // Raw arrays may repeat a name (set-cookie): gather repeats before setting.
-  const pairs: Array<[string, string]> = [];
-  if (Array.isArray(headers[0])) for (const p of headers as string[][]) pairs.push([p[0]!, p[1]!]);
-  else
-    for (let i = 0; i < headers.length; i += 2) pairs.push([headers[i] as string, headers[i + 1] as string]);
-  const grouped = new Map<string, string[]>();
-  for (const [k, v] of pairs) {
-    const key = k.toLowerCase();
-    const list = grouped.get(key);
-    if (list) list.push(v);
-    else grouped.set(key, [v]);
+  // Raw arrays may repeat a name (set-cookie): a repeat is appended to what this call already
+  // set, never replacing it (node's own writeHead would keep only the last). Names seen are
+  // kept in a short array: a response has a handful of headers, and this runs on every one.
+  const nested = Array.isArray(headers[0]);
+  const step = nested ? 1 : 2;
+  const seen: string[] = [];
+  for (let i = 0; i < headers.length; i += step) {
+    const name = (nested ? (headers[i] as readonly string[])[0] : headers[i]) as string;
+    const value = (nested ? (headers[i] as readonly string[])[1] : headers[i + 1]) as string;
+    const key = name.toLowerCase();
+    if (!seen.includes(key)) {
+      seen.push(key);
+      res.setHeader(key, value);
+      continue;
+    }
+    const prior = res.getHeader(key)!;
+    res.setHeader(key, Array.isArray(prior) ? [...prior, value] : [String(prior), value]);
   }
-  for (const [k, v] of grouped) res.setHeader(k, v.length === 1 ? v[0]! : v);
 }
 
 /**

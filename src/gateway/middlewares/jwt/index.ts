@@ -7,6 +7,12 @@ import { setRequestHeader } from '../_support/request-headers.js';
 import { defineMiddleware } from '../types.js';
 import { keyResolver } from './keys.js';
 
+/** A successful verification, reused until `until` (and never past the token's `exp`). */
+interface Verified {
+  payload: JWTPayload;
+  until: number;
+}
+
 const ASYMMETRIC = [
   'RS256',
   'RS384',
@@ -143,14 +149,26 @@ export const jwtMiddleware = defineMiddleware({
     });
     // Only successes are remembered, keyed by the exact token bytes: the same bytes verify the
     // same way until `exp`, except after a key is withdrawn, which the short TTL bounds.
-    const verified = new Map<string, { payload: JWTPayload; until: number }>();
+    const verified = new Map<string, Verified>();
     const tolerance = Math.floor(o.clockTolerance / 1000);
-    const remembered = (token: string): JWTPayload | undefined => {
+    const fresh = (hit: Verified): boolean => {
+      const now = Date.now();
+      return now < hit.until && (hit.payload.exp === undefined || now / 1000 < hit.payload.exp + tolerance);
+    };
+    // A keep-alive connection usually sends the same token on every request: the last verified
+    // token is also kept on the socket, so the common case is one string comparison instead of
+    // hashing a ~1 KB token for the map lookup. Per middleware instance, so routes do not mix.
+    const lastOnSocket = Symbol('jwt.lastVerified');
+    type WithLast = { [lastOnSocket]?: { token: string; hit: Verified } };
+    const remembered = (token: string, socket: WithLast): JWTPayload | undefined => {
+      const last = socket[lastOnSocket];
+      if (last !== undefined && last.token === token && fresh(last.hit)) return last.hit.payload;
       const hit = verified.get(token);
       if (!hit) return undefined;
-      const now = Date.now();
-      if (now < hit.until && (hit.payload.exp === undefined || now / 1000 < hit.payload.exp + tolerance))
+      if (fresh(hit)) {
+        socket[lastOnSocket] = { token, hit };
         return hit.payload;
+      }
       verified.delete(token);
       return undefined;
     };
@@ -160,8 +178,11 @@ export const jwtMiddleware = defineMiddleware({
       // Shared by every request with this token: frozen so no one request can change another's claims.
       verified.set(token, { payload: Object.freeze(payload), until: Date.now() + o.verifiedCacheTtl });
     };
-    const verify = async (token: string): Promise<{ payload: JWTPayload } | { failure: Failure }> => {
-      const known = remembered(token);
+    const verify = async (
+      token: string,
+      socket: WithLast,
+    ): Promise<{ payload: JWTPayload } | { failure: Failure }> => {
+      const known = remembered(token, socket);
       if (known) return { payload: known };
       try {
         const { payload } =
@@ -214,7 +235,7 @@ export const jwtMiddleware = defineMiddleware({
       }
       const token = auth.slice(7).trim();
       if (token.length > o.maxTokenSize) return answer(ctx, invalid('the token is too large'));
-      const result = await verify(token);
+      const result = await verify(token, ctx.req.socket as WithLast);
       if ('failure' in result) return answer(ctx, result.failure);
       const { payload } = result;
       if (o.scopes.length > 0) {

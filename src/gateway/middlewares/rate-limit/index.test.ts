@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Agent, request } from 'undici';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type ChainServer, createMiddleware, serveChain } from '../testing.js';
 import { rateLimitMiddleware } from './index.js';
 
@@ -56,6 +56,27 @@ describe('rateLimit (memory)', () => {
     await srv!.close();
     const bucket = await start({ points: 2, per: '1m', algorithm: 'tokenBucket', burst: 3 });
     expect(await statuses(bucket, 7)).toEqual([200, 200, 200, 200, 200, 429, 429]);
+  });
+
+  it('slidingWindow weighs the previous window by its overlap, across window rolls', async () => {
+    // Only Date is faked: the servers and the limiter's expiry timers stay real.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const minute = 60_000;
+      const start0 = Math.ceil(Date.now() / minute + 1) * minute;
+      vi.setSystemTime(start0 + 1000);
+      const url = await start({ points: 4, per: '1m' });
+      expect(await statuses(url, 4)).toEqual([200, 200, 200, 200]);
+      // 10% into the next window: 4 x 0.9 + 1 > 4, for the first request and the ones after.
+      vi.setSystemTime(start0 + minute + 6000);
+      expect(await statuses(url, 2)).toEqual([429, 429]);
+      // Half way into the window after: the previous one holds 2 (refusals count), weighted 0.5.
+      vi.setSystemTime(start0 + 2 * minute + 30_000);
+      expect(await statuses(url, 4)).toEqual([200, 200, 200, 429]);
+      expect(reached).toBe(7);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('keys by header: each client has its own budget', async () => {

@@ -82,15 +82,32 @@ function checker(o: Options, base: Record<string, unknown>): (key: string) => Pr
     // Sliding window counter (two fixed windows, the previous weighted by its overlap): one
     // counter per window kept for two windows, so the store keeps doing the atomic increments.
     const counter = makeLimiter(o, base, UNBOUNDED, windowS * 2);
+    // The previous window no longer grows once it is over, so its count is read once per key
+    // per window and remembered until the window rolls: one store call per request instead of
+    // two. (With a shared store, increments another instance makes in the first milliseconds
+    // of a window to requests it received in the last may be missed: a few requests at most.)
+    let cachedIndex = -1;
+    let previousCounts = new Map<string, number>();
     return async (key) => {
       const now = Date.now();
       const index = Math.floor(now / o.per);
       const into = (now % o.per) / o.per;
-      const [current, previous] = await Promise.all([
-        counter.consume(`${key}:${index}`, 1),
-        counter.get(`${key}:${index - 1}`),
-      ]);
-      const estimate = (previous?.consumedPoints ?? 0) * (1 - into) + current.consumedPoints;
+      if (index !== cachedIndex) {
+        cachedIndex = index;
+        previousCounts = new Map();
+      }
+      let previous = previousCounts.get(key);
+      let current: RateLimiterRes;
+      if (previous === undefined) {
+        const [c, p] = await Promise.all([
+          counter.consume(`${key}:${index}`, 1),
+          counter.get(`${key}:${index - 1}`),
+        ]);
+        current = c;
+        previous = p?.consumedPoints ?? 0;
+        if (cachedIndex === index) previousCounts.set(key, previous);
+      } else current = await counter.consume(`${key}:${index}`, 1);
+      const estimate = previous * (1 - into) + current.consumedPoints;
       return {
         allowed: estimate <= o.points,
         remaining: Math.max(0, Math.floor(o.points - estimate)),
@@ -152,22 +169,27 @@ export const rateLimitMiddleware = defineMiddleware({
           return;
         }
         const reset = String(Math.max(1, Math.ceil(verdict.resetMs / 1000)));
-        const headers = {
-          'ratelimit-limit': limit,
-          'ratelimit-remaining': String(verdict.remaining),
-          'ratelimit-reset': reset,
-          'ratelimit-policy': policy,
-        };
+        const remaining = String(verdict.remaining);
         if (!verdict.allowed) {
           refuse(ctx, {
             status: 429,
             code: 'TRELLIS_E_RATE_LIMITED',
             detail: `more than ${o.points} requests in ${o.per / 1000}s: retry after ${reset}s`,
-            headers: { ...headers, 'retry-after': reset },
+            headers: {
+              'ratelimit-limit': limit,
+              'ratelimit-remaining': remaining,
+              'ratelimit-reset': reset,
+              'ratelimit-policy': policy,
+              'retry-after': reset,
+            },
           });
           return;
         }
-        for (const [k, v] of Object.entries(headers)) ctx.res.setHeader(k, v);
+        const res = ctx.res;
+        res.setHeader('ratelimit-limit', limit);
+        res.setHeader('ratelimit-remaining', remaining);
+        res.setHeader('ratelimit-reset', reset);
+        res.setHeader('ratelimit-policy', policy);
         return next(ctx);
       };
     return Object.assign(middleware, {
