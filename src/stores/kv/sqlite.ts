@@ -24,13 +24,8 @@ import { logWatch } from './log-watch.js';
 import { Notifier } from './notifier.js';
 import { WriteBatcher } from './write-batch.js';
 
-interface Row {
-  key: string;
-  value: string;
-  revision: number;
-  create_revision: number;
-  version: number;
-}
+/** A row as the statements select it: already shaped like a KvEntry (no copy per read). */
+type Row = KvEntry;
 
 // Stores on the same file in one process wake each other's watchers at once; other processes'
 // writes are found by polling the change log.
@@ -65,7 +60,7 @@ export class SqliteKeyValueStore implements KeyValueStore {
       const outcomes = this.#run(() => batchTx.immediate(ops));
       this.#notifier.notify();
       return outcomes;
-    });
+    }, 'immediate');
     const shared = notifiers.get(path) ?? new Notifier();
     notifiers.set(path, shared);
     this.#notifier = shared;
@@ -101,8 +96,11 @@ export class SqliteKeyValueStore implements KeyValueStore {
   async get(key: string): Promise<KvEntry | undefined> {
     this.#open();
     checkKey(key);
-    const row = this.#run(() => this.#q.get.get(key) as Row | undefined);
-    return row && toEntry(row);
+    try {
+      return this.#q.get.get(key) as Row | undefined;
+    } catch (err) {
+      throw sqliteError(this.url, err);
+    }
   }
 
   async put(key: string, value: string, options: KvPutOptions = {}): Promise<KvEntry> {
@@ -127,7 +125,7 @@ export class SqliteKeyValueStore implements KeyValueStore {
       this.db.transaction(() => {
         const rows = this.#q.list.all(globPrefix(prefix)) as Row[];
         const { revision } = this.#q.head.get() as { revision: number };
-        return { entries: rows.map(toEntry), revision };
+        return { entries: rows, revision };
       })(),
     );
   }
@@ -195,6 +193,16 @@ export class SqliteKeyValueStore implements KeyValueStore {
    * writing anything, so it fails alone and the rest of the batch commits.
    */
   #apply(op: WriteOp): KvEntry | boolean | Error {
+    if (op.type === 'put' && op.expected === undefined) {
+      // No compare-and-set: one upsert that returns the kept createRevision and the new version.
+      const revision = this.#append('put', op.key, op.value);
+      const kept = this.#q.upsertReturning.get(op.key, op.value, revision, revision) as {
+        createRevision: number;
+        version: number;
+      };
+      this.#compact(revision);
+      return { key: op.key, value: op.value, revision, ...kept };
+    }
     const old = this.#q.get.get(op.key) as Row | undefined;
     if (op.expected !== undefined && (old?.revision ?? 0) !== op.expected)
       return conflict(op.key, op.expected, old?.revision ?? 0);
@@ -210,7 +218,7 @@ export class SqliteKeyValueStore implements KeyValueStore {
       key: op.key,
       value: op.value,
       revision,
-      createRevision: old?.create_revision ?? revision,
+      createRevision: old?.createRevision ?? revision,
       version: (old?.version ?? 0) + 1,
     };
     this.#q.upsert.run(op.key, op.value, revision, next.createRevision, next.version);
@@ -245,15 +253,21 @@ export class SqliteKeyValueStore implements KeyValueStore {
   }
 }
 
+/** The columns of an entry, named as KvEntry's fields. */
+const ENTRY = 'key, value, revision, create_revision AS createRevision, version';
+
 function statements(db: Database.Database, t: string) {
   return {
-    get: db.prepare(`SELECT key, value, revision, create_revision, version FROM ${t} WHERE key = ?`),
-    list: db.prepare(
-      `SELECT key, value, revision, create_revision, version FROM ${t} WHERE key GLOB ? ORDER BY key`,
-    ),
+    get: db.prepare(`SELECT ${ENTRY} FROM ${t} WHERE key = ?`),
+    list: db.prepare(`SELECT ${ENTRY} FROM ${t} WHERE key GLOB ? ORDER BY key`),
     upsert: db.prepare(
       `INSERT INTO ${t} (key, value, revision, create_revision, version) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET value = excluded.value, revision = excluded.revision, version = excluded.version`,
+    ),
+    upsertReturning: db.prepare(
+      `INSERT INTO ${t} (key, value, revision, create_revision, version) VALUES (?, ?, ?, ?, 1)
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value, revision = excluded.revision, version = version + 1
+       RETURNING create_revision AS createRevision, version`,
     ),
     remove: db.prepare(`DELETE FROM ${t} WHERE key = ?`),
     log: db.prepare(`INSERT INTO ${t}_log (type, key, value) VALUES (?, ?, ?)`),
@@ -271,16 +285,6 @@ function statements(db: Database.Database, t: string) {
 type WriteOp =
   | { type: 'put'; key: string; value: string; expected: number | undefined }
   | { type: 'delete'; key: string; expected: number | undefined };
-
-function toEntry(r: Row): KvEntry {
-  return {
-    key: r.key,
-    value: r.value,
-    revision: r.revision,
-    createRevision: r.create_revision,
-    version: r.version,
-  };
-}
 
 function toChange(r: {
   revision: number;

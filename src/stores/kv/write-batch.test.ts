@@ -38,6 +38,7 @@ describe('WriteBatcher', () => {
         if (batches.length === 1) await gate;
         return ops;
       },
+      'microtask',
       { maxOps: 3, maxBytes: 1_000 },
     );
     const first = b.submit(0);

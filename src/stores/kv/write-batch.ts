@@ -28,6 +28,14 @@ export interface WriteBatchLimits {
 const DEFAULT_LIMITS: WriteBatchLimits = { maxOps: 128, maxBytes: 4 * 1024 * 1024 };
 
 /**
+ * When a batch starts once nothing is in flight: 'microtask' (a lone writer waits for nothing;
+ * concurrent writers still gather while the previous batch is in flight, which suits network
+ * engines) or 'immediate' (one event-loop turn, so callers woken by the same I/O join the batch:
+ * suits a synchronous engine like SQLite, where no batch is ever "in flight" to gather behind).
+ */
+export type WriteBatchStart = 'microtask' | 'immediate';
+
+/**
  * Queues writes and hands them to `write` in batches, one batch at a time, in call order.
  * `write` returns one outcome per op: a result, or an Error for that op alone (a failed
  * compare-and-set); if `write` itself throws, every op of the batch fails with that error.
@@ -40,6 +48,7 @@ export class WriteBatcher<Op, R> {
 
   constructor(
     private readonly write: (ops: Op[]) => Promise<(R | Error)[]> | (R | Error)[],
+    private readonly start: WriteBatchStart = 'microtask',
     private readonly limits: WriteBatchLimits = DEFAULT_LIMITS,
   ) {}
 
@@ -65,11 +74,12 @@ export class WriteBatcher<Op, R> {
   #schedule(): void {
     if (this.#scheduled || this.#busy) return;
     this.#scheduled = true;
-    // One turn of the event loop lets concurrent callers join the batch.
-    setImmediate(() => {
+    const run = () => {
       this.#scheduled = false;
       this.#flush();
-    });
+    };
+    if (this.start === 'immediate') setImmediate(run);
+    else queueMicrotask(run);
   }
 
   /** Writes the next batch; settles synchronously when `write` is synchronous (SQLite). */
