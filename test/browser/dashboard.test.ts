@@ -190,6 +190,24 @@ describe.skipIf(!hasChromium)('gateway dashboard in a browser', () => {
     await page.screenshot({ path: join(SCREENSHOTS, 'dashboard.png'), fullPage: true });
   });
 
+  it('shows an applied reload: the new version, its routes, and no error box', async () => {
+    const fixed = gatewayYaml(a, b).replace(
+      'routes:\n',
+      'routes:\n  - { name: added, match: { path: /added }, respond: { status: 204 } }\n',
+    );
+    writeFileSync(gw.file, fixed);
+    await waitUntil(async () => (await fetch(gw.url + '/added')).status === 204, 'the reload to apply');
+    // The button works (the 2 s timer would refresh too, so this does not prove it was the button).
+    await page.getByRole('button', { name: 'Refresh now' }).click();
+    await page.getByTestId('config-version').filter({ hasText: /^2$/ }).waitFor({ timeout: 5_000 });
+    expect(await page.getByTestId('last-reload').textContent()).toMatch(/^applied version 2 at /);
+    expect(await page.getByTestId('reload-errors').count()).toBe(0);
+    await page
+      .locator('#routes table', { hasText: 'Frontend default' })
+      .locator('tr', { hasText: 'added' })
+      .waitFor();
+  });
+
   it('says the admin API is unreachable and keeps the last data on screen, marked stale', async () => {
     await gw.stop();
     const status = page.locator('#connection');
