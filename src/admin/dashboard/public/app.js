@@ -179,7 +179,8 @@ function renderServices(data) {
   replace(
     'services',
     ...services.map((s) => {
-      const rows = s.upstreams.map((u) => {
+      const upstreams = s.upstreams ?? [];
+      const rows = upstreams.map((u) => {
         const { health, ejected } = upstreamState(u);
         const check = u.lastHealthCheck
           ? `${u.lastHealthCheck.passed ? 'passed' : 'failed'} at ${time(u.lastHealthCheck.at)}${
@@ -197,8 +198,8 @@ function renderServices(data) {
           check,
         ];
       });
-      const up = s.upstreams.filter((u) => u.healthy && !u.ejected).length;
-      return table(`${s.name} — ${s.balance}, ${up} of ${s.upstreams.length} in rotation`, headers, rows);
+      const up = upstreams.filter((u) => u.healthy && !u.ejected).length;
+      return table(`${s.name} — ${s.balance}, ${up} of ${upstreams.length} in rotation`, headers, rows);
     }),
   );
 }
@@ -232,7 +233,7 @@ function renderRoutes(data) {
           el('code', {}, describeMatch(r.match ?? {})),
           r.handler,
           r.service ?? '—',
-          r.middlewares.length > 0
+          r.middlewares?.length > 0
             ? el(
                 'ol',
                 { class: 'chain' },
@@ -282,7 +283,9 @@ async function refresh() {
       getJson('/admin/routes'),
       getJson('/admin/services'),
       getText('/metrics'),
-    ]);
+    ]).catch((err) => {
+      throw Object.assign(err, { unreachable: true });
+    });
     const now = Date.now();
     const totals = routeTotals(parseSamples(metrics));
     const seconds = state.previous ? (now - state.previous.at) / 1000 : 0;
@@ -301,10 +304,11 @@ async function refresh() {
     const since = state.lastOkAt
       ? `Showing stale data from ${new Date(state.lastOkAt).toLocaleTimeString()}.`
       : 'No data yet.';
-    setConnection(
-      false,
-      `Cannot reach the admin API (${reason}). ${since} Retrying every ${INTERVAL_MS / 1000} s.`,
-    );
+    // A failed fetch means the API is away; anything else means it answered what this page cannot show.
+    const what = err?.unreachable
+      ? `Cannot reach the admin API (${reason}).`
+      : `The admin API answered something this page cannot show (${reason}).`;
+    setConnection(false, `${what} ${since} Retrying every ${INTERVAL_MS / 1000} s.`);
   } finally {
     state.busy = false;
   }
