@@ -67,38 +67,17 @@ export function checkIdentifier(name: string): string {
   return name;
 }
 
-/**
- * Wakes waiting subscribers when an append lands. A waiter also wakes after `ms` (the polling
- * fallback for writers in other processes) or when its signal aborts.
- */
-export class Notifier {
-  private waiters = new Set<() => void>();
-
-  notify(): void {
-    const ws = [...this.waiters];
-    this.waiters.clear();
-    for (const w of ws) w();
-  }
-
-  wait(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
-        this.waiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal?.addEventListener('abort', done, { once: true });
-      this.waiters.add(done);
-    });
-  }
-}
+export { Notifier } from '../notifier.js';
 
 export interface PollingSource {
   readAll(options: { from: number; limit: number }): Promise<RecordedEvent[]>;
-  /** Resolves when new events may be there (a wake-up or the polling interval). */
-  waitForChange(signal?: AbortSignal): Promise<void>;
+  /**
+   * Resolves when new events may be there (a wake-up or the polling interval); at once if the
+   * change generation moved past `since` (taken before the last read, so no wake-up is lost).
+   */
+  waitForChange(signal?: AbortSignal, since?: number): Promise<void>;
+  /** The wake-up generation (Notifier.generation), when the source has one. */
+  changeGeneration?(): number;
 }
 
 /**
@@ -115,6 +94,7 @@ export async function* pollSubscription(
   let position = options.from ?? 0;
   let caughtUp = false;
   while (!signal?.aborted) {
+    const generation = source.changeGeneration?.();
     const events = await source.readAll({ from: position, limit: batch });
     for (const event of events) {
       if (signal?.aborted) return;
@@ -127,7 +107,7 @@ export async function* pollSubscription(
         yield { kind: 'caught-up', position };
       }
       if (signal?.aborted) return;
-      await source.waitForChange(signal);
+      await source.waitForChange(signal, generation);
     }
   }
 }

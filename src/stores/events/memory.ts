@@ -78,7 +78,8 @@ export class MemoryEventStore implements TrellisEventStore {
     return pollSubscription(
       {
         readAll: (o) => this.readAll(o),
-        waitForChange: (signal) => this.notifier.wait(60_000, signal),
+        changeGeneration: () => this.notifier.generation,
+        waitForChange: (signal, since) => this.notifier.wait(60_000, signal, since),
       },
       options,
     );

@@ -332,10 +332,11 @@ export class PostgresEventStore implements TrellisEventStore {
     return pollSubscription(
       {
         readAll: (o) => this.readAll(o),
-        waitForChange: async (signal) => {
+        changeGeneration: () => this.notifier.generation,
+        waitForChange: async (signal, since) => {
           // LISTEN/NOTIFY wakes us at once; the timed poll covers a lost listener connection.
           await this.ensureListener().catch(() => {});
-          await this.notifier.wait(this.listener ? this.pollMs : Math.min(this.pollMs, 250), signal);
+          await this.notifier.wait(this.listener ? this.pollMs : Math.min(this.pollMs, 250), signal, since);
         },
       },
       options,

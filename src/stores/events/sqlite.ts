@@ -170,7 +170,8 @@ export class SqliteEventStore implements TrellisEventStore {
       {
         readAll: (o) => this.readAll(o),
         // Writers in other processes cannot wake us: poll as the fallback.
-        waitForChange: (signal) => this.notifier.wait(this.pollMs, signal),
+        changeGeneration: () => this.notifier.generation,
+        waitForChange: (signal, since) => this.notifier.wait(this.pollMs, signal, since),
       },
       options,
     );

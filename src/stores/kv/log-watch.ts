@@ -10,8 +10,13 @@ export interface ChangeLog {
    * TRELLIS_E_KV_WATCH_GAP when the log no longer holds everything after `after`.
    */
   read(prefix: string, after: number, limit: number): Promise<{ changes: KvChange[]; scanned: number }>;
-  /** Resolves when something may have changed (or after `ms` at the latest). */
-  wait(ms: number, signal: AbortSignal): Promise<void>;
+  /**
+   * Resolves when something may have changed (or after `ms` at the latest); at once if the
+   * wake-up generation moved past `since` (taken before the last read, so no wake-up is lost).
+   */
+  wait(ms: number, signal: AbortSignal, since?: number): Promise<void>;
+  /** The wake-up generation (Notifier.generation), when the log has one. */
+  generation?(): number;
   /** True once the store is closed: the watch then ends. */
   closed(): boolean;
 }
@@ -50,6 +55,7 @@ async function* iterate(
     let outage = 0;
     while (!stop.signal.aborted && !log.closed()) {
       let read: Awaited<ReturnType<ChangeLog['read']>>;
+      const generation = log.generation?.();
       try {
         read = await log.read(prefix, after, options.batch ?? 1000);
         outage = 0;
@@ -68,7 +74,7 @@ async function* iterate(
         after = change.revision;
       }
       if (scanned > after) after = scanned;
-      if (changes.length === 0) await log.wait(options.pollMs, stop.signal);
+      if (changes.length === 0) await log.wait(options.pollMs, stop.signal, generation);
     }
   } finally {
     options.signal?.removeEventListener('abort', onAbort);

@@ -116,7 +116,8 @@ export class MemoryKeyValueStore implements KeyValueStore {
         }
         return { changes, scanned };
       },
-      wait: (ms: number, signal: AbortSignal) => this.#notifier.wait(ms, signal),
+      wait: (ms: number, signal: AbortSignal, since?: number) => this.#notifier.wait(ms, signal, since),
+      generation: () => this.#notifier.generation,
       closed: () => this.#closed,
     };
     return logWatch(log, prefix, start, { ...options, pollMs: 60_000 });

@@ -255,10 +255,11 @@ export class PostgresKeyValueStore implements KeyValueStore {
         const scanned = changes.length === limit ? changes.at(-1)!.revision : Number(rows[0]?.head ?? after);
         return { changes, scanned };
       },
-      wait: (ms: number, signal: AbortSignal) => {
+      wait: (ms: number, signal: AbortSignal, since?: number) => {
         this.#listen();
-        return this.#notifier.wait(ms, signal);
+        return this.#notifier.wait(ms, signal, since);
       },
+      generation: () => this.#notifier.generation,
       closed: () => this.#closed,
     };
     return logWatch(log, prefix, start, { ...options, pollMs: this.opts.pollMs });

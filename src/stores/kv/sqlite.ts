@@ -159,7 +159,8 @@ export class SqliteKeyValueStore implements KeyValueStore {
           })(),
         );
       },
-      wait: (ms: number, signal: AbortSignal) => this.#notifier.wait(ms, signal),
+      wait: (ms: number, signal: AbortSignal, since?: number) => this.#notifier.wait(ms, signal, since),
+      generation: () => this.#notifier.generation,
       closed: () => this.#closed,
     };
     return logWatch(log, prefix, start, { ...options, pollMs: this.opts.pollMs });
