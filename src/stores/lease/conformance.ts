@@ -112,6 +112,27 @@ export function leaseConformance(
       expect(await store.read(n)).toMatchObject({ holder: winners[0]!.holder, token: winners[0]!.token });
     });
 
+    it('a holder renewing without pause never loses the lease to a contender', async () => {
+      // Regression: on etcd a renew moves the key to a fresh etcd lease, and a contender that read
+      // the old (revoked) lease's TTL took the key from its live holder.
+      const leaseName = fresh();
+      let held = (await store.acquire(leaseName, 'holder', long))!;
+      const deadline = Date.now() + 1500;
+      let stolen: Lease | undefined;
+      await Promise.all([
+        (async () => {
+          while (Date.now() < deadline && !stolen) held = await store.renew(held, long);
+        })(),
+        ...Array.from({ length: 4 }, async () => {
+          while (Date.now() < deadline && !stolen) {
+            stolen = (await store.acquire(leaseName, 'contender', long)) ?? stolen;
+          }
+        }),
+      ]);
+      expect(stolen).toBeUndefined();
+      expect((await store.read(leaseName))?.holder).toBe('holder');
+    });
+
     it('tokens keep growing for a name across many hand-overs', async () => {
       const n = fresh();
       let last = 0;

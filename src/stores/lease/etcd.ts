@@ -39,14 +39,19 @@ export class EtcdLeaseStore implements LeaseStore {
     const key = this.#key(name);
     let current = await this.#get(key);
     if (current && (await this.#remaining(current)) < 0) {
-      // Lapsed, but etcd has not deleted it yet: remove exactly that incarnation, then take it anew.
-      await this.#run(() =>
+      // Lapsed, but etcd has not deleted it yet: remove exactly that version of the key, then take
+      // it anew. A renew moves the key to a fresh etcd lease and revokes the old one, so the TTL we
+      // just read may be of a lease the holder already left: comparing mod_revision (which every
+      // renew bumps) keeps a live, just-renewed lease from being deleted under its holder.
+      const lapsed = current;
+      const res = await this.#run(() =>
         this.client.kv.txn({
-          compare: [{ key, target: 'Create', result: 'Equal', create_revision: current!.create_revision }],
+          compare: [{ key, target: 'Mod', result: 'Equal', mod_revision: lapsed.mod_revision }],
           success: [{ request_delete_range: { key } }],
         }),
       );
-      current = undefined;
+      current = res.succeeded ? undefined : await this.#get(key);
+      if (current && (await this.#remaining(current)) < 0) return undefined;
     }
     if (current) {
       if (current.value.toString() !== holder) return undefined;
@@ -123,10 +128,16 @@ export class EtcdLeaseStore implements LeaseStore {
 
   async read(name: string): Promise<Lease | undefined> {
     this.#open();
-    const current = await this.#get(this.#key(name));
+    let current = await this.#get(this.#key(name));
     if (!current) return undefined;
-    const ttl = await this.#remaining(current);
-    if (ttl < 0) return undefined;
+    let ttl = await this.#remaining(current);
+    if (ttl < 0) {
+      // The etcd lease we read may have been replaced by a concurrent renew: look once more.
+      current = await this.#get(this.#key(name));
+      if (!current) return undefined;
+      ttl = await this.#remaining(current);
+      if (ttl < 0) return undefined;
+    }
     return {
       name,
       holder: current.value.toString(),
