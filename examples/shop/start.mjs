@@ -150,6 +150,7 @@ Try:
   curl -s  ${base}${web}/carts/alice               # a cart with product details fetched per item (fan-out)
   curl -s  ${base}${web}/carts/alice/checkout -X POST -d '{"pay":"card"}'   # an unsafe last step
   curl -s  ${admin}/admin/routes                   # routes grouped by frontend
+  open     ${admin}/                                # dashboard: routes, upstream health, traffic, last reload
 
 Edit ${shown} and save: the gateway reloads it (a broken file is refused, traffic keeps flowing).
 Ctrl-C stops everything.
