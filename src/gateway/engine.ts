@@ -128,7 +128,8 @@ export class ListenerEngine {
     const listener = generation.listeners.get(this.key);
     const ctx = new GatewayContext(req, res, state.settings, state.logger, upgrade);
     generation.inFlight++;
-    res.once('close', () => this.finished(ctx, generation));
+    // 'close' is emitted once per response: `on` spares the once-wrapper per request.
+    res.on('close', () => this.finished(ctx, generation));
     if (listener === undefined) {
       this.refuse(ctx, 503, 'TRELLIS_E_NO_ROUTE', 'this listener has no routes in the active configuration');
       return;

@@ -225,7 +225,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     const timeout = this.options.timeoutMs ?? this.pool.timeouts.request;
     // Module-level callbacks with the exchange as argument: no closures allocated per request.
     if (timeout > 0) this.timer = setTimeout(onExchangeTimeout, timeout, this);
-    this.ctx.res.once('close', onClientClose.bind(this));
+    // 'close' is emitted once per response: `on` spares the once-wrapper per request.
+    this.ctx.res.on('close', onClientClose.bind(this));
     this.dispatch();
   }
 

@@ -24,7 +24,7 @@ const write: Record<string, (res: ServerResponse) => void> = {
 const server = createServer((req, res) => {
   res.setHeader('x-before', 'kept');
   onResponseHead(res, (r) => {
-    seen.push(r.getHeaders());
+    seen.push(Object.fromEntries(r.getHeaderNames().map((n) => [n, r.getHeader(n)])));
     r.setHeader('x-added', String(r.statusCode));
   });
   write[req.url!]!(res);

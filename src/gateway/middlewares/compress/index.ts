@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import { type BrotliCompress, constants, createBrotliCompress, createGzip, type Gzip } from 'node:zlib';
 import { z } from 'zod';
 import { size } from '../../../core/units.js';
-import { onResponseHead } from '../_support/intercept.js';
+import { onResponseHead, type ResponseHead } from '../_support/intercept.js';
 import { appendVary } from '../_support/vary.js';
 import { defineMiddleware } from '../types.js';
 import { type Coding, negotiate } from './negotiate.js';
@@ -63,7 +63,7 @@ export const compressMiddleware = defineMiddleware({
         : createGzip({ level: o.gzipLevel });
 
     /** Decides at head time; returns the coding to use, after fixing the headers for it. */
-    const decide = (res: ServerResponse, method: string | undefined, coding: Coding | undefined) => {
+    const decide = (res: ResponseHead, method: string | undefined, coding: Coding | undefined) => {
       const type = res.getHeader('content-type');
       if (type === undefined || !compressible(String(type))) return undefined;
       // The body depends on Accept-Encoding whether or not this client gets it compressed.
