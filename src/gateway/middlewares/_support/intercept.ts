@@ -37,8 +37,11 @@ class FlatHead implements ResponseHead {
   getHeader(name: string): string | string[] | undefined {
     const lower = name.toLowerCase();
     let found: string[] | undefined;
-    for (let i = 0; i < this.list.length; i += 2)
-      if (sameName(this.list[i]!, lower)) (found ??= []).push(this.list[i + 1]!);
+    for (let i = 0; i < this.list.length; i += 2) {
+      if (!sameName(this.list[i]!, lower)) continue;
+      found ??= [];
+      found.push(this.list[i + 1]!);
+    }
     return found === undefined ? undefined : found.length === 1 ? found[0] : found;
   }
 
