@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
-import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import type { ConfigApi } from '../../config/api.js';
 import { createConfigClient, openConfigApi } from '../../config/client.js';
@@ -14,7 +13,7 @@ import { createLogger, type Logger } from '../../core/logger.js';
 import { redactUrl } from '../../stores/connection.js';
 import { openKeyValueStore } from '../../stores/kv/index.js';
 import type { Command } from '../command.js';
-import { usageError } from '../usage.js';
+import { parseCommandArgs, usageError } from '../usage.js';
 
 const usage = `usage:
   trellis config serve --store URL [--listen HOST:PORT] [--read-token T] [--write-token T]
@@ -64,11 +63,7 @@ const options = {
 type Values = ReturnType<typeof parse>['values'];
 
 function parse(argv: string[]) {
-  try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw usageError(messageOf(err));
-  }
+  return parseCommandArgs(argv, options);
 }
 
 const out = (line: string) => process.stdout.write(`${line}\n`);

@@ -1,9 +1,8 @@
-import { parseArgs } from 'node:util';
 import { drainOnSignals } from '../../core/lifecycle.js';
 import { createLogger } from '../../core/logger.js';
 import { startGateway } from '../../gateway/gateway.js';
 import type { Command } from '../command.js';
-import { usageError } from '../usage.js';
+import { parseCommandArgs, usageError } from '../usage.js';
 import { type FollowedDocument, followDocument } from './config.js';
 
 const usage = `usage: trellis gateway -c gateway.yaml [--admin host:port] [--no-admin] [--log-level info]
@@ -42,13 +41,7 @@ export function parseHostPort(value: string): { host: string; port: number } {
 }
 
 async function run(argv: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof options }>>;
-  try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: false, strict: true });
-  } catch (err) {
-    throw usageError((err as Error).message);
-  }
-  const { values } = parsed;
+  const { values } = parseCommandArgs(argv, options, false);
   if (!values.config && !values['config-from']) {
     throw usageError('name the gateway file with -c FILE (or --config-from URL#key)');
   }

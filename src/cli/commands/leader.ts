@@ -1,10 +1,9 @@
-import { parseArgs } from 'node:util';
 import { createLogger } from '../../core/logger.js';
 import { parseDuration } from '../../core/units.js';
 import { superviseWhileLeading } from '../../leader/supervise.js';
 import { openLeaseStore } from '../../stores/lease/index.js';
 import type { Command } from '../command.js';
-import { usageError } from '../usage.js';
+import { parseCommandArgs, usageError } from '../usage.js';
 
 const usage = `usage:
   trellis leader run --group G --store URL [options] -- <command> [args…]
@@ -39,11 +38,7 @@ const options = {
 } as const;
 
 function parse(argv: string[]) {
-  try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw usageError((err as Error).message);
-  }
+  return parseCommandArgs(argv, options);
 }
 
 const ms = (v: string | undefined) => (v === undefined ? undefined : parseDuration(v));

@@ -1,13 +1,12 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import { messageOf, TrellisError } from '../../core/errors.js';
 import type { Projection, RebuildProgress } from '../../cqrs/projection.js';
 import { projectionStatus, rebuildProjection, runProjection } from '../../cqrs/projection.js';
 import { openEventStore } from '../../stores/events/index.js';
 import type { TrellisEventStore } from '../../stores/events/types.js';
 import type { Command } from '../command.js';
-import { usageError } from '../usage.js';
+import { parseCommandArgs, usageError } from '../usage.js';
 
 const usage = `usage: trellis projections <status|rebuild|run> [NAME…] --module FILE --store URL [options]
 
@@ -32,11 +31,7 @@ const options = {
 } as const;
 
 function parse(argv: string[]) {
-  try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw usageError(messageOf(err));
-  }
+  return parseCommandArgs(argv, options);
 }
 
 /** Loads the user's projections: the CLI cannot know them otherwise. */

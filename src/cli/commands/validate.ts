@@ -1,8 +1,7 @@
-import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../../core/config.js';
 import { gatewaySchema } from '../../gateway/schema.js';
 import type { Command } from '../command.js';
-import { usageError } from '../usage.js';
+import { parseCommandArgs, usageError } from '../usage.js';
 
 const usage = `usage: trellis validate FILE…
 
@@ -10,12 +9,7 @@ Checks gateway files without running them. Prints "FILE: ok" for a valid one; fo
 one prints every problem as FILE:LINE:COLUMN PATH: MESSAGE and exits 1.`;
 
 async function run(argv: string[]): Promise<number> {
-  let files: string[];
-  try {
-    files = parseArgs({ args: argv, options: {}, allowPositionals: true, strict: true }).positionals;
-  } catch (err) {
-    throw usageError((err as Error).message);
-  }
+  const files = parseCommandArgs(argv, {}).positionals;
   if (files.length === 0) throw usageError('name the file to check');
   const schema = gatewaySchema();
   let failed = false;
