@@ -16,7 +16,7 @@ export interface CaptureHooks {
 
 /** Writes to the client with the original (unwrapped) response methods. */
 export interface Sender {
-  writeHead(status: number, headers: Record<string, string | string[] | number>): void;
+  writeHead(status: number, headers: Record<string, string | string[] | number> | string[]): void;
   end(body?: Buffer): void;
 }
 

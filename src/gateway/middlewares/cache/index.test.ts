@@ -1,7 +1,7 @@
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { RequestContext } from '../../../http/types.js';
+import type { Handler, RequestContext } from '../../../http/types.js';
 import { compressMiddleware } from '../compress/index.js';
 import { type ChainServer, createMiddleware, serveChain } from '../testing.js';
 import { cacheMiddleware } from './index.js';
@@ -221,6 +221,43 @@ describe('cache', () => {
     expect(a.headers['cache-status']).toContain('fwd=miss');
     expect((await get(`${url}/items`, { 'x-v': 'b' })).headers['cache-status']).toContain('fwd=miss');
     expect(seen.length).toBeGreaterThan(before);
+  });
+
+  it('a hit keeps headers set before the cache, repeated stored headers and its own request id', async () => {
+    const cache = await createMiddleware(cacheMiddleware, {});
+    let n = 0;
+    const ids: string[] = [];
+    // An outer middleware that sets a header with setHeader before the cache runs (as rateLimit does).
+    const outer =
+      (next: Handler): Handler =>
+      (ctx) => {
+        ids.push(ctx.requestId);
+        ctx.res.setHeader('x-outer', String(++n));
+        return next(ctx);
+      };
+    let origin = 0;
+    srv = await serveChain([outer, cache], (ctx) => {
+      origin++;
+      ctx.res.writeHead(200, [
+        'cache-control',
+        'max-age=60',
+        'link',
+        '</a>; rel=preload',
+        'link',
+        '</b>; rel=preload',
+      ]);
+      ctx.res.end('body');
+    });
+    await get(srv.url);
+    for (const want of ['2', '3']) {
+      const hit = await get(srv.url);
+      expect(hit.headers['cache-status']).toBe('trellis; hit');
+      expect(hit.headers['x-outer']).toBe(want);
+      expect(hit.headers.link).toEqual(['</a>; rel=preload', '</b>; rel=preload']);
+      expect(hit.headers['x-request-id']).toBe(ids.at(-1));
+      expect(hit.body).toBe('body');
+    }
+    expect(origin).toBe(1);
   });
 
   it('passes large bodies through without storing them', async () => {

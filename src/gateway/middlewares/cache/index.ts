@@ -67,11 +67,48 @@ function header(v: string | string[] | number | undefined): string | undefined {
  * and only those, so other headers can neither split nor select an entry.
  */
 function variantKey(primary: string, record: UrlRecord, ctx: RequestContext): string {
-  const parts = record.vary.map(
-    (n) => `${n}=${(header(ctx.req.headers[n]) ?? '').trim().replace(/\s+/g, ' ')}`,
-  );
-  return [record.gen, primary, ...parts].join('\n');
+  // One string built in place: this runs on every hit, most URLs vary on nothing.
+  let key = `${record.gen}\n${primary}`;
+  for (const n of record.vary)
+    key += `\n${n}=${(header(ctx.req.headers[n]) ?? '').trim().replace(/\s+/g, ' ')}`;
+  return key;
 }
+
+/**
+ * Each stored entry's head as a flat `[name, value, …]` list, built on its first hit and kept
+ * beside it (not in it: Redis entries are JSON, and a fresh object per read simply rebuilds it).
+ * node writes a flat list without the per-key object walk, and outer middlewares that edit the
+ * head (cors, compress) take a flat list as it is.
+ */
+const flatHeads = new WeakMap<CacheEntry, FlatHead>();
+
+interface FlatHead {
+  list: readonly string[];
+  /** A name given more than once (Link, Set-Cookie when stored). */
+  repeated: boolean;
+}
+
+function flatHead(e: CacheEntry): FlatHead {
+  let flat = flatHeads.get(e);
+  if (flat === undefined) {
+    const list: string[] = [];
+    let repeated = false;
+    for (const k in e.headers) {
+      const v = e.headers[k]!;
+      if (!Array.isArray(v)) list.push(k, v);
+      else {
+        repeated ||= v.length > 1;
+        for (const x of v) list.push(k, x);
+      }
+    }
+    flat = { list, repeated };
+    flatHeads.set(e, flat);
+  }
+  return flat;
+}
+
+/** What a cached answer's head is written as: a header object (304s) or a flat list (hits). */
+type HeadOut = Record<string, string | string[] | number> | string[];
 
 /** Methods that change what a URL answers: a success invalidates it (RFC 9111 4.4). */
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -222,36 +259,49 @@ export const cacheMiddleware = defineMiddleware({
       ctx: RequestContext,
       e: CacheEntry,
       status: string,
-      send?: (s: number, h: Record<string, string | string[] | number>, b?: Buffer) => void,
+      send?: (s: number, h: HeadOut, b?: Buffer) => void,
     ) => {
-      const age = Math.floor(ageOf(e, Date.now()));
-      const out = (s: number, h: Record<string, string | string[] | number>, b?: Buffer) => {
+      const age = String(Math.floor(ageOf(e, Date.now())));
+      const out = (s: number, h: HeadOut, b?: Buffer) => {
         if (send) return send(s, h, b);
         ctx.res.writeHead(s, h);
         ctx.res.end(b);
       };
-      const common = {
-        age: String(age),
-        'cache-status': `trellis; ${status}`,
-        'x-request-id': ctx.requestId,
-      };
-      const inm = header(ctx.req.headers['if-none-match']);
-      const ims = header(ctx.req.headers['if-modified-since']);
-      const etag = header(e.headers.etag);
-      const lm = header(e.headers['last-modified']);
+      const reqHeaders = ctx.req.headers;
+      const inm = reqHeaders['if-none-match'];
+      const ims = reqHeaders['if-modified-since'];
       const notModified =
         e.status === 200 &&
         (inm !== undefined
-          ? etagMatches(inm, etag)
-          : ims !== undefined && lm !== undefined && Date.parse(lm) <= Date.parse(ims));
+          ? etagMatches(inm, header(e.headers.etag))
+          : ims !== undefined &&
+            e.headers['last-modified'] !== undefined &&
+            Date.parse(header(e.headers['last-modified'])!) <= Date.parse(ims));
       if (notModified) {
+        const common = { age, 'cache-status': `trellis; ${status}`, 'x-request-id': ctx.requestId };
         const keep: Record<string, string | string[]> = {};
         for (const h of ['etag', 'cache-control', 'vary', 'expires', 'last-modified', 'content-location']) {
           if (e.headers[h] !== undefined) keep[h] = e.headers[h]!;
         }
         return out(304, { ...keep, ...common });
       }
-      out(e.status, { ...e.headers, ...common }, ctx.req.method === 'HEAD' ? undefined : e.body);
+      const cacheStatus = status === 'hit' ? 'trellis; hit' : `trellis; ${status}`;
+      const body = ctx.req.method === 'HEAD' ? undefined : e.body;
+      const flat = flatHead(e);
+      // node 20's writeHead keeps only the last of a repeated name in a flat list when headers
+      // were already set with setHeader (by a middleware before the cache): use the object form then.
+      if (flat.repeated && ctx.res.getHeaderNames().length > 0)
+        return out(
+          e.status,
+          { ...e.headers, age, 'cache-status': cacheStatus, 'x-request-id': ctx.requestId },
+          body,
+        );
+      // A fresh list per answer: outer middlewares may edit the head they are given.
+      out(
+        e.status,
+        flat.list.concat('age', age, 'cache-status', cacheStatus, 'x-request-id', ctx.requestId),
+        body,
+      );
     };
 
     /**
@@ -324,7 +374,7 @@ export const cacheMiddleware = defineMiddleware({
             },
             onEnd: (send) => {
               ended = true;
-              const sender = (s: number, h: Record<string, string | string[] | number>, b?: Buffer) => {
+              const sender = (s: number, h: HeadOut, b?: Buffer) => {
                 send.writeHead(s, h);
                 send.end(b);
               };
@@ -389,12 +439,68 @@ export const cacheMiddleware = defineMiddleware({
       }
     };
 
+    /** The memory store answers synchronously: a hit then costs no promise and no microtask. */
+    const memory = store instanceof MemoryCacheStore ? store : undefined;
+
+    /** Looks up the entry, then answers from it, revalidates it, coalesces or fills. */
+    const lookup = async (ctx: RequestContext, next: Handler, method: string, primary: string) => {
+      let key = primary;
+      let gen: string | undefined;
+      let entry: CacheEntry | undefined;
+      try {
+        const record = await store.getRecord(primary);
+        if (record) {
+          gen = record.gen;
+          key = variantKey(primary, record, ctx);
+          entry = await store.get(key);
+        }
+      } catch (err) {
+        deps.logger.warn({ err, middleware: deps.name }, 'cache: store read failed; passing through');
+        return next(ctx);
+      }
+      return answer(ctx, next, method, primary, key, gen, entry);
+    };
+
+    const answer = async (
+      ctx: RequestContext,
+      next: Handler,
+      method: string,
+      primary: string,
+      key: string,
+      gen: string | undefined,
+      entry: CacheEntry | undefined,
+    ): Promise<void> => {
+      if (entry) {
+        const age = ageOf(entry, Date.now());
+        if (age < entry.lifetime) return serve(ctx, entry, 'hit');
+        if (!entry.mustRevalidate && age < entry.lifetime + entry.swr) {
+          serve(ctx, entry, 'hit; detail=stale-while-revalidate');
+          return revalidateInBackground(ctx, next, primary, key, gen!, entry);
+        }
+      }
+      // HEAD misses go upstream as they are; only GET fills the cache.
+      if (method === 'HEAD') return next(ctx);
+      const pending = filling.get(key);
+      if (pending) {
+        const filled = await pending;
+        if (filled) return serve(ctx, filled, 'hit; detail=coalesced');
+        return next(ctx);
+      }
+      const p = fill(ctx, next, primary, gen, entry);
+      filling.set(key, p);
+      try {
+        await p;
+      } finally {
+        filling.delete(key);
+      }
+    };
+
     const middleware =
       (next: Handler): Handler =>
-      async (ctx) => {
+      (ctx) => {
         const method = ctx.req.method ?? 'GET';
-        const host = (header(ctx.req.headers.host) ?? '').toLowerCase();
-        const primary = `${ctx.protocol}://${host}${ctx.req.url ?? '/'}`;
+        const host = header(ctx.req.headers.host);
+        const primary = `${ctx.protocol}://${host === undefined ? '' : host.toLowerCase()}${ctx.req.url ?? '/'}`;
         if (UNSAFE.has(method)) {
           ctx.res.once('finish', () => {
             if (ctx.res.statusCode < 400) void invalidate(primary);
@@ -405,43 +511,14 @@ export const cacheMiddleware = defineMiddleware({
         // unless told otherwise (a shared cache must not hand one user's answer to another).
         if ((method !== 'GET' && method !== 'HEAD') || (ctx.req.headers.authorization && !o.cacheAuthorized))
           return next(ctx);
-        let key = primary;
-        let gen: string | undefined;
-        let entry: CacheEntry | undefined;
-        try {
-          const record = await store.getRecord(primary);
-          if (record) {
-            gen = record.gen;
-            key = variantKey(primary, record, ctx);
-            entry = await store.get(key);
-          }
-        } catch (err) {
-          deps.logger.warn({ err, middleware: deps.name }, 'cache: store read failed; passing through');
-          return next(ctx);
-        }
-        if (entry) {
-          const age = ageOf(entry, Date.now());
-          if (age < entry.lifetime) return serve(ctx, entry, 'hit');
-          if (!entry.mustRevalidate && age < entry.lifetime + entry.swr) {
-            serve(ctx, entry, 'hit; detail=stale-while-revalidate');
-            return revalidateInBackground(ctx, next, primary, key, gen!, entry);
-          }
-        }
-        // HEAD misses go upstream as they are; only GET fills the cache.
-        if (method === 'HEAD') return next(ctx);
-        const pending = filling.get(key);
-        if (pending) {
-          const filled = await pending;
-          if (filled) return serve(ctx, filled, 'hit; detail=coalesced');
-          return next(ctx);
-        }
-        const p = fill(ctx, next, primary, gen, entry);
-        filling.set(key, p);
-        try {
-          await p;
-        } finally {
-          filling.delete(key);
-        }
+        if (!memory) return lookup(ctx, next, method, primary);
+        // Memory store: the same steps as `lookup`, answering a fresh hit in this tick.
+        const record = memory.getRecordNow(primary);
+        if (!record) return answer(ctx, next, method, primary, primary, undefined, undefined);
+        const key = variantKey(primary, record, ctx);
+        const entry = memory.getNow(key);
+        if (entry !== undefined && ageOf(entry, Date.now()) < entry.lifetime) return serve(ctx, entry, 'hit');
+        return answer(ctx, next, method, primary, key, record.gen, entry);
       };
     return Object.assign(middleware, { close: () => store.close() });
   },

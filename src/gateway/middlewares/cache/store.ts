@@ -57,6 +57,11 @@ export class MemoryCacheStore implements CacheStore {
   constructor(private readonly maxBytes: number) {}
 
   async get(key: string): Promise<CacheEntry | undefined> {
+    return this.getNow(key);
+  }
+
+  /** `get` without a promise: the cache's hit path answers in the same tick (no microtasks). */
+  getNow(key: string): CacheEntry | undefined {
     const hit = this.entries.get(key);
     if (!hit) return undefined;
     this.entries.delete(key);
@@ -86,6 +91,11 @@ export class MemoryCacheStore implements CacheStore {
   }
 
   async getRecord(primary: string): Promise<UrlRecord | undefined> {
+    return this.getRecordNow(primary);
+  }
+
+  /** `getRecord` without a promise (see `getNow`). */
+  getRecordNow(primary: string): UrlRecord | undefined {
     const r = this.records.get(primary);
     return r && r.expires > Date.now() ? r.record : undefined;
   }
