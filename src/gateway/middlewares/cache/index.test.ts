@@ -260,6 +260,23 @@ describe('cache', () => {
     expect(origin).toBe(1);
   });
 
+  it('serves binary bodies byte for byte on a hit, small and large', async () => {
+    for (const n of [300, 40_000]) {
+      const bytes = Buffer.from(Array.from({ length: n }, (_, i) => (i * 131 + 7) % 256));
+      await srv?.close();
+      const { url, seen } = await start((ctx) => {
+        ctx.res.writeHead(200, ['content-type', 'application/octet-stream', 'cache-control', 'max-age=60']);
+        ctx.res.end(bytes);
+      });
+      for (let i = 0; i < 2; i++) {
+        const r = await request(url);
+        expect(Buffer.from(await r.body.arrayBuffer()).equals(bytes), `${n} bytes, request ${i}`).toBe(true);
+        if (i === 1) expect(r.headers['content-length']).toBe(String(n));
+      }
+      expect(seen.length).toBe(1);
+    }
+  });
+
   it('passes large bodies through without storing them', async () => {
     const { url, seen } = await start(json('max-age=60'), { maxEntrySize: '8b' });
     await get(url);

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { OutgoingHttpHeaders } from 'node:http';
+import { type OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { duration, size } from '../../../core/units.js';
 import type { Handler, RequestContext } from '../../../http/types.js';
@@ -86,7 +86,16 @@ interface FlatHead {
   list: readonly string[];
   /** A name given more than once (Link, Set-Cookie when stored). */
   repeated: boolean;
+  /**
+   * A small body as a latin1 string (lossless for any bytes): node then sends head and body as
+   * one string in one write, where a Buffer body costs a writev of two chunks.
+   */
+  text?: string;
 }
+
+/** Bodies up to this size are also kept as a string (see FlatHead.text). */
+const TEXT_MAX = 16 * 1024;
+const plainEnd = ServerResponse.prototype.end;
 
 function flatHead(e: CacheEntry): FlatHead {
   let flat = flatHeads.get(e);
@@ -101,7 +110,7 @@ function flatHead(e: CacheEntry): FlatHead {
         for (const x of v) list.push(k, x);
       }
     }
-    flat = { list, repeated };
+    flat = { list, repeated, text: e.body.length <= TEXT_MAX ? e.body.toString('latin1') : undefined };
     flatHeads.set(e, flat);
   }
   return flat;
@@ -297,11 +306,14 @@ export const cacheMiddleware = defineMiddleware({
           body,
         );
       // A fresh list per answer: outer middlewares may edit the head they are given.
-      out(
-        e.status,
-        flat.list.concat('age', age, 'cache-status', cacheStatus, 'x-request-id', ctx.requestId),
-        body,
-      );
+      const head = flat.list.concat('age', age, 'cache-status', cacheStatus, 'x-request-id', ctx.requestId);
+      // The string body only when nothing wraps `end` (compress would read the string as UTF-8).
+      if (!send && body !== undefined && flat.text !== undefined && ctx.res.end === plainEnd) {
+        ctx.res.writeHead(e.status, head);
+        ctx.res.end(flat.text, 'latin1');
+        return;
+      }
+      out(e.status, head, body);
     };
 
     /**
