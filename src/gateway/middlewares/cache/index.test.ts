@@ -260,6 +260,25 @@ describe('cache', () => {
     expect(origin).toBe(1);
   });
 
+  it('a hit with nothing set before the cache keeps repeated stored headers', async () => {
+    const { url, seen } = await start((ctx) => {
+      ctx.res.writeHead(200, [
+        'cache-control',
+        'max-age=60',
+        'link',
+        '</a>; rel=preload',
+        'link',
+        '</b>; rel=preload',
+      ]);
+      ctx.res.end('body');
+    });
+    await get(url);
+    const hit = await get(url);
+    expect(hit.headers['cache-status']).toBe('trellis; hit');
+    expect(hit.headers.link).toEqual(['</a>; rel=preload', '</b>; rel=preload']);
+    expect(seen.length).toBe(1);
+  });
+
   it('serves binary bodies byte for byte on a hit, small and large', async () => {
     for (const n of [300, 40_000]) {
       const bytes = Buffer.from(Array.from({ length: n }, (_, i) => (i * 131 + 7) % 256));
