@@ -20,6 +20,7 @@ import {
   type CacheStore,
   MemoryCacheStore,
   RedisCacheStore,
+  TEXT_BODY_MAX,
   type UrlRecord,
 } from './store.js';
 
@@ -93,8 +94,6 @@ interface FlatHead {
   text?: string;
 }
 
-/** Bodies up to this size are also kept as a string (see FlatHead.text). */
-const TEXT_MAX = 16 * 1024;
 const plainEnd = ServerResponse.prototype.end;
 
 function flatHead(e: CacheEntry): FlatHead {
@@ -110,7 +109,7 @@ function flatHead(e: CacheEntry): FlatHead {
         for (const x of v) list.push(k, x);
       }
     }
-    flat = { list, repeated, text: e.body.length <= TEXT_MAX ? e.body.toString('latin1') : undefined };
+    flat = { list, repeated, text: e.body.length <= TEXT_BODY_MAX ? e.body.toString('latin1') : undefined };
     flatHeads.set(e, flat);
   }
   return flat;

@@ -38,8 +38,12 @@ export interface CacheStore {
   close(): Promise<void>;
 }
 
+/** Bodies up to this size are also held as a string once served (the hit path's one-write answer). */
+export const TEXT_BODY_MAX = 16 * 1024;
+
 function entrySize(key: string, e: CacheEntry): number {
-  let n = key.length + e.body.length + 128;
+  // A small body is counted twice: its string copy lives as long as the entry.
+  let n = key.length + e.body.length * (e.body.length <= TEXT_BODY_MAX ? 2 : 1) + 128;
   for (const [k, v] of Object.entries(e.headers))
     n += k.length + (Array.isArray(v) ? v.join('').length : v.length);
   return n;
