@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import { TrellisError } from '../../core/errors.js';
 import type { AppendResult, NewEvent, RecordedEvent, StoreHealth, SubscriptionItem } from '../types.js';
 import { checkExpectedVersion, features, Notifier, pollSubscription, prepareEvents } from './common.js';
+import { sqliteTransaction } from './sqlite-transaction.js';
 import type { AppendOptions, AppendTransaction, TrellisEventStore } from './types.js';
 
 /**
@@ -93,25 +94,7 @@ export class MemoryEventStore implements TrellisEventStore {
   }
 
   private async runTx<T>(fn: (tx: AppendTransaction) => Promise<T>): Promise<T> {
-    const db = await this.database();
-    const tx: AppendTransaction = {
-      backend: 'sqlite',
-      async sql<R>(text: string, params: unknown[] = []) {
-        const stmt = db.prepare(text);
-        if (stmt.reader) return stmt.all(...params) as R[];
-        stmt.run(...params);
-        return [];
-      },
-    };
-    db.exec('BEGIN');
-    try {
-      const result = await fn(tx);
-      db.exec('COMMIT');
-      return result;
-    } catch (err) {
-      if (db.inTransaction) db.exec('ROLLBACK');
-      throw err;
-    }
+    return sqliteTransaction(await this.database(), 'BEGIN', fn);
   }
 
   private async database(): Promise<Database.Database> {

@@ -12,6 +12,7 @@ import {
   pollSubscription,
   prepareEvents,
 } from './common.js';
+import { sqliteTransaction } from './sqlite-transaction.js';
 import type { AppendOptions, AppendTransaction, EventStoreOptions, TrellisEventStore } from './types.js';
 
 interface Row {
@@ -184,25 +185,7 @@ export class SqliteEventStore implements TrellisEventStore {
   private transactionNow<T>(fn: (tx: AppendTransaction) => Promise<T>): Promise<T> {
     return this.serial(async () => {
       this.ensureOpen();
-      const db = this.db;
-      const tx: AppendTransaction = {
-        backend: 'sqlite',
-        async sql<R>(text: string, params: unknown[] = []) {
-          const stmt = db.prepare(text);
-          if (stmt.reader) return stmt.all(...params) as R[];
-          stmt.run(...params);
-          return [];
-        },
-      };
-      db.exec('BEGIN IMMEDIATE');
-      try {
-        const result = await fn(tx);
-        db.exec('COMMIT');
-        return result;
-      } catch (err) {
-        if (db.inTransaction) db.exec('ROLLBACK');
-        throw err;
-      }
+      return sqliteTransaction(this.db, 'BEGIN IMMEDIATE', fn);
     });
   }
 
