@@ -99,6 +99,25 @@ export function closedError(backend: string): TrellisError {
   return new TrellisError('TRELLIS_E_STORE_CLOSED', `this ${backend} store was closed: open a new one`);
 }
 
+/**
+ * Runs one driver call of a store: a failure becomes TRELLIS_E_STORE_CLOSED when the store was
+ * closed meanwhile (the driver's own error would only confuse), else what `toError` makes of it
+ * (a typed error for connection failures, the error itself otherwise).
+ */
+export async function storeCall<T>(
+  backend: string,
+  isClosed: () => boolean,
+  toError: (err: unknown) => unknown,
+  fn: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (isClosed()) throw closedError(backend);
+    throw toError(err);
+  }
+}
+
 /** The table-name option of a SQL-backed store (`?table=trellis_kv`), checked to be a plain identifier. */
 export function tableParam(params: URLSearchParams, fallback: string): string {
   const table = params.get('table') ?? fallback;

@@ -18,6 +18,7 @@ import {
   DEFAULT_MAX_VALUE_BYTES,
   featureList,
   intParam,
+  storeCall,
   watchGap,
 } from './common.js';
 
@@ -251,13 +252,13 @@ export class EtcdKeyValueStore implements KeyValueStore {
     };
   }
 
-  async #run<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      if (this.#closed) throw closedError('etcd');
-      throw etcdError(this.url, err);
-    }
+  #run<T>(fn: () => Promise<T>): Promise<T> {
+    return storeCall(
+      'etcd',
+      () => this.#closed,
+      (err) => etcdError(this.url, err),
+      fn,
+    );
   }
 
   #open(): void {

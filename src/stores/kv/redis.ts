@@ -20,6 +20,7 @@ import {
   DEFAULT_RETAIN_CHANGES,
   featureList,
   intParam,
+  storeCall,
   WATCH_OUTAGE_MS,
   watchGap,
 } from './common.js';
@@ -338,13 +339,13 @@ export class RedisKeyValueStore implements KeyValueStore {
     await this.close();
   }
 
-  async #run<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      if (this.#closed) throw closedError('redis');
-      throw redisError(this.url, err);
-    }
+  #run<T>(fn: () => Promise<T>): Promise<T> {
+    return storeCall(
+      'redis',
+      () => this.#closed,
+      (err) => redisError(this.url, err),
+      fn,
+    );
   }
 
   #open(): void {

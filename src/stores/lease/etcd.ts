@@ -1,6 +1,6 @@
 import type { Etcd3, IKeyValue } from 'etcd3';
 import { etcdError, openEtcd, parseEtcdUrl } from '../etcd.js';
-import { closedError, featureList } from '../kv/common.js';
+import { closedError, featureList, storeCall } from '../kv/common.js';
 import type { Lease, LeaseStore, StoreHealth } from '../types.js';
 import { checkLeaseArgs, leaseLost } from './common.js';
 
@@ -198,13 +198,13 @@ export class EtcdLeaseStore implements LeaseStore {
     return Buffer.from(this.ns + name);
   }
 
-  async #run<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      if (this.#closed) throw closedError('etcd');
-      throw etcdError(this.url, err);
-    }
+  #run<T>(fn: () => Promise<T>): Promise<T> {
+    return storeCall(
+      'etcd',
+      () => this.#closed,
+      (err) => etcdError(this.url, err),
+      fn,
+    );
   }
 
   #open(): void {

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { closedError, featureList } from '../kv/common.js';
+import { closedError, featureList, storeCall } from '../kv/common.js';
 import { openRedis, parseRedisUrl, redisError, redisNamespace } from '../redis.js';
 import type { Lease, LeaseStore, StoreHealth } from '../types.js';
 import { checkLeaseArgs, leaseLost } from './common.js';
@@ -133,13 +133,13 @@ export class RedisLeaseStore implements LeaseStore {
     await this.close();
   }
 
-  async #run<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      if (this.#closed) throw closedError('redis');
-      throw redisError(this.url, err);
-    }
+  #run<T>(fn: () => Promise<T>): Promise<T> {
+    return storeCall(
+      'redis',
+      () => this.#closed,
+      (err) => redisError(this.url, err),
+      fn,
+    );
   }
 
   #open(): void {
