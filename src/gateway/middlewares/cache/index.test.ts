@@ -1,5 +1,5 @@
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
-import { request } from 'undici';
+import { type Dispatcher, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Handler, RequestContext } from '../../../http/types.js';
 import { compressMiddleware } from '../compress/index.js';
@@ -304,6 +304,14 @@ describe('cache', () => {
   });
 });
 
+/** A response's content-encoding and its body, decoded. */
+async function decoded(r: Dispatcher.ResponseData): Promise<{ enc: unknown; text: string }> {
+  const raw = Buffer.from(await r.body.arrayBuffer());
+  const enc = r.headers['content-encoding'];
+  const body = enc === 'gzip' ? gunzipSync(raw) : enc === 'br' ? brotliDecompressSync(raw) : raw;
+  return { enc, text: body.toString() };
+}
+
 describe('cache with compress', () => {
   it('stores compressed variants per Accept-Encoding when compress runs inside the cache', async () => {
     const cache = await createMiddleware(cacheMiddleware, {});
@@ -317,11 +325,7 @@ describe('cache with compress', () => {
     });
     const fetchWith = async (ae: string) => {
       const r = await request(srv!.url, { headers: { 'accept-encoding': ae } });
-      const raw = Buffer.from(await r.body.arrayBuffer());
-      const enc = r.headers['content-encoding'];
-      const text = (
-        enc === 'gzip' ? gunzipSync(raw) : enc === 'br' ? brotliDecompressSync(raw) : raw
-      ).toString();
+      const { enc, text } = await decoded(r);
       return { enc, text, status: r.headers['cache-status'] };
     };
     const gz = await fetchWith('gzip');
@@ -347,11 +351,7 @@ describe('compress with cache', () => {
     });
     for (const ae of ['gzip', 'br', 'identity']) {
       const r = await request(srv.url, { headers: { 'accept-encoding': ae } });
-      const raw = Buffer.from(await r.body.arrayBuffer());
-      const enc = r.headers['content-encoding'];
-      const text = (
-        enc === 'gzip' ? gunzipSync(raw) : enc === 'br' ? brotliDecompressSync(raw) : raw
-      ).toString();
+      const { enc, text } = await decoded(r);
       expect(enc, ae).toBe(ae === 'identity' ? undefined : ae);
       expect(text, ae).toBe(body);
     }
