@@ -47,7 +47,7 @@ else await main();
  */
 async function handlerOnly(origins: string[]): Promise<void> {
   const { Pool } = await import('undici');
-  const { startAggregate } = await import('../src/gateway/handlers/aggregate/testing/harness.js');
+  const { startAggregate } = await import('../src/handlers/aggregate/testing/harness.js');
   const names = DELAYS.map((d) => `s${d}`);
   const gateway = await startAggregate(
     `parts:\n${DELAYS.map((d) => `  p${d}: { service: s${d}, path: '/d${d}/{id}' }`).join('\n')}\n`,

@@ -2,6 +2,13 @@
  * `trellis/gateway`: run a gateway from code, build route tables, and the contracts for adding
  * middlewares and route handlers.
  */
+
+export { handlerTypes } from '../handlers/registry.js';
+export type { HandlerDefinition, HandlerDeps, HandlerInstance, ServiceReference } from '../handlers/types.js';
+export { defineHandler } from '../handlers/types.js';
+export { middlewareTypes } from '../middlewares/registry.js';
+export type { MiddlewareDefinition, MiddlewareDeps, MiddlewareInstance } from '../middlewares/types.js';
+export { defineMiddleware } from '../middlewares/types.js';
 export { DEFAULT_FRONTEND, MAIN_LISTENER } from './compile.js';
 export {
   type Gateway,
@@ -10,12 +17,6 @@ export {
   type StartGatewayOptions,
   startGateway,
 } from './gateway.js';
-export { handlerTypes } from './handlers/registry.js';
-export type { HandlerDefinition, HandlerDeps, HandlerInstance, ServiceReference } from './handlers/types.js';
-export { defineHandler } from './handlers/types.js';
-export { middlewareTypes } from './middlewares/registry.js';
-export type { MiddlewareDefinition, MiddlewareDeps, MiddlewareInstance } from './middlewares/types.js';
-export { defineMiddleware } from './middlewares/types.js';
 export {
   checkPathPattern,
   compileRoutes,

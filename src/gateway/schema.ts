@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import { didYouMean } from '../core/suggest.js';
 import { duration } from '../core/units.js';
+import { handlerTypes } from '../handlers/registry.js';
 import { listenSchema } from '../http/listener.js';
 import { serviceSchema } from '../http/upstream/index.js';
-import { handlerTypes } from './handlers/registry.js';
-import { middlewareTypes } from './middlewares/registry.js';
+import { middlewareTypes } from '../middlewares/registry.js';
 import { checkPathPattern } from './router.js';
 
 /**

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Origin, startOrigin } from '../../../src/gateway/handlers/aggregate/testing/harness.js';
+import { type Origin, startOrigin } from '../../../src/handlers/aggregate/testing/harness.js';
 import { type GatewayProcess, runCli, startGatewayCli, tempDir } from '../support/index.js';
 
 // Gateway Aggregation through the real `trellis gateway`, against origins with known delays.

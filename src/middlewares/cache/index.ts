@@ -1,0 +1,548 @@
+import { randomUUID } from 'node:crypto';
+import { type OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { z } from 'zod';
+import { duration, size } from '../../core/units.js';
+import type { Handler, RequestContext } from '../../http/types.js';
+import { redisClient, storeUrl } from '../_support/redis.js';
+import { defineMiddleware } from '../types.js';
+import { backgroundContext, captureResponse } from './capture.js';
+import {
+  type Directives,
+  freshnessLifetime,
+  initialAge,
+  parseCacheControl,
+  parseVary,
+  seconds,
+  storable,
+} from './policy.js';
+import {
+  type CacheEntry,
+  type CacheStore,
+  MemoryCacheStore,
+  RedisCacheStore,
+  TEXT_BODY_MAX,
+  type UrlRecord,
+} from './store.js';
+
+const options = z.strictObject({
+  /** `memory` (this process), a name from `stores:`, or a `redis://` URL (shared by every gateway). */
+  store: z.string().min(1).default('memory'),
+  /** memory: the most bytes held; least recently used entries go first. */
+  maxSize: size().prefault('64mb'),
+  /** Larger responses are passed through, never stored. */
+  maxEntrySize: size().prefault('1mb'),
+  /** How long a stale entry with a validator (ETag/Last-Modified) is kept for revalidation. */
+  keepStale: duration().prefault('1h'),
+  /** stale-if-error applied when the response gives none (0: only the response's own). */
+  staleIfError: duration().prefault('0s'),
+  /** Store responses to requests with Authorization even without public/s-maxage (off: RFC 9111 3.5). */
+  cacheAuthorized: z.boolean().default(false),
+  /** Store responses that set cookies (off: one client's cookie would be replayed to others). */
+  cacheSetCookie: z.boolean().default(false),
+  /** Redis: how long one store operation may take before the cache is skipped for that request. */
+  storeTimeout: duration().prefault('250ms'),
+});
+
+/** Headers never stored: hop-by-hop, per-exchange ones, and the ones the cache computes. */
+const NOT_STORED = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-authenticate',
+  'age',
+  'x-request-id',
+  'cache-status',
+  'date',
+]);
+
+function header(v: string | string[] | number | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  return Array.isArray(v) ? v.join(', ') : String(v);
+}
+
+/**
+ * The variant key: the URL's generation, the URL, and the values of the Vary'd request headers —
+ * and only those, so other headers can neither split nor select an entry.
+ */
+function variantKey(primary: string, record: UrlRecord, ctx: RequestContext): string {
+  // One string built in place: this runs on every hit, most URLs vary on nothing.
+  let key = `${record.gen}\n${primary}`;
+  for (const n of record.vary)
+    key += `\n${n}=${(header(ctx.req.headers[n]) ?? '').trim().replace(/\s+/g, ' ')}`;
+  return key;
+}
+
+/**
+ * Each stored entry's head as a flat `[name, value, …]` list, built on its first hit and kept
+ * beside it (not in it: Redis entries are JSON, and a fresh object per read simply rebuilds it).
+ * node writes a flat list without the per-key object walk, and outer middlewares that edit the
+ * head (cors, compress) take a flat list as it is.
+ */
+const flatHeads = new WeakMap<CacheEntry, FlatHead>();
+
+interface FlatHead {
+  list: readonly string[];
+  /** A name given more than once (Link, Set-Cookie when stored). */
+  repeated: boolean;
+  /**
+   * A small body as a latin1 string (lossless for any bytes): node then sends head and body as
+   * one string in one write, where a Buffer body costs a writev of two chunks.
+   */
+  text?: string;
+}
+
+const plainEnd = ServerResponse.prototype.end;
+
+function flatHead(e: CacheEntry): FlatHead {
+  let flat = flatHeads.get(e);
+  if (flat === undefined) {
+    const list: string[] = [];
+    let repeated = false;
+    for (const k in e.headers) {
+      const v = e.headers[k]!;
+      if (!Array.isArray(v)) list.push(k, v);
+      else {
+        repeated ||= v.length > 1;
+        for (const x of v) list.push(k, x);
+      }
+    }
+    flat = { list, repeated, text: e.body.length <= TEXT_BODY_MAX ? e.body.toString('latin1') : undefined };
+    flatHeads.set(e, flat);
+  }
+  return flat;
+}
+
+/** What a cached answer's head is written as: a header object (304s) or a flat list (hits). */
+type HeadOut = Record<string, string | string[] | number> | string[];
+
+/** Methods that change what a URL answers: a success invalidates it (RFC 9111 4.4). */
+const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+function ageOf(e: CacheEntry, now: number): number {
+  return e.initialAge + Math.max(0, (now - e.storedAt) / 1000);
+}
+
+/** Weak comparison of entity tags (RFC 9110 8.8.3.2), for If-None-Match. */
+function etagMatches(ifNoneMatch: string, etag: string | undefined): boolean {
+  if (ifNoneMatch.trim() === '*') return etag !== undefined;
+  if (etag === undefined) return false;
+  const bare = (t: string) => t.trim().replace(/^W\//, '');
+  return ifNoneMatch.split(',').some((t) => bare(t) === bare(etag));
+}
+
+/**
+ * The status and headers as the handler wrote them, taken when the head passes the cache:
+ * middlewares outside the cache (compress) change them afterwards, for this client only.
+ */
+interface Head {
+  statusCode: number;
+  headers: OutgoingHttpHeaders;
+}
+
+/** Builds an entry from a complete response, or undefined when RFC 9111 says not to store it. */
+function toEntry(
+  head: Head,
+  body: Buffer,
+  preset: ReadonlySet<string>,
+  ctx: RequestContext,
+  o: z.output<typeof options>,
+): { entry?: CacheEntry; vary: string[] } {
+  const raw: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(head.headers)) {
+    if (v === undefined || preset.has(k) || NOT_STORED.has(k)) continue;
+    if (k === 'set-cookie' && !o.cacheSetCookie) continue;
+    raw[k] = Array.isArray(v) ? v : String(v);
+  }
+  const cc = parseCacheControl(raw['cache-control']);
+  const vary = parseVary(raw.vary);
+  const now = Date.now();
+  const lifetime = freshnessLifetime(cc, raw, now);
+  const decision = storable({
+    status: head.statusCode,
+    method: ctx.req.method ?? 'GET',
+    responseCc: cc,
+    requestCc: parseCacheControl(ctx.req.headers['cache-control']),
+    hasAuthorization: ctx.req.headers.authorization !== undefined,
+    hasSetCookie: head.headers['set-cookie'] !== undefined,
+    vary,
+    lifetime,
+    hasValidator: raw.etag !== undefined || raw['last-modified'] !== undefined,
+    cacheAuthorized: o.cacheAuthorized,
+    cacheSetCookie: o.cacheSetCookie,
+  });
+  if (!decision.store || vary === '*' || head.statusCode === 304) return { vary: [] };
+  raw['content-length'] = String(body.length);
+  return {
+    vary,
+    entry: {
+      status: head.statusCode,
+      headers: raw,
+      body,
+      storedAt: now,
+      initialAge: initialAge(head.headers),
+      lifetime,
+      ...staleWindows(cc, o),
+    },
+  };
+}
+
+function staleWindows(cc: Directives, o: z.output<typeof options>) {
+  return {
+    swr: seconds(cc, 'stale-while-revalidate') ?? 0,
+    sie: seconds(cc, 'stale-if-error') ?? Math.floor(o.staleIfError / 1000),
+    mustRevalidate: cc.has('must-revalidate') || cc.has('proxy-revalidate') || cc.has('no-cache'),
+  };
+}
+
+/** Applies a 304's headers to a stored entry and makes it fresh again (RFC 9111 4.3.4). */
+function freshen(entry: CacheEntry, head: Head, o: z.output<typeof options>): CacheEntry {
+  const headers = { ...entry.headers };
+  for (const [k, v] of Object.entries(head.headers)) {
+    if (v === undefined || NOT_STORED.has(k) || k === 'content-length') continue;
+    if (k === 'set-cookie' && !o.cacheSetCookie) continue;
+    headers[k] = Array.isArray(v) ? v : String(v);
+  }
+  const cc = parseCacheControl(headers['cache-control']);
+  return {
+    ...entry,
+    headers,
+    storedAt: Date.now(),
+    initialAge: initialAge(head.headers),
+    lifetime: freshnessLifetime(cc, headers, Date.now()),
+    ...staleWindows(cc, o),
+  };
+}
+
+/** cache: an RFC 9111 shared cache in front of the handler, with request coalescing. */
+export const cacheMiddleware = defineMiddleware({
+  type: 'cache',
+  options,
+  async create(o, deps) {
+    const url = storeUrl(o.store, deps.stores);
+    const store: CacheStore = url
+      ? new RedisCacheStore(
+          await redisClient(url, o.storeTimeout, deps.logger),
+          `trellis:cache:${deps.name}:`,
+        )
+      : new MemoryCacheStore(o.maxSize);
+    /** Fills in progress per variant key: later misses wait for the first instead of going upstream. */
+    const filling = new Map<string, Promise<CacheEntry | undefined>>();
+    const revalidating = new Set<string>();
+
+    const ttlOf = (e: CacheEntry) =>
+      (e.lifetime +
+        Math.max(e.swr, e.sie) +
+        (e.headers.etag || e.headers['last-modified'] ? o.keepStale / 1000 : 0)) *
+        1000 +
+      1000;
+
+    /**
+     * Stores under the key the response's own Vary names give (not the one looked up), unless
+     * the URL was invalidated while the response was on its way (`seen` is the generation the
+     * request started with).
+     */
+    const save = async (
+      ctx: RequestContext,
+      primary: string,
+      seen: string | undefined,
+      vary: string[],
+      entry: CacheEntry,
+    ) => {
+      try {
+        const current = await store.getRecord(primary);
+        if (current && seen !== undefined && current.gen !== seen) return;
+        const record = { vary, gen: current?.gen ?? seen ?? randomUUID() };
+        await store.setRecord(primary, record, ttlOf(entry));
+        await store.set(variantKey(primary, record, ctx), entry, ttlOf(entry));
+      } catch (err) {
+        deps.logger.warn({ err, middleware: deps.name }, 'cache: store write failed; response not cached');
+      }
+    };
+
+    /** Answers from a stored entry (or 304 when the client's own validators match). */
+    const serve = (
+      ctx: RequestContext,
+      e: CacheEntry,
+      status: string,
+      send?: (s: number, h: HeadOut, b?: Buffer) => void,
+    ) => {
+      const age = String(Math.floor(ageOf(e, Date.now())));
+      const out = (s: number, h: HeadOut, b?: Buffer) => {
+        if (send) return send(s, h, b);
+        ctx.res.writeHead(s, h);
+        ctx.res.end(b);
+      };
+      const reqHeaders = ctx.req.headers;
+      const inm = reqHeaders['if-none-match'];
+      const ims = reqHeaders['if-modified-since'];
+      const notModified =
+        e.status === 200 &&
+        (inm !== undefined
+          ? etagMatches(inm, header(e.headers.etag))
+          : ims !== undefined &&
+            e.headers['last-modified'] !== undefined &&
+            Date.parse(header(e.headers['last-modified'])!) <= Date.parse(ims));
+      if (notModified) {
+        const common = { age, 'cache-status': `trellis; ${status}`, 'x-request-id': ctx.requestId };
+        const keep: Record<string, string | string[]> = {};
+        for (const h of ['etag', 'cache-control', 'vary', 'expires', 'last-modified', 'content-location']) {
+          if (e.headers[h] !== undefined) keep[h] = e.headers[h]!;
+        }
+        return out(304, { ...keep, ...common });
+      }
+      const cacheStatus = status === 'hit' ? 'trellis; hit' : `trellis; ${status}`;
+      const body = ctx.req.method === 'HEAD' ? undefined : e.body;
+      const flat = flatHead(e);
+      // node 20's writeHead keeps only the last of a repeated name in a flat list when headers
+      // were already set with setHeader (by a middleware before the cache): use the object form then.
+      if (flat.repeated && ctx.res.getHeaderNames().length > 0)
+        return out(
+          e.status,
+          { ...e.headers, age, 'cache-status': cacheStatus, 'x-request-id': ctx.requestId },
+          body,
+        );
+      // A fresh list per answer: outer middlewares may edit the head they are given.
+      const head = flat.list.concat('age', age, 'cache-status', cacheStatus, 'x-request-id', ctx.requestId);
+      // The string body only when nothing wraps `end` (compress would read the string as UTF-8).
+      if (!send && body !== undefined && flat.text !== undefined && ctx.res.end === plainEnd) {
+        ctx.res.writeHead(e.status, head);
+        ctx.res.end(flat.text, 'latin1');
+        return;
+      }
+      out(e.status, head, body);
+    };
+
+    /**
+     * Runs the handler for the client, storing what comes back. With a stale entry the request
+     * is made conditional; a 304 (or a 5xx within stale-if-error) is answered from the entry.
+     */
+    const fill = (
+      ctx: RequestContext,
+      next: Handler,
+      primary: string,
+      gen: string | undefined,
+      stale?: CacheEntry,
+    ) =>
+      new Promise<CacheEntry | undefined>((resolve, reject) => {
+        const { req, res } = ctx;
+        const preset = new Set(res.getHeaderNames());
+        const chunks: Buffer[] = [];
+        let bytes = 0;
+        let tooBig = false;
+        let mode: 'store' | 'revalidated' | 'stale-if-error' = 'store';
+        let head: Head | undefined;
+        // The client's own validators, put back once upstream has answered our conditional request.
+        const clientValidators = { inm: req.headers['if-none-match'], ims: req.headers['if-modified-since'] };
+        if (stale) {
+          if (stale.headers.etag) req.headers['if-none-match'] = header(stale.headers.etag);
+          else delete req.headers['if-none-match'];
+          if (stale.headers['last-modified'])
+            req.headers['if-modified-since'] = header(stale.headers['last-modified']);
+          else delete req.headers['if-modified-since'];
+          syncRaw(req.rawHeaders, req.headers);
+        }
+        let ended = false;
+        // A client gone before the end leaves nothing to store; waiters then go upstream.
+        res.once('close', () => {
+          if (!ended) resolve(undefined);
+        });
+        captureResponse(
+          res,
+          {
+            onHead: (r) => {
+              head = { statusCode: r.statusCode, headers: { ...r.getHeaders() } };
+              if (stale) {
+                req.headers['if-none-match'] = clientValidators.inm;
+                req.headers['if-modified-since'] = clientValidators.ims;
+              }
+              const age = stale ? ageOf(stale, Date.now()) : 0;
+              if (stale && r.statusCode === 304) {
+                mode = 'revalidated';
+                return 'swallow';
+              }
+              if (stale && r.statusCode >= 500 && !stale.mustRevalidate && age < stale.lifetime + stale.sie) {
+                mode = 'stale-if-error';
+                return 'swallow';
+              }
+              r.setHeader(
+                'cache-status',
+                `trellis; fwd=${stale ? 'stale' : 'miss'}; fwd-status=${r.statusCode}`,
+              );
+              const declared = Number(r.getHeader('content-length') ?? 0);
+              if (declared > o.maxEntrySize) tooBig = true;
+              return 'pass';
+            },
+            onData: (chunk) => {
+              if (tooBig || mode !== 'store') return;
+              bytes += chunk.length;
+              if (bytes > o.maxEntrySize) {
+                tooBig = true;
+                chunks.length = 0;
+              } else chunks.push(chunk);
+            },
+            onEnd: (send) => {
+              ended = true;
+              const sender = (s: number, h: HeadOut, b?: Buffer) => {
+                send.writeHead(s, h);
+                send.end(b);
+              };
+              if (mode === 'revalidated' && stale) {
+                const fresh = freshen(stale, head!, o);
+                const names = parseVary(fresh.headers.vary);
+                void save(ctx, primary, gen, names === '*' ? [] : names, fresh).then(() => resolve(fresh));
+                serve(ctx, fresh, 'hit; detail=revalidated', sender);
+                return;
+              }
+              if (mode === 'stale-if-error' && stale) {
+                serve(ctx, stale, 'hit; detail=stale-if-error', sender);
+                resolve(undefined);
+                return;
+              }
+              if (tooBig) return resolve(undefined);
+              const { entry, vary } = toEntry(head!, Buffer.concat(chunks), preset, ctx, o);
+              if (!entry) return resolve(undefined);
+              void save(ctx, primary, gen, vary, entry).then(() => resolve(entry));
+            },
+          },
+          preset,
+        );
+        Promise.resolve(next(ctx)).catch((err) => {
+          resolve(undefined);
+          reject(err);
+        });
+      });
+
+    /** stale-while-revalidate: refresh in the background, once per key at a time. */
+    const revalidateInBackground = (
+      ctx: RequestContext,
+      next: Handler,
+      primary: string,
+      key: string,
+      gen: string,
+      e: CacheEntry,
+    ) => {
+      if (revalidating.has(key)) return;
+      revalidating.add(key);
+      const conditional: Record<string, string> = {};
+      if (e.headers.etag) conditional['if-none-match'] = header(e.headers.etag)!;
+      if (e.headers['last-modified']) conditional['if-modified-since'] = header(e.headers['last-modified'])!;
+      const bg = backgroundContext(ctx, conditional);
+      fill(bg, next, primary, gen, e)
+        .catch((err) =>
+          deps.logger.warn({ err, middleware: deps.name }, 'cache: background revalidation failed'),
+        )
+        .finally(() => {
+          revalidating.delete(key);
+          bg.res.emit('close');
+        });
+    };
+
+    /** Makes every stored variant of a URL unreachable: a new generation, one write. */
+    const invalidate = async (primary: string) => {
+      try {
+        const record = await store.getRecord(primary);
+        if (record) await store.setRecord(primary, { vary: record.vary, gen: randomUUID() }, o.keepStale);
+      } catch (err) {
+        deps.logger.warn({ err, middleware: deps.name }, 'cache: invalidation failed');
+      }
+    };
+
+    /** The memory store answers synchronously: a hit then costs no promise and no microtask. */
+    const memory = store instanceof MemoryCacheStore ? store : undefined;
+
+    /** Looks up the entry, then answers from it, revalidates it, coalesces or fills. */
+    const lookup = async (ctx: RequestContext, next: Handler, method: string, primary: string) => {
+      let key = primary;
+      let gen: string | undefined;
+      let entry: CacheEntry | undefined;
+      try {
+        const record = await store.getRecord(primary);
+        if (record) {
+          gen = record.gen;
+          key = variantKey(primary, record, ctx);
+          entry = await store.get(key);
+        }
+      } catch (err) {
+        deps.logger.warn({ err, middleware: deps.name }, 'cache: store read failed; passing through');
+        return next(ctx);
+      }
+      return answer(ctx, next, method, primary, key, gen, entry);
+    };
+
+    const answer = async (
+      ctx: RequestContext,
+      next: Handler,
+      method: string,
+      primary: string,
+      key: string,
+      gen: string | undefined,
+      entry: CacheEntry | undefined,
+    ): Promise<void> => {
+      if (entry) {
+        const age = ageOf(entry, Date.now());
+        if (age < entry.lifetime) return serve(ctx, entry, 'hit');
+        if (!entry.mustRevalidate && age < entry.lifetime + entry.swr) {
+          serve(ctx, entry, 'hit; detail=stale-while-revalidate');
+          return revalidateInBackground(ctx, next, primary, key, gen!, entry);
+        }
+      }
+      // HEAD misses go upstream as they are; only GET fills the cache.
+      if (method === 'HEAD') return next(ctx);
+      const pending = filling.get(key);
+      if (pending) {
+        const filled = await pending;
+        if (filled) return serve(ctx, filled, 'hit; detail=coalesced');
+        return next(ctx);
+      }
+      const p = fill(ctx, next, primary, gen, entry);
+      filling.set(key, p);
+      try {
+        await p;
+      } finally {
+        filling.delete(key);
+      }
+    };
+
+    const middleware =
+      (next: Handler): Handler =>
+      (ctx) => {
+        const method = ctx.req.method ?? 'GET';
+        const host = header(ctx.req.headers.host);
+        const primary = `${ctx.protocol}://${host === undefined ? '' : host.toLowerCase()}${ctx.req.url ?? '/'}`;
+        if (UNSAFE.has(method)) {
+          ctx.res.once('finish', () => {
+            if (ctx.res.statusCode < 400) void invalidate(primary);
+          });
+          return next(ctx);
+        }
+        // Only GET and HEAD are served from the cache; a request with credentials bypasses it
+        // unless told otherwise (a shared cache must not hand one user's answer to another).
+        if ((method !== 'GET' && method !== 'HEAD') || (ctx.req.headers.authorization && !o.cacheAuthorized))
+          return next(ctx);
+        if (!memory) return lookup(ctx, next, method, primary);
+        // Memory store: the same steps as `lookup`, answering a fresh hit in this tick.
+        const record = memory.getRecordNow(primary);
+        if (!record) return answer(ctx, next, method, primary, primary, undefined, undefined);
+        const key = variantKey(primary, record, ctx);
+        const entry = memory.getNow(key);
+        if (entry !== undefined && ageOf(entry, Date.now()) < entry.lifetime) return serve(ctx, entry, 'hit');
+        return answer(ctx, next, method, primary, key, record.gen, entry);
+      };
+    return Object.assign(middleware, { close: () => store.close() });
+  },
+});
+
+/** Mirrors header changes into rawHeaders, which the proxy forwards from. */
+function syncRaw(raw: string[], headers: Record<string, string | string[] | undefined>): void {
+  for (let i = raw.length - 2; i >= 0; i -= 2) {
+    const k = raw[i]!.toLowerCase();
+    if (k === 'if-none-match' || k === 'if-modified-since') raw.splice(i, 2);
+  }
+  for (const k of ['if-none-match', 'if-modified-since']) {
+    const v = headers[k];
+    if (typeof v === 'string') raw.push(k, v);
+  }
+}

@@ -1,0 +1,36 @@
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { z } from 'zod';
+import type { Middleware } from '../http/types.js';
+
+/** What a middleware may use when it is created (at load or reload). */
+export interface MiddlewareDeps {
+  logger: Logger;
+  metrics: Registry;
+  /** The name the file gave this middleware instance (`per-client-limit`). */
+  name: string;
+  /** The configuration file's folder, for relative paths (keys, certificates). */
+  baseDir: string;
+  /** Named store URLs from the file's `stores:` section (`shared: redis://…`). */
+  stores: Record<string, string>;
+}
+
+/** A created middleware; `close` releases timers and connections when a reload replaces it. */
+export type MiddlewareInstance = Middleware & { close?: () => Promise<void> };
+
+/**
+ * One kind of middleware, as written in a file: `middlewares: { name: { <type>: options } }`.
+ * Each lives in `middlewares/<type>/index.ts` and is listed in `registry.ts`.
+ */
+export interface MiddlewareDefinition<S extends z.ZodType = z.ZodType> {
+  /** The key in the file: `jwt`, `rateLimit`, `cors`, … */
+  readonly type: string;
+  /** Options schema; strict objects so unknown options are errors. */
+  readonly options: S;
+  create(options: z.output<S>, deps: MiddlewareDeps): MiddlewareInstance | Promise<MiddlewareInstance>;
+}
+
+/** Helps a definition keep its option types without repeating them. */
+export function defineMiddleware<S extends z.ZodType>(def: MiddlewareDefinition<S>): MiddlewareDefinition<S> {
+  return def;
+}
