@@ -7,8 +7,10 @@ import { isDashboardPath, serveDashboard } from './dashboard/serve.js';
 /** What the admin API shows; the gateway (or sidecar, ambassador) provides it. */
 export interface AdminSource {
   registry: Registry;
-  /** False while starting or draining: /readyz answers 503. */
+  /** False while starting, draining, or when a listener is not accepting: /readyz answers 503. */
   ready(): boolean;
+  /** What /readyz shows beside its status: each listener, each shared store's health. */
+  readiness?(): Promise<Record<string, unknown>>;
   routes(): unknown;
   services(): unknown;
   /** Active version, last reload result and the configuration with secrets masked. */
@@ -33,7 +35,7 @@ export function createAdminServer(source: AdminSource): AdminServer {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendProblem(res, {
         status: 405,
-        code: 'TRELLIS_E_ADMIN_NOT_FOUND',
+        code: 'TRELLIS_E_ADMIN_METHOD_NOT_ALLOWED',
         detail: 'the admin API is read-only: use GET',
         headers: { allow: 'GET, HEAD' },
       });
@@ -45,7 +47,8 @@ export function createAdminServer(source: AdminSource): AdminServer {
         return json(res, 200, { status: 'ok' });
       case '/readyz': {
         const ready = source.ready();
-        return json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready' });
+        const detail = (await source.readiness?.()) ?? {};
+        return json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', ...detail });
       }
       case '/metrics': {
         const text = await source.registry.metrics();

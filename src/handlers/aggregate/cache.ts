@@ -1,6 +1,7 @@
 import type { Logger } from '../../core/logger.js';
-import { redisClient, storeUrl } from '../../middlewares/_support/redis.js';
+import { sharedRedis } from '../../middlewares/_support/redis.js';
 import { type CacheStore, MemoryCacheStore, RedisCacheStore } from '../../middlewares/cache/store.js';
+import type { SharedStores } from '../../stores/shared.js';
 
 /**
  * Per-part caching of successful answers, on the cache middleware's stores: in memory (an LRU
@@ -19,13 +20,12 @@ export class PartCache {
   static async open(
     options: { ttlMs: number; store: string; maxSize: number },
     prefix: string,
-    stores: Record<string, string>,
+    shared: SharedStores,
     log: Logger,
   ): Promise<PartCache> {
-    const url = storeUrl(options.store, stores);
-    const store = url
-      ? new RedisCacheStore(await redisClient(url, 250, log), prefix)
-      : new MemoryCacheStore(options.maxSize);
+    // The runtime's connection for the store: opened once per process, closed by the runtime.
+    const client = await sharedRedis(options.store, shared, 250);
+    const store = client ? new RedisCacheStore(client, prefix) : new MemoryCacheStore(options.maxSize);
     return new PartCache(store, options.ttlMs, log);
   }
 

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { type OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { OutgoingHttpHeaders } from 'node:http';
 import { z } from 'zod';
 import { duration, size } from '../../core/units.js';
+import { type ResponseSink, TrellisResponse } from '../../http/response.js';
 import type { Handler, RequestContext } from '../../http/types.js';
-import { redisClient, storeUrl } from '../_support/redis.js';
+import { sharedRedis } from '../_support/redis.js';
 import { defineMiddleware } from '../types.js';
-import { backgroundContext, captureResponse } from './capture.js';
+import { backgroundContext } from './capture.js';
 import {
   type Directives,
   freshnessLifetime,
@@ -25,7 +26,7 @@ import {
 } from './store.js';
 
 const options = z.strictObject({
-  /** `memory` (this process), a name from `stores:`, or a `redis://` URL (shared by every gateway). */
+  /** `memory` (this process), a name from `stores:` (a redis:// one), or a `redis://` URL (shared by every gateway). */
   store: z.string().min(1).default('memory'),
   /** memory: the most bytes held; least recently used entries go first. */
   maxSize: size().prefault('64mb'),
@@ -94,7 +95,22 @@ interface FlatHead {
   text?: string;
 }
 
-const plainEnd = ServerResponse.prototype.end;
+/** The headers of `h` after those of `kept` that `h` does not name (names in `h` win). */
+function withKept(h: HeadOut, kept: OutgoingHttpHeaders): OutgoingHttpHeaders | string[] {
+  const names = Object.keys(kept);
+  if (names.length === 0) return h as OutgoingHttpHeaders | string[];
+  if (!Array.isArray(h)) return { ...kept, ...h };
+  const own = new Set<string>();
+  for (let i = 0; i < h.length; i += 2) own.add(h[i]!.toLowerCase());
+  const out: string[] = [];
+  for (const k of names) {
+    if (own.has(k)) continue;
+    const v = kept[k]!;
+    if (Array.isArray(v)) for (const x of v) out.push(k, x);
+    else out.push(k, String(v));
+  }
+  return out.concat(h);
+}
 
 function flatHead(e: CacheEntry): FlatHead {
   let flat = flatHeads.get(e);
@@ -221,12 +237,10 @@ export const cacheMiddleware = defineMiddleware({
   type: 'cache',
   options,
   async create(o, deps) {
-    const url = storeUrl(o.store, deps.stores);
-    const store: CacheStore = url
-      ? new RedisCacheStore(
-          await redisClient(url, o.storeTimeout, deps.logger),
-          `trellis:cache:${deps.name}:`,
-        )
+    // The runtime's connection for the store: opened once per process, closed by the runtime.
+    const client = await sharedRedis(o.store, deps.shared, o.storeTimeout);
+    const store: CacheStore = client
+      ? new RedisCacheStore(client, `trellis:cache:${deps.name}:`)
       : new MemoryCacheStore(o.maxSize);
     /** Fills in progress per variant key: later misses wait for the first instead of going upstream. */
     const filling = new Map<string, Promise<CacheEntry | undefined>>();
@@ -296,9 +310,10 @@ export const cacheMiddleware = defineMiddleware({
       const cacheStatus = status === 'hit' ? 'trellis; hit' : `trellis; ${status}`;
       const body = ctx.req.method === 'HEAD' ? undefined : e.body;
       const flat = flatHead(e);
-      // node 20's writeHead keeps only the last of a repeated name in a flat list when headers
-      // were already set with setHeader (by a middleware before the cache): use the object form then.
-      if (flat.repeated && ctx.res.getHeaderNames().length > 0)
+      // node's own writeHead keeps only the last of a repeated name in a flat list when headers
+      // were already set with setHeader: use the object form then. (The runtime's response
+      // merges them itself, keeping every repeat.)
+      if (flat.repeated && !(ctx.res instanceof TrellisResponse) && ctx.res.getHeaderNames().length > 0)
         return out(
           e.status,
           { ...e.headers, age, 'cache-status': cacheStatus, 'x-request-id': ctx.requestId },
@@ -306,8 +321,13 @@ export const cacheMiddleware = defineMiddleware({
         );
       // A fresh list per answer: outer middlewares may edit the head they are given.
       const head = flat.list.concat('age', age, 'cache-status', cacheStatus, 'x-request-id', ctx.requestId);
-      // The string body only when nothing wraps `end` (compress would read the string as UTF-8).
-      if (!send && body !== undefined && flat.text !== undefined && ctx.res.end === plainEnd) {
+      // The string body only when no response filter is outside (each would turn it back into bytes).
+      if (
+        !send &&
+        body !== undefined &&
+        flat.text !== undefined &&
+        !(ctx.res instanceof TrellisResponse && ctx.res.filtered)
+      ) {
         ctx.res.writeHead(e.status, head);
         ctx.res.end(flat.text, 'latin1');
         return;
@@ -329,6 +349,9 @@ export const cacheMiddleware = defineMiddleware({
       new Promise<CacheEntry | undefined>((resolve, reject) => {
         const { req, res } = ctx;
         const preset = new Set(res.getHeaderNames());
+        // Headers set before the handler ran (outer middlewares: rate limits): an answer the
+        // cache makes itself keeps them.
+        const kept = res.getHeaders();
         const chunks: Buffer[] = [];
         let bytes = 0;
         let tooBig = false;
@@ -349,66 +372,70 @@ export const cacheMiddleware = defineMiddleware({
         res.once('close', () => {
           if (!ended) resolve(undefined);
         });
-        captureResponse(
-          res,
-          {
-            onHead: (r) => {
-              head = { statusCode: r.statusCode, headers: { ...r.getHeaders() } };
-              if (stale) {
-                req.headers['if-none-match'] = clientValidators.inm;
-                req.headers['if-modified-since'] = clientValidators.ims;
-              }
-              const age = stale ? ageOf(stale, Date.now()) : 0;
-              if (stale && r.statusCode === 304) {
-                mode = 'revalidated';
-                return 'swallow';
-              }
-              if (stale && r.statusCode >= 500 && !stale.mustRevalidate && age < stale.lifetime + stale.sie) {
-                mode = 'stale-if-error';
-                return 'swallow';
-              }
-              r.setHeader(
-                'cache-status',
-                `trellis; fwd=${stale ? 'stale' : 'miss'}; fwd-status=${r.statusCode}`,
-              );
-              const declared = Number(r.getHeader('content-length') ?? 0);
-              if (declared > o.maxEntrySize) tooBig = true;
-              return 'pass';
-            },
-            onData: (chunk) => {
-              if (tooBig || mode !== 'store') return;
+        // The response phase: tee what the handler sends into the entry, or hold an upstream
+        // 304 / 5xx back and answer from the stored entry instead.
+        const sender =
+          (out: ResponseSink) =>
+          (s: number, h: HeadOut, b?: Buffer): void => {
+            out.writeHead(s, withKept(h, kept));
+            out.end(b);
+          };
+        ctx.onResponse({
+          head: (r) => {
+            head = { statusCode: r.statusCode, headers: r.getHeaders() };
+            if (stale) {
+              req.headers['if-none-match'] = clientValidators.inm;
+              req.headers['if-modified-since'] = clientValidators.ims;
+            }
+            const age = stale ? ageOf(stale, Date.now()) : 0;
+            if (stale && r.statusCode === 304) {
+              mode = 'revalidated';
+              return 'hold';
+            }
+            if (stale && r.statusCode >= 500 && !stale.mustRevalidate && age < stale.lifetime + stale.sie) {
+              mode = 'stale-if-error';
+              return 'hold';
+            }
+            r.setHeader(
+              'cache-status',
+              `trellis; fwd=${stale ? 'stale' : 'miss'}; fwd-status=${r.statusCode}`,
+            );
+            const declared = Number(r.getHeader('content-length') ?? 0);
+            if (declared > o.maxEntrySize) tooBig = true;
+            return undefined;
+          },
+          write: (chunk, out) => {
+            if (mode !== 'store') return true;
+            if (!tooBig) {
               bytes += chunk.length;
               if (bytes > o.maxEntrySize) {
                 tooBig = true;
                 chunks.length = 0;
               } else chunks.push(chunk);
-            },
-            onEnd: (send) => {
-              ended = true;
-              const sender = (s: number, h: HeadOut, b?: Buffer) => {
-                send.writeHead(s, h);
-                send.end(b);
-              };
-              if (mode === 'revalidated' && stale) {
-                const fresh = freshen(stale, head!, o);
-                const names = parseVary(fresh.headers.vary);
-                void save(ctx, primary, gen, names === '*' ? [] : names, fresh).then(() => resolve(fresh));
-                serve(ctx, fresh, 'hit; detail=revalidated', sender);
-                return;
-              }
-              if (mode === 'stale-if-error' && stale) {
-                serve(ctx, stale, 'hit; detail=stale-if-error', sender);
-                resolve(undefined);
-                return;
-              }
-              if (tooBig) return resolve(undefined);
-              const { entry, vary } = toEntry(head!, Buffer.concat(chunks), preset, ctx, o);
-              if (!entry) return resolve(undefined);
-              void save(ctx, primary, gen, vary, entry).then(() => resolve(entry));
-            },
+            }
+            return out.write(chunk);
           },
-          preset,
-        );
+          end: (out) => {
+            ended = true;
+            if (mode === 'revalidated' && stale) {
+              const fresh = freshen(stale, head!, o);
+              const names = parseVary(fresh.headers.vary);
+              void save(ctx, primary, gen, names === '*' ? [] : names, fresh).then(() => resolve(fresh));
+              serve(ctx, fresh, 'hit; detail=revalidated', sender(out));
+              return;
+            }
+            if (mode === 'stale-if-error' && stale) {
+              serve(ctx, stale, 'hit; detail=stale-if-error', sender(out));
+              resolve(undefined);
+              return;
+            }
+            out.end();
+            if (tooBig) return resolve(undefined);
+            const { entry, vary } = toEntry(head!, Buffer.concat(chunks), preset, ctx, o);
+            if (!entry) return resolve(undefined);
+            void save(ctx, primary, gen, vary, entry).then(() => resolve(entry));
+          },
+        });
         Promise.resolve(next(ctx)).catch((err) => {
           resolve(undefined);
           reject(err);

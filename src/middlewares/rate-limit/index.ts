@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { duration } from '../../core/units.js';
 import type { Handler, RequestContext } from '../../http/types.js';
 import { keyFunction, limitKey } from '../_support/key.js';
-import { redisClient, storeUrl } from '../_support/redis.js';
+import { sharedRedis } from '../_support/redis.js';
 import { refuse } from '../_support/refuse.js';
 import { defineMiddleware } from '../types.js';
 
@@ -139,8 +139,8 @@ export const rateLimitMiddleware = defineMiddleware({
   type: 'rateLimit',
   options,
   async create(o, deps) {
-    const url = storeUrl(o.store, deps.stores);
-    const client = url === undefined ? undefined : await redisClient(url, o.storeTimeout, deps.logger);
+    // The runtime's connection for the store: opened once per process, closed by the runtime.
+    const client = await sharedRedis(o.store, deps.shared, o.storeTimeout);
     const base: Record<string, unknown> = { keyPrefix: o.prefix ?? `trellis:rl:${deps.name}:` };
     if (client) base.storeClient = client;
     const check = checker(o, base);
@@ -192,10 +192,6 @@ export const rateLimitMiddleware = defineMiddleware({
         res.setHeader('ratelimit-policy', policy);
         return next(ctx);
       };
-    return Object.assign(middleware, {
-      close: async () => {
-        client?.disconnect();
-      },
-    });
+    return middleware;
   },
 });
