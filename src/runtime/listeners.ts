@@ -10,8 +10,7 @@ interface Open {
   listener: Listener;
   /** The listen block as JSON: a listener is reused while it is unchanged. */
   listenKey: string;
-  /** The bound address (host and port) as JSON: a change of only other options rebinds in place. */
-  addressKey: string;
+  /** The bound port: a new configuration on the same port must take it over in place. */
   port: number;
 }
 
@@ -34,11 +33,6 @@ export function listenFailure(where: string, err: unknown): string {
 
 function openError(key: string, listen: ListenConfig, err: unknown): string {
   return listenFailure(`listener ${key} (${listen.host}:${listen.port})`, err);
-}
-
-function addressOf(listen: ListenConfig): string {
-  // Port 0 asks for a new free port each time: never "the same address".
-  return listen.port === 0 ? `${Math.random()}` : JSON.stringify([listen.host, listen.port]);
 }
 
 /**
@@ -85,7 +79,6 @@ export class ListenerSet {
       return {
         listener,
         listenKey: JSON.stringify(listen),
-        addressKey: addressOf(listen),
         port: address.port,
       };
     } catch (err) {
@@ -120,7 +113,9 @@ export class ListenerSet {
     for (const [key, compiled] of next.listeners) {
       const existing = this.bound.get(key);
       if (existing?.listenKey === JSON.stringify(compiled.listen)) continue;
-      if (existing?.addressKey === addressOf(compiled.listen)) {
+      // The same port (whatever the host: 0.0.0.0 holds it for every address) cannot be bound
+      // twice; port 0 asks for a new free port, which can.
+      if (existing !== undefined && compiled.listen.port !== 0 && existing.port === compiled.listen.port) {
         inPlace.push(key);
         continue;
       }
