@@ -280,19 +280,23 @@ export class TrellisResponse<Req extends IncomingMessage = IncomingMessage> exte
 
   /** Earlier setHeader headers (unless the head names them too, which replaces them), then the head. */
   private headList(arg: HeadArg): string[] {
-    const list: string[] = [];
-    if (arg !== undefined && !Array.isArray(arg) && this.preset === undefined) {
-      pushHeadArg(list, arg);
-      return list;
+    let own: readonly string[];
+    // The proxy's flat list of strings is read as it is; other forms are flattened once.
+    if (Array.isArray(arg) && (arg.length === 0 || typeof arg[0] === 'string'))
+      own = arg as readonly string[];
+    else {
+      const flat: string[] = [];
+      pushHeadArg(flat, arg);
+      if (this.preset === undefined) return flat;
+      own = flat;
     }
-    const own: string[] = [];
-    pushHeadArg(own, arg);
-    if (this.preset !== undefined) {
-      for (const [lower, [name, value]] of this.preset) {
-        if (own.length > 0 && listHas(own, lower)) continue;
-        if (typeof value === 'object') for (const v of value) list.push(name, v);
-        else list.push(name, String(value));
-      }
+    // Filters edit the list in place: never the caller's own array.
+    if (this.preset === undefined) return own.slice();
+    const list: string[] = [];
+    for (const [lower, [name, value]] of this.preset) {
+      if (own.length > 0 && listHas(own, lower)) continue;
+      if (typeof value === 'object') for (const v of value) list.push(name, v);
+      else list.push(name, String(value));
     }
     for (let i = 0; i < own.length; i++) list.push(own[i]!);
     return list;

@@ -66,15 +66,24 @@ export const corsMiddleware = defineMiddleware({
         return undefined;
       },
     };
-    const allowedFor = (origin: string): ResponseFilter => ({
-      head(r) {
-        strip(r);
-        r.setHeader('access-control-allow-origin', anyOrigin ? '*' : origin);
-        if (o.credentials) r.setHeader('access-control-allow-credentials', 'true');
-        if (exposed) r.setHeader('access-control-expose-headers', exposed);
-        return undefined;
-      },
-    });
+    // One filter per allowed origin, kept (bounded): a handful of origins send every request.
+    const byOrigin = new Map<string, ResponseFilter>();
+    const allowedFor = (origin: string): ResponseFilter => {
+      let filter = byOrigin.get(origin);
+      if (filter !== undefined) return filter;
+      filter = {
+        head(r) {
+          strip(r);
+          r.setHeader('access-control-allow-origin', anyOrigin ? '*' : origin);
+          if (o.credentials) r.setHeader('access-control-allow-credentials', 'true');
+          if (exposed) r.setHeader('access-control-expose-headers', exposed);
+          return undefined;
+        },
+      };
+      if (byOrigin.size >= 1024) byOrigin.clear();
+      byOrigin.set(origin, filter);
+      return filter;
+    };
     return (next) => (ctx) => {
       const { req, res } = ctx;
       const origin = req.headers.origin;
