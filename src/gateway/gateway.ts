@@ -164,6 +164,8 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     logger: options.logger,
     registry: options.registry,
     sighup: options.sighup,
+    // --no-watch: nothing is watched, the gateway file nor the files it refers to.
+    watchReferenced: options.watch !== false,
     env: options.env,
   });
   return {

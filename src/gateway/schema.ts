@@ -5,6 +5,7 @@ import { listenSchema } from '../http/listener.js';
 import { serviceSchema } from '../http/upstream/index.js';
 import type { TypeRegistry } from '../runtime/registry.js';
 import { checkPathPattern } from '../runtime/router.js';
+import { storeUrlSchema } from '../runtime/stores.js';
 import { gatewayTypes } from './types.js';
 
 /**
@@ -178,7 +179,7 @@ export function gatewaySchema(types: TypeRegistry = gatewayTypes) {
       accessLog: accessLogSchema.default(true),
       /** How long in-flight requests may take to finish on shutdown. */
       drainTimeout: duration().default(10_000),
-      stores: z.record(z.string(), z.string()).default({}),
+      stores: z.record(z.string(), storeUrlSchema).default({}),
       services: z.record(z.string(), serviceSchema).default({}),
       middlewares: z.record(z.string(), middlewareEntrySchema(types)).default({}),
       routes: z.array(routeSchema(types)).default([]),

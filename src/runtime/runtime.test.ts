@@ -220,6 +220,25 @@ routes:
     expect(gw.version).toBe(2);
   });
 
+  it('stores: accepts every building-block scheme and refuses others at validation', async () => {
+    const file = (url: string) =>
+      `listen: { host: 127.0.0.1, port: 0 }\nadmin: { enabled: false }\nstores: { s: '${url}' }\nroutes: []\n`;
+    await expect(startGateway({ text: file('mysql://db/x'), label: 'gw.yaml' })).rejects.toThrow(
+      /gw\.yaml:3:\d+ stores\.s: .*no "mysql" backend/,
+    );
+    for (const url of [
+      'memory:',
+      `sqlite:${join(dir, 'kv.db')}`,
+      'postgres://h/db',
+      'etcd://h:2379',
+      'nats://h:4222',
+    ]) {
+      gw = await startGateway({ text: file(url) });
+      await gw.stop(1_000);
+      gw = undefined;
+    }
+  });
+
   it('the admin API answers a write method with 405 TRELLIS_E_ADMIN_METHOD_NOT_ALLOWED', async () => {
     gw = await startGateway({
       text: 'listen: { host: 127.0.0.1, port: 0 }\nadmin: { host: 127.0.0.1, port: 0 }\nroutes: []\n',

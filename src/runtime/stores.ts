@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import { messageOf, TrellisError } from '../core/errors.js';
 import { redactUrl, schemeOf } from '../stores/connection.js';
 import { openKeyValueStore } from '../stores/kv/index.js';
@@ -15,6 +16,15 @@ export const STORE_SCHEMES = ['memory', 'sqlite', 'postgres', 'redis', 'etcd', '
 export function checkStoreUrl(url: string): void {
   schemeOf(url, 'stores:', STORE_SCHEMES);
 }
+
+/** A `stores:` entry: a URL of any scheme a building block opens (checked at validation). */
+export const storeUrlSchema = z.string().superRefine((url, ctx) => {
+  try {
+    checkStoreUrl(url);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: messageOf(err) });
+  }
+});
 
 interface Opened {
   url: string;
