@@ -1,4 +1,5 @@
 import type { Command } from '../command.js';
+import { ambassadorCommand } from './ambassador.js';
 import { configCommand } from './config.js';
 import { gatewayCommand } from './gateway.js';
 import { leaderCommand } from './leader.js';
@@ -9,6 +10,7 @@ import { validateCommand } from './validate.js';
 /** Every `trellis` command; one file each under `cli/commands/`. */
 export const commands: Command[] = [
   gatewayCommand,
+  ambassadorCommand,
   validateCommand,
   schemaCommand,
   leaderCommand,
