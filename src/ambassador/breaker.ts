@@ -59,6 +59,8 @@ export class Cancelled extends Error {
 /** The breakers of one remote's upstreams, made on first use. */
 export class UpstreamBreakers {
   private readonly byUpstream = new Map<string, CircuitBreakerPolicy>();
+  /** When each breaker last opened (cockatiel keeps its own privately). */
+  private readonly openedAt = new Map<string, number>();
 
   constructor(
     private readonly config: BreakerConfig,
@@ -89,7 +91,10 @@ export class UpstreamBreakers {
         breaker: new EitherBreaker(breakers),
       },
     );
-    policy.onStateChange((state) => this.onChange(upstream, STATE_NAME[state]));
+    policy.onStateChange((state) => {
+      if (state === CircuitState.Open) this.openedAt.set(upstream, Date.now());
+      this.onChange(upstream, STATE_NAME[state]);
+    });
     this.byUpstream.set(upstream, policy);
     return policy;
   }
@@ -98,9 +103,16 @@ export class UpstreamBreakers {
   refuses(upstream: string): boolean {
     const policy = this.byUpstream.get(upstream);
     if (policy === undefined) return false;
-    // Open lets the first caller after halfOpenAfter through as the probe (cockatiel decides);
-    // half-open would make everyone else wait for the probe: they go elsewhere instead.
-    return policy.state === CircuitState.HalfOpen || policy.state === CircuitState.Isolated;
+    switch (policy.state) {
+      case CircuitState.Closed:
+        return false;
+      case CircuitState.Open:
+        // Due a probe: the first caller goes through as it (cockatiel moves to half-open).
+        return Date.now() - (this.openedAt.get(upstream) ?? 0) < this.config.halfOpenAfter;
+      default:
+        // Half-open would make everyone else wait for the probe: they go elsewhere instead.
+        return true;
+    }
   }
 
   /** State per upstream, for the admin API. */

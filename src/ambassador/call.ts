@@ -206,10 +206,12 @@ class Call {
     const { pool } = deps;
     const method = ctx.req.method ?? 'GET';
     let tried: Set<Upstream> | undefined;
+    /** Upstreams whose breaker refused this call (opened by another call since it was picked). */
+    let broken: Set<Upstream> | undefined;
     let lastFailure: Failure | undefined;
     for (;;) {
       if (this.over.signal.aborted) return this.timedOut();
-      const upstream = this.pickUpstream(tried);
+      const upstream = this.pickUpstream(tried, broken);
       if (upstream === undefined) {
         return this.fail(
           503,
@@ -224,8 +226,8 @@ class Call {
       if (result === 'broken') {
         // Opened by another call since we picked it: not an attempt, go elsewhere.
         this.attempt--;
-        tried ??= new Set();
-        tried.add(upstream);
+        broken ??= new Set();
+        broken.add(upstream);
         continue;
       }
       if (result.kind === 'answer') return this.relay(upstream, result.response, result.startedAt);
@@ -257,18 +259,22 @@ class Call {
   }
 
   /** An upstream whose breaker lets an attempt through, or undefined when every one refuses. */
-  private pickUpstream(tried: Set<Upstream> | undefined): Upstream | undefined {
+  private pickUpstream(
+    tried: Set<Upstream> | undefined,
+    broken: Set<Upstream> | undefined,
+  ): Upstream | undefined {
     const { pool, breakers } = this.deps;
     const hashKey = pool.hashKey?.(this.ctx.req.headers, this.ctx.clientIp);
-    let skip: Set<Upstream> | undefined;
+    // The pool's pick widens to excluded upstreams rather than return none: refused ones are
+    // skipped here, and when every upstream refuses the call is answered 503.
+    const skip = new Set<Upstream>(broken);
     for (let i = 0; i <= pool.upstreams.length; i++) {
-      const exclude = skip === undefined ? tried : new Set([...(tried ?? []), ...skip]);
+      if (skip.size >= pool.upstreams.length) return undefined;
+      const exclude = skip.size === 0 ? tried : new Set([...(tried ?? []), ...skip]);
       const u = pool.pick(hashKey, exclude);
       if (u === undefined) return undefined;
-      if (!breakers.refuses(u.id) && !(skip?.has(u) ?? false)) return u;
-      skip ??= new Set();
+      if (!skip.has(u) && !breakers.refuses(u.id)) return u;
       skip.add(u);
-      if (skip.size >= pool.upstreams.length) return undefined;
     }
     return undefined;
   }

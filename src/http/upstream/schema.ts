@@ -57,7 +57,7 @@ export const RETRY_ON = ['connect-failure', 'reset', 'timeout', '502', '503', '5
 export type RetryOn = (typeof RETRY_ON)[number];
 
 const retryOnValue = z
-  .union([z.enum(RETRY_ON), z.literal(502), z.literal(503), z.literal(504)], {
+  .union([z.enum(RETRY_ON), z.literal(502), z.literal(503), z.literal(504), z.literal(429)], {
     error: `a retry condition is one of ${RETRY_ON.join(', ')}`,
   })
   .transform((v) => String(v) as RetryOn);
