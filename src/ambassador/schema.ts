@@ -19,8 +19,8 @@ const HOST_RE = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)
 export const breakerSchema = z.strictObject({
   /** Consecutive failed attempts that open the breaker; 0: this condition is off. */
   consecutiveFailures: z.number().int().min(0).default(5),
-  /** Share of failed attempts over `window` that opens the breaker; 0: this condition is off. */
-  failureRatio: z.number().min(0).max(1).default(0.5),
+  /** Share of failed attempts over `window` above which the breaker opens (below 1); 0: this condition is off. */
+  failureRatio: z.number().min(0).lt(1, 'failureRatio is a share below 1, like 0.5').default(0.5),
   /** The ratio is only judged once the window holds this many attempts. */
   minimumAttempts: z.number().int().min(1).default(20),
   /** The sliding window of the failure ratio. */
