@@ -18,7 +18,13 @@ export function parseAmbassadorConfig(
   label: string,
   env?: Record<string, string | undefined>,
 ): AmbassadorConfig {
-  const raw = parseYaml(text) as unknown;
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch {
+    // Not YAML: parseConfig reports it with line and column.
+    return parseConfig(text, ambassadorSchema, label, env === undefined ? {} : { env });
+  }
   if (raw === null || typeof raw !== 'object' || !('remotes' in raw)) {
     throw new ConfigError([
       {

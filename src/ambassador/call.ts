@@ -9,6 +9,7 @@ import type { RequestContext } from '../http/types.js';
 import { ServiceRetryPolicy } from '../http/upstream/retry.js';
 import type { AttemptOutcome, ServicePool, Upstream } from '../http/upstream/types.js';
 import { BrokenCircuitError, Cancelled, type UpstreamBreakers } from './breaker.js';
+import { type CredentialSource, TokenUnavailable } from './credentials.js';
 import type { AmbassadorMetrics } from './metrics.js';
 import type { RemoteConfig } from './schema.js';
 import { nextTraceparent } from './trace.js';
@@ -82,8 +83,8 @@ export interface RemoteDeps {
   pool: ServicePool;
   metrics: AmbassadorMetrics;
   breakers: UpstreamBreakers;
-  /** Extra request headers per attempt (credentials), added after the client's. */
-  credentials?: () => Promise<Record<string, string>>;
+  /** Headers added to every attempt (API keys, the OAuth2 token), after the client's. */
+  credentials?: CredentialSource;
 }
 
 /** The handler of one remote service. */
@@ -152,7 +153,21 @@ class Call {
   private async inSlot(): Promise<void> {
     const body = await this.readBody();
     if (body === null) return;
-    await this.attempts(body);
+    let added: Record<string, string> = {};
+    if (this.deps.credentials !== undefined) {
+      try {
+        added = await this.deps.credentials();
+      } catch (err) {
+        if (!(err instanceof TokenUnavailable)) throw err;
+        return this.fail(
+          503,
+          'TRELLIS_E_TOKEN_UNAVAILABLE',
+          `no access token for remote "${this.deps.pool.name}": ${err.message}`,
+          { 'retry-after': '1' },
+        );
+      }
+    }
+    await this.attempts(body, added);
   }
 
   /** The client's body, buffered so every attempt sends it whole; null when answered already. */
@@ -201,7 +216,7 @@ class Call {
     return Buffer.concat(chunks);
   }
 
-  private async attempts(body: Buffer | undefined): Promise<void> {
+  private async attempts(body: Buffer | undefined, added: Record<string, string>): Promise<void> {
     const { ctx, deps } = this;
     const { pool } = deps;
     const method = ctx.req.method ?? 'GET';
@@ -222,7 +237,7 @@ class Call {
       }
       this.attempt++;
       ctx.upstream = upstream.id;
-      const result = await this.send(upstream, method, body);
+      const result = await this.send(upstream, method, body, added);
       if (result === 'broken') {
         // Opened by another call since we picked it: not an attempt, go elsewhere.
         this.attempt--;
@@ -284,6 +299,7 @@ class Call {
     upstream: Upstream,
     method: string,
     body: Buffer | undefined,
+    added: Record<string, string>,
   ): Promise<
     | 'broken'
     | { kind: 'answer' | 'failedAnswer'; response: Dispatcher.ResponseData; startedAt: number }
@@ -300,7 +316,7 @@ class Call {
       Number.isFinite(perTry) && remote.perTryTimeout > 0
         ? setTimeout(() => attempt.abort(new PerTryTimeout('per-try timeout')), Math.max(0, perTry))
         : undefined;
-    const headers = await this.headersFor(upstream, perTry);
+    const headers = this.headersFor(upstream, perTry, added);
     const startedAt = performance.now();
     let began = false;
     try {
@@ -349,8 +365,8 @@ class Call {
   }
 
   /** The request headers of one attempt: the client's, trace context, time left, credentials. */
-  private async headersFor(upstream: Upstream, perTryMs: number): Promise<string[]> {
-    const { ctx, remote, deps } = this;
+  private headersFor(upstream: Upstream, perTryMs: number, added: Record<string, string>): string[] {
+    const { ctx, remote } = this;
     const out: string[] = [];
     const raw = upstreamRequestHeaders(ctx, upstream.origin.host);
     for (let i = 0; i < raw.length; i += 2) {
@@ -360,8 +376,11 @@ class Call {
     if (remote.deadlineHeader !== '' && Number.isFinite(perTryMs)) {
       out.push(remote.deadlineHeader, String(Math.max(1, Math.floor(perTryMs))));
     }
-    if (deps.credentials !== undefined) {
-      for (const [k, v] of Object.entries(await deps.credentials())) out.push(k, v);
+    for (const name in added) {
+      // The ambassador's credentials replace whatever the client sent under that name.
+      const lower = name.toLowerCase();
+      for (let i = out.length - 2; i >= 0; i -= 2) if (out[i]!.toLowerCase() === lower) out.splice(i, 2);
+      out.push(name, added[name]!);
     }
     return out;
   }

@@ -14,6 +14,7 @@ import {
 import { extendTypes, type TypeRegistry } from '../runtime/registry.js';
 import { UpstreamBreakers } from './breaker.js';
 import { remoteHandler } from './call.js';
+import { credentialSource } from './credentials.js';
 import { ambassadorMetrics } from './metrics.js';
 import type { AmbassadorConfig, RemoteConfig } from './schema.js';
 
@@ -57,7 +58,13 @@ const remoteType = defineHandler({
       breakersOfPool.set(pool, kept);
     }
     o.breakers.set(o.name, kept.breakers);
-    return remoteHandler(o.remote, { pool, metrics, breakers: kept.breakers });
+    const credentials = credentialSource(o.remote.credentials);
+    return remoteHandler(o.remote, {
+      pool,
+      metrics,
+      breakers: kept.breakers,
+      ...(credentials === undefined ? {} : { credentials }),
+    });
   },
 });
 

@@ -31,6 +31,10 @@ describe('ambassador schema', () => {
     ).toThrow(/no top-level listen/);
   });
 
+  it('reports broken YAML with its line, not as an unexpected error', () => {
+    expect(() => parse('remotes:\n  pay: { listen: { port: 1 }, x: ${A} }\n')).toThrow(/ambassador\.yaml:2/);
+  });
+
   it('accepts 429 as a retry condition', () => {
     const c = parse(
       `remotes:\n  pay: { listen: { port: 1 }, service: { upstreams: [http://a:1], retry: { on: [429, 503] } } }\n`,

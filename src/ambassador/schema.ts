@@ -4,6 +4,7 @@ import { accessLogSchema, adminSchema } from '../gateway/schema.js';
 import { listenSchema } from '../http/listener.js';
 import { serviceSchema } from '../http/upstream/index.js';
 import { storeUrlSchema } from '../runtime/stores.js';
+import { credentialsSchema } from './credentials.js';
 
 /**
  * The ambassador file: one entry under `remotes:` per remote service the local client calls.
@@ -59,6 +60,8 @@ export const remoteSchema = z
     retryNonIdempotent: z.boolean().default(false),
     /** Largest request body kept to replay on a retry; a larger one is refused with 413. */
     maxBodySize: size().default(1024 * 1024),
+    /** Headers (API keys) and OAuth2 client-credentials tokens added to every call. */
+    credentials: credentialsSchema.optional(),
     breaker: breakerSchema.prefault({}),
     bulkhead: bulkheadSchema.prefault({}),
   })
