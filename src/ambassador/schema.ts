@@ -99,6 +99,13 @@ export const ambassadorSchema = z
     if (Object.keys(cfg.remotes).length === 0) {
       ctx.addIssue({ code: 'custom', path: ['remotes'], message: 'name at least one remote service' });
     }
+    if (cfg.listen !== undefined && cfg.remotes.main !== undefined && cfg.remotes.main.listen !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['remotes', 'main'],
+        message: 'the shared listener is called main: give this remote another name',
+      });
+    }
     const hosted = Object.entries(cfg.remotes).filter(([, r]) => r.listen === undefined);
     if (hosted.length > 0 && cfg.listen === undefined) {
       ctx.addIssue({

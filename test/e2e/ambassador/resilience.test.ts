@@ -91,16 +91,25 @@ describe('trellis ambassador: resilience through the real CLI', () => {
 
   beforeAll(async () => {
     dir = tempDir();
-    for (const n of ['down', 'slow', 'flaky', 'breaker', 'limited']) o[n] = await origin(n);
+    for (const n of ['down', 'slow', 'flaky', 'breaker', 'limited', 'held']) o[n] = await origin(n);
     const file = `${dir.path}/ambassador.yaml`;
     writeFileSync(
       file,
-      `remotes:
+      `listen: { port: 0 }
+remotes:
+  hosted:
+    hosts: [hosted.internal]
+    maxBodySize: 1kb
+    service: { upstreams: ['${o.held!.url}'] }
+  narrow:
+    listen: { port: 0 }
+    bulkhead: { maxConcurrent: 1, maxQueue: 1 }
+    service: { upstreams: ['${o.held!.url}'] }
   down:
     listen: { port: 0 }
     service:
       upstreams: ['${o.down!.url}']
-      retry: { attempts: 5, backoff: { base: 1ms, max: 5ms }, budget: { ratio: 0.2, minPerSecond: 5 } }
+      retry: { attempts: 5, backoff: { base: 1ms, max: 5ms }, budget: { ratio: 0.2, minPerSecond: 0 } }
       outlier: { consecutive5xx: 0, consecutiveConnectFailures: 0 }
     breaker: { consecutiveFailures: 0, failureRatio: 0 }
   slow:
@@ -158,7 +167,7 @@ describe('trellis ambassador: resilience through the real CLI', () => {
     const offered = 200;
     const result = await python(url('down'), offered, 8);
     expect(result.statuses).toEqual({ 503: offered });
-    // Five attempts each without a budget; with it, retries stay within 20 % (+ 5/s minimum).
+    // Five attempts each without a budget; with it (no per-second minimum), retries stay within 20 %.
     expect(o.down!.requests.length).toBeLessThanOrEqual(offered * 1.2);
     expect(o.down!.requests.length).toBeGreaterThan(offered);
     expect(await metrics()).toMatch(/trellis_ambassador_retry_budget_exhausted_total\{remote="down"\} [1-9]/);
@@ -182,7 +191,8 @@ describe('trellis ambassador: resilience through the real CLI', () => {
     for (const r of seen) expect(Number(r.headers['x-trellis-deadline-ms'])).toBeLessThanOrEqual(200);
     const python_ = await python(url('slow'), 4, 4);
     expect(python_.statuses).toEqual({ 504: 4 });
-    expect(python_.worstMs).toBeLessThan(550);
+    // Measured in the Python client: four threads' connection setup on a loaded machine included.
+    expect(python_.worstMs).toBeLessThan(650);
   }, 60_000);
 
   it('a POST is retried only when opted in, and a chunked body is replayed intact', async () => {
@@ -271,6 +281,37 @@ describe('trellis ambassador: resilience through the real CLI', () => {
     expect(r.seconds).toBeGreaterThanOrEqual(0.95);
     expect(calls).toBe(2);
   }, 30_000);
+
+  it('host-based routing on the shared listener; a body over maxBodySize is refused with 413', async () => {
+    o.held!.behave(status(200));
+    const r = await curl(['-H', 'Host: hosted.internal', url('main', '/h')]);
+    expect(r.status).toBe(200);
+    expect(o.held!.requests.at(-1)!.url).toBe('/h');
+    const other = await curl(['-H', 'Host: elsewhere.internal', url('main', '/h')]);
+    expect(other.status).toBe(404);
+    const big = await curl([
+      '-H',
+      'Host: hosted.internal',
+      '--data-binary',
+      'x'.repeat(2048),
+      url('main', '/h'),
+    ]);
+    expect(big.status).toBe(413);
+    expect(JSON.parse(big.body).code).toBe('TRELLIS_E_BODY_TOO_LARGE');
+  });
+
+  it('the bulkhead: one in flight, one waiting, the rest refused at once with 503', async () => {
+    o.held!.behave((_req, res) => {
+      setTimeout(() => res.writeHead(200).end('held'), 400);
+    });
+    const results = await Promise.all(Array.from({ length: 4 }, () => curl([url('narrow')])));
+    const statuses = results.map((r) => r.status).sort();
+    expect(statuses).toEqual([200, 200, 503, 503]);
+    const refused = results.find((r) => r.status === 503)!;
+    expect(JSON.parse(refused.body).code).toBe('TRELLIS_E_BULKHEAD_FULL');
+    expect(refused.seconds).toBeLessThan(0.3);
+    expect(await metrics()).toMatch(/trellis_ambassador_bulkhead_rejected_total\{remote="narrow"\} 2/);
+  });
 
   it('starts a W3C trace or continues the client one', async () => {
     o.flaky!.behave(status(200));
