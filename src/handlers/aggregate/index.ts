@@ -60,6 +60,7 @@ export const aggregateHandler = defineHandler({
       parts,
       maxRequestBody: options.maxRequestBody,
       countResponse: responseMetrics(deps.metrics, deps.routeName),
+      incompleteMaxAge: Math.floor(options.incompleteMaxAge / 1000),
     });
     // A reload replaces the handler: release the caches' stores (Redis connections).
     return Object.assign(handler, {

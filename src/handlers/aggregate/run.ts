@@ -1,6 +1,7 @@
 import { sendProblem } from '../../http/problem.js';
 import type { Handler, RequestContext } from '../../http/types.js';
 import type { ServicePool } from '../../http/upstream/types.js';
+import { sealResponseHeaders } from '../../middlewares/_support/intercept.js';
 import type { PartCache } from './cache.js';
 import { Cancel } from './cancel.js';
 import { composeResponse } from './compose.js';
@@ -23,6 +24,8 @@ export interface AggregateRuntime {
   parts: PartRuntime[];
   maxRequestBody: number;
   countResponse: (completed: boolean) => void;
+  /** Seconds an incomplete answer may be cached (0: no-store). */
+  incompleteMaxAge: number;
 }
 
 type Failure = Extract<CallResult, { ok: false }>;
@@ -68,6 +71,9 @@ export function createAggregate(rt: AggregateRuntime): Handler {
     if (!completed) out._missing = run.missing;
     rt.countResponse(completed);
     const text = JSON.stringify(out);
+    // Sealed, not just set: a headers middleware on the route runs its edits after this head is
+    // written and would otherwise give the degraded page the route's lifetime.
+    if (!completed) sealResponseHeaders(ctx.res, incompleteCaching(rt.incompleteMaxAge));
     ctx.res.writeHead(200, {
       'content-type': 'application/json; charset=utf-8',
       'content-length': Buffer.byteLength(text),
@@ -75,6 +81,17 @@ export function createAggregate(rt: AggregateRuntime): Handler {
       'x-request-id': ctx.requestId,
     });
     ctx.res.end(ctx.req.method === 'HEAD' ? undefined : text);
+  };
+}
+
+/** The caching headers of an incomplete answer: no-store, or a short lifetime. */
+function incompleteCaching(maxAge: number): Record<string, string | undefined> {
+  return {
+    'cache-control': maxAge > 0 ? `max-age=${maxAge}` : 'no-store',
+    // Anything else that could give it a longer life is removed.
+    'cdn-cache-control': undefined,
+    'surrogate-control': undefined,
+    expires: undefined,
   };
 }
 
