@@ -3,6 +3,7 @@ import { type OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { duration, size } from '../../core/units.js';
 import type { Handler, RequestContext } from '../../http/types.js';
+import { isStoreSkipped, storeBreaker, storeBreakerOptions } from '../_support/breaker.js';
 import { redisClient, storeUrl } from '../_support/redis.js';
 import { defineMiddleware } from '../types.js';
 import { backgroundContext, captureResponse } from './capture.js';
@@ -18,6 +19,7 @@ import {
 import {
   type CacheEntry,
   type CacheStore,
+  GuardedCacheStore,
   MemoryCacheStore,
   RedisCacheStore,
   TEXT_BODY_MAX,
@@ -41,6 +43,8 @@ const options = z.strictObject({
   cacheSetCookie: z.boolean().default(false),
   /** Redis: how long one store operation may take before the cache is skipped for that request. */
   storeTimeout: duration().prefault('250ms'),
+  /** Redis: the circuit breaker in front of the store: `{ failures: 5, halfOpenAfter: 5s }`. */
+  storeBreaker: storeBreakerOptions(),
 });
 
 /** Headers never stored: hop-by-hop, per-exchange ones, and the ones the cache computes. */
@@ -222,12 +226,22 @@ export const cacheMiddleware = defineMiddleware({
   options,
   async create(o, deps) {
     const url = storeUrl(o.store, deps.stores);
-    const store: CacheStore = url
-      ? new RedisCacheStore(
-          await redisClient(url, o.storeTimeout, deps.logger),
-          `trellis:cache:${deps.name}:`,
-        )
-      : new MemoryCacheStore(o.maxSize);
+    const breaker = url ? storeBreaker(o.storeBreaker, deps, 'answering without the cache') : undefined;
+    const store: CacheStore =
+      url && breaker
+        ? new GuardedCacheStore(
+            new RedisCacheStore(
+              await redisClient(url, o.storeTimeout, deps.logger),
+              `trellis:cache:${deps.name}:`,
+            ),
+            breaker,
+          )
+        : new MemoryCacheStore(o.maxSize);
+    /** Store failures are logged; calls the open breaker skipped are not (it logged once). */
+    const storeFailed = (err: unknown, msg: string) => {
+      if (isStoreSkipped(err)) deps.logger.debug({ middleware: deps.name }, msg);
+      else deps.logger.warn({ err, middleware: deps.name }, msg);
+    };
     /** Fills in progress per variant key: later misses wait for the first instead of going upstream. */
     const filling = new Map<string, Promise<CacheEntry | undefined>>();
     const revalidating = new Set<string>();
@@ -258,7 +272,7 @@ export const cacheMiddleware = defineMiddleware({
         await store.setRecord(primary, record, ttlOf(entry));
         await store.set(variantKey(primary, record, ctx), entry, ttlOf(entry));
       } catch (err) {
-        deps.logger.warn({ err, middleware: deps.name }, 'cache: store write failed; response not cached');
+        storeFailed(err, 'cache: store write failed; response not cached');
       }
     };
 
@@ -446,7 +460,7 @@ export const cacheMiddleware = defineMiddleware({
         const record = await store.getRecord(primary);
         if (record) await store.setRecord(primary, { vary: record.vary, gen: randomUUID() }, o.keepStale);
       } catch (err) {
-        deps.logger.warn({ err, middleware: deps.name }, 'cache: invalidation failed');
+        storeFailed(err, 'cache: invalidation failed');
       }
     };
 
@@ -466,7 +480,7 @@ export const cacheMiddleware = defineMiddleware({
           entry = await store.get(key);
         }
       } catch (err) {
-        deps.logger.warn({ err, middleware: deps.name }, 'cache: store read failed; passing through');
+        storeFailed(err, 'cache: store read failed; passing through');
         return next(ctx);
       }
       return answer(ctx, next, method, primary, key, gen, entry);
@@ -531,7 +545,10 @@ export const cacheMiddleware = defineMiddleware({
         if (entry !== undefined && ageOf(entry, Date.now()) < entry.lifetime) return serve(ctx, entry, 'hit');
         return answer(ctx, next, method, primary, key, record.gen, entry);
       };
-    return Object.assign(middleware, { close: () => store.close() });
+    return Object.assign(middleware, {
+      close: () => store.close(),
+      ...(breaker ? { health: () => breaker.health() } : {}),
+    });
   },
 });
 
