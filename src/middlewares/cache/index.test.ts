@@ -441,6 +441,25 @@ describe('cache: RFC 9111 conformance through the middleware', () => {
     expect(after.headers['cache-status']).toContain('fwd=miss');
   });
 
+  it('a successful unsafe request also invalidates its Location on the same origin (4.4)', async () => {
+    const { url } = await start((ctx, hit) => {
+      if (ctx.req.method === 'POST') {
+        ctx.res.writeHead(201, ['location', '/items/7']);
+        ctx.res.end();
+        return;
+      }
+      origin(() => ({ 'cache-control': 'max-age=60' }))(ctx, hit);
+    });
+    await get(`${url}/items/7`);
+    expect((await get(`${url}/items/7`)).headers['cache-status']).toBe('trellis; hit');
+    await (await request(`${url}/items`, { method: 'POST', body: '{}' })).body.text();
+    let after = await get(`${url}/items/7`);
+    const deadline = Date.now() + 5000;
+    while (after.headers['cache-status'] === 'trellis; hit' && Date.now() < deadline)
+      after = await get(`${url}/items/7`);
+    expect(after.headers['cache-status']).toContain('fwd=miss');
+  });
+
   it('obeys CDN-Cache-Control over Cache-Control and passes Cache-Control on (RFC 9213)', async () => {
     const { url, seen } = await start(
       origin(() => ({ 'cache-control': 'no-store', 'cdn-cache-control': 'max-age=60' })),

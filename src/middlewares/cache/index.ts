@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { duration, size } from '../../core/units.js';
 import type { Handler, RequestContext } from '../../http/types.js';
 import { isStoreSkipped, storeBreaker, storeBreakerOptions } from '../_support/breaker.js';
+import { onResponseHead } from '../_support/intercept.js';
 import { redisClient, storeUrl } from '../_support/redis.js';
 import { refuse } from '../_support/refuse.js';
 import { defineMiddleware } from '../types.js';
@@ -654,13 +655,12 @@ export const cacheMiddleware = defineMiddleware({
       });
 
     /** After an unsafe method's success: the URL, and its Location / Content-Location on this host. */
-    const invalidateAfter = (ctx: RequestContext, primary: string) => {
+    const invalidateAfter = (ctx: RequestContext, primary: string, also: readonly unknown[]) => {
       const status = ctx.res.statusCode;
       if (status >= 400 || status < 200) return;
       void invalidate(primary);
       const base = new URL(primary);
-      for (const h of ['location', 'content-location']) {
-        const v = ctx.res.getHeader(h);
+      for (const v of also) {
         if (typeof v !== 'string') continue;
         try {
           const u = new URL(v, base);
@@ -680,7 +680,12 @@ export const cacheMiddleware = defineMiddleware({
         const host = header(ctx.req.headers.host);
         const primary = `${ctx.protocol}://${host === undefined ? '' : host.toLowerCase()}${ctx.req.url ?? '/'}`;
         if (!SAFE.has(method)) {
-          ctx.res.once('finish', () => invalidateAfter(ctx, primary));
+          // Read from the head as it goes out: a flat-list head never shows in getHeader later.
+          let also: unknown[] = [];
+          onResponseHead(ctx.res, (head) => {
+            also = [head.getHeader('location'), head.getHeader('content-location')];
+          });
+          ctx.res.once('finish', () => invalidateAfter(ctx, primary, also));
           return next(ctx);
         }
         // Only GET and HEAD are served from the cache.
