@@ -46,6 +46,7 @@ export const aggregateHandler = defineHandler({
               `trellis:aggregate:${deps.routeName}:${p.name}:`,
               deps.stores,
               deps.logger,
+              { metrics: deps.metrics, name: `${deps.routeName}:${p.name}` },
             )
           : undefined;
         if (cache) caches.push(cache);
