@@ -62,12 +62,7 @@ interface Verdict {
 /** A `consume` that never rejects on limit: the sliding window decides from the counts. */
 const UNBOUNDED = 1e9;
 
-function makeLimiter(
-  _o: Options,
-  base: Record<string, unknown>,
-  points: number,
-  durationS: number,
-): RateLimiterAbstract {
+function makeLimiter(base: Record<string, unknown>, points: number, durationS: number): RateLimiterAbstract {
   const opts = { ...base, points, duration: durationS };
   if (!('storeClient' in base)) return new RateLimiterMemory(opts);
   // No insuranceLimiter: a store error must reach the breaker, which then picks the fallback.
@@ -80,7 +75,7 @@ function checker(o: Options, base: Record<string, unknown>): (key: string) => Pr
   if (o.algorithm === 'slidingWindow') {
     // Sliding window counter (two fixed windows, the previous weighted by its overlap): one
     // counter per window kept for two windows, so the store keeps doing the atomic increments.
-    const counter = makeLimiter(o, base, UNBOUNDED, windowS * 2);
+    const counter = makeLimiter(base, UNBOUNDED, windowS * 2);
     // The previous window no longer grows once it is over, so its count is read once per key
     // per window and remembered until the window rolls: one store call per request instead of
     // two. (With a shared store, increments another instance makes in the first milliseconds
@@ -114,12 +109,12 @@ function checker(o: Options, base: Record<string, unknown>): (key: string) => Pr
       };
     };
   }
-  const main = makeLimiter(o, base, o.points, windowS);
+  const main = makeLimiter(base, o.points, windowS);
   const limiter =
     o.algorithm === 'tokenBucket' && o.burst > 0
       ? new BurstyRateLimiter(
           main,
-          makeLimiter(o, { ...base, keyPrefix: `${base.keyPrefix}burst:` }, o.burst, o.burstPer / 1000),
+          makeLimiter({ ...base, keyPrefix: `${base.keyPrefix}burst:` }, o.burst, o.burstPer / 1000),
         )
       : main;
   return async (key) => {
