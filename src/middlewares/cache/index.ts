@@ -654,21 +654,22 @@ export const cacheMiddleware = defineMiddleware({
         headers: { 'cache-status': 'trellis; fwd=miss; detail="only-if-cached"' },
       });
 
-    /** After an unsafe method's success: the URL, and its Location / Content-Location on this host. */
-    const invalidateAfter = (ctx: RequestContext, primary: string, also: readonly unknown[]) => {
+    /**
+     * After an unsafe method's success: the URL, and its Location / Content-Location when they
+     * are on the same origin (RFC 9111 4.4: another host's entries are not ours to drop).
+     */
+    const invalidateAfter = (ctx: RequestContext, origin: string, path: string, also: readonly unknown[]) => {
       const status = ctx.res.statusCode;
       if (status >= 400 || status < 200) return;
-      void invalidate(primary);
-      const base = new URL(primary);
+      void invalidate(origin + path);
       for (const v of also) {
         if (typeof v !== 'string') continue;
         try {
+          const base = new URL(origin + path);
           const u = new URL(v, base);
-          // Only the same origin (RFC 9111 4.4): another host's entries are not ours to drop.
-          if (u.origin === base.origin)
-            void invalidate(`${ctx.protocol}://${base.host}${u.pathname}${u.search}`);
+          if (u.origin === base.origin) void invalidate(`${origin}${u.pathname}${u.search}`);
         } catch {
-          // Not a URL: nothing to invalidate.
+          // Not a URL (or a Host that is not one): nothing more to invalidate.
         }
       }
     };
@@ -678,14 +679,16 @@ export const cacheMiddleware = defineMiddleware({
       (ctx) => {
         const method = ctx.req.method ?? 'GET';
         const host = header(ctx.req.headers.host);
-        const primary = `${ctx.protocol}://${host === undefined ? '' : host.toLowerCase()}${ctx.req.url ?? '/'}`;
+        const origin = `${ctx.protocol}://${host === undefined ? '' : host.toLowerCase()}`;
+        const path = ctx.req.url ?? '/';
+        const primary = origin + path;
         if (!SAFE.has(method)) {
           // Read from the head as it goes out: a flat-list head never shows in getHeader later.
           let also: unknown[] = [];
           onResponseHead(ctx.res, (head) => {
             also = [head.getHeader('location'), head.getHeader('content-location')];
           });
-          ctx.res.once('finish', () => invalidateAfter(ctx, primary, also));
+          ctx.res.once('finish', () => invalidateAfter(ctx, origin, path, also));
           return next(ctx);
         }
         // Only GET and HEAD are served from the cache.
