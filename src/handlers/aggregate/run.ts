@@ -73,12 +73,19 @@ export function createAggregate(rt: AggregateRuntime): Handler {
     const text = JSON.stringify(out);
     // Sealed, not just set: a headers middleware on the route runs its edits after this head is
     // written and would otherwise give the degraded page the route's lifetime.
-    if (!completed) sealResponseHeaders(ctx.res, incompleteCaching(rt.incompleteMaxAge));
+    const caching = completed ? undefined : incompleteCaching(rt.incompleteMaxAge);
+    if (caching) {
+      sealResponseHeaders(ctx.res, caching);
+      // Headers set before (by an outer middleware) go too; the head below carries the rest.
+      for (const [name, value] of Object.entries(caching))
+        if (value === undefined) ctx.res.removeHeader(name);
+    }
     ctx.res.writeHead(200, {
       'content-type': 'application/json; charset=utf-8',
       'content-length': Buffer.byteLength(text),
       'trellis-completed': completed ? 'true' : 'false',
       'x-request-id': ctx.requestId,
+      ...(caching ? { 'cache-control': caching['cache-control']! } : {}),
     });
     ctx.res.end(ctx.req.method === 'HEAD' ? undefined : text);
   };
