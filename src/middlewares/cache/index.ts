@@ -10,7 +10,6 @@ import { refuse } from '../_support/refuse.js';
 import { defineMiddleware } from '../types.js';
 import { backgroundContext, captureResponse } from './capture.js';
 import {
-  byteRange,
   type Directives,
   effectiveCacheControl,
   freshnessLifetime,
@@ -23,6 +22,7 @@ import {
   seconds,
   storable,
 } from './policy.js';
+import { servePart } from './range.js';
 import {
   type CacheEntry,
   type CacheStore,
@@ -262,50 +262,6 @@ function freshen(entry: CacheEntry, head: Head, o: Options): CacheEntry {
     lifetime: freshnessLifetime(cc, headers, now, entry.status, heuristicOf(o)),
     ...staleWindows(cc, o),
   };
-}
-
-/** Whether If-Range lets a range be answered from this entry (RFC 9110 13.1.5: strong match). */
-function ifRangeHolds(value: string | undefined, e: CacheEntry): boolean {
-  if (value === undefined) return true;
-  const v = value.trim();
-  if (v.startsWith('"') || v.startsWith('W/')) {
-    const etag = header(e.headers.etag);
-    return etag !== undefined && !etag.startsWith('W/') && !v.startsWith('W/') && etag === v;
-  }
-  const lm = header(e.headers['last-modified']);
-  const d = parseHttpDate(v);
-  return lm !== undefined && !Number.isNaN(d) && parseHttpDate(lm) === d;
-}
-
-/**
- * Answers a `Range` request from a stored full response (RFC 9111 3.3 allows it): 206 with the
- * part, or 416. False when the whole body should go instead (several ranges, If-Range not
- * matching, a malformed value).
- */
-function servePart(ctx: RequestContext, e: CacheEntry, age: string, cacheStatus: string): boolean {
-  if (!ifRangeHolds(header(ctx.req.headers['if-range']), e)) return false;
-  const range = byteRange(header(ctx.req.headers.range), e.body.length);
-  if (range === 'ignore') return false;
-  if (range === 'unsatisfiable') {
-    refuse(ctx, {
-      status: 416,
-      code: 'TRELLIS_E_CACHE_RANGE_NOT_SATISFIABLE',
-      detail: `the range is outside the ${e.body.length} bytes of the stored response`,
-      headers: { 'content-range': `bytes */${e.body.length}`, 'cache-status': cacheStatus },
-    });
-    return true;
-  }
-  const part = e.body.subarray(range.start, range.end + 1);
-  ctx.res.writeHead(206, {
-    ...e.headers,
-    'content-length': String(part.length),
-    'content-range': `bytes ${range.start}-${range.end}/${e.body.length}`,
-    age,
-    'cache-status': cacheStatus,
-    'x-request-id': ctx.requestId,
-  });
-  ctx.res.end(part);
-  return true;
 }
 
 /** cache: an RFC 9111 shared cache in front of the handler, with request coalescing. */
