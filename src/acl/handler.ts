@@ -1,8 +1,11 @@
+import { dirname, resolve } from 'node:path';
+import { z } from 'zod';
+import { loadConfigFile } from '../core/config.js';
 import { TrellisError } from '../core/errors.js';
 import { defineHandler } from '../handlers/types.js';
 import { sendProblem } from '../http/problem.js';
 import type { RequestContext } from '../http/types.js';
-import { translateSchema } from './schema.js';
+import { type TranslateOptions, translateSchema } from './schema.js';
 import { readBody, sendLegacy } from './send.js';
 import { createTranslation, TranslationError } from './translation.js';
 import type { ModernRequest } from './types.js';
@@ -14,11 +17,30 @@ import type { ModernRequest } from './types.js';
  * answers become problem details with stable codes; the legacy body never reaches the client.
  * See docs/anti-corruption-layer.md.
  */
+const routeSchema = z.union([
+  /** The translation in its own file (the one `trellis acl test` checks), relative to this file. */
+  z.strictObject({ file: z.string().min(1) }),
+  translateSchema,
+]);
+
+/** Which translation a route means and the folder its relative paths start from. */
+function resolveTranslation(
+  o: z.output<typeof routeSchema>,
+  baseDir: string,
+): { options: TranslateOptions; baseDir: string } {
+  if (!('file' in o)) return { options: o, baseDir };
+  const file = resolve(baseDir, o.file);
+  return { options: loadConfigFile(file, translateSchema), baseDir: dirname(file) };
+}
+
 export const translateHandler = defineHandler({
   type: 'translate',
-  options: translateSchema,
-  references: (o) => [{ path: ['service'], service: o.service }],
-  async create(options, deps) {
+  options: routeSchema,
+  // A translation in its own file is read when the route is created (references get no folder
+  // to resolve it from), so its service name is checked then.
+  references: (o) => ('file' in o ? [] : [{ path: ['service'], service: o.service }]),
+  async create(routeOptions, deps) {
+    const { options, baseDir } = resolveTranslation(routeOptions, deps.baseDir);
     const pool = deps.services.get(options.service);
     if (!pool) {
       throw new TrellisError(
@@ -26,7 +48,7 @@ export const translateHandler = defineHandler({
         `route ${deps.routeName}: translate names service "${options.service}", which is not in services: add it or fix the name`,
       );
     }
-    const translation = await createTranslation(options, { baseDir: deps.baseDir });
+    const translation = await createTranslation(options, { baseDir });
     const log = deps.logger;
 
     const refuse = (ctx: RequestContext, err: TranslationError) => {
