@@ -134,7 +134,7 @@ export const translateHandler = defineHandler({
           refuse(ctx, err);
           return;
         }
-        if (err instanceof TrellisError && err.code.startsWith('TRELLIS_E_ACL_EXPRESSION')) {
+        if (err instanceof TrellisError && EXPRESSION_ERRORS.has(err.code)) {
           refuse(
             ctx,
             new TranslationError(
@@ -152,6 +152,9 @@ export const translateHandler = defineHandler({
     };
   },
 });
+
+/** A JSONata expression that failed or hit its limit while answering: the route's fault, a 500. */
+const EXPRESSION_ERRORS = new Set(['TRELLIS_E_ACL_EXPRESSION_FAILED', 'TRELLIS_E_ACL_EXPRESSION_LIMIT']);
 
 function flatHeaders(h: RequestContext['req']['headers']): Record<string, string> {
   const out: Record<string, string> = {};
