@@ -92,19 +92,8 @@ export function parseXml(text: string, options: XmlOptions, arrayPrefix = ''): R
   if (roots.length !== 1) {
     throw new FormatError(`an XML document has one root element, this one has ${roots.length}`);
   }
-  return stripNamespaceAttributes(tree) as Record<string, unknown>;
-}
-
-/** Removes `@xmlns` / `@xmlns:p` members, which say nothing about the data. */
-function stripNamespaceAttributes(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(stripNamespaceAttributes);
-  if (typeof value !== 'object' || value === null) return value;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) {
-    if (k === '@xmlns' || k.startsWith('@xmlns:')) continue;
-    out[k] = stripNamespaceAttributes(v);
-  }
-  return out;
+  // removeNSPrefix also drops the xmlns declarations: they say nothing about the data.
+  return tree;
 }
 
 const builder = new XMLBuilder({
