@@ -141,7 +141,7 @@ routes:
     const bad = await fetch(`${url}/digits.txt`, { headers: { range: 'bytes=50-60' } });
     expect(bad.status).toBe(416);
     expect(bad.headers.get('content-range')).toBe('bytes */20');
-    expect((await bad.json()).code).toBe('TRELLIS_E_STATIC_RANGE_NOT_SATISFIABLE');
+    expect(((await bad.json()) as { code: string }).code).toBe('TRELLIS_E_STATIC_RANGE_NOT_SATISFIABLE');
   });
 
   it('refuses 1,000 ranges cheaply', async () => {
@@ -149,7 +149,7 @@ routes:
     const started = performance.now();
     const res = await fetch(`${url}/big.bin`, { headers: { range: header } });
     expect(res.status).toBe(416);
-    expect((await res.json()).code).toBe('TRELLIS_E_STATIC_TOO_MANY_RANGES');
+    expect(((await res.json()) as { code: string }).code).toBe('TRELLIS_E_STATIC_TOO_MANY_RANGES');
     expect(performance.now() - started).toBeLessThan(2_000);
   });
 

@@ -37,10 +37,13 @@ export class ReleaseSource implements ContentSource {
     }
     const pointer = JSON.parse(raw.toString('utf8')) as LivePointer;
     if (this.live?.id !== pointer.release) {
-      const text = await this.storage.get(releaseManifestKey(pointer.release));
-      if (text === undefined)
-        throw new Error(`release ${pointer.release} is live but its manifest is missing`);
-      this.live = compile(JSON.parse(text.toString('utf8')) as ReleaseManifest);
+      const manifests: ReleaseManifest[] = [];
+      for (const id of [pointer.release, ...pointer.history.filter((h) => h !== pointer.release)]) {
+        const text = await this.storage.get(releaseManifestKey(id));
+        if (text !== undefined) manifests.push(JSON.parse(text.toString('utf8')) as ReleaseManifest);
+        else if (id === pointer.release) throw new Error(`release ${id} is live but its manifest is missing`);
+      }
+      this.live = compile(manifests);
       this.logger.info({ root: this.storage.url, release: pointer.release }, 'static: serving release');
     }
     this.checkedAt = performance.now();
@@ -100,11 +103,26 @@ export class ReleaseSource implements ContentSource {
   }
 }
 
-function compile(manifest: ReleaseManifest): Live {
+/**
+ * The live release's paths, plus the content-hashed assets of the older releases still kept:
+ * a page loaded before the switch goes on loading its chunks by their old names.
+ */
+function compile(manifests: readonly ReleaseManifest[]): Live {
   const files = new Map<string, StaticEntry>();
   const dirs = new Set<string>(['']);
+  for (const [i, manifest] of manifests.entries()) addRelease(files, dirs, manifest, i > 0);
+  return { id: manifests[0]!.id, files, dirs };
+}
+
+function addRelease(
+  files: Map<string, StaticEntry>,
+  dirs: Set<string>,
+  manifest: ReleaseManifest,
+  older: boolean,
+): void {
   const mtimeMs = Date.parse(manifest.createdAt);
   for (const [rel, f] of Object.entries(manifest.files)) {
+    if (older && (!f.asset || files.has(rel))) continue;
     files.set(rel, {
       rel,
       size: f.size,
@@ -118,5 +136,4 @@ function compile(manifest: ReleaseManifest): Live {
     });
     for (let i = rel.indexOf('/'); i !== -1; i = rel.indexOf('/', i + 1)) dirs.add(rel.slice(0, i));
   }
-  return { id: manifest.id, files, dirs };
 }

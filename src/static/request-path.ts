@@ -22,7 +22,6 @@ export interface StaticPath {
 // Printable ASCII minus `%` and `\`: such a path needs no decoding and no checks but dot segments.
 const PLAIN = /^[\x21-\x24\x26-\x5b\x5d-\x7e/]*$/;
 // Control characters (C0, DEL, C1) are never part of a file name we serve.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
 const CONTROL = /[\x00-\x1f\x7f-\x9f]/;
 
 /**

@@ -10,6 +10,8 @@ export const TEST_URLS = {
   redis: process.env.TRELLIS_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
   nats: process.env.TRELLIS_TEST_NATS_URL ?? 'nats://127.0.0.1:4222',
   etcd: process.env.TRELLIS_TEST_ETCD_URL ?? 'etcd://127.0.0.1:2379',
+  /** An S3-compatible endpoint, credentials in the user info (s3rver's are S3RVER:S3RVER). */
+  s3: process.env.TRELLIS_TEST_S3_URL ?? 'http://S3RVER:S3RVER@127.0.0.1:4568',
 } as const;
 
 export type TestService = keyof typeof TEST_URLS;
@@ -21,6 +23,7 @@ function reachable(url: string): Promise<boolean> {
     'redis:': 6379,
     'nats:': 4222,
     'etcd:': 2379,
+    'http:': 80,
   };
   const port = Number(u.port || defaults[u.protocol] || 0);
   return new Promise((resolve) => {
