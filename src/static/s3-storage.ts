@@ -131,6 +131,6 @@ function unavailable(url: string, err: unknown): TrellisError {
   return new TrellisError(
     'TRELLIS_E_STATIC_SOURCE_UNAVAILABLE',
     `${url}: ${e.name ?? 'error'}: ${e.message ?? String(err)} (check the endpoint, region, bucket and AWS credentials)`,
-    { cause: err },
+    { cause: err, status: 502 },
   );
 }
