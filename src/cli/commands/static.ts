@@ -30,6 +30,7 @@ options:
   --admin HOST:PORT     serve: admin listener address
   --no-admin            serve: no admin listener
   --log-level LEVEL     serve: trace, debug, info, warn, error
+  --no-access-log       serve: no access-log line per request
   --to URL              publish: s3://bucket/prefix or a folder
   --dry-run             publish: print the plan, write nothing
   --keep K              publish: releases kept (default 3)
@@ -44,6 +45,7 @@ const options = {
   admin: { type: 'string' },
   'no-admin': { type: 'boolean' },
   'log-level': { type: 'string' },
+  'no-access-log': { type: 'boolean' },
   to: { type: 'string' },
   'dry-run': { type: 'boolean' },
   keep: { type: 'string' },
@@ -119,6 +121,7 @@ async function serve(dir: string, values: Values): Promise<number> {
   // The one-line server is a gateway with one route: the same handler, admin API and drain.
   const text = JSON.stringify({
     listen: { host: values.host ?? '127.0.0.1', port },
+    accessLog: values['no-access-log'] !== true,
     routes: [
       {
         name: 'static',
