@@ -140,4 +140,30 @@ routes:
     while (!html.includes('ddd') && Date.now() < deadline) html = await (await fetch(`${base}/`)).text();
     expect(html).toContain('<title>ddd</title>');
   });
+
+  it("serves the example shop's web front from the bucket", async () => {
+    const shopTarget = `s3://${bucket}/shop`;
+    await publish({ dir: join(import.meta.dirname, '../../examples/shop/public'), to: shopTarget, s3 });
+    const shop = await startGateway({
+      text: `listen: { port: 0, host: 127.0.0.1 }
+admin: { enabled: false }
+routes:
+  - match: { path: /* }
+    static: { root: '${shopTarget}', spa: true, s3: { endpoint: '${s3.endpoint}' } }
+`,
+    });
+    try {
+      const shopUrl = `http://127.0.0.1:${shop.ports.main}`;
+      const html = await (await fetch(`${shopUrl}/products/1`)).text();
+      const refs = [...html.matchAll(/(?:src|href)="\/(assets\/[^"]+)"/g)].map((m) => m[1]!);
+      expect(refs.length).toBe(2);
+      for (const ref of refs) {
+        const res = await fetch(`${shopUrl}/${ref}`);
+        expect(res.status, ref).toBe(200);
+        expect(res.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+      }
+    } finally {
+      await shop.stop(1_000);
+    }
+  });
 });
