@@ -108,12 +108,12 @@ export async function createStaticSite(
     try {
       await respondWithEntry(ctx, found, responder);
     } catch (err) {
-      // The file went away between lookup and read: forget it and answer as if it never was.
-      if ((err as { code?: string }).code === 'ENOENT' || (err as { name?: string }).name === 'NoSuchKey') {
-        source.forget(found.rel);
-        return notFound(ctx);
-      }
-      throw err;
+      if (!vanished(err) || ctx.res.headersSent) throw err;
+      // The file changed or went away between lookup and read: look again, once.
+      source.forget(found.rel);
+      const again = await find(found.rel, false);
+      if (again === undefined || again === 'redirect') return notFound(ctx);
+      await respondWithEntry(ctx, again, responder);
     }
   };
 
@@ -187,6 +187,11 @@ async function tryCandidates(
     if (hit !== undefined && hit !== 'redirect') return hit;
   }
   return undefined;
+}
+
+function vanished(err: unknown): boolean {
+  const e = err as { code?: string; name?: string };
+  return e.code === 'ENOENT' || e.name === 'NoSuchKey';
 }
 
 function excluded(path: string, prefixes: readonly string[]): boolean {

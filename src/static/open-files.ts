@@ -37,7 +37,7 @@ export class OpenFiles {
   async acquire(path: string, version: string): Promise<HeldFile> {
     let slot = this.lru.get(version);
     if (slot === undefined) {
-      slot = { handle: open(path, 'r'), refs: 0, evicted: false };
+      slot = { handle: openVersion(path, version), refs: 0, evicted: false };
       const s = slot;
       s.handle.catch(() => this.lru.delete(version));
       this.lru.set(version, s);
@@ -67,6 +67,20 @@ export class OpenFiles {
   clear(): void {
     this.lru.clear();
   }
+}
+
+/**
+ * Opens the file and checks it is still the version that was described (device, inode, size):
+ * a file replaced between the stat and the open must not be served under the old metadata.
+ */
+async function openVersion(path: string, version: string): Promise<FileHandle> {
+  const handle = await open(path, 'r');
+  const st = await handle.stat();
+  if (!version.startsWith(`${st.dev}:${st.ino}:${st.size}:`)) {
+    await handle.close().catch(() => {});
+    throw Object.assign(new Error(`${path} changed since it was described`), { code: 'ENOENT' });
+  }
+  return handle;
 }
 
 function closeQuietly(handle: Promise<FileHandle>): void {
