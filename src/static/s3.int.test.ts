@@ -166,4 +166,22 @@ routes:
       await shop.stop(1_000);
     }
   });
+
+  it('answers 503 with a clear code while a bucket has no live release', async () => {
+    const empty = await startGateway({
+      text: `listen: { port: 0, host: 127.0.0.1 }
+admin: { enabled: false }
+routes:
+  - match: { path: /* }
+    static: { root: 's3://${bucket}/never-published', s3: { endpoint: '${s3.endpoint}' } }
+`,
+    });
+    try {
+      const res = await fetch(`http://127.0.0.1:${empty.ports.main}/index.html`);
+      expect(res.status).toBe(503);
+      expect(((await res.json()) as { code: string }).code).toBe('TRELLIS_E_STATIC_NOT_PUBLISHED');
+    } finally {
+      await empty.stop(1_000);
+    }
+  });
 });
