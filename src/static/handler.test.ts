@@ -84,6 +84,7 @@ routes:
     expect(res.headers.get('etag')).toMatch(/^"[A-Za-z0-9_-]{43}"$/);
     expect(res.headers.get('last-modified')).toBeTruthy();
     expect(res.headers.get('cache-control')).toBe('no-cache');
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
     const asset = await fetch(`${url}/assets/app.1a2b3c4d.js`, {
       headers: { 'accept-encoding': 'identity' },
     });

@@ -58,7 +58,12 @@ function prepare(entry: StaticEntry, variant: Variant | undefined, r: Responder)
     'cache-control': cacheControl,
   };
   if (entry.negotiable) notModified.vary = 'Accept-Encoding';
-  const base: Record<string, string> = { ...notModified, 'accept-ranges': 'bytes' };
+  // nosniff: a browser must not run an uploaded .txt as script because its bytes look like one.
+  const base: Record<string, string> = {
+    ...notModified,
+    'accept-ranges': 'bytes',
+    'x-content-type-options': 'nosniff',
+  };
   const full: Record<string, string | number> = {
     ...base,
     'content-type': entry.contentType,
