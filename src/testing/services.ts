@@ -46,7 +46,9 @@ function reachable(url: string): Promise<boolean> {
 export async function serviceUrl(service: TestService): Promise<string | undefined> {
   const url = TEST_URLS[service];
   if (await reachable(url)) return url;
-  const what = `${service} is not reachable at ${url} (set TRELLIS_TEST_${service.toUpperCase()}_URL)`;
+  // Credentials in a URL's user info are never printed.
+  const shown = url.replace(/\/\/[^@/]*@/, '//***@');
+  const what = `${service} is not reachable at ${shown} (set TRELLIS_TEST_${service.toUpperCase()}_URL)`;
   if (process.env.CI === 'true') throw new Error(`${what}: CI requires every integration service`);
   process.stderr.write(`integration tier: skipping ${service} tests: ${what}\n`);
   return undefined;
