@@ -69,8 +69,14 @@ export async function createStaticSite(
       );
     }
     let path = ctx.path;
-    if (o.stripPrefix !== undefined && path.startsWith(o.stripPrefix)) {
-      path = path.slice(o.stripPrefix.length);
+    const sp = o.stripPrefix;
+    // Only on a segment boundary: /assets strips /assets/x, never /assetsfoo.
+    if (
+      sp !== undefined &&
+      path.startsWith(sp) &&
+      (sp.endsWith('/') || path.length === sp.length || path[sp.length] === '/')
+    ) {
+      path = path.slice(sp.length);
       if (path.charCodeAt(0) !== 47) path = `/${path}`;
     }
     const target = toStaticPath(path, o.dotfiles);
