@@ -96,7 +96,7 @@ async function run(argv: string[]): Promise<number> {
       `plan for release ${result.release} (live now: ${result.previous ?? 'none'}), nothing written:\n`,
     );
     for (const step of result.plan) {
-      const note = step.present ? ' (already there)' : '';
+      const note = step.present ? ' (already there)' : step.variant ? ' (if smaller)' : '';
       process.stdout.write(
         `  ${step.phase.padEnd(8)} ${step.key}${step.bytes ? ` ${human(step.bytes)}` : ''}${note}\n`,
       );

@@ -1,30 +1,28 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { compileCacheRules, isHashedAsset } from '../cache-rules.js';
-import { compressBody } from '../compress.js';
-import { hexOf, sha256 } from '../etag.js';
+import { hexOf, sha256Stream } from '../etag.js';
 import { contentTypeOf } from '../mime.js';
 import { releaseFileKey } from '../release.js';
-import type { Encoding } from '../types.js';
 import { eachLimited, isCompressible, listFiles } from '../walk.js';
 
-/** One object to upload. */
-export interface Upload {
+/** One file of the build and where it goes. Bytes are read only when it is uploaded. */
+export interface PlannedFile {
+  rel: string;
+  /** Absolute path in the build folder. */
+  path: string;
+  asset: boolean;
+  /** Object key of the identity bytes; variants are `key.br` / `key.gz`. */
   key: string;
-  body: Buffer;
+  size: number;
+  /** Hex SHA-256. */
   sha256: string;
   contentType: string;
   cacheControl: string;
-  contentEncoding?: Encoding;
-}
-
-/** One file of the build, with what will be uploaded for it. */
-export interface PlannedFile {
-  rel: string;
-  asset: boolean;
-  identity: Upload;
-  variants: Upload[];
+  /** Worth trying br/gzip variants for (kept only when clearly smaller). */
+  compressible: boolean;
 }
 
 export interface BuildPlan {
@@ -46,57 +44,45 @@ export interface PlanOptions {
 
 const MIN_COMPRESS = 1024;
 
-/** Reads, hashes and (optionally) compresses a build folder into what a release uploads. */
+/**
+ * Lists and hashes a build folder (streaming: no file is held in memory) and decides each
+ * file's key and headers. The release id is the time plus a digest of every path and hash.
+ */
 export async function planBuild(dir: string, o: PlanOptions = {}): Promise<BuildPlan> {
   const rules = compileCacheRules(o.cacheControl ?? []);
   const isAsset = o.isAsset ?? isHashedAsset;
   const rels = (await listFiles(dir)).filter((r) => !r.endsWith('.br') && !r.endsWith('.gz'));
   const now = o.now ?? new Date();
-  const digest = createHash('sha256');
-  const files: PlannedFile[] = [];
-  const hashes = new Map<string, string>();
+  const hashed = new Map<string, { size: number; sha256: string }>();
   await eachLimited(rels, 4, async (rel) => {
-    const body = await readFile(join(dir, rel));
-    hashes.set(rel, hexOf(sha256(body)));
-    files.push({
-      rel,
-      asset: isAsset(rel),
-      identity: { key: '', body, sha256: '', contentType: '', cacheControl: '' },
-      variants: [],
-    });
+    const path = join(dir, rel);
+    const [st, hash] = await Promise.all([stat(path), sha256Stream(createReadStream(path))]);
+    hashed.set(rel, { size: st.size, sha256: hexOf(hash) });
   });
-  files.sort((a, b) => (a.rel < b.rel ? -1 : 1));
-  for (const f of files) digest.update(`${f.rel}\0${hashes.get(f.rel)}\n`);
+  const digest = createHash('sha256');
+  for (const rel of rels) digest.update(`${rel}\0${hashed.get(rel)!.sha256}\n`);
   const stamp = now
     .toISOString()
     .replace(/[-:]/g, '')
     .replace(/\.\d+Z$/, 'Z');
   const release = `${stamp}-${digest.digest('hex').slice(0, 10)}`;
   let bytes = 0;
-  await eachLimited(files, 2, async (f) => {
-    const contentType = contentTypeOf(f.rel);
-    const cacheControl = rules(f.rel);
-    const key = f.asset ? f.rel : releaseFileKey(release, f.rel);
-    f.identity = { key, body: f.identity.body, sha256: hashes.get(f.rel)!, contentType, cacheControl };
-    bytes += f.identity.body.length;
-    if ((o.compress ?? true) && isCompressible(contentType) && f.identity.body.length >= MIN_COMPRESS) {
-      const out = await compressBody(f.identity.body);
-      for (const [encoding, suffix, data] of [
-        ['br', '.br', out.br],
-        ['gzip', '.gz', out.gzip],
-      ] as const) {
-        if (data.length >= f.identity.body.length * 0.95) continue;
-        f.variants.push({
-          key: key + suffix,
-          body: data,
-          sha256: hexOf(sha256(data)),
-          contentType,
-          cacheControl,
-          contentEncoding: encoding,
-        });
-        bytes += data.length;
-      }
-    }
+  const files = rels.map((rel): PlannedFile => {
+    const { size, sha256 } = hashed.get(rel)!;
+    const asset = isAsset(rel);
+    const contentType = contentTypeOf(rel);
+    bytes += size;
+    return {
+      rel,
+      path: join(dir, rel),
+      asset,
+      key: asset ? rel : releaseFileKey(release, rel),
+      size,
+      sha256,
+      contentType,
+      cacheControl: rules(rel),
+      compressible: (o.compress ?? true) && isCompressible(contentType) && size >= MIN_COMPRESS,
+    };
   });
   return { release, createdAt: now.toISOString(), files, bytes };
 }

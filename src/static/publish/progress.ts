@@ -1,7 +1,7 @@
 /** What a publish reports as it goes. */
 export type PublishEvent =
   | { type: 'phase'; phase: 'assets' | 'entries' | 'switch' | 'prune'; files: number; bytes: number }
-  | { type: 'file'; key: string; bytes: number; skipped: boolean }
+  | { type: 'file'; key: string; bytes: number; skipped: boolean; variants?: string[] }
   | { type: 'done'; release: string; uploaded: number; skipped: number; pruned: string[] };
 
 /**
@@ -43,7 +43,10 @@ export function progressReporter(out: NodeJS.WriteStream): (e: PublishEvent) => 
       done++;
       bytes += e.bytes;
       if (tty) draw(done === total);
-      else out.write(`${e.skipped ? 'present ' : 'uploaded'} ${e.key} (${human(e.bytes)})\n`);
+      else {
+        const plus = e.variants?.length ? ` +${e.variants.join(' +')}` : '';
+        out.write(`${e.skipped ? 'present ' : 'uploaded'} ${e.key} (${human(e.bytes)})${plus}\n`);
+      }
     } else {
       if (tty) out.write('\n');
       out.write(

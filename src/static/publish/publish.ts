@@ -1,10 +1,19 @@
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { TrellisError } from '../../core/errors.js';
+import { compressBody } from '../compress.js';
 import { hexOf, sha256 } from '../etag.js';
-import { keysOf, LIVE_KEY, type LivePointer, type ReleaseManifest, releaseManifestKey } from '../release.js';
-import { type ObjectStorage, openStorage, type S3Settings } from '../storage.js';
+import {
+  keysOf,
+  LIVE_KEY,
+  type LivePointer,
+  type ReleaseFile,
+  type ReleaseManifest,
+  releaseManifestKey,
+} from '../release.js';
+import { type ObjectStorage, openStorage, type PutMeta, type S3Settings } from '../storage.js';
 import { eachLimited } from '../walk.js';
-import { type BuildPlan, type PlanOptions, planBuild, type Upload } from './plan.js';
+import { type PlannedFile, type PlanOptions, planBuild } from './plan.js';
 import type { PublishEvent } from './progress.js';
 
 export interface PublishOptions extends PlanOptions {
@@ -28,7 +37,14 @@ export interface PublishResult {
   previous: string | undefined;
   dryRun: boolean;
   /** Keys in upload order: assets first, then the release's entry files, then manifest and pointer. */
-  plan: { phase: 'assets' | 'entries' | 'switch' | 'prune'; key: string; bytes: number; present?: boolean }[];
+  plan: {
+    phase: 'assets' | 'entries' | 'switch' | 'prune';
+    key: string;
+    bytes: number;
+    present?: boolean;
+    /** A br/gzip variant, uploaded only if clearly smaller. */
+    variant?: boolean;
+  }[];
   uploaded: number;
   skipped: number;
   /** Release ids removed after the switch. */
@@ -58,6 +74,7 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
     );
   }
   const emit = o.onEvent ?? (() => {});
+  const concurrency = o.concurrency ?? 8;
   const storage = await openStorage(o.to, o.s3 ?? {});
   try {
     const build = await planBuild(o.dir, o);
@@ -68,9 +85,8 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
     const history = [build.release, ...(previous?.history ?? []).filter((id) => id !== build.release)];
     const kept = history.slice(0, keep);
     const pruned = history.slice(keep);
-    const assets = build.files.filter((f) => f.asset).flatMap((f) => [f.identity, ...f.variants]);
-    const entries = build.files.filter((f) => !f.asset).flatMap((f) => [f.identity, ...f.variants]);
-    const manifest = manifestOf(build);
+    const assets = build.files.filter((f) => f.asset);
+    const entries = build.files.filter((f) => !f.asset);
     const result: PublishResult = {
       release: build.release,
       previous: previous?.release,
@@ -81,36 +97,66 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
       pruned,
     };
     const presence = new Map<string, boolean>();
-    await eachLimited(assets, o.concurrency ?? 8, async (u) => {
-      presence.set(u.key, await alreadyThere(storage, u));
+    await eachLimited(assets, concurrency, async (f) => {
+      presence.set(f.key, await alreadyThere(storage, f));
     });
-    for (const u of assets)
-      result.plan.push({ phase: 'assets', key: u.key, bytes: u.body.length, present: presence.get(u.key)! });
-    for (const u of entries) result.plan.push({ phase: 'entries', key: u.key, bytes: u.body.length });
+    for (const [phase, list] of [
+      ['assets', assets],
+      ['entries', entries],
+    ] as const) {
+      for (const f of list) {
+        const present = presence.get(f.key) === true;
+        result.plan.push({ phase, key: f.key, bytes: f.size, ...(phase === 'assets' ? { present } : {}) });
+        if (f.compressible && !present) {
+          for (const suffix of ['.br', '.gz'])
+            result.plan.push({ phase, key: f.key + suffix, bytes: 0, variant: true });
+        }
+      }
+    }
     result.plan.push({ phase: 'switch', key: releaseManifestKey(build.release), bytes: 0 });
     result.plan.push({ phase: 'switch', key: LIVE_KEY, bytes: 0 });
     for (const id of pruned) result.plan.push({ phase: 'prune', key: releaseManifestKey(id), bytes: 0 });
     if (o.dryRun) return result;
 
-    const upload = async (phase: 'assets' | 'entries', list: Upload[]) => {
-      emit({ type: 'phase', phase, files: list.length, bytes: list.reduce((n, u) => n + u.body.length, 0) });
-      await eachLimited(list, o.concurrency ?? 8, async (u) => {
-        if (presence.get(u.key) === true) {
-          result.skipped++;
-          emit({ type: 'file', key: u.key, bytes: u.body.length, skipped: true });
-          return;
-        }
-        await putVerified(storage, u);
-        result.uploaded++;
-        emit({ type: 'file', key: u.key, bytes: u.body.length, skipped: false });
+    const files: ReleaseManifest['files'] = {};
+    const upload = async (phase: 'assets' | 'entries', list: PlannedFile[]) => {
+      emit({ type: 'phase', phase, files: list.length, bytes: list.reduce((n, f) => n + f.size, 0) });
+      // At most `concurrency` files are in memory at once.
+      await eachLimited(list, concurrency, async (f) => {
+        const present = presence.get(f.key) === true;
+        const variants = present ? await storedVariants(storage, f) : await uploadFile(storage, f);
+        files[f.rel] = {
+          key: f.key,
+          sha256: f.sha256,
+          size: f.size,
+          contentType: f.contentType,
+          cacheControl: f.cacheControl,
+          asset: f.asset,
+          variants,
+        };
+        if (present) result.skipped++;
+        else result.uploaded += 1 + variants.length;
+        emit({
+          type: 'file',
+          key: f.key,
+          bytes: f.size,
+          skipped: present,
+          variants: variants.map((v) => v.encoding),
+        });
       });
     };
     await upload('assets', assets);
     await upload('entries', entries);
 
     emit({ type: 'phase', phase: 'switch', files: 2, bytes: 0 });
+    const manifest: ReleaseManifest = {
+      version: 1,
+      id: build.release,
+      createdAt: build.createdAt,
+      files: sorted(files),
+    };
     const manifestBody = Buffer.from(`${JSON.stringify(manifest)}\n`);
-    await putVerified(storage, jsonUpload(releaseManifestKey(build.release), manifestBody));
+    await putVerified(storage, releaseManifestKey(build.release), manifestBody, jsonMeta(manifestBody));
     emit({
       type: 'file',
       key: releaseManifestKey(build.release),
@@ -124,7 +170,7 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
       publishedAt: new Date().toISOString(),
     };
     const pointerBody = Buffer.from(`${JSON.stringify(pointer)}\n`);
-    await putVerified(storage, jsonUpload(LIVE_KEY, pointerBody));
+    await putVerified(storage, LIVE_KEY, pointerBody, jsonMeta(pointerBody));
     emit({ type: 'file', key: LIVE_KEY, bytes: pointerBody.length, skipped: false });
 
     if (pruned.length > 0) {
@@ -146,6 +192,63 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
   }
 }
 
+type ReleaseVariant = ReleaseFile['variants'][number];
+
+/**
+ * Reads, compresses and uploads one file: variants first, the identity bytes last, each verified,
+ * so an identity object that is there (a retry after a crash) means its variants are too.
+ */
+async function uploadFile(storage: ObjectStorage, f: PlannedFile): Promise<ReleaseVariant[]> {
+  const body = await readFile(f.path);
+  if (hexOf(sha256(body)) !== f.sha256) {
+    throw new TrellisError(
+      'TRELLIS_E_STATIC_PUBLISH_FAILED',
+      `${f.rel} changed while it was being published: let the build finish, then publish again`,
+    );
+  }
+  const meta = { contentType: f.contentType, cacheControl: f.cacheControl };
+  const variants: ReleaseVariant[] = [];
+  if (f.compressible) {
+    const out = await compressBody(body);
+    for (const [encoding, suffix, data] of [
+      ['br', '.br', out.br],
+      ['gzip', '.gz', out.gzip],
+    ] as const) {
+      // A variant that saves less than 5 % is not worth a second representation.
+      if (data.length >= body.length * 0.95) continue;
+      await putVerified(storage, f.key + suffix, data, {
+        ...meta,
+        contentEncoding: encoding,
+        sha256: hexOf(sha256(data)),
+      });
+      variants.push({ encoding, key: f.key + suffix, size: data.length });
+    }
+  }
+  await putVerified(storage, f.key, body, { ...meta, sha256: f.sha256 });
+  return variants;
+}
+
+/** The variants an already-stored asset has (uploaded, verified, before its identity object). */
+async function storedVariants(storage: ObjectStorage, f: PlannedFile): Promise<ReleaseVariant[]> {
+  const variants: ReleaseVariant[] = [];
+  for (const [encoding, suffix] of [
+    ['br', '.br'],
+    ['gzip', '.gz'],
+  ] as const) {
+    const meta = await storage.head(f.key + suffix);
+    if (meta !== undefined) variants.push({ encoding, key: f.key + suffix, size: meta.size });
+  }
+  return variants;
+}
+
+function sorted(files: ReleaseManifest['files']): ReleaseManifest['files'] {
+  return Object.fromEntries(Object.entries(files).sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
+function jsonMeta(body: Buffer): PutMeta {
+  return { contentType: 'application/json', cacheControl: 'no-store', sha256: hexOf(sha256(body)) };
+}
+
 async function readPointer(storage: ObjectStorage): Promise<LivePointer | undefined> {
   const raw = await storage.get(LIVE_KEY);
   if (raw === undefined) return undefined;
@@ -162,66 +265,31 @@ async function readPointer(storage: ObjectStorage): Promise<LivePointer | undefi
   }
 }
 
-function manifestOf(build: BuildPlan): ReleaseManifest {
-  const files: ReleaseManifest['files'] = {};
-  for (const f of build.files) {
-    files[f.rel] = {
-      key: f.identity.key,
-      sha256: f.identity.sha256,
-      size: f.identity.body.length,
-      contentType: f.identity.contentType,
-      cacheControl: f.identity.cacheControl,
-      asset: f.asset,
-      variants: f.variants.map((v) => ({ encoding: v.contentEncoding!, key: v.key, size: v.body.length })),
-    };
-  }
-  return { version: 1, id: build.release, createdAt: build.createdAt, files };
-}
-
-function jsonUpload(key: string, body: Buffer): Upload {
-  return {
-    key,
-    body,
-    sha256: hexOf(sha256(body)),
-    contentType: 'application/json',
-    cacheControl: 'no-store',
-  };
-}
-
 /** Whether an asset is already stored with the same bytes; other bytes under a hashed name stop the publish. */
-async function alreadyThere(storage: ObjectStorage, u: Upload): Promise<boolean> {
-  const meta = await storage.head(u.key);
-  if (meta === undefined) return false;
-  if (
-    meta.sha256 === u.sha256 ||
-    (meta.sha256 === undefined && meta.size === u.body.length && meta.etag === md5(u.body))
-  ) {
-    return true;
-  }
+async function alreadyThere(storage: ObjectStorage, f: PlannedFile): Promise<boolean> {
+  const meta = await storage.head(f.key);
+  // Written by another tool (no recorded hash): uploaded again, under the same hashed name.
+  if (meta === undefined || meta.sha256 === undefined) return false;
+  if (meta.sha256 === f.sha256) return true;
   throw new TrellisError(
     'TRELLIS_E_STATIC_ASSET_CHANGED',
-    `${storage.url}/${u.key} already exists with other bytes: a content-hashed name must never change content (is the file name really hashed? set cacheControl/asset rules so it is published per release)`,
+    `${storage.url}/${f.key} already exists with other bytes: a content-hashed name must never change content (is the file name really hashed? rename the file so it is published per release)`,
   );
 }
 
 /** Uploads and reads back the object's HEAD: the size and the checksums must match. */
-async function putVerified(storage: ObjectStorage, u: Upload): Promise<void> {
-  await storage.put(u.key, u.body, {
-    contentType: u.contentType,
-    cacheControl: u.cacheControl,
-    sha256: u.sha256,
-    ...(u.contentEncoding ? { contentEncoding: u.contentEncoding } : {}),
-  });
-  const meta = await storage.head(u.key);
+async function putVerified(storage: ObjectStorage, key: string, body: Buffer, meta: PutMeta): Promise<void> {
+  await storage.put(key, body, meta);
+  const stored = await storage.head(key);
   const ok =
-    meta !== undefined &&
-    meta.size === u.body.length &&
-    (meta.sha256 === undefined || meta.sha256 === u.sha256) &&
-    (meta.etag === undefined || meta.etag.includes('-') || meta.etag === md5(u.body));
+    stored !== undefined &&
+    stored.size === body.length &&
+    (stored.sha256 === undefined || stored.sha256 === meta.sha256) &&
+    (stored.etag === undefined || stored.etag.includes('-') || stored.etag === md5(body));
   if (!ok) {
     throw new TrellisError(
       'TRELLIS_E_STATIC_PUBLISH_FAILED',
-      `${storage.url}/${u.key}: the stored object does not match what was uploaded (size or checksum); the live release is unchanged`,
+      `${storage.url}/${key}: the stored object does not match what was uploaded (size or checksum); the live release is unchanged`,
     );
   }
 }
