@@ -1,3 +1,4 @@
+import { translateHandler } from '../acl/handler.js';
 import { staticHandler } from '../static/index.js';
 import { aggregateHandler } from './aggregate/index.js';
 import { proxyHandler } from './proxy/index.js';
@@ -12,6 +13,7 @@ export const handlerTypes: ReadonlyArray<HandlerDefinition> = [
   proxyHandler as HandlerDefinition,
   respondHandler as HandlerDefinition,
   aggregateHandler,
+  translateHandler as HandlerDefinition,
   staticHandler as HandlerDefinition,
 ];
 
