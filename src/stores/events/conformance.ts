@@ -221,5 +221,80 @@ export function eventStoreConformance(name: string, place: EventStorePlace): voi
       await store!.close();
       await expect(store!.readAll()).rejects.toMatchObject({ code: 'TRELLIS_E_STORE_CLOSED' });
     });
+
+    it('reads return copies: changing what a read returned never changes the store', async () => {
+      const [store] = await handles(1);
+      await store!.append('c', [{ type: 'A', data: { items: [1] }, metadata: { by: 'ann' } }]);
+      const [first] = await store!.readStream('c');
+      (first!.data as { items: number[] }).items.push(2);
+      first!.metadata.by = 'mallory';
+      first!.type = 'Changed';
+      const [fromAll] = await store!.readAll();
+      (fromAll!.data as { items: number[] }).items.push(3);
+      const [again] = await store!.readStream('c');
+      expect(again).toMatchObject({ type: 'A', data: { items: [1] }, metadata: { by: 'ann' } });
+    });
+
+    it('stores data as JSON on every backend: a Date reads back as its ISO string', async () => {
+      const [store] = await handles(1);
+      const when = new Date('2026-01-02T03:04:05.006Z');
+      const data = { when, nested: { at: when }, gone: undefined, n: 1 };
+      await store!.append('d', [{ type: 'A', data, metadata: { at: when } }]);
+      // The caller's object is not the store's: changing it after the append changes nothing.
+      data.n = 2;
+      const [e] = await store!.readStream('d');
+      expect(e!.data).toEqual({
+        when: '2026-01-02T03:04:05.006Z',
+        nested: { at: '2026-01-02T03:04:05.006Z' },
+        n: 1,
+      });
+      expect(e!.metadata).toEqual({ at: '2026-01-02T03:04:05.006Z' });
+      expect(e!.recordedAt).toBeInstanceOf(Date);
+    });
+
+    it('refuses data JSON cannot hold (BigInt, circular) with TRELLIS_E_EVENT_INVALID, storing nothing', async () => {
+      const [store] = await handles(1);
+      const circular: Record<string, unknown> = { a: 1 };
+      circular.self = circular;
+      for (const data of [{ big: 10n }, circular, 5n]) {
+        await expect(store!.append('bad', [{ type: 'A', data }])).rejects.toMatchObject({
+          code: 'TRELLIS_E_EVENT_INVALID',
+          message: expect.stringContaining('cannot be stored as JSON'),
+        });
+      }
+      await expect(
+        store!.append('bad', [{ type: 'A', data: 1, metadata: { big: 1n } as Record<string, unknown> }]),
+      ).rejects.toMatchObject({ code: 'TRELLIS_E_EVENT_INVALID' });
+      // One bad event in a batch refuses the whole batch.
+      await expect(
+        store!.append('bad', [
+          { type: 'A', data: 1 },
+          { type: 'B', data: { big: 1n } },
+        ]),
+      ).rejects.toMatchObject({ code: 'TRELLIS_E_EVENT_INVALID' });
+      expect(await store!.readStream('bad')).toEqual([]);
+      expect(await store!.headPosition()).toBe(0);
+    });
+
+    it('answers the same for limits on every backend: 0 reads nothing, a negative limit is refused', async () => {
+      const [store] = await handles(1);
+      await store!.append(
+        'l',
+        [1, 2, 3].map((n) => ({ type: 'N', data: n })),
+      );
+      expect(await store!.readAll({ limit: 0 })).toEqual([]);
+      expect((await store!.readAll({ from: 1 })).map((e) => e.data)).toEqual([2, 3]);
+      expect((await store!.readStream('l', { fromVersion: 2, limit: 5 })).map((e) => e.data)).toEqual([2, 3]);
+      for (const bad of [-1, 1.5, Number.NaN]) {
+        await expect(store!.readAll({ limit: bad })).rejects.toMatchObject({
+          code: 'TRELLIS_E_EVENT_INVALID',
+        });
+        await expect(store!.readStream('l', { limit: bad })).rejects.toMatchObject({
+          code: 'TRELLIS_E_EVENT_INVALID',
+        });
+      }
+      await expect(store!.readAll({ from: 0.5 })).rejects.toMatchObject({ code: 'TRELLIS_E_EVENT_INVALID' });
+      expect(await store!.readAll()).toHaveLength(3);
+    });
   });
 }

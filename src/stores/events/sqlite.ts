@@ -7,8 +7,10 @@ import type { AppendResult, NewEvent, RecordedEvent, StoreHealth, SubscriptionIt
 import {
   checkExpectedVersion,
   checkIdentifier,
+  checkReadOptions,
   DATABASE_FEATURES,
   Notifier,
+  type PreparedEvent,
   pollSubscription,
   prepareEvents,
 } from './common.js';
@@ -129,23 +131,29 @@ export class SqliteEventStore implements TrellisEventStore {
     });
   }
 
-  private write(streamId: string, prepared: Required<NewEvent>[], options: AppendOptions) {
+  private write(streamId: string, prepared: PreparedEvent[], options: AppendOptions) {
     const current = this.stmts.version.get(streamId)?.v ?? 0;
     checkExpectedVersion(streamId, options.expectedVersion, current);
     const now = Date.now();
     const recorded: RecordedEvent[] = [];
     let position = 0;
     prepared.forEach((e, i) => {
-      const data = JSON.stringify(e.data);
-      const metadata = JSON.stringify(e.metadata);
-      const info = this.stmts.insert.run(e.id, streamId, current + i + 1, e.type, data, metadata, now);
+      const info = this.stmts.insert.run(
+        e.id,
+        streamId,
+        current + i + 1,
+        e.type,
+        e.dataJson,
+        e.metadataJson,
+        now,
+      );
       position = Number(info.lastInsertRowid);
       recorded.push({
         id: e.id,
         streamId,
         type: e.type,
-        data: JSON.parse(data),
-        metadata: JSON.parse(metadata),
+        data: e.data,
+        metadata: e.metadata,
         version: current + i + 1,
         position,
         recordedAt: new Date(now),
@@ -157,12 +165,14 @@ export class SqliteEventStore implements TrellisEventStore {
 
   async readStream(streamId: string, options: { fromVersion?: number; limit?: number } = {}) {
     this.ensureOpen();
+    checkReadOptions(options);
     const rows = this.stmts.readStream.all(streamId, options.fromVersion ?? 1, options.limit ?? -1);
     return rows.map(toEvent);
   }
 
   async readAll(options: { from?: number; limit?: number } = {}) {
     this.ensureOpen();
+    checkReadOptions(options);
     return this.stmts.readAll.all(options.from ?? 0, options.limit ?? -1).map(toEvent);
   }
 
