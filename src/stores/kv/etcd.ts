@@ -74,6 +74,7 @@ export class EtcdKeyValueStore implements KeyValueStore {
   async put(key: string, value: string, options: KvPutOptions = {}): Promise<KvEntry> {
     this.#open();
     checkKey(key);
+    checkRevision('expectedRevision', options.expectedRevision);
     checkValue(key, value, this.maxValueBytes);
     const k = this.#key(key);
     const put = { key: k, value: Buffer.from(value), prev_kv: true };
@@ -98,6 +99,7 @@ export class EtcdKeyValueStore implements KeyValueStore {
   async delete(key: string, options: KvPutOptions = {}): Promise<boolean> {
     this.#open();
     checkKey(key);
+    checkRevision('expectedRevision', options.expectedRevision);
     const k = this.#key(key);
     if (options.expectedRevision === undefined) {
       const res = await this.#run(() => this.client.kv.deleteRange({ key: k }));

@@ -10,6 +10,7 @@ import type {
 } from '../types.js';
 import {
   checkKey,
+  checkRevision,
   checkValue,
   closedError,
   conflict,
@@ -178,6 +179,7 @@ export class PostgresKeyValueStore implements KeyValueStore {
   async put(key: string, value: string, options: KvPutOptions = {}): Promise<KvEntry> {
     this.#open();
     checkKey(key);
+    checkRevision('expectedRevision', options.expectedRevision);
     checkValue(key, value, this.opts.maxValueBytes);
     const r = await this.#write(key, value, options.expectedRevision, false);
     if (!r.ok) throw conflict(key, options.expectedRevision!, Number(r.rev));
@@ -193,6 +195,7 @@ export class PostgresKeyValueStore implements KeyValueStore {
   async delete(key: string, options: KvPutOptions = {}): Promise<boolean> {
     this.#open();
     checkKey(key);
+    checkRevision('expectedRevision', options.expectedRevision);
     const r = await this.#write(key, null, options.expectedRevision, true);
     if (!r.ok && r.rev !== '-1') throw conflict(key, options.expectedRevision!, Number(r.rev));
     return r.ok;

@@ -148,6 +148,7 @@ export class RedisKeyValueStore implements KeyValueStore {
   async put(key: string, value: string, options: KvPutOptions = {}): Promise<KvEntry> {
     this.#open();
     checkKey(key);
+    checkRevision('expectedRevision', options.expectedRevision);
     checkValue(key, value, this.opts.maxValueBytes);
     const expected = options.expectedRevision;
     const [ok, rev, c, n] = await this.#writes.submit({ type: 'p', key, value, expected }, value.length);
@@ -158,6 +159,7 @@ export class RedisKeyValueStore implements KeyValueStore {
   async delete(key: string, options: KvPutOptions = {}): Promise<boolean> {
     this.#open();
     checkKey(key);
+    checkRevision('expectedRevision', options.expectedRevision);
     const expected = options.expectedRevision;
     const [ok, rev] = await this.#writes.submit({ type: 'd', key, value: '', expected });
     if (!ok && rev !== -1) throw conflict(key, expected!, rev);

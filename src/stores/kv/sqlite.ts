@@ -10,6 +10,7 @@ import type {
 } from '../types.js';
 import {
   checkKey,
+  checkRevision,
   checkValue,
   closedError,
   conflict,
@@ -106,6 +107,7 @@ export class SqliteKeyValueStore implements KeyValueStore {
   async put(key: string, value: string, options: KvPutOptions = {}): Promise<KvEntry> {
     this.#open();
     checkKey(key);
+    checkRevision('expectedRevision', options.expectedRevision);
     checkValue(key, value, this.opts.maxValueBytes);
     const op: WriteOp = { type: 'put', key, value, expected: options.expectedRevision };
     return this.#writes.submit(op, value.length) as Promise<KvEntry>;
@@ -114,6 +116,7 @@ export class SqliteKeyValueStore implements KeyValueStore {
   async delete(key: string, options: KvPutOptions = {}): Promise<boolean> {
     this.#open();
     checkKey(key);
+    checkRevision('expectedRevision', options.expectedRevision);
     const op: WriteOp = { type: 'delete', key, expected: options.expectedRevision };
     return this.#writes.submit(op) as Promise<boolean>;
   }
