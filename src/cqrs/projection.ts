@@ -89,6 +89,19 @@ async function pointViews(tx: AppendTransaction, p: Projection, generation: numb
   }
 }
 
+/** Whether the checkpoint table exists yet (no projection has ever run when it does not). */
+async function registryExists(tx: AppendTransaction): Promise<boolean> {
+  const rows =
+    tx.backend === 'postgres'
+      ? await sql<{ t: string | null }>(tx, 'SELECT to_regclass($1)::text AS t', [REGISTRY])
+      : await sql<{ t: string }>(
+          tx,
+          `SELECT name AS t FROM sqlite_master WHERE type = 'table' AND name = $1`,
+          [REGISTRY],
+        );
+  return rows.length > 0 && rows[0]!.t !== null;
+}
+
 /** Creates the checkpoint table, and the projection's first copy and views, when missing. */
 export async function ensureProjection(store: TrellisEventStore, p: Projection): Promise<void> {
   checkName(p.name);
@@ -186,8 +199,16 @@ export async function projectionStatus(
   const head = await store.headPosition();
   const out: ProjectionStatus[] = [];
   for (const p of projections) {
-    await ensureProjection(store, p);
-    const row = (await store.transaction((tx) => readRow(tx, p.name)))!;
+    checkName(p.name);
+    // Status only reads (it may run on a read-only store): a projection that never ran is
+    // reported as copy 0 at position 0, not created.
+    const row = await store.transaction(async (tx) =>
+      (await registryExists(tx)) ? readRow(tx, p.name) : undefined,
+    );
+    if (!row) {
+      out.push({ name: p.name, generation: 0, position: 0, lag: head });
+      continue;
+    }
     out.push({
       name: p.name,
       generation: row.generation,

@@ -66,6 +66,16 @@ export interface KvWatchOptions {
 
 export type KvFeature = 'watch' | 'compareAndSet' | 'durable' | 'multiProcess';
 
+/** Options every store factory (`openKeyValueStore`, `openLeaseStore`, `openEventStore`) takes. */
+export interface StoreOpenOptions {
+  /**
+   * For commands that only read: SQLite opens the file read-only and refuses a missing file with
+   * TRELLIS_E_STORE_NOT_FOUND instead of creating folders and an empty database. Server
+   * backends (postgres, redis, etcd) connect as usual.
+   */
+  readOnly?: boolean;
+}
+
 export interface KeyValueStore extends Store {
   readonly features: FeatureList<KvFeature>;
   get(key: string): Promise<KvEntry | undefined>;

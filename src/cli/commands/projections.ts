@@ -115,7 +115,11 @@ export const projectionsCommand: Command = {
       throw usageError('rebuild takes exactly one projection NAME');
     const all = await loadProjections(file);
     const chosen = names.length ? pick(all, names) : all;
-    const store: TrellisEventStore = await openEventStore(url, values.table ? { table: values.table } : {});
+    // status only reads: a mistyped sqlite path is refused, not created (TRELLIS_E_STORE_NOT_FOUND).
+    const store: TrellisEventStore = await openEventStore(url, {
+      ...(values.table ? { table: values.table } : {}),
+      readOnly: action === 'status',
+    });
     try {
       if (action === 'status') {
         const rows = await projectionStatus(store, chosen);

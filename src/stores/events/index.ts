@@ -52,8 +52,7 @@ export async function openEventStore(raw: string, given: EventStoreOptions = {})
     }
     case 'sqlite': {
       const { SqliteEventStore } = await import('./sqlite.js');
-      const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
-      return SqliteEventStore.open(path || ':memory:', options);
+      return SqliteEventStore.open(url === 'sqlite:' ? 'sqlite::memory:' : url, options);
     }
     default: {
       const { PostgresEventStore } = await import('./postgres.js');

@@ -1,8 +1,6 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
 import { TrellisError } from '../../core/errors.js';
-import { unavailable } from '../connection.js';
+import { createTables, openSqlite, sqliteError } from '../sqlite.js';
 import type { AppendResult, NewEvent, RecordedEvent, StoreHealth, SubscriptionItem } from '../types.js';
 import {
   checkExpectedVersion,
@@ -55,6 +53,8 @@ export class SqliteEventStore implements TrellisEventStore {
   // One connection, one transaction at a time: async inline handlers must not interleave.
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
+  /** Opened for reading only: transactions are deferred (BEGIN IMMEDIATE would need to write). */
+  private readonly readOnly: boolean;
   private readonly stmts: {
     version: Database.Statement<[string], { v: number | null }>;
     insert: Database.Statement<unknown[]>;
@@ -70,7 +70,11 @@ export class SqliteEventStore implements TrellisEventStore {
     this.t = checkIdentifier(options.table ?? 'trellis_events');
     this.pollMs = options.pollIntervalMs ?? 250;
     const t = this.t;
-    db.exec(`CREATE TABLE IF NOT EXISTS ${t} (
+    this.readOnly = options.readOnly === true;
+    createTables(
+      db,
+      t,
+      `CREATE TABLE IF NOT EXISTS ${t} (
       position INTEGER PRIMARY KEY AUTOINCREMENT,
       id TEXT NOT NULL,
       stream_id TEXT NOT NULL,
@@ -80,7 +84,9 @@ export class SqliteEventStore implements TrellisEventStore {
       metadata TEXT NOT NULL,
       recorded_at INTEGER NOT NULL,
       UNIQUE (stream_id, version)
-    )`);
+    )`,
+      this.readOnly,
+    );
     this.stmts = {
       version: db.prepare(`SELECT MAX(version) AS v FROM ${t} WHERE stream_id = ?`),
       insert: db.prepare(
@@ -95,18 +101,14 @@ export class SqliteEventStore implements TrellisEventStore {
   }
 
   /** Opens (creating when needed) the SQLite file at `path`. */
-  static async open(path: string, options: EventStoreOptions = {}): Promise<SqliteEventStore> {
-    const { default: Sqlite } = await import('better-sqlite3');
+  static async open(url: string, options: EventStoreOptions = {}): Promise<SqliteEventStore> {
+    // Other processes may hold the write lock for a moment: wait rather than fail.
+    const db = await openSqlite(url, { busyTimeoutMs: 10_000, readOnly: options.readOnly });
     try {
-      if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-      const db = new Sqlite(path);
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      // Other processes may hold the write lock for a moment: wait rather than fail.
-      db.pragma('busy_timeout = 10000');
       return new SqliteEventStore(db, options);
     } catch (err) {
-      throw unavailable('sqlite', `sqlite:${path}`, err);
+      db.close();
+      throw sqliteError(url, err);
     }
   }
 
@@ -195,7 +197,7 @@ export class SqliteEventStore implements TrellisEventStore {
   private transactionNow<T>(fn: (tx: AppendTransaction) => Promise<T>): Promise<T> {
     return this.serial(async () => {
       this.ensureOpen();
-      return sqliteTransaction(this.db, 'BEGIN IMMEDIATE', fn);
+      return sqliteTransaction(this.db, this.readOnly ? 'BEGIN' : 'BEGIN IMMEDIATE', fn);
     });
   }
 

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { globPrefix, openSqlite, parseSqliteUrl, sqliteError } from '../sqlite.js';
+import { createTables, globPrefix, openSqlite, parseSqliteUrl, sqliteError } from '../sqlite.js';
 import type {
   KeyValueStore,
   KvChange,
@@ -7,6 +7,7 @@ import type {
   KvPutOptions,
   KvWatchOptions,
   StoreHealth,
+  StoreOpenOptions,
 } from '../types.js';
 import {
   checkKey,
@@ -68,7 +69,7 @@ export class SqliteKeyValueStore implements KeyValueStore {
   }
 
   /** Opens (and creates if needed) the store's tables in the file the URL names. */
-  static async open(url: string): Promise<SqliteKeyValueStore> {
+  static async open(url: string, options: StoreOpenOptions = {}): Promise<SqliteKeyValueStore> {
     const { path, params } = parseSqliteUrl(url);
     const table = tableParam(params, 'trellis_kv');
     const opts = {
@@ -76,9 +77,12 @@ export class SqliteKeyValueStore implements KeyValueStore {
       retain: intParam(params, 'retain', DEFAULT_RETAIN_CHANGES),
       pollMs: intParam(params, 'pollMs', 100),
     };
-    const db = await openSqlite(url);
+    const db = await openSqlite(url, { readOnly: options.readOnly });
     try {
-      db.exec(`
+      createTables(
+        db,
+        table,
+        `
         CREATE TABLE IF NOT EXISTS ${table} (
           key TEXT PRIMARY KEY, value TEXT NOT NULL, revision INTEGER NOT NULL,
           create_revision INTEGER NOT NULL, version INTEGER NOT NULL) WITHOUT ROWID;
@@ -86,7 +90,9 @@ export class SqliteKeyValueStore implements KeyValueStore {
           revision INTEGER PRIMARY KEY, type TEXT NOT NULL, key TEXT NOT NULL, value TEXT);
         CREATE TABLE IF NOT EXISTS ${table}_meta (
           id INTEGER PRIMARY KEY CHECK (id = 1), compacted INTEGER NOT NULL);
-        INSERT OR IGNORE INTO ${table}_meta VALUES (1, 0);`);
+        INSERT OR IGNORE INTO ${table}_meta VALUES (1, 0);`,
+        options.readOnly === true,
+      );
       return new SqliteKeyValueStore(db, url, path, opts, table);
     } catch (err) {
       db.close();
