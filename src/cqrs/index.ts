@@ -7,6 +7,7 @@ export * from './decider.js';
 export * from './errors.js';
 export * from './given.js';
 export * from './http.js';
+export * from './idempotency.js';
 export * from './projection.js';
 export * from './snapshots.js';
 export { sql } from './sql.js';

@@ -211,6 +211,18 @@ export function projectionCases(name: string, place: ProjectionPlace): void {
       expect(await readModel(store, table)).toEqual(await replay(store));
     });
 
+    it('waitForProjection refuses a position that is not a whole number at once', async () => {
+      const { handles, projection } = await open();
+      const store = handles[0]!;
+      for (const bad of [undefined, Number.NaN, -1, 1.5, '3']) {
+        const started = Date.now();
+        await expect(
+          waitForProjection(store, projection.name, bad as unknown as number, { timeoutMs: 5000 }),
+        ).rejects.toMatchObject({ code: 'TRELLIS_E_PROJECTION_POSITION_INVALID', status: 400 });
+        expect(Date.now() - started).toBeLessThan(1000);
+      }
+    });
+
     it('waitForProjection times out with a typed error when the projection lags', async () => {
       const { handles, projection } = await open();
       const store = handles[0]!;
