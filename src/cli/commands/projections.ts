@@ -40,7 +40,12 @@ async function loadProjections(file: string): Promise<Projection[]> {
   try {
     mod = await import(pathToFileURL(resolve(file)).href);
   } catch (err) {
-    throw new TrellisError('TRELLIS_E_PROJECTION_MODULE', `cannot load ${file}: ${messageOf(err)}`, {
+    // Node loads .ts only through a loader: say how, instead of "unknown file extension".
+    const hint =
+      (err as { code?: string }).code === 'ERR_UNKNOWN_FILE_EXTENSION' && /\.[cm]?ts$/.test(file)
+        ? `: a TypeScript module needs a loader: run NODE_OPTIONS='--import tsx' trellis projections …, or compile it to .js`
+        : '';
+    throw new TrellisError('TRELLIS_E_PROJECTION_MODULE', `cannot load ${file}: ${messageOf(err)}${hint}`, {
       cause: err,
     });
   }
