@@ -4,7 +4,7 @@ import { messageOf, TrellisError } from '../../core/errors.js';
 import type { Projection, RebuildProgress } from '../../cqrs/projection.js';
 import { projectionStatus, rebuildProjection, runProjection } from '../../cqrs/projection.js';
 import { openEventStore } from '../../stores/events/index.js';
-import type { TrellisEventStore } from '../../stores/events/types.js';
+import type { EventStore } from '../../stores/events/types.js';
 import type { Command } from '../command.js';
 import { parseCommandArgs, usageError } from '../usage.js';
 
@@ -121,7 +121,7 @@ export const projectionsCommand: Command = {
     const all = await loadProjections(file);
     const chosen = names.length ? pick(all, names) : all;
     // status only reads: a mistyped sqlite path is refused, not created (TRELLIS_E_STORE_NOT_FOUND).
-    const store: TrellisEventStore = await openEventStore(url, {
+    const store: EventStore = await openEventStore(url, {
       ...(values.table ? { table: values.table } : {}),
       readOnly: action === 'status',
     });

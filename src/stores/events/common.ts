@@ -135,8 +135,6 @@ export function checkIdentifier(name: string): string {
   return name;
 }
 
-export { Notifier } from '../notifier.js';
-
 export interface PollingSource {
   readAll(options: { from: number; limit: number }): Promise<RecordedEvent[]>;
   /**

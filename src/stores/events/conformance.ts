@@ -6,13 +6,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { isTrellisError } from '../../core/errors.js';
 import type { RecordedEvent } from '../types.js';
-import type { TrellisEventStore } from './types.js';
+import type { EventStore } from './types.js';
 
 /**
  * Makes a fresh, empty place to store events and returns an opener for it. Each call of the
  * opener gives another handle (another connection where the backend has them) on the same data.
  */
-export type EventStorePlace = () => Promise<() => Promise<TrellisEventStore>>;
+export type EventStorePlace = () => Promise<() => Promise<EventStore>>;
 
 async function collect<T>(iter: AsyncIterable<T>, until: (items: T[]) => boolean, timeoutMs = 15_000) {
   const items: T[] = [];
@@ -26,7 +26,7 @@ async function collect<T>(iter: AsyncIterable<T>, until: (items: T[]) => boolean
 }
 
 /** Retries an append with the freshly read version until it lands; returns the conflicts met. */
-async function appendWithRetry(store: TrellisEventStore, stream: string, data: unknown): Promise<number> {
+async function appendWithRetry(store: EventStore, stream: string, data: unknown): Promise<number> {
   for (let conflicts = 0; ; conflicts++) {
     const events = await store.readStream(stream);
     try {
@@ -40,13 +40,13 @@ async function appendWithRetry(store: TrellisEventStore, stream: string, data: u
 
 export function eventStoreConformance(name: string, place: EventStorePlace): void {
   describe(`EventStore conformance: ${name}`, () => {
-    const opened: TrellisEventStore[] = [];
+    const opened: EventStore[] = [];
     afterEach(async () => {
       await Promise.all(opened.splice(0).map((s) => s.close()));
     });
-    async function handles(n: number): Promise<TrellisEventStore[]> {
+    async function handles(n: number): Promise<EventStore[]> {
       const open = await place();
-      const list: TrellisEventStore[] = [];
+      const list: EventStore[] = [];
       for (let i = 0; i < n; i++) list.push(await open());
       opened.push(...list);
       return list;

@@ -1,23 +1,23 @@
 import type Database from 'better-sqlite3';
 import { TrellisError } from '../../core/errors.js';
+import { Notifier } from '../notifier.js';
 import type { AppendResult, NewEvent, RecordedEvent, StoreHealth, SubscriptionItem } from '../types.js';
 import {
   checkExpectedVersion,
   checkReadOptions,
   features,
-  Notifier,
   pollSubscription,
   prepareEvents,
 } from './common.js';
 import { sqliteTransaction } from './sqlite-transaction.js';
-import type { AppendOptions, AppendTransaction, TrellisEventStore } from './types.js';
+import type { AppendOptions, AppendTransaction, EventStore } from './types.js';
 
 /**
  * EventStore in process memory: for tests and single-process tools; gone on exit. Read models
  * (projections, snapshots) get an in-process SQLite database (`:memory:`, created on first use),
  * so the same projection code runs here with real transactions; its `tx.backend` is 'sqlite'.
  */
-export class MemoryEventStore implements TrellisEventStore {
+export class MemoryEventStore implements EventStore {
   readonly backend = 'memory';
   readonly features = features<'durable' | 'multiProcess' | 'inlineProjections'>(['inlineProjections'], {
     durable: 'memory is lost when the process exits',

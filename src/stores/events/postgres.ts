@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { TrellisError } from '../../core/errors.js';
 import { redactUrl, unavailable } from '../connection.js';
+import { Notifier } from '../notifier.js';
 import type { AppendResult, NewEvent, RecordedEvent, StoreHealth, SubscriptionItem } from '../types.js';
 import {
   checkIdentifier,
@@ -8,13 +9,12 @@ import {
   DATABASE_FEATURES,
   expectedCode,
   expectedFromCode,
-  Notifier,
   type PreparedEvent,
   pollSubscription,
   prepareEvents,
   versionConflict,
 } from './common.js';
-import type { AppendOptions, AppendTransaction, EventStoreOptions, TrellisEventStore } from './types.js';
+import type { AppendOptions, AppendTransaction, EventStore, EventStoreOptions } from './types.js';
 
 interface Row {
   position: string;
@@ -154,7 +154,7 @@ interface PendingAppend {
 }
 
 /** EventStore on PostgreSQL (pg, loaded lazily). */
-export class PostgresEventStore implements TrellisEventStore {
+export class PostgresEventStore implements EventStore {
   readonly backend = 'postgres';
   readonly features = DATABASE_FEATURES;
   private readonly notifier = new Notifier();

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { TrellisError } from '../../core/errors.js';
+import { Notifier } from '../notifier.js';
 import { createTables, openSqlite, sqliteError } from '../sqlite.js';
 import type { AppendResult, NewEvent, RecordedEvent, StoreHealth, SubscriptionItem } from '../types.js';
 import {
@@ -7,13 +8,12 @@ import {
   checkIdentifier,
   checkReadOptions,
   DATABASE_FEATURES,
-  Notifier,
   type PreparedEvent,
   pollSubscription,
   prepareEvents,
 } from './common.js';
 import { sqliteTransaction } from './sqlite-transaction.js';
-import type { AppendOptions, AppendTransaction, EventStoreOptions, TrellisEventStore } from './types.js';
+import type { AppendOptions, AppendTransaction, EventStore, EventStoreOptions } from './types.js';
 
 interface Row {
   position: number;
@@ -44,7 +44,7 @@ function toEvent(r: Row): RecordedEvent {
  * (BEGIN IMMEDIATE) for their whole transaction, across processes too, so positions are handed
  * out in commit order and a reader of `position > N` can never skip a slower writer.
  */
-export class SqliteEventStore implements TrellisEventStore {
+export class SqliteEventStore implements EventStore {
   readonly backend = 'sqlite';
   readonly features = DATABASE_FEATURES;
   private readonly notifier = new Notifier();

@@ -1,3 +1,4 @@
+import { Notifier } from '../notifier.js';
 import type {
   KeyValueStore,
   KvChange,
@@ -18,7 +19,6 @@ import {
   watchGap,
 } from './common.js';
 import { logWatch } from './log-watch.js';
-import { Notifier } from './notifier.js';
 
 /** Options of the in-process KeyValueStore. */
 export interface MemoryKvOptions {

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { Notifier } from '../notifier.js';
 import { inTransaction, likePrefix, openPgPool, pgError, statementName } from '../postgres.js';
 import type {
   KeyValueStore,
@@ -22,7 +23,6 @@ import {
   watchGap,
 } from './common.js';
 import { logWatch } from './log-watch.js';
-import { Notifier } from './notifier.js';
 import { WriteBatcher } from './write-batch.js';
 
 /**

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { Notifier } from '../notifier.js';
 import { createTables, globPrefix, openSqlite, parseSqliteUrl, sqliteError } from '../sqlite.js';
 import type {
   KeyValueStore,
@@ -23,7 +24,6 @@ import {
   watchGap,
 } from './common.js';
 import { logWatch } from './log-watch.js';
-import { Notifier } from './notifier.js';
 import { WriteBatcher } from './write-batch.js';
 
 /** A row as the statements select it: already shaped like a KvEntry (no copy per read). */
