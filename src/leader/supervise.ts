@@ -99,7 +99,16 @@ export function superviseWhileLeading(options: SuperviseOptions): SupervisedComm
   // Failures in a row, across terms too: a command that crashes at once must not loop forever
   // just because each crash also gave the term away.
   let failures = 0;
+  // Each run gets a term of its own (a fresh fencing token): a restart gives the term up and the
+  // command starts again in the next one, not before this moment, on whichever candidate wins
+  // it (another candidate takes over at once; this one waits out its backoff first).
+  let nextStartAt = 0;
   let elector: LeaderElector;
+
+  const restartInNewTerm = (delayMs: number) => {
+    nextStartAt = performance.now() + delayMs;
+    elector.resign();
+  };
 
   const finish = (code: number) => {
     outcome = code;
@@ -149,72 +158,76 @@ export function superviseWhileLeading(options: SuperviseOptions): SupervisedComm
   };
 
   const onStartedLeading = async (ctx: LeadershipContext) => {
-    while (!ctx.signal.aborted) {
-      const exit = await runOnce(ctx);
-      const fields = {
-        exitCode: exit.code,
-        signal: exit.signal,
-        token: ctx.token,
-        ranMs: Math.round(exit.ranMs),
-      };
-      if (ctx.signal.aborted) {
-        log.info(fields, `the command stopped (${describeExit(exit)})`);
-        return;
-      }
-      if (exit.code === NOT_FOUND || exit.code === CANNOT_EXECUTE) {
-        log.error(
-          { ...fields, command: file },
-          `cannot start the command "${file}": ${exit.code === NOT_FOUND ? 'not found' : 'not executable'} (${describeExit(exit)}); restarting cannot help: releasing the lease and exiting ${exit.code}`,
-        );
-        finish(exit.code);
-        return;
-      }
-      if (exit.code === 0) {
-        failures = 0;
-        if (policy === 'always') {
-          log.info(
-            fields,
-            `the command completed (exit 0); restart always: running it again in ${backoffMs}ms`,
-          );
-          await sleep(backoffMs, ctx.signal);
-          continue;
-        }
+    const wait = nextStartAt - performance.now();
+    if (wait > 0) {
+      log.info({ token: ctx.token, delayMs: Math.round(wait) }, 'leading: waiting out the restart backoff');
+      await sleep(wait, ctx.signal);
+    }
+    if (ctx.signal.aborted) return;
+    const exit = await runOnce(ctx);
+    const fields = {
+      exitCode: exit.code,
+      signal: exit.signal,
+      token: ctx.token,
+      ranMs: Math.round(exit.ranMs),
+    };
+    if (ctx.signal.aborted) {
+      log.info(fields, `the command stopped (${describeExit(exit)})`);
+      return;
+    }
+    if (exit.code === NOT_FOUND || exit.code === CANNOT_EXECUTE) {
+      log.error(
+        { ...fields, command: file },
+        `cannot start the command "${file}": ${exit.code === NOT_FOUND ? 'not found' : 'not executable'} (${describeExit(exit)}); restarting cannot help: releasing the lease and exiting ${exit.code}`,
+      );
+      finish(exit.code);
+      return;
+    }
+    if (exit.code === 0) {
+      failures = 0;
+      if (policy === 'always') {
         log.info(
           fields,
-          'the command completed (exit 0): keeping the term without rerunning it until the term ends',
+          `the command completed (exit 0); restart always: running it again in ${backoffMs}ms, in a new term`,
         );
-        await new Promise<void>((resolve) => {
-          if (ctx.signal.aborted) resolve();
-          else ctx.signal.addEventListener('abort', () => resolve(), { once: true });
-        });
+        restartInNewTerm(backoffMs);
         return;
       }
-      if (policy === 'never') {
-        log.error(
-          fields,
-          `the command failed (${describeExit(exit)}); restart never: releasing the lease and exiting`,
-        );
-        finish(statusOf(exit));
-        return;
-      }
-      // A run that stayed up longer than the longest delay was healthy: start counting afresh.
-      if (exit.ranMs >= maxBackoffMs) failures = 0;
-      failures += 1;
-      if (failures > maxRestarts) {
-        log.error(
-          fields,
-          `crash loop: the command failed ${failures} times in a row (last: ${describeExit(exit)}); releasing the lease and exiting ${EXIT_CRASH_LOOP}`,
-        );
-        finish(EXIT_CRASH_LOOP);
-        return;
-      }
-      const delay = Math.min(maxBackoffMs, backoffMs * 2 ** (failures - 1));
-      log.warn(
-        { ...fields, failures, delayMs: delay },
-        `the command failed (${describeExit(exit)}); restarting in ${delay}ms (failure ${failures} of at most ${maxRestarts} in a row)`,
+      log.info(
+        fields,
+        'the command completed (exit 0): keeping the term without rerunning it until the term ends',
       );
-      await sleep(delay, ctx.signal);
+      await new Promise<void>((resolve) => {
+        if (ctx.signal.aborted) resolve();
+        else ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+      return;
     }
+    if (policy === 'never') {
+      log.error(
+        fields,
+        `the command failed (${describeExit(exit)}); restart never: releasing the lease and exiting`,
+      );
+      finish(statusOf(exit));
+      return;
+    }
+    // A run that stayed up longer than the longest delay was healthy: start counting afresh.
+    if (exit.ranMs >= maxBackoffMs) failures = 0;
+    failures += 1;
+    if (failures > maxRestarts) {
+      log.error(
+        fields,
+        `crash loop: the command failed ${failures} times in a row (last: ${describeExit(exit)}); releasing the lease and exiting ${EXIT_CRASH_LOOP}`,
+      );
+      finish(EXIT_CRASH_LOOP);
+      return;
+    }
+    const delay = Math.min(maxBackoffMs, backoffMs * 2 ** (failures - 1));
+    log.warn(
+      { ...fields, failures, delayMs: delay },
+      `the command failed (${describeExit(exit)}); restarting in ${delay}ms in a new term (failure ${failures} of at most ${maxRestarts} in a row)`,
+    );
+    restartInNewTerm(delay);
   };
   elector = new LeaderElector({ ...options, logger: log, onStartedLeading });
   return {

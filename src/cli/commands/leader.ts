@@ -14,7 +14,8 @@ gets the term's fencing token in TRELLIS_FENCING_TOKEN (and TRELLIS_LEADER_GROUP
 TRELLIS_LEADER_IDENTITY). The moment leadership is lost or in doubt the command gets SIGTERM,
 then SIGKILL after --grace; then the candidate campaigns again. SIGTERM/SIGINT stop the command
 and release the lease so another candidate takes over at once.
-A command that fails is restarted with exponential backoff (--backoff, doubling up to
+A command that fails gives the term up and restarts in the next term (a new fencing token), at
+once on another candidate or here after exponential backoff (--backoff, doubling up to
 --backoff-max); after --max-restarts failures in a row it is a crash loop: the lease is released
 and run exits 4. Exit 0 is success: the term is kept and the command is not rerun until the
 term ends (--restart always reruns it). A command that cannot start exits 127/126 at once.

@@ -54,6 +54,10 @@ describe('trellis leader run: restarts', () => {
     const restarts = lines.filter((l) => /restarting in/.test(l.msg));
     expect(restarts.map((l) => l.delayMs)).toEqual([100, 200, 400]);
     expect(restarts[0]!.msg).toContain('exit 3');
+    // Every run has a term of its own: a fresh fencing token each time.
+    const tokens = lines.filter((l) => l.msg === 'leading: started the command').map((l) => l.token);
+    expect(tokens).toHaveLength(4);
+    expect(new Set(tokens).size).toBe(4);
     expect(proc.output()).toMatch(/crash loop: the command failed \d+ times in a row \(last: exit 3\)/);
     // The lease was released on the way out: nobody leads.
     const status = await runCli(['leader', 'status', '--group', group, '--store', store]);
