@@ -37,6 +37,13 @@ export function extractExamples(page: string, markdown: string): DocExample[] {
   const lines = markdown.split('\n');
   const byName = new Map<string, DocExample>();
   for (let i = 0; i < lines.length; i++) {
+    // A fence nobody marked is skipped whole: a marker shown inside it is an example of one.
+    const plain = /^(```+)/.exec(lines[i]!);
+    if (plain) {
+      const close = lines.findIndex((l, j) => j > i && l.startsWith(plain[1]!));
+      i = close < 0 ? lines.length : close;
+      continue;
+    }
     const mark = MARK.exec(lines[i]!);
     if (!mark) {
       if (/trellis-example/.test(lines[i]!))
