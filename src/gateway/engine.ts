@@ -38,6 +38,7 @@ export interface ActiveState {
 const REJECTIONS: Record<PathRejection, string> = {
   'invalid-percent-encoding': 'the path has an invalid percent-encoding',
   'encoded-slash': 'the path has an encoded slash (%2F or %5C), which this gateway refuses',
+  backslash: 'the path has a backslash, which this gateway refuses (origins may read it as /)',
   'null-byte': 'the path has an encoded NUL byte',
   'not-origin-form': 'the request target is not a path',
 };
