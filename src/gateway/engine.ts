@@ -2,6 +2,7 @@ import { type IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { messageOf } from '../core/errors.js';
+import { admitRequest, onRefusedConnection, refuseConnection } from '../http/edge.js';
 import { clientAddress, socketPeer, type TrustedProxies } from '../http/forwarded.js';
 import { type EncodedSlashes, normalizeTarget, type PathRejection } from '../http/normalize.js';
 import { sendProblem } from '../http/problem.js';
@@ -124,6 +125,7 @@ export class ListenerEngine {
   };
 
   private serve(req: IncomingMessage, res: ServerResponse, upgrade: UpgradeInfo | undefined): void {
+    if (onRefusedConnection(req.socket)) return void req.socket.end();
     const state = this.state;
     const generation = state.current;
     const listener = generation.listeners.get(this.key);
@@ -153,6 +155,11 @@ export class ListenerEngine {
         'TRELLIS_E_URI_TOO_LONG',
         `the request target is longer than ${limits.maxUrlLength} bytes`,
       );
+      return;
+    }
+    const refusal = admitRequest(req, limits);
+    if (refusal !== undefined) {
+      this.refuse(ctx, refusal.status, refusal.code, refusal.detail, refusal.headers);
       return;
     }
     const h = req.headers;
@@ -201,9 +208,20 @@ export class ListenerEngine {
     }
   }
 
-  private refuse(ctx: GatewayContext, status: number, code: string, detail: string): void {
+  private refuse(
+    ctx: GatewayContext,
+    status: number,
+    code: string,
+    detail: string,
+    headers?: Record<string, string>,
+  ): void {
     ctx.errorCode = code;
-    sendProblem(ctx, { status, code, detail });
+    // A refused head may be the first half of a smuggling attempt: close the connection after it.
+    if (status !== 404 && status !== 503) {
+      ctx.res.shouldKeepAlive = false;
+      refuseConnection(ctx.req.socket);
+    }
+    sendProblem(ctx, { status, code, detail, ...(headers === undefined ? {} : { headers }) });
   }
 
   private crashed(ctx: GatewayContext, err: unknown): void {

@@ -71,12 +71,13 @@ function connectionTokens(value: string | string[] | undefined): Set<string> | u
 export function upstreamRequestHeaders(ctx: RequestContext, host: string | undefined): string[] {
   const raw = ctx.req.rawHeaders;
   const headers: IncomingHttpHeaders = ctx.req.headers;
-  const extra = connectionTokens(headers.connection);
+  // The headers a client named in Connection were removed at the edge (src/http/edge.ts), before
+  // the middlewares ran: removing them here would let a client strip what a middleware set.
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const lower = name.toLowerCase();
-    if (DROP_REQUEST.has(lower) || extra?.has(lower)) continue;
+    if (DROP_REQUEST.has(lower)) continue;
     out.push(name, raw[i + 1]!);
   }
   if (typeof headers.te === 'string' && /(^|,)\s*trailers\s*(,|$)/i.test(headers.te))
