@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { asksForH2c } from './upgrade.js';
 
 /**
  * Request-head strictness at the edge, run once per request before routing and before any
@@ -56,6 +57,14 @@ export function admitRequest(req: IncomingMessage, policy: EdgePolicy): EdgeRefu
       code: 'TRELLIS_E_METHOD_NOT_ALLOWED',
       detail: 'TRACE is refused at the edge (it would echo credentials back)',
       headers: { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' },
+    };
+  }
+  // h2c would switch the connection to HTTP/2 straight to the origin, past every route.
+  if (req.headers.upgrade !== undefined && asksForH2c(req.headers.upgrade)) {
+    return {
+      status: 400,
+      code: 'TRELLIS_E_UPGRADE_REFUSED',
+      detail: 'h2c upgrades are refused: speak HTTP/1.1, or HTTP/2 over TLS',
     };
   }
   const raw = req.rawHeaders;
