@@ -1,12 +1,17 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
+import { failureOf } from './exchange/outcome.js';
+import { retryAllowed } from './exchange/retry-rules.js';
 import { pushForwardingHeaders, socketPeer } from './forwarded.js';
 import { sendProblem } from './problem.js';
 import type { RequestContext } from './types.js';
 import type { AttemptOutcome, ServicePool, Upstream } from './upstream/types.js';
 
+export { outcomeOf } from './exchange/outcome.js';
+
 /**
- * The proxy's hot path. One `Exchange` object per request drives undici's raw dispatch API
+ * The streaming form of the forwarding exchange (see src/http/exchange/index.ts), and the
+ * proxy's hot path. One `Exchange` object per request drives undici's raw dispatch API
  * (`onConnect/onHeaders/onData/onComplete/onError`): status and headers are written straight to
  * the client's response and body chunks are piped with backpressure (pause on a full socket,
  * resume on drain). No Readable, no promise per chunk: that is what makes it faster than
@@ -149,25 +154,7 @@ export function clientResponseHeaders(raw: Buffer[] | string[], requestId: strin
   return out;
 }
 
-/** Maps an undici error to an attempt outcome. */
-export function outcomeOf(err: unknown): AttemptOutcome {
-  const code = (err as { code?: string }).code;
-  switch (code) {
-    case 'ECONNREFUSED':
-    case 'ENOTFOUND':
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-    case 'EAI_AGAIN':
-    case 'UND_ERR_CONNECT_TIMEOUT':
-      return code === 'UND_ERR_CONNECT_TIMEOUT' ? 'timeout' : 'connectFailure';
-    case 'UND_ERR_HEADERS_TIMEOUT':
-    case 'UND_ERR_BODY_TIMEOUT':
-    case 'TRELLIS_TIMEOUT':
-      return 'timeout';
-    default:
-      return 'reset';
-  }
-}
+const CANCELLED = { outcome: 'cancelled', kind: 'reset' } as const;
 
 class RequestTimeout extends Error {
   readonly code = 'TRELLIS_TIMEOUT';
@@ -327,7 +314,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onError(err: Error): void {
     const upstream = this.upstream!;
-    const outcome = this.clientGone ? 'success' : outcomeOf(err);
+    const { outcome, kind } = this.clientGone ? CANCELLED : failureOf(err);
     this.pool.end(upstream, outcome, performance.now() - this.attemptStart);
     if (this.clientGone) {
       this.finish();
@@ -344,9 +331,9 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.retryLater();
       return;
     }
-    if (this.timedOut || outcome === 'timeout') {
+    if (this.timedOut || kind === 'timeout') {
       this.fail(504, 'TRELLIS_E_UPSTREAM_TIMEOUT', `service "${this.pool.name}" did not answer in time`);
-    } else if (outcome === 'connectFailure') {
+    } else if (kind === 'connect') {
       this.fail(502, 'TRELLIS_E_UPSTREAM_UNAVAILABLE', `service "${this.pool.name}" could not be reached`);
     } else {
       this.fail(
@@ -359,13 +346,13 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   private mayRetry(outcome: AttemptOutcome, status: number | undefined): boolean {
     if (this.timedOut || this.clientGone) return false;
-    // The policy (http/upstream) decides on method, attempts, condition and budget; what only
-    // the proxy knows is whether a streamed body has started to be read: it cannot be replayed.
-    return this.pool.retry.shouldRetry({
+    // The shared rule set decides; what only the streaming form knows is whether the client's
+    // body has started to be read: a stream cannot be replayed.
+    return retryAllowed(this.pool, {
       method: this.ctx.req.method ?? 'GET',
       attempt: this.attempt,
-      ...(status === undefined ? {} : { status }),
       outcome,
+      status,
       retryNonIdempotent: this.options.retryNonIdempotent,
       bodySent: this.hasBody && this.ctx.req.readableDidRead,
     });

@@ -1,9 +1,10 @@
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { clientResponseHeaders, type ForwardOptions, outcomeOf, upstreamRequestHeaders } from './forward.js';
+import { failureOf } from './exchange/outcome.js';
+import { clientResponseHeaders, type ForwardOptions, upstreamRequestHeaders } from './forward.js';
 import { sendProblem } from './problem.js';
 import type { RequestContext } from './types.js';
-import type { ServicePool, Upstream } from './upstream/types.js';
+import type { AttemptOutcome, ServicePool, Upstream } from './upstream/types.js';
 
 /** The protocol name of an Upgrade token (`websocket`, `foo/2` -> `foo`), lower-cased. */
 function protocolName(token: string): string {
@@ -150,23 +151,23 @@ class UpgradeExchange implements Dispatcher.DispatchHandler {
   }
 
   onError(err: Error): void {
-    const outcome = outcomeOf(err);
+    const { outcome, kind } = failureOf(err);
     this.end(outcome);
     if (this.ctx.res.headersSent) {
       this.client.destroy();
       return;
     }
-    const code = outcome === 'timeout' ? 'TRELLIS_E_UPSTREAM_TIMEOUT' : 'TRELLIS_E_UPSTREAM_UNAVAILABLE';
+    const code = kind === 'timeout' ? 'TRELLIS_E_UPSTREAM_TIMEOUT' : 'TRELLIS_E_UPSTREAM_UNAVAILABLE';
     this.ctx.errorCode = code;
     sendProblem(this.ctx, {
-      status: outcome === 'timeout' ? 504 : 502,
+      status: kind === 'timeout' ? 504 : 502,
       code,
       detail: `service "${this.pool.name}" did not accept the upgrade`,
     });
     this.ctx.res.once('finish', () => this.client.destroy());
   }
 
-  private end(outcome: 'success' | ReturnType<typeof outcomeOf>): void {
+  private end(outcome: AttemptOutcome): void {
     if (this.ended) return;
     this.ended = true;
     this.pool.end(this.upstream, outcome, performance.now() - this.started);
