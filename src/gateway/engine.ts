@@ -67,6 +67,7 @@ class GatewayContext implements RequestContext {
   upstreamMs?: number;
   responseBytes?: number;
   errorCode?: string;
+  bodyTimeoutMs?: number;
   route: CompiledRoute | undefined;
   private readonly baseLogger: Logger;
   private childLogger: Logger | undefined;
@@ -157,6 +158,7 @@ export class ListenerEngine {
       );
       return;
     }
+    ctx.bodyTimeoutMs = limits.bodyTimeout;
     const refusal = admitRequest(req, limits);
     if (refusal !== undefined) {
       this.refuse(ctx, refusal.status, refusal.code, refusal.detail, refusal.headers);

@@ -164,6 +164,17 @@ class ClientGone extends Error {
   readonly code = 'TRELLIS_CLIENT_GONE';
 }
 
+class ClientTooSlow extends Error {
+  readonly code = 'TRELLIS_CLIENT_TOO_SLOW';
+}
+
+class HeadersTimeout extends Error {
+  readonly code = 'UND_ERR_HEADERS_TIMEOUT';
+}
+
+/** The longest silence of a client's body when the listener sets none (nginx's default). */
+const DEFAULT_BODY_TIMEOUT = 60_000;
+
 /** Proxies one request to a service, with retries, timeouts and streaming both ways. */
 export function forward(ctx: RequestContext, pool: ServicePool, options: ForwardOptions): void {
   new Exchange(ctx, pool, options).start();
@@ -171,6 +182,14 @@ export function forward(ctx: RequestContext, pool: ServicePool, options: Forward
 
 function onExchangeTimeout(exchange: Exchange): void {
   exchange.timeout();
+}
+
+function onHeadersTimeout(exchange: Exchange): void {
+  exchange.headersTimedOut();
+}
+
+function onBodyIdle(exchange: Exchange): void {
+  exchange.bodyIdle();
 }
 
 function onClientClose(this: Exchange): void {
@@ -190,6 +209,16 @@ class Exchange implements Dispatcher.DispatchHandler {
   private abortAttempt: ((err?: Error) => void) | undefined;
   private resumeUpstream: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** Our own headers timer, for requests with a body (undici's would start before the body is sent). */
+  private headersTimer: NodeJS.Timeout | undefined;
+  /** Watches the client's body for silence; cleared once the body has been read. */
+  private bodyTimer: NodeJS.Timeout | undefined;
+  private bodyBytesSeen = 0;
+  /** The client's body has been read to its end (or there is none). */
+  private bodySent: boolean;
+  private gotHeaders = false;
+  private clientSlow = false;
+  private upstreamTimersStarted = false;
   /** The current attempt's answer is a retryable 5xx being read and dropped. */
   private discarding = false;
   private status = 0;
@@ -207,21 +236,69 @@ class Exchange implements Dispatcher.DispatchHandler {
       h['transfer-encoding'] !== undefined ||
       (h['content-length'] !== undefined && h['content-length'] !== '0');
     this.path = options.target(ctx);
+    this.bodySent = !this.hasBody;
   }
 
   start(): void {
+    // 'close' is emitted once per response: `on` spares the once-wrapper per request.
+    this.ctx.res.on('close', onClientClose.bind(this));
+    if (this.bodySent) this.startUpstreamTimers();
+    else {
+      // The upstream's timeouts start once the client's body has been sent (as Envoy's do): a
+      // slow client is the client's problem, answered 408 by its own body timeout, never a 504
+      // charged to a healthy upstream.
+      this.ctx.req.once('end', () => this.bodyEnded());
+      const idle = this.ctx.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT;
+      if (idle > 0) {
+        this.bodyBytesSeen = this.ctx.req.socket?.bytesRead ?? 0;
+        this.bodyTimer = setTimeout(onBodyIdle, idle, this);
+      }
+    }
+    this.dispatch();
+  }
+
+  private startUpstreamTimers(): void {
+    if (this.upstreamTimersStarted) return;
+    this.upstreamTimersStarted = true;
     const timeout = this.options.timeoutMs ?? this.pool.timeouts.request;
     // Module-level callbacks with the exchange as argument: no closures allocated per request.
     if (timeout > 0) this.timer = setTimeout(onExchangeTimeout, timeout, this);
-    // 'close' is emitted once per response: `on` spares the once-wrapper per request.
-    this.ctx.res.on('close', onClientClose.bind(this));
-    this.dispatch();
+    if (this.hasBody && !this.gotHeaders && this.pool.timeouts.headers > 0)
+      this.headersTimer = setTimeout(onHeadersTimeout, this.pool.timeouts.headers, this);
+  }
+
+  private bodyEnded(): void {
+    this.bodySent = true;
+    if (this.bodyTimer !== undefined) clearTimeout(this.bodyTimer);
+    if (!this.done) this.startUpstreamTimers();
+  }
+
+  /** The client's body timer ran out: fine if bytes arrived since, or if upstream holds us back. */
+  bodyIdle(): void {
+    if (this.done || this.bodySent) return;
+    const req = this.ctx.req;
+    const read = req.socket?.bytesRead ?? 0;
+    // Bytes waiting in our buffer mean the upstream is not reading: not the client's slowness.
+    if (read !== this.bodyBytesSeen || req.readableLength > 0) {
+      // An upstream that stops reading holds the exchange now: its timeouts run from here.
+      if (req.readableLength > 0) this.startUpstreamTimers();
+      this.bodyBytesSeen = read;
+      this.bodyTimer = setTimeout(onBodyIdle, this.ctx.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT, this);
+      return;
+    }
+    this.clientSlow = true;
+    this.abortAttempt?.(new ClientTooSlow('the client did not send its body in time'));
   }
 
   /** The whole-request deadline passed. */
   timeout(): void {
     this.timedOut = true;
     this.abortAttempt?.(new RequestTimeout('request timeout'));
+  }
+
+  /** No response headers within headersTimeout of the body's end. */
+  headersTimedOut(): void {
+    if (!this.gotHeaders) this.abortAttempt?.(new HeadersTimeout('no response headers in time'));
   }
 
   /** The client's connection closed: stop the upstream exchange unless it already ended. */
@@ -259,7 +336,8 @@ class Exchange implements Dispatcher.DispatchHandler {
         method: ctx.req.method as Dispatcher.HttpMethod,
         headers: upstreamRequestHeaders(ctx, host),
         body: this.hasBody ? ctx.req : null,
-        headersTimeout: this.pool.timeouts.headers,
+        // With a body, our own timer starts at the body's end; undici's would start now.
+        headersTimeout: this.hasBody ? 0 : this.pool.timeouts.headers,
       },
       this,
     );
@@ -269,9 +347,12 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.abortAttempt = abort;
     if (this.timedOut) abort(new RequestTimeout('request timeout'));
     else if (this.clientGone) abort(new ClientGone('client closed the connection'));
+    else if (this.clientSlow) abort(new ClientTooSlow('the client did not send its body in time'));
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    this.gotHeaders = true;
+    if (this.headersTimer !== undefined) clearTimeout(this.headersTimer);
     this.status = statusCode;
     if (
       (statusCode === 502 || statusCode === 503 || statusCode === 504) &&
@@ -314,10 +395,16 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onError(err: Error): void {
     const upstream = this.upstream!;
-    const { outcome, kind } = this.clientGone ? CANCELLED : failureOf(err);
+    const { outcome, kind } = this.clientGone || this.clientSlow ? CANCELLED : failureOf(err);
     this.pool.end(upstream, outcome, performance.now() - this.attemptStart);
     if (this.clientGone) {
       this.finish();
+      return;
+    }
+    if (this.clientSlow) {
+      // The rest of the body will never be read: the connection cannot be reused.
+      this.ctx.res.shouldKeepAlive = false;
+      this.fail(408, 'TRELLIS_E_BODY_TIMEOUT', 'the request body was not received in time');
       return;
     }
     const res = this.ctx.res;
@@ -345,7 +432,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   private mayRetry(outcome: AttemptOutcome, status: number | undefined): boolean {
-    if (this.timedOut || this.clientGone) return false;
+    if (this.timedOut || this.clientGone || this.clientSlow) return false;
     // The shared rule set decides; what only the streaming form knows is whether the client's
     // body has started to be read: a stream cannot be replayed.
     return retryAllowed(this.pool, {
@@ -382,7 +469,10 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.done) return;
     this.done = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.headersTimer !== undefined) clearTimeout(this.headersTimer);
+    if (this.bodyTimer !== undefined) clearTimeout(this.bodyTimer);
     this.ctx.attempts = this.attempt;
     this.ctx.responseBytes = this.bytes;
   }
 }
+

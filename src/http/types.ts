@@ -43,6 +43,8 @@ export interface RequestContext {
   responseBytes?: number;
   /** The TRELLIS_E_* code of an error the gateway answered with, for metrics and the access log. */
   errorCode?: string;
+  /** Longest silence while the client sends its body (the listener's `bodyTimeout`), ms; 0: none. */
+  bodyTimeoutMs?: number;
 }
 
 /** The parts of an Upgrade request that live outside the ServerResponse. */
