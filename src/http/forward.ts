@@ -351,6 +351,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) {
+      relayInformational(this.ctx, statusCode, rawHeaders);
+      return true;
+    }
     this.gotHeaders = true;
     if (this.headersTimer !== undefined) clearTimeout(this.headersTimer);
     this.status = statusCode;
@@ -476,3 +480,38 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 }
 
+/**
+ * Relays a 1xx interim answer of the origin to the client before the final one (RFC 9110 15.2):
+ * 103 Early Hints with its headers, 102 Processing. 100 Continue is never relayed (the gateway
+ * does not forward Expect, so the client did not ask), nor is any 1xx to an HTTP/1.0 client.
+ * Written with node's informational-response API, so none of it reaches the response phase
+ * (nothing is cached) and the final answer follows on the same response.
+ */
+function relayInformational(ctx: RequestContext, status: number, raw: Buffer[]): void {
+  const res = ctx.res;
+  if (ctx.req.httpVersionMinor < 1 || res.headersSent) return;
+  if (status === 102) {
+    res.writeProcessing();
+    return;
+  }
+  if (status !== 103) return;
+  const hints: Record<string, string | string[]> = {};
+  const headers = clientResponseHeaders(raw, ctx.requestId);
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!.toLowerCase();
+    if (name === 'x-request-id') continue;
+    const prev = hints[name];
+    hints[name] =
+      prev === undefined ? headers[i + 1]! : [...(Array.isArray(prev) ? prev : [prev]), headers[i + 1]!];
+  }
+  // Node validates each Link value alone: a combined `<a>; rel=x, <b>; rel=y` goes as a list.
+  const link = hints.link;
+  if (link !== undefined)
+    hints.link = (Array.isArray(link) ? link : [link]).flatMap((v) => v.split(/,\s*(?=<)/));
+  try {
+    res.writeEarlyHints(hints);
+  } catch (err) {
+    // A Link value node refuses to write: the hint is dropped, the final answer still follows.
+    ctx.log.debug({ err }, 'early hints from the origin not relayed');
+  }
+}
