@@ -64,6 +64,7 @@ class GatewayContext implements RequestContext {
   readonly startedAt: number;
   readonly upgrade: UpgradeInfo | undefined;
   attempts?: number;
+  retriedOn?: string[];
   upstreamMs?: number;
   responseBytes?: number;
   errorCode?: string;
@@ -273,6 +274,8 @@ export class ListenerEngine {
       service: ctx.serviceName,
       upstream: ctx.upstream,
       attempts: ctx.attempts,
+      retries: ctx.attempts === undefined ? undefined : ctx.attempts - 1,
+      retriedOn: ctx.retriedOn,
       ms: Math.round(seconds * 1e6) / 1e3,
       upstreamMs: ctx.upstreamMs === undefined ? undefined : Math.round(ctx.upstreamMs * 1e3) / 1e3,
       bytesIn: Number(ctx.req.headers['content-length'] ?? 0),

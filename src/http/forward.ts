@@ -156,6 +156,16 @@ export function clientResponseHeaders(raw: Buffer[] | string[], requestId: strin
 
 const CANCELLED = { outcome: 'cancelled', kind: 'reset' } as const;
 
+/** The access log's name for the failure a retry answered (the `retry.on` condition). */
+const RETRY_REASON: Record<AttemptOutcome, string> = {
+  connectFailure: 'connect-failure',
+  reset: 'reset',
+  timeout: 'timeout',
+  http5xx: '5xx',
+  success: 'none',
+  cancelled: 'none',
+};
+
 class RequestTimeout extends Error {
   readonly code = 'TRELLIS_TIMEOUT';
 }
@@ -219,6 +229,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   private gotHeaders = false;
   private clientSlow = false;
   private upstreamTimersStarted = false;
+  /** Why each retry was made, for the access log (allocated on the first retry). */
+  private retriedOn: string[] | undefined;
   /** The current attempt's answer is a retryable 5xx being read and dropped. */
   private discarding = false;
   private status = 0;
@@ -439,7 +451,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.timedOut || this.clientGone || this.clientSlow) return false;
     // The shared rule set decides; what only the streaming form knows is whether the client's
     // body has started to be read: a stream cannot be replayed.
-    return retryAllowed(this.pool, {
+    const retry = retryAllowed(this.pool, {
       method: this.ctx.req.method ?? 'GET',
       attempt: this.attempt,
       outcome,
@@ -447,6 +459,8 @@ class Exchange implements Dispatcher.DispatchHandler {
       retryNonIdempotent: this.options.retryNonIdempotent,
       bodySent: this.hasBody && this.ctx.req.readableDidRead,
     });
+    if (retry) (this.retriedOn ??= []).push(status === undefined ? RETRY_REASON[outcome] : String(status));
+    return retry;
   }
 
   private retryLater(): void {
@@ -476,6 +490,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.headersTimer !== undefined) clearTimeout(this.headersTimer);
     if (this.bodyTimer !== undefined) clearTimeout(this.bodyTimer);
     this.ctx.attempts = this.attempt;
+    if (this.retriedOn !== undefined) this.ctx.retriedOn = this.retriedOn;
     this.ctx.responseBytes = this.bytes;
   }
 }

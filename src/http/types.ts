@@ -39,6 +39,8 @@ export interface RequestContext {
   readonly upgrade?: UpgradeInfo;
   /** Filled by the proxy handler for the access log: attempts made, ms until upstream headers, body bytes sent. */
   attempts?: number;
+  /** Why each retry was made (`503`, `reset`, `connect-failure`, …), for the access log. */
+  retriedOn?: string[];
   upstreamMs?: number;
   responseBytes?: number;
   /** The TRELLIS_E_* code of an error the gateway answered with, for metrics and the access log. */

@@ -28,7 +28,7 @@ export function chooseUpgrade(offered: string | undefined, allowed: ReadonlySet<
 
 /** Whether a request asks to switch to h2c (HTTP/2 over cleartext): refused at the edge. */
 export function asksForH2c(offered: string | undefined): boolean {
-  return offered !== undefined && offered.split(',').some((t) => protocolName(t) === 'h2c');
+  return offered?.split(',').some((t) => protocolName(t) === 'h2c') === true;
 }
 
 /**
