@@ -1,4 +1,5 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type GatewayProcess,
@@ -18,6 +19,7 @@ describe('trellis gateway: which Upgrade protocols are tunnelled', () => {
   let origin: Server;
   let gw: GatewayProcess;
   const upgrades: { url: string; headers: IncomingHttpHeaders }[] = [];
+  const tunnels = new Set<Duplex>();
 
   beforeAll(async () => {
     dir = tempDir();
@@ -25,6 +27,8 @@ describe('trellis gateway: which Upgrade protocols are tunnelled', () => {
     // echoes what it reads.
     origin = createServer((_req, res) => res.end('plain'));
     origin.on('upgrade', (req, socket) => {
+      tunnels.add(socket);
+      socket.once('close', () => tunnels.delete(socket));
       upgrades.push({ url: req.url ?? '', headers: req.headers });
       socket.write(
         `HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${req.headers.upgrade}\r\n\r\n`,
@@ -57,6 +61,8 @@ routes:
 
   afterAll(async () => {
     await gw?.stop();
+    // Upgraded sockets are no longer the server's to close (and node keeps them half-open).
+    for (const t of tunnels) t.destroy();
     await new Promise<void>((r) => (origin ? origin.close(() => r()) : r()));
     dir?.cleanup();
   });
