@@ -459,7 +459,10 @@ class Exchange implements Dispatcher.DispatchHandler {
       retryNonIdempotent: this.options.retryNonIdempotent,
       bodySent: this.hasBody && this.ctx.req.readableDidRead,
     });
-    if (retry) (this.retriedOn ??= []).push(status === undefined ? RETRY_REASON[outcome] : String(status));
+    if (retry) {
+      this.retriedOn ??= [];
+      this.retriedOn.push(status === undefined ? RETRY_REASON[outcome] : String(status));
+    }
     return retry;
   }
 
