@@ -1,5 +1,5 @@
 import { messageOf as errorMessage, isTrellisError, TrellisError } from '../core/errors.js';
-import { type Envelope, messageOf, release } from './message.js';
+import { type Envelope, messageOf } from './message.js';
 
 /** Messages move between filters in chunks: one await per chunk, not one per message. */
 export type Chunks<T> = AsyncIterable<Envelope<T>[]>;

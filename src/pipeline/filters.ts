@@ -221,7 +221,10 @@ export function window<T, A = T[]>(options: WindowOptions<T, A>): Filter<T, A> {
           for (const env of got.value) {
             const k = perKey ? env.key : undefined;
             let g = groups.get(k);
-            if (!g) groups.set(k, (g = { started: Date.now(), items: [] }));
+            if (!g) {
+              g = { started: Date.now(), items: [] };
+              groups.set(k, g);
+            }
             g.items.push(env);
           }
           const out = emit(false);

@@ -59,7 +59,10 @@ export function decodeDelivery(d: Delivery): Message<unknown> & { chain?: ChainP
 }
 
 /** Publish arguments for one message on a pipe. */
-export function encodeMessage(m: Message<unknown>, chain?: ChainPosition): {
+export function encodeMessage(
+  m: Message<unknown>,
+  chain?: ChainPosition,
+): {
   payload: string;
   options: { id: string; key?: string; headers: Record<string, string> };
 } {
@@ -70,7 +73,11 @@ export function encodeMessage(m: Message<unknown>, chain?: ChainPosition): {
       `message ${m.id}: its value cannot be written as JSON (a function or a symbol?)`,
     );
   }
-  const headers: Record<string, string> = { ...m.headers, [HEADERS.id]: m.id, [HEADERS.sentAt]: String(Date.now()) };
+  const headers: Record<string, string> = {
+    ...m.headers,
+    [HEADERS.id]: m.id,
+    [HEADERS.sentAt]: String(Date.now()),
+  };
   if (chain) {
     headers[HEADERS.seq] = chain.seq;
     headers[HEADERS.part] = String(chain.part);

@@ -97,7 +97,10 @@ export function route<T>(branches: RouteBranch<T>[], otherwise?: SinkLike<T>): S
         const sink = i >= 0 ? sinks[i] : fallback;
         if (!sink) continue;
         let part = parts.get(sink);
-        if (!part) parts.set(sink, (part = []));
+        if (!part) {
+          part = [];
+          parts.set(sink, part);
+        }
         part.push(m);
       }
       await Promise.all([...parts].map(([sink, part]) => sink.write(part)));

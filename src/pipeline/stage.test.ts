@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { openKeyValueStore } from '../stores/kv/index.js';
+import { until } from '../stores/kv/testing.js';
 import { openMessageQueue } from '../stores/queue/index.js';
 import type { KeyValueStore, MessageQueue } from '../stores/types.js';
-import { until } from '../stores/kv/testing.js';
 import { filter, map } from './filters.js';
 import { decodeDelivery, pipeProducer } from './pipe.js';
 import { runStage, type Stage } from './stage.js';
@@ -37,14 +37,17 @@ describe('runStage over a MessageQueue', () => {
         state,
         input: { topic: 'in' },
         filters: [
-          map((v: unknown) => {
-            const n = (v as { n: number }).n;
-            if (n === 13) {
-              poisonTries++;
-              throw new Error('thirteen is unlucky');
-            }
-            return { ...(v as object), n2: n * 2 };
-          }, { name: 'double-it' }),
+          map(
+            (v: unknown) => {
+              const n = (v as { n: number }).n;
+              if (n === 13) {
+                poisonTries++;
+                throw new Error('thirteen is unlucky');
+              }
+              return { ...(v as object), n2: n * 2 };
+            },
+            { name: 'double-it' },
+          ),
         ],
         output: { topic: 'mid' },
         maxDeliveries: 5,
@@ -62,7 +65,8 @@ describe('runStage over a MessageQueue', () => {
     const out = await collect('out');
     const dlq = await collect('in.dlq');
     const producer = pipeProducer(queue, 'in');
-    for (let n = 0; n < 60; n++) await producer.send({ k: `k${n % 3}`, n }, { key: `k${n % 3}`, id: `m${n}` });
+    for (let n = 0; n < 60; n++)
+      await producer.send({ k: `k${n % 3}`, n }, { key: `k${n % 3}`, id: `m${n}` });
     await until(async () => out.got.length === 60 - 12 - 1 && dlq.got.length === 1, 15_000, 'all messages');
     expect(poisonTries).toBe(5);
     expect(dlq.got[0]!.headers['trellis-dead-letter-reason']).toBe('thirteen is unlucky');

@@ -3,8 +3,8 @@ import type { Consumer, Delivery, KeyValueStore, MessageQueue } from '../stores/
 import type { Chunks, DeadLetter, Filter, FilterObserver } from './engine.js';
 import { type Envelope, Tracker } from './message.js';
 import { type ChainPosition, decodeDelivery, encodeMessage, pipeSink } from './pipe.js';
-import { runPipeline, SOURCE, type Sink, type Source } from './pipeline.js';
-import { type Cursor, CursorStore, admit, inputId } from './sequencer.js';
+import { runPipeline, type Sink, SOURCE, type Source } from './pipeline.js';
+import { admit, type Cursor, CursorStore, inputId } from './sequencer.js';
 
 /** Options of one broker-backed stage. */
 export interface StageOptions {
@@ -74,7 +74,10 @@ export function deadLetterTopicOf(o: Pick<StageOptions, 'input' | 'name' | 'dead
 export async function runStage(o: StageOptions): Promise<Stage> {
   const maxDeliveries = o.maxDeliveries ?? 5;
   if (!Number.isInteger(maxDeliveries) || maxDeliveries < 1) {
-    throw new TrellisError('TRELLIS_E_PIPELINE_OPTIONS_INVALID', `stage ${o.name}: maxDeliveries must be an integer >= 1`);
+    throw new TrellisError(
+      'TRELLIS_E_PIPELINE_OPTIONS_INVALID',
+      `stage ${o.name}: maxDeliveries must be an integer >= 1`,
+    );
   }
   const concurrency = o.concurrency ?? 64;
   const ackWaitMs = o.ackWaitMs ?? 30_000;
@@ -179,7 +182,10 @@ export async function runStage(o: StageOptions): Promise<Stage> {
   const holdLimitMs = Math.max(100, ackWaitMs * 0.8);
 
   /** Waits until `pos` is next for its key; 'done' when it was finished already; 'timeout' to hand it back. */
-  const gate = async (key: string, pos: ChainPosition): Promise<'next' | 'done' | 'timeout' | Promise<void>> => {
+  const gate = async (
+    key: string,
+    pos: ChainPosition,
+  ): Promise<'next' | 'done' | 'timeout' | Promise<void>> => {
     const deadline = Date.now() + holdLimitMs;
     for (;;) {
       const ks = await keyState(key);

@@ -2,6 +2,7 @@ import type { Command } from '../command.js';
 import { configCommand } from './config.js';
 import { gatewayCommand } from './gateway.js';
 import { leaderCommand } from './leader.js';
+import { pipelineCommand } from './pipeline.js';
 import { projectionsCommand } from './projections.js';
 import { schemaCommand } from './schema.js';
 import { validateCommand } from './validate.js';
@@ -14,4 +15,5 @@ export const commands: Command[] = [
   leaderCommand,
   configCommand,
   projectionsCommand,
+  pipelineCommand,
 ];
