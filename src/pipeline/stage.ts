@@ -143,7 +143,16 @@ export async function runStage(o: StageOptions): Promise<Stage> {
 
   // Stamps outputs with their chain position: seq = the input's position, prev = the last
   // input of the key that produced output. Only with a state store: the chain must be durable.
+  // A chunk that failed is written again with the same envelopes: they keep the position they
+  // got the first time, or a retry would look like the next part to the following stage.
+  const stamped = new WeakMap<Envelope<unknown>, ChainPosition | undefined>();
   const stamp = (env: Envelope<unknown>): ChainPosition | undefined => {
+    if (stamped.has(env)) return stamped.get(env);
+    const pos = position(env);
+    stamped.set(env, pos);
+    return pos;
+  };
+  const position = (env: Envelope<unknown>): ChainPosition | undefined => {
     if (!cursors || env.key === undefined) return undefined;
     const tracker = env.trackers.at(-1) as StageTracker | undefined;
     if (!tracker?.position || tracker.key !== env.key) return undefined;
@@ -234,7 +243,7 @@ export async function runStage(o: StageOptions): Promise<Stage> {
       const verdict = await gate(m.key!, m.chain!);
       if (verdict === 'done') return;
       if (verdict === 'timeout') {
-        await d.nack({ delayMs: 0 });
+        await d.nack({ delayMs: 250 });
         return;
       }
       if (typeof verdict === 'object') {
@@ -333,9 +342,11 @@ export async function runStage(o: StageOptions): Promise<Stage> {
   if ('topic' in o.input) {
     consumer = await o.queue.consume(o.input.topic, o.name, handle, {
       concurrency: Math.max(concurrency * 2, 16),
-      // Trellis counts attempts in place (see attempt()); the queue's own limit is the backstop
-      // for a message that kills the process every time it is processed.
-      maxDeliver: maxDeliveries * 4,
+      // Trellis counts attempts in place (see attempt()); the queue's own limit is only the
+      // backstop for a message that kills the process every time. It is generous because a
+      // message handed back while it waits for its predecessor (see gate) is a delivery too,
+      // and dead-lettering a waiting message would break its key's chain.
+      maxDeliver: maxDeliveries * 40,
       ackWaitMs,
       backoffMs: [100, 1000],
       deadLetterTopic: dlqTopic,
