@@ -75,7 +75,8 @@ export function map<I, O>(
 ): Filter<I, O> {
   const name = named('map', options);
   return perMessage<I, O>(name, options, (env) => {
-    const r = fn(env.value, messageOf(env));
+    // The envelope is a Message (plus its trackers): no copy per call on the hot path.
+    const r = fn(env.value, env);
     return r instanceof Promise ? r.then((v) => [withValue(env, v)]) : [withValue(env, r)];
   });
 }
@@ -92,7 +93,7 @@ export function filter<T>(
     return [];
   };
   return perMessage<T, T>(name, options, (env) => {
-    const r = predicate(env.value, messageOf(env));
+    const r = predicate(env.value, env);
     return r instanceof Promise ? r.then((k) => decide(env, k)) : decide(env, r);
   });
 }

@@ -89,10 +89,15 @@ export function toEnvelope<T>(item: T | Message<T>, tracker: Tracker, isMessage:
 
 /** The same message with a new value (map, enrich). */
 export function withValue<T, O>(env: Envelope<T>, value: O): Envelope<O> {
-  const out = { value, id: env.id, headers: env.headers, trackers: env.trackers } as Envelope<O>;
-  if (env.key !== undefined) out.key = env.key;
-  if (env.attempt !== undefined) out.attempt = env.attempt;
-  return out;
+  // One object shape for every envelope keeps the filters' property reads monomorphic.
+  return {
+    value,
+    key: env.key,
+    id: env.id,
+    headers: env.headers,
+    trackers: env.trackers,
+    attempt: env.attempt,
+  } as Envelope<O>;
 }
 
 /** The user-visible part of an envelope. */

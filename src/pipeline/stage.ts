@@ -202,6 +202,8 @@ export async function runStage(o: StageOptions): Promise<Stage> {
       const verdict = admit(c, pos);
       if (verdict === 'next') {
         ks.admitted = { seq: pos.seq, part: pos.part, emitted: '' };
+        // A successor already waiting here can go right after this one.
+        if (ks.waiting.length > 0) queueMicrotask(() => wakeKey(ks));
         return 'next';
       }
       if (verdict === 'done') {
@@ -320,9 +322,25 @@ export async function runStage(o: StageOptions): Promise<Stage> {
           name: o.input.topic,
           open: (signal) => readChannel(signal),
         }
-      : o.input;
+      : counted(o.input);
+
+  // A file, HTTP or schedule input has no queue handler to count what came in.
+  function counted(input: Source<unknown>): Source<unknown> {
+    return {
+      [SOURCE]: true,
+      name: input.name,
+      async *open(signal) {
+        for await (const chunk of input.open(signal)) {
+          observe?.received(chunk.length);
+          yield chunk;
+        }
+      },
+    };
+  }
 
   async function* readChannel(signal: AbortSignal): Chunks<unknown> {
+    const onAbort = () => wakeReader?.();
+    signal.addEventListener('abort', onAbort, { once: true });
     while (!signal.aborted) {
       if (buffered.length > 0) {
         const chunk = buffered;
@@ -333,9 +351,9 @@ export async function runStage(o: StageOptions): Promise<Stage> {
       }
       await new Promise<void>((resolve) => {
         wakeReader = resolve;
-        signal.addEventListener('abort', () => resolve(), { once: true });
       });
     }
+    signal.removeEventListener('abort', onAbort);
   }
 
   let consumer: Consumer | undefined;
