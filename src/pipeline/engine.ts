@@ -145,7 +145,11 @@ export function deadLetterOf(env: Envelope, err: unknown, filter: string, attemp
   return {
     message: messageOf(env),
     error: {
-      message: errorMessage(err),
+      // JSONata and some libraries throw plain objects with a message, not Errors.
+      message:
+        typeof (err as { message?: unknown })?.message === 'string'
+          ? (err as { message: string }).message
+          : errorMessage(err),
       ...(isTrellisError(err) ? { code: err.code } : {}),
     },
     filter,

@@ -196,13 +196,11 @@ async function replay(
     dlq,
     'trellis-replay',
     async (d) => {
-      last = Date.now();
       if (moved >= limit) return d.nack({ delayMs: 1000 });
       if (dryRun) {
-        if (seen.has(d.id)) {
-          finish();
-          return d.nack({ delayMs: 1000 });
-        }
+        // Seen before: the DLQ went round once. The run ends when no new one came for a while.
+        if (seen.has(d.id)) return d.nack({ delayMs: 3000 });
+        last = Date.now();
         seen.add(d.id);
         moved++;
         process.stdout.write(
@@ -215,9 +213,10 @@ async function replay(
             payload: d.payload,
           })}\n`,
         );
-        // Leave it in the DLQ: it comes back to this group later, which is how a dry run ends.
-        return d.nack({ delayMs: 60_000 });
+        // Leave it in the DLQ, visible again in 3 s (a real replay right after still finds it).
+        return d.nack({ delayMs: 3000 });
       }
+      last = Date.now();
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries(d.headers)) {
         // Chain positions are dropped: a replayed message is new to its key's chain.
@@ -246,7 +245,8 @@ async function replay(
   );
   const idle = setInterval(() => {
     progress();
-    if (Date.now() - last > 2000) finish();
+    // A dry run just before may have left messages invisible for up to 3 s.
+    if (Date.now() - last > (dryRun ? 2000 : 5000)) finish();
   }, 250);
   await finished;
   clearInterval(idle);
