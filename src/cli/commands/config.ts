@@ -68,13 +68,14 @@ function parse(argv: string[]) {
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
 
-async function target(v: Values): Promise<ConfigApi> {
+async function target(v: Values, readOnly = false): Promise<ConfigApi> {
   if (v.server !== undefined && v.store !== undefined) throw usageError('give --server or --store, not both');
   // A flag on the command line wins over the environment.
   const server = v.store === undefined ? (v.server ?? process.env.TRELLIS_CONFIG_SERVER) : undefined;
   const store = v.store ?? process.env.TRELLIS_CONFIG_STORE;
   if (server) return openConfigApi(server, v.token ?? process.env.TRELLIS_CONFIG_TOKEN);
-  if (store) return new ConfigRepository(await openKeyValueStore(store), v.root ? { root: v.root } : {});
+  if (store)
+    return new ConfigRepository(await openKeyValueStore(store, { readOnly }), v.root ? { root: v.root } : {});
   throw usageError('say where the configuration is: --server URL or --store URL');
 }
 
@@ -226,7 +227,7 @@ async function run(argv: string[]): Promise<number> {
   if (!sub || !known.includes(sub)) {
     throw usageError(sub ? `unknown subcommand "${sub}"` : `name a subcommand: serve, ${known.join(', ')}`);
   }
-  const api = await target(v);
+  const api = await target(v, ['get', 'list', 'watch', 'history', 'diff'].includes(sub));
   try {
     switch (sub) {
       case 'get': {
