@@ -12,8 +12,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { pipeProducer } from '../../../dist/pipeline/index.js';
-import { openMessageQueue } from '../../../dist/stores/queue/index.js';
+import { pipeProducer } from '../../../src/pipeline/index.js';
+import { openMessageQueue } from '../../../src/stores/queue/index.js';
 import { startTcpProxy } from '../../../src/stores/queue/testing/tcp-proxy.js';
 import { serviceUrl } from '../../../src/testing/services.js';
 import { type CliProcess, spawnCli, type TempDir, tempDir, waitUntil } from '../support/index.js';
