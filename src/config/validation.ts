@@ -83,12 +83,28 @@ export function validateDocument(value: unknown, schema: z.ZodType | undefined):
           for (const k of i.keys)
             issues.push({ path: formatPath([...base, k]), message: `unknown field "${k}"` });
         } else {
-          issues.push({ path: formatPath(base), message: i.message });
+          issues.push({ path: formatPath(base), message: describeIssue(i, value) });
         }
       }
     }
   }
   return issues;
+}
+
+/** zod's text, except that an absent key reads `missing required field "name"`, not "expected nonoptional". */
+function describeIssue(issue: z.core.$ZodIssue, value: unknown): string {
+  const name = issue.path[issue.path.length - 1];
+  let parent = value;
+  for (const part of issue.path.slice(0, -1)) {
+    parent =
+      typeof parent === 'object' && parent !== null
+        ? (parent as Record<PropertyKey, unknown>)[part]
+        : undefined;
+  }
+  const absent =
+    typeof name === 'string' && typeof parent === 'object' && parent !== null && !(name in parent);
+  if (absent) return `missing required field "${name}"`;
+  return issue.message.replace(/^Invalid input: /, '');
 }
 
 /** The refusal of an invalid document: 422 with every issue, nothing written. */

@@ -72,8 +72,9 @@ describe('gateway file validation', () => {
     expect(
       problems(`routes:\n  - match: { path: /a, pathPrefix: /b, host: "a b" }\n    respond: {}\n`),
     ).toEqual([
-      'gateway.yaml:2:46 routes[0].match.host: write a host name like api.example.com or a wildcard like *.example.com (no port)',
+      // In reading order: line, then column.
       'gateway.yaml:2:36 routes[0].match.pathPrefix: use either path or pathPrefix, not both',
+      'gateway.yaml:2:46 routes[0].match.host: write a host name like api.example.com or a wildcard like *.example.com (no port)',
     ]);
   });
 
