@@ -210,20 +210,27 @@ export function loadConfigFile<S extends z.ZodType>(
   schema: S,
   options: LoadOptions = {},
 ): z.output<S> {
-  let text: string;
+  return parseConfig(readConfigText(file), schema, file, options);
+}
+
+/** A configuration file's text; a missing or unreadable file is TRELLIS_E_CONFIG_UNREADABLE saying which and why. */
+export function readConfigText(file: string): string {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new TrellisError(
       'TRELLIS_E_CONFIG_UNREADABLE',
       code === 'ENOENT'
         ? `${file}: no such file: check the path (it is relative to ${process.cwd()})`
-        : `${file}: cannot read the file (${code ?? String(err)})`,
+        : code === 'EISDIR'
+          ? `${file}: is a folder: name the configuration file inside it`
+          : code === 'EACCES'
+            ? `${file}: cannot read the file: check its permissions`
+            : `${file}: cannot read the file (${code ?? String(err)})`,
       { cause: err },
     );
   }
-  return parseConfig(text, schema, file, options);
 }
 
 function yamlMessage(message: string): string {
