@@ -161,7 +161,7 @@ export class ConfigRepository implements ConfigApi {
         'TRELLIS_E_CONFIG_REVISION_NOT_FOUND',
         target
           ? `${key}@${label} revision ${revision} is a deletion: there is no content to roll back to; pick another revision from the history`
-          : `${key}@${label} has no revision ${revision}: pick one from \`trellis config history ${key}\``,
+          : `${key}@${label} has no revision ${revision}: pick one from \`trellis config history ${key}${label === DEFAULT_LABEL ? '' : ` --label ${label}`}\``,
         { status: 404 },
       );
     }

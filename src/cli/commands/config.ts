@@ -233,8 +233,11 @@ async function run(argv: string[]): Promise<number> {
         const key = need(p[0], 'key');
         const doc = await api.get(key, v.label);
         if (!doc) {
-          process.stderr.write(`${key}@${v.label ?? DEFAULT_LABEL} does not exist\n`);
-          return 1;
+          const label = v.label ?? DEFAULT_LABEL;
+          throw new TrellisError(
+            'TRELLIS_E_CONFIG_NOT_FOUND',
+            `${key}@${label} does not exist: see what there is with \`trellis config list${label === DEFAULT_LABEL ? '' : ` --label ${label}`}\``,
+          );
         }
         if (v.json) out(JSON.stringify(doc, null, 2));
         else process.stdout.write(doc.content.endsWith('\n') ? doc.content : `${doc.content}\n`);
