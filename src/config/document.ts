@@ -1,4 +1,5 @@
 import { LineCounter, parseDocument } from 'yaml';
+import { shield, unshield } from '../core/config.js';
 import { TrellisError } from '../core/errors.js';
 
 export type DocumentFormat = 'json' | 'yaml';
@@ -108,7 +109,9 @@ export function parseContent(content: string, format: DocumentFormat): unknown {
     }
   }
   const lineCounter = new LineCounter();
-  const doc = parseDocument(content, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  // `${PORT}` is kept as written, even inside a flow map (`{ port: ${PORT} }`), as gateway files allow.
+  const { shielded, templates } = shield(content);
+  const doc = parseDocument(shielded, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const first = doc.errors[0];
   if (first) {
     const pos = lineCounter.linePos(first.pos[0]);
@@ -119,7 +122,8 @@ export function parseContent(content: string, format: DocumentFormat): unknown {
     );
   }
   try {
-    return doc.toJS();
+    const value: unknown = doc.toJS();
+    return templates.length === 0 ? value : restore(value, templates);
   } catch (err) {
     // yaml refuses aliases that expand past its limit (a "billion laughs" bomb): bad input, not a crash.
     throw new TrellisError(
@@ -128,6 +132,17 @@ export function parseContent(content: string, format: DocumentFormat): unknown {
       { status: 400, cause: err },
     );
   }
+}
+
+function restore(value: unknown, templates: readonly string[]): unknown {
+  if (typeof value === 'string') return unshield(value, templates);
+  if (Array.isArray(value)) return value.map((v) => restore(v, templates));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [unshield(k, templates), restore(v, templates)]),
+    );
+  }
+  return value;
 }
 
 export function encodeEnvelope(e: Envelope): string {

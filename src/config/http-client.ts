@@ -4,6 +4,7 @@ import type {
   ConfigApi,
   ConfigChange,
   SchemaBinding,
+  SchemaOptions,
   SetOptions,
   WatchOptions,
   WriteOptions,
@@ -98,17 +99,13 @@ export class ConfigHttpClient implements ConfigApi {
     );
   }
 
-  async setSchema(
-    prefix: string,
-    schema: unknown,
-    options: { author?: string } = {},
-  ): Promise<SchemaBinding> {
+  async setSchema(prefix: string, schema: unknown, options: SchemaOptions = {}): Promise<SchemaBinding> {
     return (await this.#call(
       'PUT',
       prefixPath('/v1/schemas/', prefix),
-      {},
+      { validator: options.validator },
       {
-        body: JSON.stringify(schema),
+        ...(schema === undefined ? {} : { body: JSON.stringify(schema) }),
         headers: writeHeaders(options),
       },
     )) as SchemaBinding;

@@ -59,6 +59,12 @@ const ENV_RE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 export interface LoadOptions {
   /** Environment for `${NAME}` / `${NAME:-default}` interpolation; defaults to process.env. */
   env?: Record<string, string | undefined>;
+  /**
+   * `refuse` (default): a `${NAME}` that is not set and has no default is an error. `ignore`:
+   * for checking a document elsewhere than where it runs (a configuration store), where the
+   * environment is not the reader's: such values and what depends on them are not judged.
+   */
+  unsetVariables?: 'refuse' | 'ignore';
 }
 
 /**
@@ -74,14 +80,20 @@ export function parseConfig<S extends z.ZodType>(
 ): z.output<S> {
   const { doc, at, templates } = parseYaml(text, file);
   const issues: ConfigIssue[] = [];
-  const interpolated = interpolate(doc, templates, options.env ?? process.env, (node, path, name) =>
+  const unknown = new Set<string>();
+  const interpolated = interpolate(doc, templates, options.env ?? process.env, (node, path, name) => {
+    if (options.unsetVariables === 'ignore') {
+      unknown.add(formatPath(path));
+      return;
+    }
     issues.push({
       file,
       ...at(node.range?.[0]),
       path: formatPath(path),
       message: `environment variable ${name} is not set: export it, or write \${${name}:-default}`,
-    }),
-  );
+    });
+  });
+  const judged = (path: PropertyKey[]) => !unknown.has(formatPath(path));
   if (issues.length > 0) throw new ConfigError(issues);
 
   let data: unknown;
@@ -104,6 +116,7 @@ export function parseConfig<S extends z.ZodType>(
   // (only where a variable was interpolated: a literal "8080" in quotes stays a mistake).
   for (let pass = 0; !result.success && pass < 4; pass++) {
     const coerced = coerceInterpolated(result.error.issues, data, interpolated, (path, message) => {
+      if (!judged(path)) return;
       const node = nearestNode(doc, path);
       issues.push({ file, ...at(node?.range?.[0]), path: formatPath(path), message });
     });
@@ -114,6 +127,7 @@ export function parseConfig<S extends z.ZodType>(
   if (result.success) return result.data;
   for (const issue of result.error.issues) {
     const path = issue.path as PropertyKey[];
+    if (!judged(path)) continue;
     if (issue.code === 'unrecognized_keys') {
       const known = knownKeys(schema, path);
       for (const key of issue.keys) {
@@ -137,6 +151,8 @@ export function parseConfig<S extends z.ZodType>(
     }
     issues.push({ file, ...at(node?.range?.[0]), path: formatPath(path), message });
   }
+  // Everything left was about values nobody here can know (`unsetVariables: 'ignore'`).
+  if (issues.length === 0) return data as z.output<S>;
   throw new ConfigError(issues);
 }
 
@@ -168,7 +184,8 @@ const FIRST_MARK = 0xe100;
 const LAST_MARK = 0xf8ff;
 const MARK_RE = /\uE000*([\uE100-\uF8FF])/g;
 
-function shield(text: string): { shielded: string; templates: string[] } {
+/** `text` with each `${NAME}` replaced by same-length marks that YAML parses anywhere (see unshield). */
+export function shield(text: string): { shielded: string; templates: string[] } {
   const templates: string[] = [];
   const shielded = text.replace(ENV_RE, (m) => {
     if (FIRST_MARK + templates.length > LAST_MARK) return m;
@@ -178,7 +195,8 @@ function shield(text: string): { shielded: string; templates: string[] } {
   return { shielded, templates };
 }
 
-function unshield(value: string, templates: readonly string[]): string {
+/** Puts the `${NAME}` texts that shield() replaced back into a parsed string. */
+export function unshield(value: string, templates: readonly string[]): string {
   return value.replace(MARK_RE, (m, mark: string) => templates[mark.charCodeAt(0) - FIRST_MARK] ?? m);
 }
 
