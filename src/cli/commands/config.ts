@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import type { ConfigApi, ConfigChange } from '../../config/api.js';
@@ -7,6 +6,7 @@ import { diffValues, formatDiff } from '../../config/diff.js';
 import { DEFAULT_LABEL, type DocumentFormat, detectFormat, parseContent } from '../../config/document.js';
 import { ConfigRepository } from '../../config/repository.js';
 import { startConfigServer } from '../../config/server.js';
+import { readConfigText } from '../../core/config.js';
 import { isTrellisError, messageOf, TrellisError } from '../../core/errors.js';
 import { drainOnSignals } from '../../core/lifecycle.js';
 import { createLogger, type Logger } from '../../core/logger.js';
@@ -100,7 +100,7 @@ async function readInput(file: string | undefined): Promise<string> {
     for await (const c of process.stdin) chunks.push(c as Buffer);
     return Buffer.concat(chunks).toString('utf8');
   }
-  return readFile(file, 'utf8');
+  return readConfigText(file);
 }
 
 function revisionArg(raw: string | undefined, what: string): number | undefined {
@@ -150,7 +150,7 @@ async function serve(v: Values): Promise<number> {
     const eq = binding.indexOf('=');
     if (eq <= 0) throw usageError(`--schema must be PREFIX=FILE, got ${binding}`);
     const file = binding.slice(eq + 1);
-    await repo.setSchema(binding.slice(0, eq), parseYaml(await readFile(file, 'utf8')), {
+    await repo.setSchema(binding.slice(0, eq), parseYaml(readConfigText(file)), {
       author: `serve --schema ${file}`,
     });
   }

@@ -123,6 +123,10 @@ describe('config store: what it refuses', () => {
     });
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ code: 'TRELLIS_E_CONFIG_DOCUMENT_INVALID' });
+    // A file that is not there is said so, not an unexpected ENOENT.
+    const noFile = await runCli(['config', 'set', 'app/x', join(dir.path, 'nope.yaml'), '--store', storeUrl]);
+    expect(noFile.code).toBe(1);
+    expect(noFile.stderr).toMatch(/^TRELLIS_E_CONFIG_UNREADABLE: .*nope\.yaml: no such file: check the path/);
   });
 });
 
