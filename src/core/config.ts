@@ -10,7 +10,7 @@ import {
 } from 'yaml';
 import type { z } from 'zod';
 import { TrellisError } from './errors.js';
-import { didYouMean, editDistance } from './suggest.js';
+import { didYouMean } from './suggest.js';
 
 /** One problem found in a configuration file, with where it is. */
 export interface ConfigIssue {
@@ -293,7 +293,7 @@ function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
 
 /**
  * ` (did you mean "jwksUrl"?)` when a value of the wrong type sits under a key whose sibling
- * (a longer name starting the same way, or a typo away) accepts it: `jwks: https://…`.
+ * (a longer name starting the same way) accepts it: `jwks: https://…`.
  */
 function siblingHint(schema: unknown, path: PropertyKey[], data: unknown): string {
   const key = path[path.length - 1];
@@ -308,7 +308,9 @@ function siblingHint(schema: unknown, path: PropertyKey[], data: unknown): strin
     for (const [name, field] of Object.entries(shape)) {
       if (name === key || fits.includes(name)) continue;
       const l = name.toLowerCase();
-      if (!l.startsWith(lower) && !lower.startsWith(l) && editDistance(l, lower) > 2) continue;
+      // Only a name that extends this one (`jwks` -> `jwksUrl`): a mere typo away (`port`, `host`)
+      // is a different option, and suggesting it for a wrong value would mislead.
+      if (lower.length < 3 || !l.startsWith(lower)) continue;
       if (field.safeParse(value).success) fits.push(name);
     }
   }
