@@ -10,6 +10,7 @@ import { readConfigText } from '../../core/config.js';
 import { isTrellisError, messageOf, TrellisError } from '../../core/errors.js';
 import { drainOnSignals } from '../../core/lifecycle.js';
 import { createLogger, type Logger } from '../../core/logger.js';
+import { didYouMean } from '../../core/suggest.js';
 import { gatewayDocumentValidator } from '../../gateway/document-validator.js';
 import { redactUrl } from '../../stores/connection.js';
 import { openKeyValueStore } from '../../stores/kv/index.js';
@@ -297,7 +298,11 @@ async function run(argv: string[]): Promise<number> {
   if (sub === 'serve') return serve(v);
   const known = ['get', 'set', 'delete', 'list', 'watch', 'history', 'rollback', 'diff', 'schema'];
   if (!sub || !known.includes(sub)) {
-    throw usageError(sub ? `unknown subcommand "${sub}"` : `name a subcommand: serve, ${known.join(', ')}`);
+    throw usageError(
+      sub
+        ? `unknown subcommand "${sub}"${didYouMean(sub, ['serve', ...known])}`
+        : `name a subcommand: serve, ${known.join(', ')}`,
+    );
   }
   const api = await target(v);
   try {

@@ -170,6 +170,8 @@ describe('config CLI: advice that helps', () => {
     const missing = await cli(['list', '--label']);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/^TRELLIS_E_USAGE: --label needs a value/);
+    const sub = await cli(['lsit']);
+    expect(sub.stderr).toMatch(/^TRELLIS_E_USAGE: unknown subcommand "lsit" \(did you mean "list"\?\)/);
   });
 
   it('trellis gateway -c missing.yaml and --log-level loud are as friendly as validate', async () => {
