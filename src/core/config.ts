@@ -62,7 +62,8 @@ export interface LoadOptions {
   /**
    * `refuse` (default): a `${NAME}` that is not set and has no default is an error. `ignore`:
    * for checking a document elsewhere than where it runs (a configuration store), where the
-   * environment is not the reader's: such values and what depends on them are not judged.
+   * environment is not the reader's: such values and what depends on them are not judged (when
+   * only those were wrong, the result is the document as parsed, without the schema's defaults).
    */
   unsetVariables?: 'refuse' | 'ignore';
 }
