@@ -19,7 +19,9 @@ const str = (v: unknown): v is string => typeof v === 'string' && v !== '';
 
 /**
  * Every file a configuration refers to: TLS certificates, keys and client CA bundles of each
- * listener, JWKS files of jwt middlewares, static roots of routes. `trellis validate` checks that
+ * listener, JWKS files of jwt middlewares, static roots, translation files, translator modules
+ * and contract files of routes. (Paths inside a translation file start at that file's folder
+ * and are its own loader's business.) `trellis validate` checks that
  * each is readable; a runtime can watch them to pick up a changed one.
  */
 export function referencedFiles(config: GatewayConfig, baseDir: string): ReferencedFile[] {
@@ -47,6 +49,15 @@ export function referencedFiles(config: GatewayConfig, baseDir: string): Referen
     ((list as Loose[] | undefined) ?? []).forEach((r, i) => {
       const root = (r.static as Loose | undefined)?.root;
       add([...base, i, 'static', 'root'], root, 'static root', 'directory');
+      const translate = r.translate as Loose | undefined;
+      if (translate) {
+        const at = [...base, i, 'translate'];
+        add([...at, 'file'], translate.file, 'translation file');
+        add([...at, 'module'], translate.module, 'translator module');
+        // A contract is a JSON Schema inline, or the path of one.
+        add([...at, 'request', 'contract'], (translate.request as Loose | undefined)?.contract, 'contract');
+        add([...at, 'legacy', 'contract'], (translate.legacy as Loose | undefined)?.contract, 'contract');
+      }
     });
   };
   listener(config.listen, ['listen']);

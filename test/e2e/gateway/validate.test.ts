@@ -90,6 +90,18 @@ middlewares:
       `${file}:10:22 middlewares.other.jwt.jwksFile: JWKS file ${join(dir.path, 'nope/jwks.json')} does not exist (relative paths start at the configuration file's folder)`,
     ]);
   });
+
+  it('checks translation files of translate: routes too', async () => {
+    const file = join(dir.path, 'acl.yaml');
+    const r = await validate(
+      'acl.yaml',
+      'routes:\n  - match: { path: /legacy }\n    translate: { file: ./acl/missing.yaml }\n',
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      `${file}:3:24 routes[0].translate.file: translation file ${join(dir.path, 'acl/missing.yaml')} does not exist (relative paths start at the configuration file's folder)\n`,
+    );
+  });
 });
 
 describe('configuration files: what new users trip on', () => {
