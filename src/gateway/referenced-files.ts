@@ -32,7 +32,10 @@ export function referencedFiles(config: GatewayConfig, baseDir: string): Referen
     what: string,
     kind: 'file' | 'directory' = 'file',
   ) => {
-    if (str(value)) out.push({ path, file: resolve(baseDir, value), what, kind });
+    // A URL (an `s3://` static root) is not on this disk.
+    if (str(value) && !/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
+      out.push({ path, file: resolve(baseDir, value), what, kind });
+    }
   };
   const listener = (listen: unknown, base: (string | number)[]) => {
     const tls = (listen as Loose | undefined)?.tls as Loose | undefined;

@@ -91,7 +91,15 @@ middlewares:
     ]);
   });
 
-  it('checks translation files of translate: routes too', async () => {
+  it('checks static roots (not s3:// ones) and translation files of routes too', async () => {
+    const st = await validate(
+      'static.yaml',
+      'routes:\n  - match: { pathPrefix: /s }\n    static: { root: s3://bucket/site }\n  - match: { pathPrefix: /f }\n    static: { root: ./nope }\n',
+    );
+    expect(st.code).toBe(1);
+    expect(st.stderr).toBe(
+      `${join(dir.path, 'static.yaml')}:5:21 routes[1].static.root: static root ${join(dir.path, 'nope')} does not exist (relative paths start at the configuration file's folder)\n`,
+    );
     const file = join(dir.path, 'acl.yaml');
     const r = await validate(
       'acl.yaml',
