@@ -75,21 +75,21 @@ function parse(argv: string[]) {
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
 
-async function target(v: Values): Promise<ConfigApi> {
+async function target(v: Values, readOnly = false): Promise<ConfigApi> {
   if (v.server !== undefined && v.store !== undefined) throw usageError('give --server or --store, not both');
   // A flag on the command line wins over the environment.
   const server = v.store === undefined ? (v.server ?? process.env.TRELLIS_CONFIG_SERVER) : undefined;
   const store = v.store ?? process.env.TRELLIS_CONFIG_STORE;
   if (server) return openConfigApi(server, v.token ?? process.env.TRELLIS_CONFIG_TOKEN);
-  if (store) return repository(store, v);
+  if (store) return repository(store, v, readOnly);
   throw usageError('say where the configuration is: --server URL or --store URL');
 }
 
 /** Validators this CLI provides to the store, by the name a prefix is bound with. */
 const VALIDATORS = { gateway: gatewayDocumentValidator };
 
-async function repository(url: string, v: Values): Promise<ConfigRepository> {
-  return new ConfigRepository(await openKeyValueStore(url), {
+async function repository(url: string, v: Values, readOnly = false): Promise<ConfigRepository> {
+  return new ConfigRepository(await openKeyValueStore(url, { readOnly }), {
     ...(v.root ? { root: v.root } : {}),
     validators: VALIDATORS,
   });
@@ -304,7 +304,7 @@ async function run(argv: string[]): Promise<number> {
         : `name a subcommand: serve, ${known.join(', ')}`,
     );
   }
-  const api = await target(v);
+  const api = await target(v, ['get', 'list', 'watch', 'history', 'diff'].includes(sub));
   try {
     switch (sub) {
       case 'get': {
