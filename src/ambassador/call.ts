@@ -75,8 +75,8 @@ const DROP_RESPONSE = new Set([
   'x-request-id',
 ]);
 
-/** The caller gave up: says nothing about the upstream (the pool's contract has this outcome). */
-const CANCELLED = 'cancelled' as AttemptOutcome;
+/** The caller gave up: says nothing about the upstream, good or bad. */
+const CANCELLED: AttemptOutcome = 'cancelled';
 
 /** What a remote's handler needs besides its configuration. */
 export interface RemoteDeps {
