@@ -4,6 +4,7 @@ import { gatewayCommand } from './gateway.js';
 import { leaderCommand } from './leader.js';
 import { projectionsCommand } from './projections.js';
 import { schemaCommand } from './schema.js';
+import { sidecarCommand } from './sidecar.js';
 import { validateCommand } from './validate.js';
 
 /** Every `trellis` command; one file each under `cli/commands/`. */
@@ -14,4 +15,5 @@ export const commands: Command[] = [
   leaderCommand,
   configCommand,
   projectionsCommand,
+  sidecarCommand,
 ];
