@@ -44,7 +44,8 @@ export async function startDeliveries(
           group,
           async (d) => {
             try {
-              if (!gate.open()) throw new Error('the app is not serving');
+              // While the app restarts the delivery waits for it rather than spending attempts.
+              if (!(await gate.whenOpen(sub.timeout))) throw new Error('the app is not serving');
               const res = await pool.request({
                 method: 'POST',
                 path: sub.path,
@@ -81,7 +82,7 @@ export async function startDeliveries(
           {
             concurrency: sub.concurrency,
             maxDeliver: sub.maxDeliveries,
-            ackWaitMs: sub.timeout + 5_000,
+            ackWaitMs: 2 * sub.timeout + 5_000,
             backoffMs: sub.backoff,
           },
         ),

@@ -18,6 +18,8 @@ export const APP_SERVICE = 'app';
 export interface AppGate {
   /** True while the app is healthy. */
   open(): boolean;
+  /** Resolves true once the gate is open, false after `timeoutMs` (deliveries wait, they do not fail). */
+  whenOpen(timeoutMs: number): Promise<boolean>;
   /** Seconds a client should wait before retrying while the gate is closed. */
   retryAfter(): number;
 }

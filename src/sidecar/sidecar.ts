@@ -90,7 +90,27 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Sideca
   };
 
   let supervisor: AppSupervisor | undefined;
-  const gate: AppGate = { open: () => supervisor?.state === 'healthy', retryAfter: () => 1 };
+  const gate: AppGate = {
+    open: () => supervisor?.state === 'healthy',
+    retryAfter: () => 1,
+    whenOpen(timeoutMs) {
+      const app = supervisor;
+      if (app === undefined || app.state === 'healthy') return Promise.resolve(app !== undefined);
+      return new Promise((resolve) => {
+        const done = (ok: boolean) => {
+          clearTimeout(timer);
+          app.off('state', onState);
+          resolve(ok);
+        };
+        const onState = (s: AppState) => {
+          if (s === 'healthy') done(true);
+          else if (s === 'stopping' || s === 'stopped') done(false);
+        };
+        const timer = setTimeout(() => done(false), timeoutMs);
+        app.on('state', onState);
+      });
+    },
+  };
   try {
     const state = await openKeyValueStore(urls.state);
     opened.push(state);

@@ -96,14 +96,19 @@ export class AppSupervisor extends EventEmitter<{ state: [AppState] }> {
     // The first start decides alone: no restart of an app that never came up.
     this.#stopping = true;
     const child = this.#child!;
+    const exitedByItself = child.exitCode !== null || child.signalCode !== null;
     signalGroup(child, 'SIGKILL');
     const { code, signal } = await this.#childExit!;
     if (outcome === 'exited-ok') {
       this.#finish({ code: 0, signal: null, reason: 'job' });
       return;
     }
-    this.#finish({ code: exitCodeOf(code, signal) || 1, signal, reason: 'never-healthy' });
-    throw new TrellisError('TRELLIS_E_SIDECAR_APP_UNHEALTHY', outcome);
+    const exitCode = exitCodeOf(code, signal) || 1;
+    this.#finish({ code: exitCode, signal, reason: 'never-healthy' });
+    // The app's own status when it exited by itself (a failed job), so the sidecar exits with it.
+    throw new TrellisError('TRELLIS_E_SIDECAR_APP_UNHEALTHY', outcome, {
+      details: { exitCode: exitedByItself ? exitCode : 1 },
+    });
   }
 
   /** SIGTERM to the app (its process group), SIGKILL after `stopTimeout`; resolves with how it ended. */

@@ -1,3 +1,4 @@
+import { isTrellisError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
 import { startSidecar } from '../../sidecar/sidecar.js';
 import type { Command } from '../command.js';
@@ -76,6 +77,12 @@ async function run(argv: string[]): Promise<number> {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
     if (aborted.signal.aborted) return 143;
+    if (isTrellisError(err) && err.code === 'TRELLIS_E_SIDECAR_APP_UNHEALTHY') {
+      // Exit with the app's own status when it exited by itself (a failed job), else 1.
+      process.stderr.write(`${err.code}: ${err.message}\n`);
+      logger.flush?.();
+      return Number(err.details?.exitCode ?? 1);
+    }
     throw err;
   }
   logger.info({ ports: sidecar.ports, app: sidecar.app.name }, 'sidecar started');

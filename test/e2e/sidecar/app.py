@@ -76,6 +76,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/crash":
             os._exit(3)
         if self.path.startswith("/slow"):
+            print("slow request started", flush=True)
             time.sleep(float(self.path.split("=")[1]) / 1000 if "=" in self.path else 0.3)
             return self.reply(200, json.dumps({"slow": True}))
         if self.path.startswith("/secret/"):
@@ -96,6 +97,7 @@ class Handler(BaseHTTPRequestHandler):
             count = self.headers.get("X-Trellis-Delivery-Count")
             if CRASH_MARKER and not os.path.exists(CRASH_MARKER):
                 open(CRASH_MARKER, "w").close()
+                time.sleep(0.3)  # let the publish that caused this delivery get its answer
                 os._exit(4)  # crash mid-delivery: never answers
             if DELIVERED:
                 with open(DELIVERED, "a") as f:
