@@ -97,7 +97,7 @@ export function sendError(res: ServerResponse, err: unknown): void {
   if (isTrellisError(err)) {
     const explicit = (err.details as { status?: number } | undefined)?.status;
     const status =
-      explicit ?? STATUS_OF[err.code] ?? (err.code.startsWith('TRELLIS_E_SIDECAR_API') ? 400 : 503);
+      explicit ?? STATUS_OF[err.code] ?? (err.code === 'TRELLIS_E_SIDECAR_API_BAD_REQUEST' ? 400 : 503);
     sendProblem(res, {
       status,
       code: err.code,
