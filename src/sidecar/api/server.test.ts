@@ -1,4 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { type ConfigClient, createConfigClient } from '../../config/client.js';
+import { ConfigRepository } from '../../config/repository.js';
+import { type ConfigServer, startConfigServer } from '../../config/server.js';
 import { silentLogger } from '../../core/logger.js';
 import { createMetricsRegistry } from '../../core/metrics.js';
 import { MemoryKeyValueStore } from '../../stores/kv/memory.js';
@@ -17,7 +20,11 @@ afterEach(async () => {
   api = undefined;
 });
 
-async function start(state: KeyValueStore = new MemoryKeyValueStore(), storeTimeoutMs = 2_000) {
+async function start(
+  state: KeyValueStore = new MemoryKeyValueStore(),
+  storeTimeoutMs = 2_000,
+  config?: ConfigClient,
+) {
   queue = await openMessageQueue('memory:');
   api = await startPlatformApi(
     {
@@ -25,7 +32,7 @@ async function start(state: KeyValueStore = new MemoryKeyValueStore(), storeTime
       state,
       queue,
       locks: new MemoryLeaseStore(),
-      config: undefined,
+      config,
       secrets: { db: 'secret://env/API_TEST_SECRET' },
       instanceId: 'test@host:1',
       storeTimeoutMs,
@@ -151,5 +158,63 @@ describe('platform API', () => {
     expect(hung.status).toBe(503);
     expect(((await hung.json()) as { detail: string }).detail).toContain('did not answer within 300 ms');
     expect(Date.now() - started).toBeLessThan(5_000);
+  });
+});
+
+describe('platform API configuration', () => {
+  let server: ConfigServer | undefined;
+  let client: ConfigClient | undefined;
+  afterEach(async () => {
+    await client?.close();
+    await server?.close();
+  });
+
+  it('serves the document with secrets resolved, streams changes, and says when it serves last-known-good', async () => {
+    const repo = new ConfigRepository(new MemoryKeyValueStore());
+    await repo.set('orders/db', 'host: db1\npassword: secret://env/API_TEST_SECRET\n');
+    server = await startConfigServer({ api: repo, readToken: 'r', writeToken: 'w' });
+    client = await createConfigClient({
+      source: server.url,
+      token: 'r',
+      env: { API_TEST_SECRET: 's3cret' },
+      backoff: { initialMs: 20, maxMs: 100 },
+    });
+    const call = await start(undefined, 2_000, client);
+    const first = await call('/v1/config/orders/db');
+    expect(first.headers.get('x-trellis-config-source')).toBe('store');
+    expect(await first.json()).toMatchObject({
+      key: 'orders/db',
+      value: { host: 'db1', password: 's3cret' },
+      source: 'store',
+    });
+
+    // The watch stream: the document now, then the next revision.
+    const stream = await call('/v1/config/orders/db?watch');
+    expect(stream.headers.get('content-type')).toBe('text/event-stream');
+    const reader = stream.body!.getReader();
+    let text = '';
+    const readUntil = async (pattern: RegExp) => {
+      while (!pattern.test(text)) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`the stream ended: ${text}`);
+        text += new TextDecoder().decode(value);
+      }
+    };
+    await readUntil(/"host":"db1"/);
+    await repo.set('orders/db', 'host: db2\n');
+    await readUntil(/"host":"db2"/);
+    await reader.cancel();
+
+    // The store goes away: the last copy is still served, marked stale.
+    await server.close();
+    server = undefined;
+    await expect.poll(() => client!.health().ok, { timeout: 10_000 }).toBe(false);
+    const stale = (await (await call('/v1/config/orders/db')).json()) as {
+      value: { host: string };
+      stale: boolean;
+      source: string;
+    };
+    expect(stale.value.host).toBe('db2');
+    expect(stale.stale).toBe(true);
   });
 });
