@@ -139,6 +139,26 @@ state: sqlite:${state}
     expect(failing.code).toBe(7);
   }, 60_000);
 
+  it("logs: json passes the app's output as JSON lines with its name", async () => {
+    dir = tempDir('trellis-sidecar-');
+    const file = dir.write(
+      'sidecar.yaml',
+      `app: { name: printer, port: 1, restart: never, logs: json }
+listen: { host: 127.0.0.1, port: 0 }
+api: { port: 0 }
+admin: { enabled: false }
+`,
+    );
+    const run = await runCli(['sidecar', '-c', file, '--', 'sh', '-c', 'echo hello out; echo oops >&2']);
+    expect(run.code).toBe(0);
+    const lines = run.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toEqual([expect.objectContaining({ app: 'printer', stream: 'stdout', msg: 'hello out' })]);
+    expect(run.stderr).toContain('"app":"printer","stream":"stderr","msg":"oops"');
+  }, 30_000);
+
   it('an app that never becomes healthy: a clear message and a non-zero exit', async () => {
     dir = tempDir('trellis-sidecar-');
     const file = dir.write(
