@@ -9,6 +9,11 @@ export interface AdminSource {
   registry: Registry;
   /** False while starting or draining: /readyz answers 503. */
   ready(): boolean;
+  /** Extra members of the /readyz body (a cluster's worker counts). */
+  readiness?(): Record<string, unknown>;
+  /** The /metrics text when it is not `registry`'s alone (a cluster merges its workers'). */
+  metrics?(): Promise<string>;
+  /** The views may answer later (a cluster asks a worker). */
   routes(): unknown;
   services(): unknown;
   /** Active version, last reload result and the configuration with secrets masked. */
@@ -45,20 +50,23 @@ export function createAdminServer(source: AdminSource): AdminServer {
         return json(res, 200, { status: 'ok' });
       case '/readyz': {
         const ready = source.ready();
-        return json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready' });
+        return json(res, ready ? 200 : 503, {
+          status: ready ? 'ready' : 'not ready',
+          ...source.readiness?.(),
+        });
       }
       case '/metrics': {
-        const text = await source.registry.metrics();
+        const text = await (source.metrics ? source.metrics() : source.registry.metrics());
         res.writeHead(200, { 'content-type': source.registry.contentType });
         res.end(text);
         return;
       }
       case '/admin/routes':
-        return json(res, 200, source.routes());
+        return json(res, 200, await source.routes());
       case '/admin/services':
-        return json(res, 200, source.services());
+        return json(res, 200, await source.services());
       case '/admin/config':
-        return json(res, 200, source.config());
+        return json(res, 200, await source.config());
       default:
         sendProblem(res, {
           status: 404,

@@ -1,4 +1,6 @@
 import pino, { type Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
+import { createLogDestination, type LogDestination, type LogDestinationOptions } from './log-destination.js';
 
 export type { Logger } from 'pino';
 
@@ -7,9 +9,17 @@ export interface LoggerOptions {
   /** Human-readable output; defaults to true when stderr is a terminal. */
   pretty?: boolean;
   name?: string;
+  /** Buffering of the JSON output (not used when pretty). */
+  destination?: LogDestinationOptions;
 }
 
-/** JSON logs to stderr (readable when stderr is a terminal); stdout stays free for command output. */
+const destinations = new WeakMap<Logger, LogDestination>();
+
+/**
+ * JSON logs to stderr (readable when stderr is a terminal); stdout stays free for command output.
+ * JSON lines are buffered and written asynchronously (see log-destination.ts): call
+ * `flushLogger` before exiting.
+ */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? process.env.TRELLIS_LOG_LEVEL ?? 'info';
   const pretty = options.pretty ?? process.stderr.isTTY === true;
@@ -24,7 +34,34 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       },
     });
   }
-  return pino({ level, base }, pino.destination({ dest: 2, sync: false }));
+  const destination = createLogDestination({ fd: 2, ...options.destination });
+  const logger = pino({ level, base }, destination.stream);
+  destinations.set(logger, destination);
+  return logger;
+}
+
+/** Writes what `logger` still holds, waiting at most `deadlineMs`. */
+export async function flushLogger(logger: Logger, deadlineMs = 5_000): Promise<void> {
+  const destination = destinations.get(logger);
+  if (destination) await destination.flush(deadlineMs);
+  else logger.flush?.();
+}
+
+/** Registers `trellis_log_lines_dropped_total` for a logger made by createLogger. */
+export function logMetrics(registry: Registry, logger: Logger): void {
+  const destination = destinations.get(logger);
+  if (destination === undefined || registry.getSingleMetric('trellis_log_lines_dropped_total')) return;
+  let counted = 0;
+  new Counter({
+    name: 'trellis_log_lines_dropped_total',
+    help: 'Log lines (access log included) dropped because the log destination could not keep up.',
+    registers: [registry],
+    collect() {
+      const now = destination.dropped;
+      if (now > counted) this.inc(now - counted);
+      counted = now;
+    },
+  });
 }
 
 /** A logger that drops everything: for tests and library users who bring none. */

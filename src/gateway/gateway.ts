@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { type AdminServer, createAdminServer } from '../admin/server.js';
+import { type AdminServer, type AdminSource, createAdminServer } from '../admin/server.js';
 import { ConfigError, parseConfig } from '../core/config.js';
 import { messageOf, TrellisError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
@@ -47,6 +48,34 @@ export interface StartGatewayOptions {
   sighup?: boolean;
   /** Environment for `${NAME}` interpolation; defaults to process.env. */
   env?: Record<string, string | undefined>;
+  /** Version number of the first configuration (default 1; a replacement worker starts at its cluster's). */
+  version?: number;
+}
+
+/**
+ * A configuration validated, compiled and with its new listeners bound, not yet serving.
+ * `commit()` swaps it in; `abort()` drops it. Until one of them is called, other reloads wait.
+ */
+export interface PreparedConfig {
+  readonly ok: boolean;
+  /** The version it gets when committed (absent when rejected). */
+  readonly version?: number;
+  /** Set when rejected: the result `commit()` returns too. */
+  readonly result?: ReloadResult;
+  commit(): ReloadResult;
+  abort(): Promise<void>;
+}
+
+interface OpenListener {
+  listener: Listener;
+  listenKey: string;
+  address: AddressInfo;
+}
+
+/** The host and port part of a listener's JSON settings. */
+function addressOf(listenKey: string): string {
+  const l = JSON.parse(listenKey) as { host: string; port: number };
+  return `${l.host}:${l.port}`;
 }
 
 /** A running gateway. */
@@ -59,6 +88,10 @@ export interface Gateway {
   readonly drainTimeout: number;
   /** Validates, compiles and atomically swaps in a new configuration; invalid text is rejected. */
   applyConfig(text: string, label: string): Promise<ReloadResult>;
+  /** The first half of applyConfig: everything but the swap (workers prepare everywhere, then commit). */
+  prepareConfig(text: string, label: string): Promise<PreparedConfig>;
+  /** What /admin/routes, /admin/services and /admin/config show (a cluster's primary asks a worker). */
+  adminViews(): Pick<AdminSource, 'routes' | 'services' | 'config'>;
   /** Re-reads the file given at start. */
   reload(): Promise<ReloadResult>;
   /** Stops accepting, lets in-flight requests finish within `deadlineMs`, closes everything. */
@@ -112,7 +145,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   const baseDir = file === undefined ? process.cwd() : dirname(file);
   const text = options.text ?? readText(file!);
   const config = parseGatewayConfig(text, label, options.env);
-  const first = await compileGeneration(config, 1, { logger, registry, metrics, baseDir });
+  const first = await compileGeneration(config, options.version ?? 1, { logger, registry, metrics, baseDir });
   const state: ActiveState = {
     current: first,
     settings: settingsOf(config, logger),
@@ -120,7 +153,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     logger,
     metrics,
   };
-  metrics.configVersion.set(1);
+  metrics.configVersion.set(first.version);
 
   const listeners = new Map<string, { listener: Listener; listenKey: string }>();
   const ports: Record<string, number> = {};
@@ -130,7 +163,8 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   let loadedAt = new Date().toISOString();
   let activeLabel = label;
 
-  const openListener = async (key: string, gen: Generation) => {
+  /** Binds a listener for `key` without making it part of the gateway yet. */
+  const createOpenListener = async (key: string, gen: Generation): Promise<OpenListener> => {
     const compiled = gen.listeners.get(key)!;
     const engine = new ListenerEngine(key, state);
     const listener = createListener(
@@ -147,30 +181,17 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
       },
     );
     const address = await listener.listen();
-    metrics.connectionSources.add(() => listener.connections);
-    listeners.set(key, { listener, listenKey: JSON.stringify(compiled.listen) });
-    ports[key] = address.port;
-    logger.info({ listener: key, address: `${address.address}:${address.port}` }, 'listening');
+    return { listener, listenKey: JSON.stringify(compiled.listen), address };
   };
 
-  /** Opens listeners the generation adds or moves, closes those it drops. */
-  const syncListeners = async (gen: Generation) => {
-    for (const [key, compiled] of gen.listeners) {
-      const existing = listeners.get(key);
-      if (existing?.listenKey === JSON.stringify(compiled.listen)) continue;
-      if (existing) {
-        listeners.delete(key);
-        void existing.listener.close(config.drainTimeout);
-      }
-      await openListener(key, gen);
-    }
-    for (const [key, { listener }] of listeners) {
-      if (gen.listeners.has(key)) continue;
-      listeners.delete(key);
-      delete ports[key];
-      void listener.close(state.current.config.drainTimeout);
-    }
+  const adopt = (key: string, open: OpenListener) => {
+    metrics.connectionSources.add(() => open.listener.connections);
+    listeners.set(key, { listener: open.listener, listenKey: open.listenKey });
+    ports[key] = open.address.port;
+    logger.info({ listener: key, address: `${open.address.address}:${open.address.port}` }, 'listening');
   };
+
+  const openListener = async (key: string, gen: Generation) => adopt(key, await createOpenListener(key, gen));
 
   const adminConfig =
     options.admin === false
@@ -179,73 +200,174 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   let admin: AdminServer | undefined;
 
   let chain: Promise<unknown> = Promise.resolve();
-  const applyConfig = (newText: string, newLabel: string): Promise<ReloadResult> => {
-    const run = async (): Promise<ReloadResult> => {
-      const at = new Date().toISOString();
-      const current = state.current;
-      let next: Generation;
-      try {
-        const parsed = parseGatewayConfig(newText, newLabel, options.env);
-        next = await compileGeneration(parsed, current.version + 1, {
-          logger,
-          registry,
-          metrics,
-          baseDir,
-          previous: current,
-        });
-      } catch (err) {
-        const errors = err instanceof ConfigError ? err.message.split('\n') : [messageOf(err)];
-        lastReload = { ok: false, version: current.version, label: newLabel, at, errors };
-        metrics.reloads.inc({ result: 'rejected' });
-        logger.error(
-          { errors, source: newLabel },
-          `configuration rejected, still serving version ${current.version}:\n${errors.join('\n')}`,
-        );
-        return lastReload;
-      }
-      try {
-        await syncListeners(next);
-      } catch (err) {
-        await closeGeneration(next, current);
-        const errors = [`a listener could not be opened: ${messageOf(err)}`];
-        lastReload = { ok: false, version: current.version, label: newLabel, at, errors };
-        metrics.reloads.inc({ result: 'rejected' });
-        logger.error({ errors, source: newLabel }, 'configuration rejected: a listener could not be opened');
-        return lastReload;
-      }
-      const warnings: string[] = [];
-      if (JSON.stringify(next.config.admin) !== JSON.stringify(current.config.admin)) {
-        warnings.push('admin: changes to the admin listener take effect after a restart');
-      }
-      // The swap: from here new requests see `next`; requests in flight keep `current`.
-      state.current = next;
-      state.settings = settingsOf(next.config, logger);
-      if (current.inFlight === 0) void closeGeneration(current, next);
-      else {
-        state.retired.add(current);
-        const timer = setTimeout(() => {
-          if (!state.retired.delete(current)) return;
-          void closeGeneration(current, state.current);
-        }, current.config.drainTimeout);
-        timer.unref();
-      }
-      loadedAt = at;
-      activeLabel = newLabel;
-      metrics.reloads.inc({ result: 'applied' });
-      metrics.configVersion.set(next.version);
-      lastReload = {
-        ok: true,
-        version: next.version,
-        label: newLabel,
+
+  const rejected = (newLabel: string, at: string, errors: string[], message: string): ReloadResult => {
+    const version = state.current.version;
+    lastReload = { ok: false, version, label: newLabel, at, errors };
+    metrics.reloads.inc({ result: 'rejected' });
+    logger.error({ errors, source: newLabel }, message);
+    return lastReload;
+  };
+
+  /**
+   * The first phase of a reload: parse, validate, compile and open the listeners the new
+   * configuration adds or moves, without swapping anything in. Split from the swap so a cluster
+   * of workers can prepare everywhere, then commit everywhere (or abort everywhere).
+   */
+  const prepare = async (newText: string, newLabel: string): Promise<PreparedConfig> => {
+    const at = new Date().toISOString();
+    const current = state.current;
+    let next: Generation;
+    try {
+      const parsed = parseGatewayConfig(newText, newLabel, options.env);
+      next = await compileGeneration(parsed, current.version + 1, {
+        logger,
+        registry,
+        metrics,
+        baseDir,
+        previous: current,
+      });
+    } catch (err) {
+      const errors = err instanceof ConfigError ? err.message.split('\n') : [messageOf(err)];
+      const result = rejected(
+        newLabel,
         at,
-        ...(warnings.length > 0 ? { warnings } : {}),
-      };
-      logger.info({ version: next.version, source: newLabel, warnings }, 'configuration applied');
-      return lastReload;
+        errors,
+        `configuration rejected, still serving version ${current.version}:\n${errors.join('\n')}`,
+      );
+      return { ok: false, result, commit: () => result, abort: async () => {} };
+    }
+    // Listeners at a new address open now (and can fail now); same-address changes wait for commit.
+    const opened = new Map<string, OpenListener>();
+    try {
+      for (const [key, compiled] of next.listeners) {
+        const existing = listeners.get(key);
+        if (existing && addressOf(existing.listenKey) === addressOf(JSON.stringify(compiled.listen)))
+          continue;
+        opened.set(key, await createOpenListener(key, next));
+      }
+    } catch (err) {
+      await Promise.allSettled([...opened.values()].map((l) => l.listener.close(0)));
+      await closeGeneration(next, current);
+      const result = rejected(
+        newLabel,
+        at,
+        [`a listener could not be opened: ${messageOf(err)}`],
+        'configuration rejected: a listener could not be opened',
+      );
+      return { ok: false, result, commit: () => result, abort: async () => {} };
+    }
+    let settled = false;
+    return {
+      ok: true,
+      version: next.version,
+      commit: () => {
+        if (settled) throw new TrellisError('TRELLIS_E_USAGE', 'a prepared configuration is committed once');
+        settled = true;
+        return swapIn(next, current, opened, newLabel, at);
+      },
+      abort: async () => {
+        if (settled) return;
+        settled = true;
+        await Promise.allSettled([...opened.values()].map((l) => l.listener.close(0)));
+        await closeGeneration(next, current);
+      },
     };
-    const result = chain.then(run, run);
-    chain = result;
-    return result;
+  };
+
+  /** The second phase: the swap. From here new requests see `next`; requests in flight keep `current`. */
+  const swapIn = (
+    next: Generation,
+    current: Generation,
+    opened: Map<string, OpenListener>,
+    newLabel: string,
+    at: string,
+  ): ReloadResult => {
+    const warnings: string[] = [];
+    if (JSON.stringify(next.config.admin) !== JSON.stringify(current.config.admin)) {
+      warnings.push('admin: changes to the admin listener take effect after a restart');
+    }
+    state.current = next;
+    state.settings = settingsOf(next.config, logger);
+    for (const [key, open] of opened) {
+      const old = listeners.get(key);
+      if (old) void old.listener.close(current.config.drainTimeout);
+      adopt(key, open);
+    }
+    for (const [key, { listener, listenKey }] of listeners) {
+      const compiled = next.listeners.get(key);
+      if (compiled === undefined) {
+        listeners.delete(key);
+        delete ports[key];
+        void listener.close(current.config.drainTimeout);
+      } else if (listenKey !== JSON.stringify(compiled.listen)) {
+        // Same address, other options (TLS, limits): the old socket must go before the new binds.
+        listeners.delete(key);
+        void listener
+          .close(current.config.drainTimeout)
+          .then(() => openListener(key, next))
+          .catch((err: unknown) =>
+            logger.error({ listener: key, err: messageOf(err) }, 'a changed listener could not be reopened'),
+          );
+      }
+    }
+    if (current.inFlight === 0) void closeGeneration(current, next);
+    else {
+      state.retired.add(current);
+      const timer = setTimeout(() => {
+        if (!state.retired.delete(current)) return;
+        void closeGeneration(current, state.current);
+      }, current.config.drainTimeout);
+      timer.unref();
+    }
+    loadedAt = at;
+    activeLabel = newLabel;
+    metrics.reloads.inc({ result: 'applied' });
+    metrics.configVersion.set(next.version);
+    lastReload = {
+      ok: true,
+      version: next.version,
+      label: newLabel,
+      at,
+      ...(warnings.length > 0 ? { warnings } : {}),
+    };
+    logger.info({ version: next.version, source: newLabel, warnings }, 'configuration applied');
+    return lastReload;
+  };
+
+  /** Reloads run one at a time: a prepared configuration holds the turn until committed or aborted. */
+  const prepareConfig = (newText: string, newLabel: string): Promise<PreparedConfig> => {
+    let release!: () => void;
+    const turn = new Promise<void>((r) => {
+      release = r;
+    });
+    const prepared = chain.then(() => prepare(newText, newLabel));
+    chain = prepared.then(
+      () => turn,
+      () => undefined,
+    );
+    return prepared.then(
+      (p) => ({
+        ...p,
+        commit: () => {
+          try {
+            return p.commit();
+          } finally {
+            release();
+          }
+        },
+        abort: () => p.abort().finally(release),
+      }),
+      (err: unknown) => {
+        release();
+        throw err;
+      },
+    );
+  };
+
+  const applyConfig = async (newText: string, newLabel: string): Promise<ReloadResult> => {
+    const prepared = await prepareConfig(newText, newLabel);
+    return prepared.commit();
   };
 
   const reload = async (): Promise<ReloadResult> => {
@@ -269,17 +391,14 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     return applyConfig(newText, label);
   };
 
+  const views = adminView(
+    () => state.current,
+    () => ({ version: state.current.version, source: activeLabel, loadedAt, lastReload }),
+  );
   try {
     for (const key of first.listeners.keys()) await openListener(key, first);
     if (adminConfig !== undefined) {
-      admin = createAdminServer({
-        registry,
-        ready: () => ready && !stopping,
-        ...adminView(
-          () => state.current,
-          () => ({ version: state.current.version, source: activeLabel, loadedAt, lastReload }),
-        ),
-      });
+      admin = createAdminServer({ registry, ready: () => ready && !stopping, ...views });
       const address = await admin.listen(adminConfig.host, adminConfig.port);
       ports.admin = address.port;
       logger.info({ address: `${address.address}:${address.port}` }, 'admin listening');
@@ -314,6 +433,8 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
       return state.current.config.drainTimeout;
     },
     applyConfig,
+    prepareConfig,
+    adminViews: () => views,
     reload,
     async stop(deadlineMs) {
       if (stopping) return;

@@ -1,6 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { drainOnSignals } from '../../core/lifecycle.js';
-import { createLogger } from '../../core/logger.js';
-import { startGateway } from '../../gateway/gateway.js';
+import { BUFFERED } from '../../core/log-destination.js';
+import { createLogger, flushLogger, logMetrics } from '../../core/logger.js';
+import { createMetricsRegistry } from '../../core/metrics.js';
+import { parseGatewayConfig, startGateway } from '../../gateway/gateway.js';
+import { startGatewayCluster, workerCount } from '../../runtime/workers.js';
 import type { Command } from '../command.js';
 import { parseCommandArgs, usageError } from '../usage.js';
 import { type FollowedDocument, followDocument } from './config.js';
@@ -40,20 +44,31 @@ export function parseHostPort(value: string): { host: string; port: number } {
   return { host: m[1] || '127.0.0.1', port };
 }
 
+/** The file's text, or '' when it cannot be read (startGateway then reports that with its code). */
+function readIfPossible(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 async function run(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs(argv, options, false);
   if (!values.config && !values['config-from']) {
     throw usageError('name the gateway file with -c FILE (or --config-from URL#key)');
   }
   if (values.config && values['config-from']) throw usageError('give -c FILE or --config-from, not both');
+  // Buffered: the access log must not cost a write per request (flushed on the way out).
   const logger = createLogger({
     name: 'gateway',
+    destination: BUFFERED,
     ...(values['log-level'] ? { level: values['log-level'] } : {}),
   });
   const source: FollowedDocument | undefined = values['config-from']
     ? await followDocument(values['config-from'], logger)
     : undefined;
-  const gateway = await startGateway({
+  const common = {
     ...(source ? { text: source.text, label: source.label } : { file: values.config }),
     logger,
     sighup: true,
@@ -63,7 +78,24 @@ async function run(argv: string[]): Promise<number> {
       : values.admin
         ? { admin: parseHostPort(values.admin) }
         : {}),
-  });
+  };
+  // `workers:` decides between one process and a cluster; the file is parsed again to run it.
+  const workers = workerCount(
+    parseGatewayConfig(source?.text ?? readIfPossible(values.config!), source?.label ?? values.config!)
+      .workers,
+  );
+  let gateway: Awaited<ReturnType<typeof startGatewayCluster>> | Awaited<ReturnType<typeof startGateway>>;
+  if (workers > 1) {
+    gateway = await startGatewayCluster({
+      ...common,
+      workers,
+      ...(values['log-level'] ? { logLevel: values['log-level'] } : {}),
+    });
+  } else {
+    const registry = createMetricsRegistry({ defaults: true });
+    logMetrics(registry, logger);
+    gateway = await startGateway({ ...common, registry });
+  }
   logger.info({ ports: gateway.ports, version: gateway.version }, 'gateway started');
   source?.follow((text) => gateway.applyConfig(text, source.label));
   await new Promise<void>((resolve) => {
@@ -72,8 +104,8 @@ async function run(argv: string[]): Promise<number> {
       drainMs: gateway.drainTimeout,
       exit: (code) => {
         process.exitCode = code;
-        logger.flush?.();
-        resolve();
+        // Every access line of the drained requests is written before the process ends.
+        void flushLogger(logger, 5_000).then(() => resolve());
       },
     });
   });
