@@ -26,7 +26,7 @@ export interface LogDestinationOptions {
   bufferBytes?: number;
   /** Longest a line waits in the buffer, ms (default 1000). */
   flushMs?: number;
-  /** Most bytes held while the destination is busy; lines past it are dropped (default 8 MiB). */
+  /** Most bytes held while the destination is busy; lines past it are dropped (default 1 MiB, about 3,000 access lines). */
   maxBufferBytes?: number;
 }
 
@@ -50,16 +50,21 @@ export function createLogDestination(options: LogDestinationOptions = {}): LogDe
   let exiting = false;
   const stream = pino.destination({
     fd,
-    sync: false,
+    // Made synchronous, then switched to asynchronous writes below: for an asynchronous stream
+    // pino.destination adds exit hooks that fsync stderr on the way out (a second or more on a
+    // busy disk) and retry a full pipe forever. This module owns the exit path instead:
+    // flushLogger() before exiting, the 'exit' hook below as the last resort.
+    sync: true,
     minLength: bufferBytes,
     maxWrite,
-    maxLength: options.maxBufferBytes ?? 8 * 1024 * 1024,
+    maxLength: options.maxBufferBytes ?? 1024 * 1024,
     periodicFlush: options.flushMs ?? 1000,
     // A full pipe is retried while the process runs; at exit, waiting would hang it forever.
     retryEAGAIN: () => !exiting,
   });
+  (stream as unknown as { sync: boolean }).sync = false;
   // sonic-boom's state, read to know when everything held has left (its types omit these).
-  const internals = stream as unknown as { destroyed: boolean; fd: number; _len: number };
+  const internals = stream as unknown as { destroyed: boolean; fd: number; _len: number; _writing: boolean };
   stream.on('drop', () => {
     dropped++;
   });
@@ -68,16 +73,18 @@ export function createLogDestination(options: LogDestinationOptions = {}): LogDe
     exiting = true;
   });
   // Last chance on process.exit(): write what is held if it goes without waiting.
-  // Runs before pino's own exit hook, whose flushSync would spin on a full pipe: after this one
-  // tried once, that hook has nothing left to do.
+  // A write still under way at exit means the destination
+  // is stuck (a blocking pipe nobody reads): a synchronous write would hang the exit, so none is tried.
   const onExit = () => {
     exiting = true;
     try {
-      if (!internals.destroyed && internals.fd >= 0) stream.flushSync();
+      // Only when something is held: flushSync ends with an fsync, which can take a second.
+      if (!internals.destroyed && internals.fd >= 0 && !internals._writing && internals._len > 0) {
+        stream.flushSync();
+      }
     } catch {
       // Full pipe or closed descriptor: the lines cannot be written, and waiting would hang.
     }
-    stream.flushSync = () => {};
   };
   process.prependOnceListener('exit', onExit);
 

@@ -10,6 +10,7 @@ import { silentLogger } from '../core/logger.js';
 import { createMetricsRegistry } from '../core/metrics.js';
 import { TrustedProxies } from '../http/forwarded.js';
 import { createListener, type Listener } from '../http/listener.js';
+import { accessLog } from './access-log.js';
 import { adminView } from './admin-view.js';
 import { closeGeneration, compileGeneration, type Generation } from './compile.js';
 import { type ActiveState, type EngineSettings, ListenerEngine } from './engine.js';
@@ -114,7 +115,7 @@ function settingsOf(config: GatewayConfig, logger: Logger): EngineSettings {
     trusted: new TrustedProxies(config.trustedProxies),
     encodedSlashes: config.encodedSlashes,
     // Decided once, so a filtered-out access log costs nothing per request (not even its object).
-    accessLog: level !== false && logger.isLevelEnabled(level) ? level : false,
+    accessLog: level !== false && logger.isLevelEnabled(level) ? accessLog(logger, level) : false,
   };
 }
 

@@ -104,8 +104,9 @@ async function run(argv: string[]): Promise<number> {
       drainMs: gateway.drainTimeout,
       exit: (code) => {
         process.exitCode = code;
-        // Every access line of the drained requests is written before the process ends.
-        void flushLogger(logger, 5_000).then(() => resolve());
+        // Every access line of the drained requests is written before the process ends; a
+        // destination that cannot take them (a pipe nobody reads) must not keep it alive.
+        void flushLogger(logger, 5_000).then((flushed) => (flushed ? resolve() : process.exit(code)));
       },
     });
   });

@@ -119,7 +119,9 @@ ${extra}`;
   const version = async () => (await adminJson<{ version: number }>('/admin/config')).version;
 
   it('serves on both workers behind one port, with one admin listener for all', async () => {
-    const ready = await adminJson<{ status: string; workers: { ready: number; expected: number } }>('/readyz');
+    const ready = await adminJson<{ status: string; workers: { ready: number; expected: number } }>(
+      '/readyz',
+    );
     expect(ready).toEqual({ status: 'ready', workers: { ready: 2, expected: 2 } });
     const load = startLoad(gw.url, '/app/warm');
     await waitUntil(() => load.requests > 200, 'some requests');
@@ -163,9 +165,13 @@ ${extra}`;
 
   it('rejects a reload on every worker when it is invalid, and keeps serving', async () => {
     const before = await version();
-    writeFileSync(gw.file, `${config('blue')}\n  - match: { pathPrefix: /bad }\n    proxy: { service: nope }\n`);
+    writeFileSync(
+      gw.file,
+      `${config('blue')}\n  - match: { pathPrefix: /bad }\n    proxy: { service: nope }\n`,
+    );
     await waitUntil(
-      async () => (await adminJson<{ lastReload: { ok: boolean } | null }>('/admin/config')).lastReload?.ok === false,
+      async () =>
+        (await adminJson<{ lastReload: { ok: boolean } | null }>('/admin/config')).lastReload?.ok === false,
       'the rejection',
     );
     expect(await version()).toBe(before);
@@ -186,7 +192,8 @@ ${extra}`;
     // The cluster serves with two workers again, and the load keeps going.
     await waitUntil(
       async () =>
-        (await adminJson<{ workers: { ready: number } }>('/readyz')).workers.ready === 2 && load.requests > before + 200,
+        (await adminJson<{ workers: { ready: number } }>('/readyz')).workers.ready === 2 &&
+        load.requests > before + 200,
       'two ready workers and more requests',
     );
     await load.stop();
@@ -211,7 +218,10 @@ ${extra}`;
         return r.statusCode;
       }),
     );
-    await waitUntil(() => slow.requests.filter((r) => r.url.includes('ms=1500')).length === 4, 'four slow requests in flight');
+    await waitUntil(
+      () => slow.requests.filter((r) => r.url.includes('ms=1500')).length === 4,
+      'four slow requests in flight',
+    );
     gw.child.kill('SIGTERM');
     expect(await Promise.all(inFlight)).toEqual([200, 200, 200, 200]);
     const { code } = await gw.exited;
