@@ -56,7 +56,7 @@ describe('access log line', () => {
         serviceName: 'catalog',
         upstream: 'http://127.0.0.1:3001',
         attempts: 2,
-        upstreamMs: 3.14159,
+        upstreamMs: 4.56789,
         responseBytes: 512,
         errorCode: 'TRELLIS_E_UPSTREAM_TIMEOUT',
       }),
@@ -69,7 +69,7 @@ describe('access log line', () => {
       path: '/items/"42"\\',
       route: 'catalog "v2"',
       ms: 12.346,
-      upstreamMs: 3.142,
+      upstreamMs: 4.568,
       bytesIn: 12,
       bytesOut: 512,
     });

@@ -107,7 +107,7 @@ async function start(message: StartMessage): Promise<void> {
 // The primary owns SIGHUP (reload); a worker ignores it instead of dying from its default action.
 process.on('SIGHUP', () => {});
 // Ctrl-C reaches the whole process group: every worker drains by itself, like the primary.
-drainOnSignals([{ stop: (ms) => stop(ms) }], { drainMs: 10_000, exit: () => {} });
+drainOnSignals([{ stop: () => stop(gateway?.drainTimeout ?? 10_000) }], { exit: () => {} });
 // The primary is gone (killed): nobody will route to this worker or stop it; drain and go.
 process.on('disconnect', () => void stop(gateway?.drainTimeout ?? 10_000));
 process.once('message', (message: ToWorker) => {

@@ -107,6 +107,8 @@ export async function startGatewayCluster(options: StartGatewayClusterOptions): 
   let version = 1;
   let lastReload: ReloadResult | undefined;
   let stopping = false;
+  /** Set once every first worker serves: from then on an exiting worker is replaced. */
+  let running = false;
   let ports: Record<string, number> = {};
   const slots = new Map<number, Slot>();
   let nextId = 1;
@@ -187,8 +189,9 @@ export async function startGatewayCluster(options: StartGatewayClusterOptions): 
         liveWorkers.set(readySlots().length);
         if (!wasReady)
           reject(new TrellisError('TRELLIS_E_LISTEN_FAILED', `worker ${index} exited while starting`));
-        if (stopping || !wasReady) return;
-        restarts.inc();
+        // At startup a failing worker fails the whole start; later, one is replaced (with back-off).
+        if (stopping || !running) return;
+        if (wasReady) restarts.inc();
         const early = Date.now() - slot.startedAt < 10_000;
         const n = early ? (crashes.get(index) ?? 0) + 1 : 0;
         crashes.set(index, n);
@@ -209,8 +212,8 @@ export async function startGatewayCluster(options: StartGatewayClusterOptions): 
         stopping
           ? undefined
           : fork(index).catch((err: unknown) => {
+              // Its exit schedules the next attempt, with a longer back-off.
               logger.error({ worker: index, err: messageOf(err) }, 'a replacement worker failed to start');
-              if (!slots.has(index)) scheduleReplace(index, Math.min(delay * 2, 10_000));
             });
       chain = chain.then(run, run);
     }, delay).unref();
@@ -365,6 +368,7 @@ export async function startGatewayCluster(options: StartGatewayClusterOptions): 
     throw new TrellisError('TRELLIS_E_LISTEN_FAILED', `cannot listen: ${messageOf(err)}`, { cause: err });
   }
   metrics.configVersion.set(version);
+  running = true;
 
   const stopWatching =
     file !== undefined && options.watch !== false ? watchFile(file, () => void reload()) : undefined;
