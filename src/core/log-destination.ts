@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import { fstatSync } from 'node:fs';
 import pino from 'pino';
 
@@ -16,7 +17,7 @@ import pino from 'pino';
 /** What the gateway asks for: nginx-like large writes, at least once a second (Envoy's default). */
 export const BUFFERED: LogDestinationOptions = { bufferBytes: 16 * 1024, flushMs: 1000 };
 
-/** Lines written in one system call to a pipe or socket stay within POSIX's PIPE_BUF, so they never interleave with another worker's writes. */
+/** A gateway worker's writes to a pipe or socket stay within POSIX's PIPE_BUF, so its lines never interleave with another worker's. */
 const PIPE_BUF = 4096;
 
 export interface LogDestinationOptions {
@@ -33,7 +34,7 @@ export interface LogDestinationOptions {
 /** A log destination and its counters. */
 export interface LogDestination {
   /** The stream pino writes to. */
-  readonly stream: ReturnType<typeof pino.destination>;
+  readonly stream: { write(line: string): boolean; flush(): void; flushSync(): void };
   /** Lines dropped because the destination could not keep up. */
   readonly dropped: number;
   /** Writes everything buffered, waiting at most `deadlineMs`; false if lines were still held at the deadline. */
@@ -43,12 +44,16 @@ export interface LogDestination {
 /** Opens the buffered destination on `fd`. */
 export function createLogDestination(options: LogDestinationOptions = {}): LogDestination {
   const fd = options.fd ?? 2;
-  const toFile = isRegularFile(fd);
-  const maxWrite = toFile ? 64 * 1024 : PIPE_BUF;
+  // Only workers of one gateway share a pipe with each other: elsewhere large writes are safe.
+  const shared = cluster.isWorker && !isRegularFile(fd);
+  const maxWrite = shared ? PIPE_BUF : 64 * 1024;
   const bufferBytes = Math.min(options.bufferBytes ?? 0, maxWrite - 1);
   let dropped = 0;
   let exiting = false;
-  const stream = pino.destination({
+  const boom = pino.destination({
+    // Buffers, not strings: in string mode sonic-boom measures the byte length of its whole
+    // pending chunk on every write, which flattens a 16 KiB rope per log line.
+    contentMode: 'buffer',
     fd,
     // Made synchronous, then switched to asynchronous writes below: for an asynchronous stream
     // pino.destination adds exit hooks that fsync stderr on the way out (a second or more on a
@@ -62,14 +67,19 @@ export function createLogDestination(options: LogDestinationOptions = {}): LogDe
     // A full pipe is retried while the process runs; at exit, waiting would hang it forever.
     retryEAGAIN: () => !exiting,
   });
-  (stream as unknown as { sync: boolean }).sync = false;
+  (boom as unknown as { sync: boolean }).sync = false;
+  const stream = {
+    write: (line: string) => boom.write(Buffer.from(line) as unknown as string),
+    flush: () => boom.flush(),
+    flushSync: () => boom.flushSync(),
+  };
   // sonic-boom's state, read to know when everything held has left (its types omit these).
-  const internals = stream as unknown as { destroyed: boolean; fd: number; _len: number; _writing: boolean };
-  stream.on('drop', () => {
+  const internals = boom as unknown as { destroyed: boolean; fd: number; _len: number; _writing: boolean };
+  boom.on('drop', () => {
     dropped++;
   });
   // A destination that breaks (EPIPE: the reader went away) must not crash the process it logs for.
-  stream.on('error', () => {
+  boom.on('error', () => {
     exiting = true;
   });
   // Last chance on process.exit(): write what is held if it goes without waiting.
