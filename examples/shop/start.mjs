@@ -149,6 +149,7 @@ Try:
   curl -si ${base}${mobile}/products/4             # slow reviews miss mobile's timeout: trellis-completed: false
   curl -s  ${base}${web}/carts/alice               # a cart with product details fetched per item (fan-out)
   curl -s  ${base}${web}/carts/alice/checkout -X POST -d '{"pay":"card"}'   # an unsafe last step
+  curl -s  ${base}/api/warehouse/stock/1           # anti-corruption layer: modern JSON from the legacy SOAP warehouse
   curl -s  ${admin}/admin/routes                   # routes grouped by frontend
   open     ${admin}/                                # dashboard: routes, upstream health, traffic, last reload
 

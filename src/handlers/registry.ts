@@ -1,3 +1,4 @@
+import { translateHandler } from '../acl/handler.js';
 import { aggregateHandler } from './aggregate/index.js';
 import { proxyHandler } from './proxy/index.js';
 import { respondHandler } from './respond/index.js';
@@ -11,6 +12,7 @@ export const handlerTypes: ReadonlyArray<HandlerDefinition> = [
   proxyHandler as HandlerDefinition,
   respondHandler as HandlerDefinition,
   aggregateHandler,
+  translateHandler as HandlerDefinition,
 ];
 
 export function findHandlerType(type: string): HandlerDefinition | undefined {

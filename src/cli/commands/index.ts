@@ -1,4 +1,5 @@
 import type { Command } from '../command.js';
+import { aclCommand } from './acl.js';
 import { configCommand } from './config.js';
 import { gatewayCommand } from './gateway.js';
 import { leaderCommand } from './leader.js';
@@ -14,4 +15,5 @@ export const commands: Command[] = [
   leaderCommand,
   configCommand,
   projectionsCommand,
+  aclCommand,
 ];

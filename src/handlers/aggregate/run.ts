@@ -1,14 +1,14 @@
 import { sendProblem } from '../../http/problem.js';
 import type { Handler, RequestContext } from '../../http/types.js';
 import type { ServicePool } from '../../http/upstream/types.js';
+import { getPath } from '../../shape/paths.js';
+import { MissingValue, render, type Scope } from '../../shape/template.js';
 import type { PartCache } from './cache.js';
 import { Cancel } from './cancel.js';
 import { composeResponse } from './compose.js';
 import { type CallResult, callService, DEADLINE } from './fetch.js';
 import type { PartMetrics } from './metrics.js';
-import { getPath } from './paths.js';
 import type { PartPlan, Plan } from './plan.js';
-import { MissingValue, render, type Scope } from './template.js';
 
 /** A part's plan plus what it needs at run time, bound once at load. */
 export interface PartRuntime {
