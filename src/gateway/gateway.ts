@@ -348,17 +348,24 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
       () => undefined,
     );
     return prepared.then(
-      (p) => ({
-        ...p,
-        commit: () => {
-          try {
-            return p.commit();
-          } finally {
-            release();
-          }
-        },
-        abort: () => p.abort().finally(release),
-      }),
+      (p) => {
+        // A rejected configuration holds nothing: the next reload may start now.
+        if (!p.ok) {
+          release();
+          return p;
+        }
+        return {
+          ...p,
+          commit: () => {
+            try {
+              return p.commit();
+            } finally {
+              release();
+            }
+          },
+          abort: () => p.abort().finally(release),
+        };
+      },
       (err: unknown) => {
         release();
         throw err;

@@ -179,6 +179,20 @@ ${extra}`;
     expect(res.status).toBe(200);
     writeFileSync(gw.file, config('blue', '# valid again\n'));
     await waitUntil(async () => (await version()) === before + 1, 'the valid reload');
+    // Valid text that fails in the workers (a listener on a port that is taken): rejected on
+    // all, and the next reload is not stuck behind it.
+    const taken = `frontends:\n  m:\n    listen: { port: ${gw.ports.admin}, host: 127.0.0.1 }\n    routes:\n      - { respond: { body: m } }\n`;
+    writeFileSync(gw.file, config('blue', taken));
+    await waitUntil(async () => {
+      const c = await adminJson<{ lastReload: { ok: boolean; errors?: string[] } | null }>('/admin/config');
+      return (
+        c.lastReload?.ok === false &&
+        c.lastReload.errors?.some((e) => e.includes('listener could not be opened'))
+      );
+    }, 'the listener failure');
+    expect(await version()).toBe(before + 1);
+    writeFileSync(gw.file, config('blue', '# valid once more\n'));
+    await waitUntil(async () => (await version()) === before + 2, 'the next valid reload');
   });
 
   it('replaces a SIGKILLed worker, losing only the requests that worker had in flight', async () => {
