@@ -113,7 +113,10 @@ describe('runStage with redeliveries of messages still in flight', () => {
     const producer = pipeProducer(queue, 'in');
     for (let n = 0; n < 16; n++) await producer.send({ n }, { key: `k${n % 2}`, id: `m${n}` });
     await until(async () => new Set(out.got.map((m) => m.id)).size === 16, 15_000, 'all messages');
-    expect([...runs.values()].every((r) => r === 1), JSON.stringify([...runs])).toBe(true);
+    expect(
+      [...runs.values()].every((r) => r === 1),
+      JSON.stringify([...runs]),
+    ).toBe(true);
     for (const k of ['k0', 'k1']) {
       const chain = out.got.filter((m) => m.key === k);
       for (let i = 1; i < chain.length; i++) {

@@ -98,7 +98,8 @@ export async function runStage(o: StageOptions): Promise<Stage> {
     inFlight: number;
     commits: Promise<void>;
     waiting: Array<() => void>;
-    running: Map<string, Promise<void>>;
+    /** Inputs running here by position; each resolves to whether it got done (false: handed back). */
+    running: Map<string, Promise<boolean>>;
   }
   const keys = new Map<string, KeyState>();
 
@@ -200,7 +201,10 @@ export async function runStage(o: StageOptions): Promise<Stage> {
     key: string,
     pos: ChainPosition,
   ): Promise<
-    { next: KeyState; finished: () => void } | { settleWith: Promise<void> } | 'done' | 'timeout'
+    | { next: KeyState; finished: (ok: boolean) => void }
+    | { settleWith: Promise<boolean> }
+    | 'done'
+    | 'timeout'
   > => {
     const deadline = Date.now() + holdLimitMs;
     for (;;) {
@@ -214,8 +218,8 @@ export async function runStage(o: StageOptions): Promise<Stage> {
         // Counted in flight and running at once, in this turn: nothing may drop this state, and
         // a copy arriving before the handler resumes must settle with this one.
         ks.inFlight++;
-        let finished!: () => void;
-        ks.running.set(inputId(pos), new Promise<void>((r) => (finished = r)));
+        let finished!: (ok: boolean) => void;
+        ks.running.set(inputId(pos), new Promise<boolean>((r) => (finished = r)));
         return { next: ks, finished };
       }
       if (verdict === 'done') {
@@ -258,7 +262,7 @@ export async function runStage(o: StageOptions): Promise<Stage> {
     if (m.sentAt) observe?.lag(Math.max(0, Date.now() - m.sentAt) / 1000);
     const ordered = cursors !== undefined && m.key !== undefined && m.chain !== undefined;
     let ks: KeyState | undefined;
-    let settleWith: (() => void) | undefined;
+    let settleWith: ((ok: boolean) => void) | undefined;
     if (ordered) {
       const verdict = await gate(m.key!, m.chain!);
       if (verdict === 'done') return;
@@ -267,8 +271,9 @@ export async function runStage(o: StageOptions): Promise<Stage> {
         return;
       }
       if ('settleWith' in verdict) {
-        await verdict.settleWith;
-        return;
+        // The copy is the same broker message: ack it only if the original got done.
+        if (await verdict.settleWith) return;
+        throw new TrellisError('TRELLIS_E_PIPELINE_ABORTED', `stage ${o.name} stopped`);
       }
       ks = verdict.next;
       settleWith = verdict.finished;
@@ -276,6 +281,7 @@ export async function runStage(o: StageOptions): Promise<Stage> {
     inFlight++;
     observe?.inFlight(inFlight);
     let handed: StageTracker | undefined;
+    let ok = false;
     try {
       await new Promise<void>((resolve, reject) => {
         if (failed) return reject(failed);
@@ -322,13 +328,14 @@ export async function runStage(o: StageOptions): Promise<Stage> {
         ks.commits = commit.catch(() => {});
         await commit;
       }
+      ok = true;
     } finally {
       inFlight--;
       observe?.inFlight(inFlight);
       if (ks) {
         ks.inFlight--;
         ks.running.delete(inputId(m.chain!));
-        settleWith?.();
+        settleWith?.(ok);
         wakeKey(ks);
         if (ks.inFlight === 0 && ks.waiting.length === 0 && keys.get(m.key!) === ks) keys.delete(m.key!);
       }
