@@ -1,15 +1,18 @@
 import { z } from 'zod';
+import { formatPath } from '../core/config.js';
 import { didYouMean } from '../core/suggest.js';
 import { duration } from '../core/units.js';
-import { handlerTypes } from '../handlers/registry.js';
 import { listenSchema } from '../http/listener.js';
 import { serviceSchema } from '../http/upstream/index.js';
-import { middlewareTypes } from '../middlewares/registry.js';
-import { checkPathPattern } from './router.js';
+import type { TypeRegistry } from '../runtime/registry.js';
+import { checkPathPattern } from '../runtime/router.js';
+import { storeUrlSchema } from '../runtime/stores.js';
+import { gatewayTypes } from './types.js';
 
 /**
  * The gateway file's schema. The `middlewares:` entries and a route's handler key are built
- * from the two registries, so adding a middleware or handler type needs no change here.
+ * from the type registry it is given (`gatewayTypes` by default), so adding a middleware or
+ * handler type needs no change here.
  */
 
 const valueCondition = z.union(
@@ -79,13 +82,10 @@ export const matchSchema = z
     }
   });
 
-function handlerKeys(): string[] {
-  return handlerTypes.map((h) => h.type);
-}
-
 /** One route: match, middlewares by name, and exactly one handler key. */
-export function routeSchema() {
-  const handlerShape = Object.fromEntries(handlerTypes.map((h) => [h.type, h.options.optional()]));
+export function routeSchema(types: TypeRegistry = gatewayTypes) {
+  const handlerKeys = () => types.handlers.map((h) => h.type);
+  const handlerShape = Object.fromEntries(types.handlers.map((h) => [h.type, h.options.optional()]));
   return z
     .strictObject({
       /** Shown in logs, metrics and /admin/routes; defaults to `<frontend>#<index>`. */
@@ -113,8 +113,8 @@ export function routeSchema() {
 }
 
 /** One entry of `middlewares:`: `{ <type>: options }` with exactly one type. */
-export function middlewareEntrySchema() {
-  const shape = Object.fromEntries(middlewareTypes.map((m) => [m.type, m.options.optional()]));
+export function middlewareEntrySchema(types: TypeRegistry = gatewayTypes) {
+  const shape = Object.fromEntries(types.middlewares.map((m) => [m.type, m.options.optional()]));
   return z.strictObject(shape).check((payload) => {
     // An unknown key already has its own message (with a suggestion); "needs its type" would only repeat it.
     if (payload.issues.length > 0) return;
@@ -125,7 +125,7 @@ export function middlewareEntrySchema() {
       input: payload.value,
       message:
         present.length === 0
-          ? `a middleware needs its type: one of ${middlewareTypes.map((m) => m.type).join(', ') || '(none registered)'}`
+          ? `a middleware needs its type: one of ${types.middlewares.map((m) => m.type).join(', ') || '(none registered)'}`
           : `a middleware has exactly one type, this one has ${present.join(' and ')}`,
     });
   });
@@ -146,7 +146,7 @@ export const accessLogSchema = z.union([
 ]);
 
 /** A client-specific frontend (Backends for Frontends). */
-export function frontendSchema() {
+export function frontendSchema(types: TypeRegistry = gatewayTypes) {
   return z
     .strictObject({
       /** Its own listener; otherwise it shares the main one, selected by host and/or pathPrefix. */
@@ -155,7 +155,7 @@ export function frontendSchema() {
       pathPrefix: pathPattern.optional(),
       /** Applied to every route of this frontend, before the route's own. */
       middlewares: z.array(z.string()).default([]),
-      routes: z.array(routeSchema()).default([]),
+      routes: z.array(routeSchema(types)).default([]),
     })
     .superRefine((f, ctx) => {
       if (f.listen === undefined && f.host === undefined && f.pathPrefix === undefined) {
@@ -167,8 +167,8 @@ export function frontendSchema() {
     });
 }
 
-/** The whole gateway file. */
-export function gatewaySchema() {
+/** The whole gateway file, for the handler and middleware types of `types`. */
+export function gatewaySchema(types: TypeRegistry = gatewayTypes) {
   return z
     .strictObject({
       listen: listenSchema.prefault({ port: 8080 }),
@@ -180,13 +180,130 @@ export function gatewaySchema() {
       accessLog: accessLogSchema.default(true),
       /** How long in-flight requests may take to finish on shutdown. */
       drainTimeout: duration().default(10_000),
-      stores: z.record(z.string(), z.string()).default({}),
+      stores: z.record(z.string(), storeUrlSchema).default({}),
       services: z.record(z.string(), serviceSchema).default({}),
-      middlewares: z.record(z.string(), middlewareEntrySchema()).default({}),
-      routes: z.array(routeSchema()).default([]),
-      frontends: z.record(z.string(), frontendSchema()).default({}),
+      middlewares: z.record(z.string(), middlewareEntrySchema(types)).default({}),
+      routes: z.array(routeSchema(types)).default([]),
+      frontends: z.record(z.string(), frontendSchema(types)).default({}),
     })
-    .superRefine((cfg, ctx) => checkReferences(cfg as unknown as GatewayShape, ctx));
+    .superRefine((cfg, ctx) => {
+      checkReferences(cfg as unknown as GatewayShape, ctx, types);
+      checkClashes(cfg as unknown as ClashShape, ctx);
+    });
+}
+
+type Path = (string | number)[];
+interface ListenShape {
+  host: string;
+  port: number;
+  tls?: { redirectHttp?: { port: number; host?: string | undefined } | undefined } | undefined;
+}
+interface ClashShape {
+  listen: ListenShape;
+  admin: { host: string; port: number; enabled: boolean };
+  routes: { name?: string | undefined }[];
+  frontends: Record<
+    string,
+    {
+      listen?: ListenShape | undefined;
+      host?: string | string[] | undefined;
+      pathPrefix?: string | undefined;
+      routes: { name?: string | undefined }[];
+    }
+  >;
+}
+
+const ANY_HOST = new Set(['', '0.0.0.0', '::', '[::]', '*']);
+const sameAddress = (a: string, b: string) => a === b || ANY_HOST.has(a) || ANY_HOST.has(b);
+
+/**
+ * What parses but cannot run: two listeners on one port (admin included), two frontends that the
+ * main listener cannot tell apart, two routes of one frontend with the same name (their metrics
+ * would merge). Each issue sits on the later side and names the earlier one (`params.also`
+ * lets the loader add its line).
+ */
+function checkClashes(cfg: ClashShape, ctx: z.RefinementCtx): void {
+  const clash = (path: Path, also: Path, message: string) =>
+    ctx.addIssue({ code: 'custom', path, message, params: { also } });
+
+  const ports: { path: Path; host: string; port: number }[] = [];
+  const addListener = (listen: ListenShape, base: Path) => {
+    ports.push({ path: [...base, 'port'], host: listen.host, port: listen.port });
+    const redirect = listen.tls?.redirectHttp;
+    if (redirect) {
+      ports.push({
+        path: [...base, 'tls', 'redirectHttp', 'port'],
+        host: redirect.host ?? listen.host,
+        port: redirect.port,
+      });
+    }
+  };
+  addListener(cfg.listen, ['listen']);
+  for (const [name, f] of Object.entries(cfg.frontends))
+    if (f.listen) addListener(f.listen, ['frontends', name, 'listen']);
+  if (cfg.admin.enabled) ports.push({ path: ['admin', 'port'], host: cfg.admin.host, port: cfg.admin.port });
+  ports.forEach((p, i) => {
+    // Port 0 asks the system for a free port: never a clash.
+    const first = ports
+      .slice(0, i)
+      .find((q) => p.port !== 0 && q.port === p.port && sameAddress(q.host, p.host));
+    if (first) {
+      clash(
+        p.path,
+        first.path,
+        `port ${p.port} is already used by ${formatPath(first.path)}: give each listener its own port`,
+      );
+    }
+  });
+
+  const seen: { name: string; path: Path; prefix: string; hosts: string[] | undefined }[] = [];
+  for (const [name, f] of Object.entries(cfg.frontends)) {
+    if (f.listen) continue;
+    const prefix = (f.pathPrefix ?? '/').replace(/(.)\/+$/, '$1');
+    const hosts =
+      f.host === undefined
+        ? undefined
+        : (Array.isArray(f.host) ? f.host : [f.host]).map((h) => h.toLowerCase());
+    const other = seen.find(
+      (o) =>
+        o.prefix === prefix &&
+        (o.hosts === undefined || hosts === undefined
+          ? o.hosts === hosts
+          : o.hosts.some((h) => hosts.includes(h))),
+    );
+    const path: Path = ['frontends', name, f.pathPrefix !== undefined ? 'pathPrefix' : 'host'];
+    if (other) {
+      clash(
+        path,
+        other.path,
+        `frontend "${name}" selects the same requests as frontend "${other.name}" (pathPrefix ${prefix}${hosts ? `, host ${hosts.join(', ')}` : ''}): give each frontend its own pathPrefix or host`,
+      );
+    } else {
+      seen.push({ name, path, prefix, hosts });
+    }
+  }
+
+  const checkNames = (routes: { name?: string | undefined }[], frontend: string, base: Path) => {
+    const byName = new Map<string, number>();
+    routes.forEach((r, i) => {
+      const name = r.name ?? `${frontend}#${i}`;
+      const j = byName.get(name);
+      if (j === undefined) {
+        byName.set(name, i);
+        return;
+      }
+      const at = (k: number): Path => (routes[k]!.name === undefined ? [...base, k] : [...base, k, 'name']);
+      clash(
+        at(i),
+        at(j),
+        `route name "${name}" is already used by ${formatPath([...base, j])}: give each route its own name (their metrics and logs would merge)`,
+      );
+    });
+  };
+  // 'default' is the frontend of the top-level routes (DEFAULT_FRONTEND, named where routes compile).
+  checkNames(cfg.routes, 'default', ['routes']);
+  for (const [name, f] of Object.entries(cfg.frontends))
+    checkNames(f.routes, name, ['frontends', name, 'routes']);
 }
 
 /** The parts of a parsed file the reference check reads. */
@@ -198,7 +315,7 @@ interface GatewayShape {
   frontends: Record<string, { middlewares: string[]; routes: Record<string, unknown>[] }>;
 }
 
-function checkReferences(cfg: GatewayShape, ctx: z.RefinementCtx): void {
+function checkReferences(cfg: GatewayShape, ctx: z.RefinementCtx, types: TypeRegistry): void {
   const services = Object.keys(cfg.services);
   const middlewares = Object.keys(cfg.middlewares);
   const unknownMiddleware = (name: string, path: (string | number)[]) => {
@@ -214,7 +331,7 @@ function checkReferences(cfg: GatewayShape, ctx: z.RefinementCtx): void {
       for (const [j, m] of ((route.middlewares as string[]) ?? []).entries()) {
         unknownMiddleware(m, [...base, i, 'middlewares', j]);
       }
-      for (const h of handlerTypes) {
+      for (const h of types.handlers) {
         const options = route[h.type];
         if (options === undefined || !h.references) continue;
         for (const ref of h.references(options as never)) {
