@@ -1,6 +1,7 @@
 import type { Command } from '../command.js';
 import { configCommand } from './config.js';
 import { gatewayCommand } from './gateway.js';
+import { hostCommand } from './host.js';
 import { leaderCommand } from './leader.js';
 import { projectionsCommand } from './projections.js';
 import { schemaCommand } from './schema.js';
@@ -14,4 +15,5 @@ export const commands: Command[] = [
   leaderCommand,
   configCommand,
   projectionsCommand,
+  hostCommand,
 ];
