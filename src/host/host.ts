@@ -73,7 +73,11 @@ export interface Host {
 
 type Unit = { config: WorkloadConfig; fingerprint: string; sup?: Supervisor; pool?: TaskPool };
 
-export function parseHostConfig(text: string, label: string, env?: Record<string, string | undefined>): HostConfig {
+export function parseHostConfig(
+  text: string,
+  label: string,
+  env?: Record<string, string | undefined>,
+): HostConfig {
   const cfg = parseConfig(text, hostSchema, label, env === undefined ? {} : { env });
   startOrder(Object.fromEntries(Object.entries(cfg.workloads).map(([n, w]) => [n, w.dependsOn])));
   return cfg;
@@ -112,7 +116,9 @@ function workerStart(name: string, baseDir: string, w: WorkloadConfig, generatio
           },
         }
       : {}),
-    ...(w.kind === 'schedule' ? { schedule: { cron: w.cron, ...(w.timezone ? { timezone: w.timezone } : {}) } } : {}),
+    ...(w.kind === 'schedule'
+      ? { schedule: { cron: w.cron, ...(w.timezone ? { timezone: w.timezone } : {}) } }
+      : {}),
   };
 }
 
@@ -156,10 +162,20 @@ export async function startHost(options: StartHostOptions): Promise<Host> {
           proxy: { service, ...(prefix ? { stripPrefix: prefix } : {}) },
         });
       } else {
-        frontends[name] = { listen: w.listen, routes: [{ name, match: { pathPrefix: '/' }, proxy: { service } }] };
+        frontends[name] = {
+          listen: w.listen,
+          routes: [{ name, match: { pathPrefix: '/' }, proxy: { service } }],
+        };
       }
     }
-    return { listen: config.listen, accessLog: false, drainTimeout: config.drainTimeout, services, routes, frontends };
+    return {
+      listen: config.listen,
+      accessLog: false,
+      drainTimeout: config.drainTimeout,
+      services,
+      routes,
+      frontends,
+    };
   };
 
   /** Points the listener at the current instances (one generation swap, serialised). */
@@ -175,15 +191,27 @@ export async function startHost(options: StartHostOptions): Promise<Host> {
 
   const pools = new Map<string, TaskPool>();
   const onMessage = (from: string) => (instance: WorkerInstance, m: FromWorker) => {
-    if (m.t === 'failed') logger.error({ workload: from, err: m.error.message }, 'workload reported an error');
+    if (m.t === 'failed')
+      logger.error({ workload: from, err: m.error.message }, 'workload reported an error');
     if (m.t !== 'call') return;
     const pool = pools.get(m.pool);
     const answer = pool
       ? pool.submit(m.input)
-      : Promise.reject(new TrellisError('TRELLIS_E_HOST_POOL_UNKNOWN', `no task pool named ${JSON.stringify(m.pool)} (pools: ${[...pools.keys()].join(', ') || 'none'})`));
+      : Promise.reject(
+          new TrellisError(
+            'TRELLIS_E_HOST_POOL_UNKNOWN',
+            `no task pool named ${JSON.stringify(m.pool)} (pools: ${[...pools.keys()].join(', ') || 'none'})`,
+          ),
+        );
     answer.then(
       (value) => instance.send({ t: 'callResult', id: m.id, ok: true, value }),
-      (err: TrellisError) => instance.send({ t: 'callResult', id: m.id, ok: false, error: { message: err.message, code: err.code } }),
+      (err: TrellisError) =>
+        instance.send({
+          t: 'callResult',
+          id: m.id,
+          ok: false,
+          error: { message: err.message, code: err.code },
+        }),
     );
   };
 
@@ -215,30 +243,47 @@ export async function startHost(options: StartHostOptions): Promise<Host> {
   };
 
   const runUnit = (u: Unit) => (u.pool ? u.pool.run() : u.sup!.run());
-  const stopUnit = (u: Unit, deadlineMs: number) => (u.pool ? u.pool.stop(deadlineMs) : u.sup!.stop(deadlineMs));
+  const stopUnit = (u: Unit, deadlineMs: number) =>
+    u.pool ? u.pool.stop(deadlineMs) : u.sup!.stop(deadlineMs);
 
   let admin: AdminServer | undefined;
   const ports: Record<string, number> = {};
   try {
-    order = startOrder(Object.fromEntries(Object.entries(config.workloads).map(([n, w]) => [n, w.dependsOn])));
+    order = startOrder(
+      Object.fromEntries(Object.entries(config.workloads).map(([n, w]) => [n, w.dependsOn])),
+    );
     const hasHttp = Object.values(config.workloads).some((w) => w.kind === 'http');
     for (const name of order) {
       const u = createUnit(name, config.workloads[name]!);
       // Dependency order: a workload starts once everything it depends on is ready.
       await runUnit(u);
       if (hasHttp && !front && u.config.kind === 'http') {
-        frontProvider = memoryProvider(frontConfig(), { label: `${options.file} (workload routes)`, baseDir });
+        frontProvider = memoryProvider(frontConfig(), {
+          label: `${options.file} (workload routes)`,
+          baseDir,
+        });
         front = await startGateway({ provider: frontProvider, admin: false, logger, registry });
       }
     }
     if (front) Object.assign(ports, front.ports);
     registerHostMetrics(registry, () => status());
-    const adminAt = options.admin === undefined ? (config.admin.enabled ? config.admin : undefined) : options.admin || undefined;
+    const adminAt =
+      options.admin === undefined
+        ? config.admin.enabled
+          ? config.admin
+          : undefined
+        : options.admin || undefined;
     if (adminAt) {
       admin = createAdminServer({
         registry,
-        ready: () => !stopping && [...units.values()].every((u) => (u.pool ? u.pool.slots.every((s) => s.state === 'ready') : u.sup!.state === 'ready')),
-        readiness: async () => ({ workloads: Object.fromEntries(Object.entries(status()).map(([n, s]) => [n, s.state])) }),
+        ready: () =>
+          !stopping &&
+          [...units.values()].every((u) =>
+            u.pool ? u.pool.slots.every((s) => s.state === 'ready') : u.sup!.state === 'ready',
+          ),
+        readiness: async () => ({
+          workloads: Object.fromEntries(Object.entries(status()).map(([n, s]) => [n, s.state])),
+        }),
         routes: () => frontConfig().routes,
         services: () => ({ workloads: status() }),
         config: () => ({ file: options.file, config }),
@@ -270,9 +315,14 @@ export async function startHost(options: StartHostOptions): Promise<Host> {
         const states = slots.map((s) => s.state);
         out[name] = {
           ...base,
-          state: states.every((s) => s === 'ready') ? 'ready' : (states.find((s) => s !== 'ready') ?? 'starting'),
+          state: states.every((s) => s === 'ready')
+            ? 'ready'
+            : (states.find((s) => s !== 'ready') ?? 'starting'),
           restarts: slots.reduce((a, s) => a + s.restarts, 0),
-          lastExit: slots.map((s) => s.lastExit).filter(Boolean).sort((a, b) => (a!.at < b!.at ? 1 : -1))[0],
+          lastExit: slots
+            .map((s) => s.lastExit)
+            .filter(Boolean)
+            .sort((a, b) => (a!.at < b!.at ? 1 : -1))[0],
           workers: slots.length,
           cpuSeconds: sum((x) => x.cpuMs) / 1000,
           eventLoopUtilization: sum((x) => x.stats?.elu ?? 0) / slots.length,
@@ -321,7 +371,9 @@ export async function startHost(options: StartHostOptions): Promise<Host> {
       logger.error({ err: messageOf(err) }, 'host file rejected: every workload keeps running as it is');
       return { reloaded, errors: [messageOf(err)] };
     }
-    const nextOrder = startOrder(Object.fromEntries(Object.entries(next.workloads).map(([n, w]) => [n, w.dependsOn])));
+    const nextOrder = startOrder(
+      Object.fromEntries(Object.entries(next.workloads).map(([n, w]) => [n, w.dependsOn])),
+    );
     // Removed workloads stop first (reverse order), then changed and added ones, in dependency order.
     for (const name of [...order].reverse()) {
       if (next.workloads[name] !== undefined) continue;
@@ -341,7 +393,10 @@ export async function startHost(options: StartHostOptions): Promise<Host> {
         if (!u) {
           await runUnit(createUnit(name, w));
           if (w.kind === 'http' && !front) {
-            frontProvider = memoryProvider(frontConfig(), { label: `${options.file} (workload routes)`, baseDir });
+            frontProvider = memoryProvider(frontConfig(), {
+              label: `${options.file} (workload routes)`,
+              baseDir,
+            });
             front = await startGateway({ provider: frontProvider, admin: false, logger, registry });
             Object.assign(ports, front.ports);
           }
@@ -350,7 +405,11 @@ export async function startHost(options: StartHostOptions): Promise<Host> {
         }
         const fp = fingerprint(baseDir, w);
         if (fp === u.fingerprint) continue;
-        if (w.kind !== u.config.kind) throw new TrellisError('TRELLIS_E_HOST_RELOAD_FAILED', `workload ${name}: its kind cannot change on reload (remove it and add it under a new name)`);
+        if (w.kind !== u.config.kind)
+          throw new TrellisError(
+            'TRELLIS_E_HOST_RELOAD_FAILED',
+            `workload ${name}: its kind cannot change on reload (remove it and add it under a new name)`,
+          );
         const start = workerStart(name, baseDir, w, ++generation * 1000);
         if (u.pool) await u.pool.replace(w as Extract<WorkloadConfig, { kind: 'taskPool' }>, start);
         else {
@@ -363,7 +422,10 @@ export async function startHost(options: StartHostOptions): Promise<Host> {
         logger.info({ workload: name }, 'workload reloaded');
       } catch (err) {
         errors.push(messageOf(err));
-        logger.error({ workload: name, err: messageOf(err) }, 'workload reload failed: the running version stays');
+        logger.error(
+          { workload: name, err: messageOf(err) },
+          'workload reload failed: the running version stays',
+        );
       }
     }
     if (front) await updateFront();
@@ -378,7 +440,10 @@ export async function startHost(options: StartHostOptions): Promise<Host> {
   const watch = () =>
     options.watch === false
       ? () => {}
-      : watchFiles([file, ...Object.values(config.workloads).map((w) => moduleFile(baseDir, w))], () => void reload());
+      : watchFiles(
+          [file, ...Object.values(config.workloads).map((w) => moduleFile(baseDir, w))],
+          () => void reload(),
+        );
   let unwatch = watch();
 
   logger.info({ ports, workloads: order }, 'host started');
@@ -401,7 +466,9 @@ export async function startHost(options: StartHostOptions): Promise<Host> {
           upstreams.delete(name);
           await updateFront().catch(() => {});
         }
-        await stopUnit(u, deadlineMs).catch((err: unknown) => logger.warn({ workload: name, err: messageOf(err) }, 'workload did not stop cleanly'));
+        await stopUnit(u, deadlineMs).catch((err: unknown) =>
+          logger.warn({ workload: name, err: messageOf(err) }, 'workload did not stop cleanly'),
+        );
       }
       await front?.stop(deadlineMs);
       await admin?.close();

@@ -1,8 +1,8 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { Limits } from './schema.js';
 import type { FromWorker, ToWorker, WireError, WorkerStart, WorkerStats } from './protocol.js';
+import type { Limits } from './schema.js';
 
 /**
  * One running copy of a workload: a worker thread, or a child process with `isolation: process`,
@@ -69,7 +69,10 @@ export class WorkerInstance {
     if (isolation === 'thread') {
       const w = new Worker(ENTRY, {
         workerData: start,
-        resourceLimits: { maxOldGenerationSizeMb: heapMb, maxYoungGenerationSizeMb: Math.min(64, Math.max(4, heapMb / 8)) },
+        resourceLimits: {
+          maxOldGenerationSizeMb: heapMb,
+          maxYoungGenerationSizeMb: Math.min(64, Math.max(4, heapMb / 8)),
+        },
       });
       this.#thread = w;
       w.on('message', (m: FromWorker) => this.#onMessage(m));
@@ -90,7 +93,8 @@ export class WorkerInstance {
       c.on('message', (m: FromWorker) => this.#onMessage(m));
       c.on('exit', (code, signal) => {
         // V8 aborts a process whose heap is exhausted (SIGABRT, or exit 134 through a shell).
-        if (signal === 'SIGABRT' || code === 134) this.#reason ??= { reason: 'heap', message: `heap limit of ${heapMb} MB reached` };
+        if (signal === 'SIGABRT' || code === 134)
+          this.#reason ??= { reason: 'heap', message: `heap limit of ${heapMb} MB reached` };
         this.#onExit(code);
       });
       c.on('error', () => {});
@@ -148,7 +152,10 @@ export class WorkerInstance {
     if (m.t === 'pong') {
       this.stats = m.stats;
       if (this.limits.rss !== undefined && m.stats.rss > this.limits.rss) {
-        this.terminate('rss', `RSS ${Math.round(m.stats.rss / MB)} MB passed the limit of ${Math.round(this.limits.rss / MB)} MB`);
+        this.terminate(
+          'rss',
+          `RSS ${Math.round(m.stats.rss / MB)} MB passed the limit of ${Math.round(this.limits.rss / MB)} MB`,
+        );
       }
     } else if (m.t === 'ready') {
       this.ready = true;

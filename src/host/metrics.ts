@@ -18,10 +18,20 @@ export function registerHostMetrics(registry: Registry, status: () => Record<str
       },
     });
   gauge('trellis_host_workload_up', '1 when the workload is ready', (s) => (s.state === 'ready' ? 1 : 0));
-  gauge('trellis_host_workload_cpu_seconds', 'CPU time (a thread: busy event-loop time)', (s) => s.cpuSeconds);
-  gauge('trellis_host_workload_event_loop_utilization', 'event-loop utilisation, 0..1', (s) => s.eventLoopUtilization);
-  gauge('trellis_host_workload_event_loop_delay_seconds', 'mean event-loop delay over the last heartbeat', (s) =>
-    s.eventLoopDelayMs === undefined ? undefined : s.eventLoopDelayMs / 1000,
+  gauge(
+    'trellis_host_workload_cpu_seconds',
+    'CPU time (a thread: busy event-loop time)',
+    (s) => s.cpuSeconds,
+  );
+  gauge(
+    'trellis_host_workload_event_loop_utilization',
+    'event-loop utilisation, 0..1',
+    (s) => s.eventLoopUtilization,
+  );
+  gauge(
+    'trellis_host_workload_event_loop_delay_seconds',
+    'mean event-loop delay over the last heartbeat',
+    (s) => (s.eventLoopDelayMs === undefined ? undefined : s.eventLoopDelayMs / 1000),
   );
   gauge('trellis_host_workload_heap_bytes', 'JS heap used', (s) => s.heapBytes);
   gauge('trellis_host_workload_restarts', 'restarts since the host started', (s) => s.restarts);

@@ -9,7 +9,10 @@ export function startOrder(deps: Readonly<Record<string, readonly string[]>>): s
     if (s === 'done') return;
     if (s === 'visiting') {
       const cycle = [...path.slice(path.indexOf(name)), name];
-      throw new TrellisError('TRELLIS_E_HOST_DEPENDENCY_CYCLE', `workloads depend on each other in a cycle: ${cycle.join(' -> ')}: remove one dependsOn`);
+      throw new TrellisError(
+        'TRELLIS_E_HOST_DEPENDENCY_CYCLE',
+        `workloads depend on each other in a cycle: ${cycle.join(' -> ')}: remove one dependsOn`,
+      );
     }
     state.set(name, 'visiting');
     for (const d of deps[name] ?? []) visit(d, [...path, name]);

@@ -56,7 +56,11 @@ export interface WireError {
 export function toWire(err: unknown): WireError {
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code;
-    return { message: err.message, ...(typeof code === 'string' ? { code } : {}), ...(err.stack ? { stack: err.stack } : {}) };
+    return {
+      message: err.message,
+      ...(typeof code === 'string' ? { code } : {}),
+      ...(err.stack ? { stack: err.stack } : {}),
+    };
   }
   return { message: String(err) };
 }

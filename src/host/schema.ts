@@ -24,9 +24,7 @@ export const limitsSchema = z
 /** Restart with exponential backoff; more than `maxRestarts` within `window` stops restarting. */
 export const restartSchema = z
   .strictObject({
-    backoff: z
-      .strictObject({ base: duration().default(100), max: duration().default(10_000) })
-      .prefault({}),
+    backoff: z.strictObject({ base: duration().default(100), max: duration().default(10_000) }).prefault({}),
     maxRestarts: z.number().int().min(0).default(5),
     window: duration().default(60_000),
   })
@@ -91,7 +89,10 @@ export const workloadSchema = z
   .discriminatedUnion('kind', [httpWorkload, consumerWorkload, scheduleWorkload, taskPoolWorkload])
   .superRefine((w, ctx) => {
     if (w.kind === 'http' && (w.mount === undefined) === (w.listen === undefined)) {
-      ctx.addIssue({ code: 'custom', message: 'an http workload needs a mount path or its own listen, not both' });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'an http workload needs a mount path or its own listen, not both',
+      });
     }
     if (w.limits.rss !== undefined && w.isolation !== 'process') {
       ctx.addIssue({
@@ -109,7 +110,10 @@ export const hostSchema = z
     admin: adminSchema.prefault({ port: 9902 }),
     /** How long SIGTERM waits for each workload to finish in-flight work. */
     drainTimeout: duration().default(10_000),
-    workloads: z.record(z.string().regex(/^[a-z][a-z0-9-]*$/, 'name workloads like orders or order-mail'), workloadSchema),
+    workloads: z.record(
+      z.string().regex(/^[a-z][a-z0-9-]*$/, 'name workloads like orders or order-mail'),
+      workloadSchema,
+    ),
   })
   .superRefine((cfg, ctx) => {
     const names = Object.keys(cfg.workloads);

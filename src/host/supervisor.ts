@@ -132,7 +132,13 @@ export class Supervisor {
     this.restarts++;
     this.state = 'backoff';
     this.logger.warn(
-      { workload: this.name, reason: exit.reason, detail: exit.message, restartInMs: delay, restarts: this.restarts },
+      {
+        workload: this.name,
+        reason: exit.reason,
+        detail: exit.message,
+        restartInMs: delay,
+        restarts: this.restarts,
+      },
       'workload ended: restarting',
     );
     this.#timer = setTimeout(() => {
@@ -172,7 +178,10 @@ export class Supervisor {
       this.config = previous.config;
       this.start = previous.start;
       if (old && !wasFailed) this.current = old;
-      throw new TrellisError('TRELLIS_E_HOST_RELOAD_FAILED', `workload ${this.name}: the new version did not start (${next.instance.exitMessage()}); the old one keeps running`);
+      throw new TrellisError(
+        'TRELLIS_E_HOST_RELOAD_FAILED',
+        `workload ${this.name}: the new version did not start (${next.instance.exitMessage()}); the old one keeps running`,
+      );
     }
     if (old && old !== next.instance) await drainInstance(old, this.#drainTimeout());
   }

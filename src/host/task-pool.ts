@@ -61,9 +61,13 @@ export class TaskPool {
           } else {
             this.failed++;
             running.task.reject(
-              new TrellisError('TRELLIS_E_HOST_TASK_FAILED', `task on pool ${name} failed: ${m.error?.message}`, {
-                details: { pool: name, ...(m.error?.code ? { taskCode: m.error.code } : {}) },
-              }),
+              new TrellisError(
+                'TRELLIS_E_HOST_TASK_FAILED',
+                `task on pool ${name} failed: ${m.error?.message}`,
+                {
+                  details: { pool: name, ...(m.error?.code ? { taskCode: m.error.code } : {}) },
+                },
+              ),
             );
           }
           this.#idle.add(instance);
@@ -110,9 +114,13 @@ export class TaskPool {
   submit(input: unknown): Promise<unknown> {
     if (this.#queue.length >= this.config.maxQueue && this.#idle.size === 0) {
       return Promise.reject(
-        new TrellisError('TRELLIS_E_HOST_TASK_QUEUE_FULL', `pool ${this.name} has ${this.#queue.length} tasks waiting (maxQueue): try again later`, {
-          status: 503,
-        }),
+        new TrellisError(
+          'TRELLIS_E_HOST_TASK_QUEUE_FULL',
+          `pool ${this.name} has ${this.#queue.length} tasks waiting (maxQueue): try again later`,
+          {
+            status: 503,
+          },
+        ),
       );
     }
     return new Promise((resolve, reject) => {
@@ -123,9 +131,13 @@ export class TaskPool {
         this.#queue.splice(i, 1);
         this.timedOut++;
         reject(
-          new TrellisError('TRELLIS_E_HOST_TASK_QUEUE_TIMEOUT', `task waited ${this.config.queueTimeout} ms for a worker of pool ${this.name} (queueTimeout)`, {
-            status: 503,
-          }),
+          new TrellisError(
+            'TRELLIS_E_HOST_TASK_QUEUE_TIMEOUT',
+            `task waited ${this.config.queueTimeout} ms for a worker of pool ${this.name} (queueTimeout)`,
+            {
+              status: 503,
+            },
+          ),
         );
       }, this.config.queueTimeout);
       this.#queue.push(task);
@@ -143,14 +155,18 @@ export class TaskPool {
       const runTimer = setTimeout(() => {
         this.timedOut++;
         task.reject(
-          new TrellisError('TRELLIS_E_HOST_TASK_TIMEOUT', `task on pool ${this.name} ran longer than ${this.config.runTimeout} ms (runTimeout): its worker was ended`, {
-            status: 504,
-          }),
+          new TrellisError(
+            'TRELLIS_E_HOST_TASK_TIMEOUT',
+            `task on pool ${this.name} ran longer than ${this.config.runTimeout} ms (runTimeout): its worker was ended`,
+            {
+              status: 504,
+            },
+          ),
         );
         instance.terminate('run-timeout', `a task ran longer than ${this.config.runTimeout} ms`);
       }, this.config.runTimeout);
-      let map = this.#running.get(instance);
-      if (!map) this.#running.set(instance, (map = new Map()));
+      const map = this.#running.get(instance) ?? new Map<number, Running>();
+      this.#running.set(instance, map);
       map.set(id, { task, runTimer });
       instance.send({ t: 'task', id, input: task.input });
     }

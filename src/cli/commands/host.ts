@@ -40,7 +40,22 @@ function fmt(n: number | undefined, unit = ''): string {
 
 /** One line per workload, for people. */
 export function formatStatus(workloads: Record<string, WorkloadStatus>): string {
-  const rows = [['WORKLOAD', 'KIND', 'STATE', 'RESTARTS', 'HANDLED', 'ERRORS', 'CPU', 'ELU', 'DELAY', 'HEAP', 'QUEUE', 'LAST EXIT']];
+  const rows = [
+    [
+      'WORKLOAD',
+      'KIND',
+      'STATE',
+      'RESTARTS',
+      'HANDLED',
+      'ERRORS',
+      'CPU',
+      'ELU',
+      'DELAY',
+      'HEAP',
+      'QUEUE',
+      'LAST EXIT',
+    ],
+  ];
   for (const [name, s] of Object.entries(workloads)) {
     rows.push([
       name,
@@ -58,7 +73,9 @@ export function formatStatus(workloads: Record<string, WorkloadStatus>): string 
     ]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+  return rows
+    .map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  '))
+    .join('\n');
 }
 
 async function status(argv: string[]): Promise<number> {
@@ -66,13 +83,19 @@ async function status(argv: string[]): Promise<number> {
   const at = values.admin ? parseHostPort(values.admin) : { host: '127.0.0.1', port: 9902 };
   let body: { workloads: Record<string, WorkloadStatus> };
   try {
-    const res = await fetch(`http://${at.host}:${at.port}/admin/services`, { signal: AbortSignal.timeout(5000) });
+    const res = await fetch(`http://${at.host}:${at.port}/admin/services`, {
+      signal: AbortSignal.timeout(5000),
+    });
     body = (await res.json()) as typeof body;
   } catch (err) {
-    process.stderr.write(`trellis host status: no host admin listener at ${at.host}:${at.port} (${(err as Error).message}): start one with trellis host -c FILE, or pass --admin host:port\n`);
+    process.stderr.write(
+      `trellis host status: no host admin listener at ${at.host}:${at.port} (${(err as Error).message}): start one with trellis host -c FILE, or pass --admin host:port\n`,
+    );
     return 1;
   }
-  process.stdout.write(values.json ? `${JSON.stringify(body.workloads, null, 2)}\n` : `${formatStatus(body.workloads)}\n`);
+  process.stdout.write(
+    values.json ? `${JSON.stringify(body.workloads, null, 2)}\n` : `${formatStatus(body.workloads)}\n`,
+  );
   return Object.values(body.workloads).every((s) => s.state === 'ready') ? 0 : 2;
 }
 
@@ -80,12 +103,19 @@ async function run(argv: string[]): Promise<number> {
   if (argv[0] === 'status') return status(argv.slice(1));
   const { values } = parseCommandArgs(argv, options, false);
   if (!values.config) throw usageError('name the host file with -c FILE');
-  const logger = createLogger({ name: 'host', ...(values['log-level'] ? { level: values['log-level'] } : {}) });
+  const logger = createLogger({
+    name: 'host',
+    ...(values['log-level'] ? { level: values['log-level'] } : {}),
+  });
   const host = await startHost({
     file: values.config,
     logger,
     watch: !values['no-watch'],
-    ...(values['no-admin'] ? { admin: false as const } : values.admin ? { admin: parseHostPort(values.admin) } : {}),
+    ...(values['no-admin']
+      ? { admin: false as const }
+      : values.admin
+        ? { admin: parseHostPort(values.admin) }
+        : {}),
   });
   const onHup = () => void host.reload();
   process.on('SIGHUP', onHup);

@@ -13,9 +13,7 @@ import { toWire } from '../protocol.js';
 
 type Send = (m: FromWorker) => void;
 
-const send: Send = isMainThread
-  ? (m) => process.send?.(m)
-  : (m) => parentPort?.postMessage(m);
+const send: Send = isMainThread ? (m) => process.send?.(m) : (m) => parentPort?.postMessage(m);
 
 const counters = { handled: 0, errors: 0, inFlight: 0 };
 const delay = monitorEventLoopDelay({ resolution: 10 });
@@ -77,15 +75,19 @@ function pickHttp(mod: Record<string, unknown>): { fetch?: FetchHandler; node?: 
     const o = d as { fetch: FetchHandler };
     return { fetch: (r, e) => o.fetch(r, e) };
   }
-  if (typeof d === 'function') return d.length >= 2 ? { node: d as NodeHandler } : { fetch: d as FetchHandler };
+  if (typeof d === 'function')
+    return d.length >= 2 ? { node: d as NodeHandler } : { fetch: d as FetchHandler };
   if (typeof mod.handler === 'function') return { node: mod.handler as NodeHandler };
-  throw new Error('an http module exports fetch(request), a default { fetch }, or a default (req, res) handler');
+  throw new Error(
+    'an http module exports fetch(request), a default { fetch }, or a default (req, res) handler',
+  );
 }
 
 async function answer(fetch: FetchHandler, env: WorkloadEnv, req: IncomingMessage, res: ServerResponse) {
   const url = `http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`;
   const headers = new Headers();
-  for (let i = 0; i < req.rawHeaders.length; i += 2) headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
+  for (let i = 0; i < req.rawHeaders.length; i += 2)
+    headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
   const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
   const request = new Request(url, {
     method: req.method ?? 'GET',
@@ -105,7 +107,11 @@ async function answer(fetch: FetchHandler, env: WorkloadEnv, req: IncomingMessag
     return;
   }
   await new Promise<void>((resolve, reject) => {
-    Readable.fromWeb(response.body as never).on('error', reject).pipe(res).on('finish', resolve).on('error', reject);
+    Readable.fromWeb(response.body as never)
+      .on('error', reject)
+      .pipe(res)
+      .on('finish', resolve)
+      .on('error', reject);
   });
 }
 
@@ -144,9 +150,16 @@ async function startHttp(mod: Record<string, unknown>, env: WorkloadEnv): Promis
   return (server.address() as { port: number }).port;
 }
 
-async function startConsumer(start: WorkerStart, mod: Record<string, unknown>, env: WorkloadEnv): Promise<void> {
-  const fn = (mod.default ?? mod.handle) as ((payload: string, d: unknown, env: WorkloadEnv) => unknown) | undefined;
-  if (typeof fn !== 'function') throw new Error('a consumer module exports a default (payload, delivery, env) function');
+async function startConsumer(
+  start: WorkerStart,
+  mod: Record<string, unknown>,
+  env: WorkloadEnv,
+): Promise<void> {
+  const fn = (mod.default ?? mod.handle) as
+    | ((payload: string, d: unknown, env: WorkloadEnv) => unknown)
+    | undefined;
+  if (typeof fn !== 'function')
+    throw new Error('a consumer module exports a default (payload, delivery, env) function');
   const c = start.consumer!;
   const { openMessageQueue } = await import('../../stores/queue/index.js');
   const queue = await openMessageQueue(c.queue);
@@ -174,25 +187,33 @@ async function startConsumer(start: WorkerStart, mod: Record<string, unknown>, e
   };
 }
 
-async function startSchedule(start: WorkerStart, mod: Record<string, unknown>, env: WorkloadEnv): Promise<void> {
+async function startSchedule(
+  start: WorkerStart,
+  mod: Record<string, unknown>,
+  env: WorkloadEnv,
+): Promise<void> {
   const fn = (mod.default ?? mod.run) as ((env: WorkloadEnv) => unknown) | undefined;
   if (typeof fn !== 'function') throw new Error('a schedule module exports a default (env) function');
   const { Cron } = await import('croner');
   const s = start.schedule!;
   // protect: a run still going when the next is due is skipped rather than overlapped.
-  const job = new Cron(s.cron, { protect: true, ...(s.timezone ? { timezone: s.timezone } : {}) }, async () => {
-    counters.inFlight++;
-    try {
-      await fn(env);
-    } catch (err) {
-      counters.errors++;
-      send({ t: 'failed', error: toWire(err) });
-    } finally {
-      counters.inFlight--;
-      counters.handled++;
-      idleCheck?.();
-    }
-  });
+  const job = new Cron(
+    s.cron,
+    { protect: true, ...(s.timezone ? { timezone: s.timezone } : {}) },
+    async () => {
+      counters.inFlight++;
+      try {
+        await fn(env);
+      } catch (err) {
+        counters.errors++;
+        send({ t: 'failed', error: toWire(err) });
+      } finally {
+        counters.inFlight--;
+        counters.handled++;
+        idleCheck?.();
+      }
+    },
+  );
   stopWork = async () => job.stop();
 }
 
@@ -251,7 +272,8 @@ async function onMessage(m: ToWorker, env: () => WorkloadEnv): Promise<void> {
 
 async function boot(start: WorkerStart): Promise<void> {
   const env: WorkloadEnv = { name: start.name, config: start.config, runTask };
-  const listen = (fn: (m: ToWorker) => void) => (isMainThread ? process.on('message', fn) : parentPort!.on('message', fn));
+  const listen = (fn: (m: ToWorker) => void) =>
+    isMainThread ? process.on('message', fn) : parentPort!.on('message', fn);
   listen((m) => {
     onMessage(m, () => env).catch((err) => send({ t: 'failed', error: toWire(err) }));
   });
@@ -269,7 +291,8 @@ async function boot(start: WorkerStart): Promise<void> {
         break;
       case 'taskPool': {
         const fn = (mod.default ?? mod.run) as typeof taskFn;
-        if (typeof fn !== 'function') throw new Error('a task module exports a default (input, env) function');
+        if (typeof fn !== 'function')
+          throw new Error('a task module exports a default (input, env) function');
         taskFn = fn;
         break;
       }

@@ -2,7 +2,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openMessageQueue } from '../../../src/stores/queue/index.js';
 import type { MessageQueue } from '../../../src/stores/types.js';
-import { type CliProcess, freePort, runCli, spawnCli, type TempDir, tempDir, waitUntil } from '../support/index.js';
+import {
+  type CliProcess,
+  freePort,
+  runCli,
+  spawnCli,
+  type TempDir,
+  tempDir,
+  waitUntil,
+} from '../support/index.js';
 
 /**
  * Compute Resource Consolidation faults, through the real `trellis host`: a workload that spins
@@ -28,8 +36,11 @@ let queue: MessageQueue;
 const topic = `host-faults-${Math.random().toString(36).slice(2, 8)}`;
 
 const status = async (): Promise<Record<string, Status>> =>
-  ((await (await fetch(`http://127.0.0.1:${admin}/admin/services`)).json()) as { workloads: Record<string, Status> })
-    .workloads;
+  (
+    (await (await fetch(`http://127.0.0.1:${admin}/admin/services`)).json()) as {
+      workloads: Record<string, Status>;
+    }
+  ).workloads;
 
 /** Requests /steady in a loop until stopped; counts answers that were not 200. */
 function steadyLoad() {
@@ -197,12 +208,17 @@ describe('trellis host faults', () => {
     const good = await fetch(`http://127.0.0.1:${port}/call/?input=21`);
     expect(await good.json()).toEqual({ value: 42 });
 
-    const crashed = (await (await fetch(`http://127.0.0.1:${port}/call/?input=exit`)).json()) as { code: string; ms: number };
+    const crashed = (await (await fetch(`http://127.0.0.1:${port}/call/?input=exit`)).json()) as {
+      code: string;
+      ms: number;
+    };
     expect(crashed.code).toBe('TRELLIS_E_HOST_WORKER_CRASHED');
     // Settled on the worker's exit event (measured inside the caller; generous for a loaded machine).
     expect(crashed.ms).toBeLessThan(1000);
 
-    const spun = (await (await fetch(`http://127.0.0.1:${port}/call/?input=spin`)).json()) as { code: string };
+    const spun = (await (await fetch(`http://127.0.0.1:${port}/call/?input=spin`)).json()) as {
+      code: string;
+    };
     expect(spun.code).toBe('TRELLIS_E_HOST_TASK_TIMEOUT');
 
     // The pool replaced both workers and serves again.
