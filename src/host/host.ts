@@ -117,7 +117,13 @@ function workerStart(name: string, baseDir: string, w: WorkloadConfig, generatio
         }
       : {}),
     ...(w.kind === 'schedule'
-      ? { schedule: { cron: w.cron, ...(w.timezone ? { timezone: w.timezone } : {}) } }
+      ? {
+          schedule: {
+            cron: w.cron,
+            ...(w.timezone ? { timezone: w.timezone } : {}),
+            ...(w.leader ? { leader: w.leader } : {}),
+          },
+        }
       : {}),
   };
 }

@@ -13,7 +13,7 @@ export interface WorkerStart {
   /** For a reload of new code: a query that makes the import load the file afresh. */
   generation: number;
   consumer?: { queue: string; topic: string; group: string; concurrency: number; maxDeliver?: number };
-  schedule?: { cron: string; timezone?: string };
+  schedule?: { cron: string; timezone?: string; leader?: { store: string; group: string } };
 }
 
 /** Per-worker figures sent with each heartbeat answer. */

@@ -70,6 +70,8 @@ const scheduleWorkload = z.strictObject({
   /** A cron pattern (croner: 5 or 6 fields, seconds first when 6). */
   cron: z.string().min(1),
   timezone: z.string().optional(),
+  /** Run only on the leader of this election (a LeaseStore URL: etcd://, redis://, postgres://, …): one host of many runs the job. */
+  leader: z.strictObject({ store: z.string().min(1), group: z.string().min(1) }).optional(),
 });
 
 const taskPoolWorkload = z.strictObject({

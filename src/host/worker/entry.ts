@@ -196,11 +196,33 @@ async function startSchedule(
   if (typeof fn !== 'function') throw new Error('a schedule module exports a default (env) function');
   const { Cron } = await import('croner');
   const s = start.schedule!;
+  let isLeader = () => true;
+  let stopElector = async () => {};
+  if (s.leader) {
+    // Only the leader runs the job; the others stay candidates and take over when it goes.
+    const { openLeaseStore } = await import('../../stores/lease/index.js');
+    const { LeaderElector } = await import('../../leader/elector.js');
+    const store = await openLeaseStore(s.leader.store);
+    const elector = new LeaderElector({
+      store,
+      group: s.leader.group,
+      // Lead until the term ends: the cron job checks isLeader at each run.
+      onStartedLeading: (ctx) =>
+        new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true })),
+    });
+    elector.start();
+    isLeader = () => elector.isLeader;
+    stopElector = async () => {
+      await elector.stop();
+      await store.close();
+    };
+  }
   // protect: a run still going when the next is due is skipped rather than overlapped.
   const job = new Cron(
     s.cron,
     { protect: true, ...(s.timezone ? { timezone: s.timezone } : {}) },
     async () => {
+      if (!isLeader()) return;
       counters.inFlight++;
       try {
         await fn(env);
@@ -214,7 +236,10 @@ async function startSchedule(
       }
     },
   );
-  stopWork = async () => job.stop();
+  stopWork = async () => {
+    job.stop();
+    await stopElector();
+  };
 }
 
 let idleCheck: (() => void) | undefined;
