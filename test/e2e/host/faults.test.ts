@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openMessageQueue } from '../../../src/stores/queue/index.js';
@@ -89,6 +90,11 @@ export function fetch(req) {
     'exit.mjs',
     `export function fetch(req) { if (new URL(req.url).pathname === '/go') process.exit(3); return new Response('idle'); }`,
   );
+  dir.write(
+    'records.mjs',
+    `import { appendFileSync } from 'node:fs';
+export default (payload, delivery, env) => appendFileSync(env.config.file, payload + '\\n');`,
+  );
   dir.write('throws.mjs', `export default (payload) => { throw new Error('bad message ' + payload); };`);
   dir.write(
     'tasks.mjs',
@@ -128,6 +134,7 @@ workloads:
   exit: { kind: http, module: ./exit.mjs, mount: /exit, restart: { maxRestarts: 1, window: 5m } }
   exit-process: { kind: http, module: ./exit.mjs, mount: /exitp, isolation: process }
   throws: { kind: consumer, module: ./throws.mjs, queue: "${q}", topic: ${topic}, group: g, concurrency: 2, maxDeliver: 2 }
+  records: { kind: consumer, module: ./records.mjs, queue: "${q}", topic: ${topic}, group: records, config: { file: "${join(dir.path, 'records.txt')}" } }
   tasks: { kind: taskPool, module: ./tasks.mjs, size: 2, runTimeout: 1s, queueTimeout: 5s }
   caller: { kind: http, module: ./caller.mjs, mount: /call, dependsOn: [tasks] }
 `,
@@ -178,6 +185,16 @@ describe('trellis host faults', () => {
     expect(s.exit!.lastExit).toMatchObject({ reason: 'exit', message: 'exited with code 3' });
     expect(s['exit-process']!.lastExit?.reason).toBe('exit');
     expect(s.throws!.state).toBe('ready');
+    // Another group on the same topic gets every message, unaffected by the throwing one.
+    await waitUntil(async () => (await status()).records!.handled >= 5, 'records handled all five', 20_000);
+    expect((await status()).records).toMatchObject({ errors: 0, restarts: 0 });
+    expect(readFileSync(join(dir.path, 'records.txt'), 'utf8').trim().split('\n').sort()).toEqual([
+      'm0',
+      'm1',
+      'm2',
+      'm3',
+      'm4',
+    ]);
     expect(s.throws!.restarts).toBe(0);
 
     // The restarted workloads serve again.
