@@ -163,6 +163,8 @@ export class WorkerInstance {
       this.events.onReady(m.port);
     } else if (m.t === 'drained') {
       for (const fn of this.#drainedWaiters.splice(0)) fn();
+    } else if (m.t === 'failed' && m.fatal) {
+      this.#reason ??= { reason: 'uncaught', message: m.error.message };
     } else if (m.t === 'failed' && !this.ready) {
       this.#reason ??= { reason: 'exit', message: `failed to start: ${m.error.message}` };
     }

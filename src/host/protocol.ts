@@ -43,7 +43,7 @@ export type FromWorker =
   | { t: 'pong'; n: number; stats: WorkerStats }
   | { t: 'result'; id: number; ok: boolean; value?: unknown; error?: WireError }
   | { t: 'call'; id: number; pool: string; input: unknown }
-  | { t: 'failed'; error: WireError }
+  | { t: 'failed'; error: WireError; fatal?: boolean }
   | { t: 'drained' };
 
 /** An error as it crosses the channel (structured clone drops the class). */

@@ -331,6 +331,13 @@ async function boot(start: WorkerStart): Promise<void> {
 }
 
 if (isMainThread) {
+  // A thread's uncaught error reaches the host as its 'error' event; a process says it here.
+  process.on('uncaughtException', (err) => {
+    process.exitCode = 1;
+    // Exit once the message is on its way (process.send is asynchronous).
+    const m: FromWorker = { t: 'failed', error: toWire(err), fatal: true };
+    if (!process.send?.(m, () => process.exit(1))) process.exit(1);
+  });
   process.once('message', (m: ToWorker) => {
     if (m.t === 'start') void boot(m.start);
   });

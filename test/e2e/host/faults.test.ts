@@ -95,6 +95,10 @@ export function fetch(req) {
     `import { appendFileSync } from 'node:fs';
 export default (payload, delivery, env) => appendFileSync(env.config.file, payload + '\\n');`,
   );
+  dir.write(
+    'uncaught.mjs',
+    `export function fetch(req) { if (new URL(req.url).pathname === '/go') setImmediate(() => { throw new Error('boom'); }); return new Response('idle'); }`,
+  );
   dir.write('throws.mjs', `export default (payload) => { throw new Error('bad message ' + payload); };`);
   dir.write(
     'tasks.mjs',
@@ -132,6 +136,7 @@ workloads:
     mount: /alloc
     limits: { heap: 32mb }
   exit: { kind: http, module: ./exit.mjs, mount: /exit, restart: { maxRestarts: 1, window: 5m } }
+  uncaught-process: { kind: http, module: ./uncaught.mjs, mount: /uncaught, isolation: process }
   exit-process: { kind: http, module: ./exit.mjs, mount: /exitp, isolation: process }
   throws: { kind: consumer, module: ./throws.mjs, queue: "${q}", topic: ${topic}, group: g, concurrency: 2, maxDeliver: 2 }
   records: { kind: consumer, module: ./records.mjs, queue: "${q}", topic: ${topic}, group: records, config: { file: "${join(dir.path, 'records.txt')}" } }
@@ -160,6 +165,8 @@ describe('trellis host faults', () => {
     // Calls process.exit, in a thread and in a child process.
     void fetch(`http://127.0.0.1:${port}/exitp/go`).catch(() => {});
     void fetch(`http://127.0.0.1:${port}/exit/go`).catch(() => {});
+    // An exception nothing catches, in a child process.
+    void fetch(`http://127.0.0.1:${port}/uncaught/go`).catch(() => {});
     // Throws on every message.
     for (let i = 0; i < 5; i++) await queue.publish(topic, `m${i}`);
 
@@ -173,6 +180,8 @@ describe('trellis host faults', () => {
           s['exit-process']!.restarts >= 1 &&
           s['exit-process']!.state === 'ready' &&
           s.exit!.state === 'ready' &&
+          s['uncaught-process']!.restarts >= 1 &&
+          s['uncaught-process']!.state === 'ready' &&
           s.throws!.errors >= 5
           ? s
           : undefined;
@@ -184,6 +193,7 @@ describe('trellis host faults', () => {
     expect(s.alloc!.lastExit?.reason).toBe('heap');
     expect(s.exit!.lastExit).toMatchObject({ reason: 'exit', message: 'exited with code 3' });
     expect(s['exit-process']!.lastExit?.reason).toBe('exit');
+    expect(s['uncaught-process']!.lastExit).toMatchObject({ reason: 'uncaught', message: 'boom' });
     expect(s.throws!.state).toBe('ready');
     // Another group on the same topic gets every message, unaffected by the throwing one.
     await waitUntil(async () => (await status()).records!.handled >= 5, 'records handled all five', 20_000);
