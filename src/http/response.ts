@@ -172,16 +172,53 @@ function listHas(list: readonly string[], lower: string): boolean {
 }
 
 /**
+ * Headers set before the head, in order, as three parallel lists: a response has a handful, so a
+ * scan beats a Map (no entry arrays, no hashing) on the path every proxied request takes.
+ */
+class PresetHeaders {
+  readonly lower: string[] = [];
+  readonly names: string[] = [];
+  readonly values: HeaderValue[] = [];
+
+  indexOf(lower: string): number {
+    return this.lower.indexOf(lower);
+  }
+
+  set(name: string, value: HeaderValue): void {
+    const lower = name.toLowerCase();
+    const at = this.lower.indexOf(lower);
+    if (at === -1) {
+      this.lower.push(lower);
+      this.names.push(name);
+      this.values.push(value);
+    } else {
+      this.names[at] = name;
+      this.values[at] = value;
+    }
+  }
+
+  delete(lower: string): void {
+    const at = this.lower.indexOf(lower);
+    if (at === -1) return;
+    this.lower.splice(at, 1);
+    this.names.splice(at, 1);
+    this.values.splice(at, 1);
+  }
+}
+
+/**
  * The ServerResponse of every runtime listener (see the module comment). Without filters and
  * without early `setHeader` calls it adds one branch per call to node's own response.
  */
 export class TrellisResponse<Req extends IncomingMessage = IncomingMessage> extends ServerResponse<Req> {
   /** Headers set before the head: lower-cased name -> [name as written, value]. */
-  private preset: Map<string, [string, HeaderValue]> | undefined;
+  private preset: PresetHeaders | undefined;
   /** Filters in the order registered (outermost first). */
   private filters: ResponseFilter[] | undefined;
   /** The handler's head went into the filter chain (it may have been held there). */
   private headStarted = false;
+  /** Some filter sees the body: chunks then go through the chain (else straight to node). */
+  private bodyFiltered = false;
   /** The sink outward of each filter, made once (body chunks reuse it). */
   private sinks: ResponseSink[] | undefined;
 
@@ -190,6 +227,7 @@ export class TrellisResponse<Req extends IncomingMessage = IncomingMessage> exte
     if (this.headStarted) throw new Error('a response filter must be added before the response starts');
     this.filters ??= [];
     this.filters.push(filter);
+    if (filter.write !== undefined || filter.end !== undefined) this.bodyFiltered = true;
   }
 
   /** Whether any filter is registered (a body then passes through them). */
@@ -203,18 +241,22 @@ export class TrellisResponse<Req extends IncomingMessage = IncomingMessage> exte
     if (this.headersSent) return super.setHeader(name, value as string);
     validateHeaderName(name);
     validateHeaderValue(name, value as string);
-    this.preset ??= new Map();
-    this.preset.set(name.toLowerCase(), [name, value]);
+    this.preset ??= new PresetHeaders();
+    this.preset.set(name, value);
     return this;
   }
 
   override appendHeader(name: string, value: string | readonly string[]): this {
     if (this.headersSent) return super.appendHeader(name, value);
     const lower = name.toLowerCase();
-    const prior = this.preset?.get(lower);
-    if (prior === undefined) return this.setHeader(name, value);
-    const before = typeof prior[1] === 'object' ? prior[1] : [String(prior[1])];
-    return this.setHeader(prior[0], [...before, ...(typeof value === 'string' ? [value] : value)]);
+    const at = this.preset?.indexOf(lower) ?? -1;
+    if (at === -1) return this.setHeader(name, value);
+    const prior = this.preset!.values[at]!;
+    const before = typeof prior === 'object' ? prior : [String(prior)];
+    return this.setHeader(this.preset!.names[at]!, [
+      ...before,
+      ...(typeof value === 'string' ? [value] : value),
+    ]);
   }
 
   override setHeaders(headers: Headers | Map<string, number | string | readonly string[]>): this {
@@ -223,27 +265,33 @@ export class TrellisResponse<Req extends IncomingMessage = IncomingMessage> exte
   }
 
   override getHeader(name: string): number | string | string[] | undefined {
-    const v = this.preset?.get(name.toLowerCase())?.[1];
+    const at = this.preset?.indexOf(name.toLowerCase()) ?? -1;
+    const v = at === -1 ? undefined : this.preset!.values[at];
     return (typeof v === 'object' ? [...v] : v) as number | string | string[] | undefined;
   }
 
   override getHeaders(): OutgoingHttpHeaders {
     const out: OutgoingHttpHeaders = Object.create(null);
-    if (this.preset) for (const [k, [, v]] of this.preset) out[k] = typeof v === 'object' ? [...v] : v;
+    const p = this.preset;
+    if (p)
+      for (let i = 0; i < p.lower.length; i++) {
+        const v = p.values[i]!;
+        out[p.lower[i]!] = typeof v === 'object' ? [...v] : v;
+      }
     return out;
   }
 
   override getHeaderNames(): string[] {
-    return this.preset === undefined ? [] : [...this.preset.keys()];
+    return this.preset === undefined ? [] : [...this.preset.lower];
   }
 
   /** Names as written (node's getRawHeaderNames, absent from these types). */
   getRawHeaderNames(): string[] {
-    return this.preset === undefined ? [] : [...this.preset.values()].map(([n]) => n);
+    return this.preset === undefined ? [] : [...this.preset.names];
   }
 
   override hasHeader(name: string): boolean {
-    return this.preset?.has(name.toLowerCase()) === true;
+    return (this.preset?.indexOf(name.toLowerCase()) ?? -1) !== -1;
   }
 
   override removeHeader(name: string): void {
@@ -293,8 +341,11 @@ export class TrellisResponse<Req extends IncomingMessage = IncomingMessage> exte
     // Filters edit the list in place: never the caller's own array.
     if (this.preset === undefined) return own.slice();
     const list: string[] = [];
-    for (const [lower, [name, value]] of this.preset) {
-      if (own.length > 0 && listHas(own, lower)) continue;
+    const p = this.preset;
+    for (let i = 0; i < p.lower.length; i++) {
+      if (own.length > 0 && listHas(own, p.lower[i]!)) continue;
+      const name = p.names[i]!;
+      const value = p.values[i]!;
       if (typeof value === 'object') for (const v of value) list.push(name, v);
       else list.push(name, String(value));
     }
@@ -375,6 +426,10 @@ export class TrellisResponse<Req extends IncomingMessage = IncomingMessage> exte
   override write(chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
     if (this.filters === undefined)
       return super.write(chunk as Buffer, encoding as BufferEncoding, cb as Callback);
+    if (!this.bodyFiltered) {
+      if (!this.headStarted) this.writeHead(this.statusCode);
+      return super.write(chunk as Buffer, encoding as BufferEncoding, cb as Callback);
+    }
     if (typeof encoding === 'function') [encoding, cb] = [undefined, encoding];
     if (!this.headStarted) this.writeHead(this.statusCode);
     return this.writeAt(this.filters.length - 1, chunk, encoding, cb as Callback | undefined);
@@ -400,6 +455,8 @@ export class TrellisResponse<Req extends IncomingMessage = IncomingMessage> exte
         );
       this.writeHead(this.statusCode);
     }
+    // Head-only filters: node writes the last chunk with the end, as without filters.
+    if (!this.bodyFiltered) return super.end(chunk as Buffer, encoding as BufferEncoding, cb as () => void);
     const top = this.filters.length - 1;
     if (hasChunk) this.writeAt(top, chunk, encoding, undefined);
     this.endAt(top, cb as (() => void) | undefined);
