@@ -15,6 +15,8 @@ export interface WrkOptions {
   /** Seconds. */
   durationS?: number;
   headers?: Record<string, string>;
+  /** A wrk Lua script (e.g. setting `wrk.method` and `wrk.body` for POST load). */
+  script?: string;
 }
 
 export interface WrkResult {
@@ -36,6 +38,7 @@ export function runWrk(options: WrkOptions): Promise<WrkResult> {
     `-d${options.durationS ?? 5}s`,
     '--latency',
     ...Object.entries(options.headers ?? {}).flatMap(([k, v]) => ['-H', `${k}: ${v}`]),
+    ...(options.script === undefined ? [] : ['-s', options.script]),
     options.url,
   ];
   const [cmd, argv] =

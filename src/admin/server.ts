@@ -11,6 +11,12 @@ export interface AdminSource {
   ready(): boolean;
   /** What /readyz shows beside its status: each listener, each shared store's health. */
   readiness?(): Promise<Record<string, unknown>>;
+  /**
+   * What the running parts report on their dependencies (a key service, a shared store). A
+   * `degraded` or `unavailable` check is shown but keeps /readyz at 200: the process still
+   * serves, and taking every instance out of rotation over a shared outage would make it total.
+   */
+  checks?(): Record<string, { status: string; detail?: string }>;
   routes(): unknown;
   services(): unknown;
   /** Active version, last reload result and the configuration with secrets masked. */
@@ -48,7 +54,13 @@ export function createAdminServer(source: AdminSource): AdminServer {
       case '/readyz': {
         const ready = source.ready();
         const detail = (await source.readiness?.()) ?? {};
-        return json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', ...detail });
+        const checks = source.checks?.() ?? {};
+        const degraded = Object.values(checks).some((c) => c.status !== 'ok');
+        return json(res, ready ? 200 : 503, {
+          status: !ready ? 'not ready' : degraded ? 'degraded' : 'ready',
+          ...detail,
+          ...(Object.keys(checks).length > 0 ? { checks } : {}),
+        });
       }
       case '/metrics': {
         const text = await source.registry.metrics();

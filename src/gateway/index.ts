@@ -35,5 +35,7 @@ export {
   type StartGatewayOptions,
   startGateway,
 } from './gateway.js';
+export { type ReferencedFile, referencedFileProblem, referencedFiles } from './referenced-files.js';
 export { type FrontendConfig, type GatewayConfig, gatewaySchema, type RouteConfig } from './schema.js';
 export { gatewayTypes } from './types.js';
+export { validateGatewayFile } from './validate-file.js';

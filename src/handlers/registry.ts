@@ -1,3 +1,5 @@
+import { translateHandler } from '../acl/handler.js';
+import { staticHandler } from '../static/index.js';
 import { aggregateHandler } from './aggregate/index.js';
 import { proxyHandler } from './proxy/index.js';
 import { respondHandler } from './respond/index.js';
@@ -12,4 +14,6 @@ export const handlerTypes: ReadonlyArray<HandlerDefinition> = [
   proxyHandler as HandlerDefinition,
   respondHandler as HandlerDefinition,
   aggregateHandler,
+  translateHandler as HandlerDefinition,
+  staticHandler as HandlerDefinition,
 ];

@@ -2,7 +2,7 @@ import { createServer, type OutgoingHttpHeaders, request, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { createGunzip, createGzip } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ResponseFilter, TrellisResponse } from './response.js';
+import { type ResponseFilter, sealResponseHeaders, TrellisResponse } from './response.js';
 
 // Each request's path picks how the handler writes its answer; the filters the test registers
 // for that path see (and rewrite) it on the way out.
@@ -71,6 +71,23 @@ const write: Record<string, (res: ServerResponse) => void> = {
   },
   '/gzip': (res) => res.writeHead(200, ['content-type', 'text/plain']).end('squeeze me'),
   '/hold': (res) => res.writeHead(503, ['content-type', 'text/plain']).end('upstream failed'),
+  '/sealed/object': (res) => {
+    sealResponseHeaders(res, { 'cache-control': 'no-store', expires: undefined });
+    res.writeHead(200, { 'content-length': '0' }).end();
+  },
+  '/sealed/flat': (res) => {
+    sealResponseHeaders(res, { 'cache-control': 'no-store', expires: undefined });
+    res.writeHead(200, ['content-length', '0']).end();
+  },
+};
+
+/** A route's headers middleware giving every answer a lifetime (what a sealed head must resist). */
+const routeLifetime: ResponseFilter = {
+  head(r) {
+    r.setHeader('cache-control', 'private, max-age=30');
+    r.setHeader('expires', 'Thu, 01 Jan 2037 00:00:00 GMT');
+    return undefined;
+  },
 };
 
 const filtersFor: Record<string, () => ResponseFilter[]> = {
@@ -78,6 +95,8 @@ const filtersFor: Record<string, () => ResponseFilter[]> = {
   '/chunked-implicit': () => [recordHead, upperCase(upper)],
   '/gzip': () => [gzip()],
   '/hold': () => [recordHead, replaceFailure()],
+  '/sealed/object': () => [recordHead, routeLifetime],
+  '/sealed/flat': () => [recordHead, routeLifetime],
 };
 
 /** A filter that compresses, through zlib, as a compress middleware would. */
@@ -228,5 +247,19 @@ describe('the response phase: body filters', () => {
     // The outer filter saw only the replacement, not the held 503.
     expect(seen).toHaveLength(1);
     expect(r.headers['x-added']).toBe('200');
+  });
+});
+
+describe('the response phase: sealed headers', () => {
+  it('keeps sealed headers against every head filter edit, in object and flat form', async () => {
+    for (const path of ['/sealed/object', '/sealed/flat']) {
+      seen.length = 0;
+      const r = await call(path);
+      expect(r.headers['cache-control'], path).toBe('no-store');
+      expect(r.headers.expires, path).toBeUndefined();
+      // A filter outside the one that edits (a cache deciding what to store) sees the sealed head.
+      expect(seen[0]?.['cache-control'], path).toBe('no-store');
+      expect(seen[0]?.expires, path).toBeUndefined();
+    }
   });
 });

@@ -221,6 +221,8 @@ export class TrellisResponse<Req extends IncomingMessage = IncomingMessage> exte
   private bodyFiltered = false;
   /** The sink outward of each filter, made once (body chunks reuse it). */
   private sinks: ResponseSink[] | undefined;
+  /** Headers the handler settled (see `sealHeaders`): applied last, over every filter's edits. */
+  private sealed: ReadonlyMap<string, string | undefined> | undefined;
 
   /** Registers a response filter (see ResponseFilter); runs inside the ones registered before. */
   addFilter(filter: ResponseFilter): void {
@@ -228,6 +230,16 @@ export class TrellisResponse<Req extends IncomingMessage = IncomingMessage> exte
     this.filters ??= [];
     this.filters.push(filter);
     if (filter.write !== undefined || filter.end !== undefined) this.bodyFiltered = true;
+  }
+
+  /**
+   * Fixes headers (lower-case names) against every response filter's edits: an incomplete
+   * aggregate's `cache-control: no-store` must survive a route's headers middleware setting
+   * `cache-control: private, max-age=30`. `undefined` means "must be absent". Every filter sees
+   * them on the head, and they are put back after each one ran, so none can change them.
+   */
+  sealHeaders(headers: Record<string, string | undefined>): void {
+    this.sealed = new Map(Object.entries(headers));
   }
 
   /** Whether any filter is registered (a body then passes through them). */
@@ -314,7 +326,7 @@ export class TrellisResponse<Req extends IncomingMessage = IncomingMessage> exte
     }
     this.headStarted = true;
     if (message !== undefined) this.statusMessage = message;
-    if (this.preset === undefined && this.filters === undefined) {
+    if (this.preset === undefined && this.filters === undefined && this.sealed === undefined) {
       // The common case: nothing set earlier, nothing to filter.
       return message === undefined
         ? super.writeHead(statusCode, arg as OutgoingHttpHeaders)
@@ -353,7 +365,17 @@ export class TrellisResponse<Req extends IncomingMessage = IncomingMessage> exte
     return list;
   }
 
+  /** Puts the sealed headers back over whatever a filter did to `head`. */
+  private applySealed(head: ResponseHead): void {
+    if (this.sealed === undefined) return;
+    for (const [name, value] of this.sealed) {
+      if (value === undefined) head.removeHeader(name);
+      else head.setHeader(name, value);
+    }
+  }
+
   private sendHead(status: number, list: string[]): this {
+    if (this.sealed !== undefined) this.applySealed(new FlatHead(status, list));
     this.statusCode = status;
     return super.writeHead(status, this.statusMessage || undefined!, list as unknown as OutgoingHttpHeaders);
   }
@@ -361,6 +383,8 @@ export class TrellisResponse<Req extends IncomingMessage = IncomingMessage> exte
   /** Runs the head through filters `index` … 0, then sends it, unless one holds it. */
   private headAt(index: number, status: number, list: string[]): void {
     const head = new FlatHead(status, list);
+    // Each filter, a cache deciding what to store among them, sees the sealed values.
+    this.applySealed(head);
     for (let i = index; i >= 0; i--) {
       const f = this.filters![i]!;
       if (f.head === undefined) continue;
@@ -368,6 +392,7 @@ export class TrellisResponse<Req extends IncomingMessage = IncomingMessage> exte
         this.statusCode = head.statusCode;
         return;
       }
+      this.applySealed(head);
     }
     this.sendHead(head.statusCode, head.list);
   }
@@ -462,4 +487,12 @@ export class TrellisResponse<Req extends IncomingMessage = IncomingMessage> exte
     this.endAt(top, cb as (() => void) | undefined);
     return this;
   }
+}
+
+/**
+ * Fixes response headers against every later response-filter edit (see
+ * `TrellisResponse.sealHeaders`). A plain node response has no filters: nothing can edit its head.
+ */
+export function sealResponseHeaders(res: ServerResponse, headers: Record<string, string | undefined>): void {
+  if (res instanceof TrellisResponse) res.sealHeaders(headers);
 }

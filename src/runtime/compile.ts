@@ -7,7 +7,7 @@ import { compose, type Handler, type Middleware } from '../http/types.js';
 import { createServicePool } from '../http/upstream/index.js';
 import type { ServiceDef } from '../http/upstream/schema.js';
 import type { ServicePool } from '../http/upstream/types.js';
-import type { MiddlewareInstance } from '../middlewares/types.js';
+import type { HealthReport, MiddlewareInstance } from '../middlewares/types.js';
 import type { SharedStores } from '../stores/shared.js';
 import type { RuntimeMetrics } from './metrics.js';
 import { findMiddlewareType, type TypeRegistry } from './registry.js';
@@ -52,6 +52,8 @@ export interface Generation<C = unknown> {
   /** Service definitions as JSON, so an unchanged service keeps its pool across reloads. */
   readonly serviceKeys: ReadonlyMap<string, string>;
   readonly closeables: readonly (() => Promise<void>)[];
+  /** Middlewares that report on what they depend on (for `/readyz`), by name. */
+  readonly checks: ReadonlyMap<string, () => HealthReport>;
   inFlight: number;
 }
 
@@ -75,6 +77,7 @@ export class GenerationParts {
   readonly serviceKeys = new Map<string, string>();
   readonly middlewares = new Map<string, MiddlewareInstance>();
   readonly closeables: (() => Promise<void>)[] = [];
+  readonly checks = new Map<string, () => HealthReport>();
   private readonly created: ServicePool[] = [];
 
   constructor(
@@ -120,6 +123,7 @@ export class GenerationParts {
       });
       this.middlewares.set(name, instance);
       if (instance.close) this.closeables.push(instance.close);
+      if (instance.health) this.checks.set(name, instance.health);
     }
   }
 
@@ -169,6 +173,7 @@ export class GenerationParts {
       services: this.services,
       serviceKeys: this.serviceKeys,
       closeables: this.closeables,
+      checks: this.checks,
       inFlight: 0,
     };
   }

@@ -45,9 +45,11 @@ export class RuntimeContext implements RequestContext {
   readonly startedAt: number;
   readonly upgrade: UpgradeInfo | undefined;
   attempts?: number;
+  retriedOn?: string[];
   upstreamMs?: number;
   responseBytes?: number;
   errorCode?: string;
+  bodyTimeoutMs?: number;
   /** The route that matched (set by the engine). */
   route: CompiledRoute | undefined;
   private readonly baseLogger: Logger;

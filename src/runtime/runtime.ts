@@ -339,6 +339,11 @@ export async function startRuntime<C>(role: RoleDefinition<C>, options: RuntimeO
           listeners: listeners.status(state.current),
           stores: await stores.health(),
         }),
+        // Middlewares serving on a fallback (jwt on stale keys, a store breaker open).
+        checks: () =>
+          Object.fromEntries(
+            [...state.current.checks].map(([name, health]) => [`middleware:${name}`, health()]),
+          ),
         ...view,
       });
       const address = await admin.listen(adminConfig.host, adminConfig.port).catch((err: unknown) => {

@@ -1,10 +1,13 @@
 import type { Command } from '../command.js';
+import { aclCommand } from './acl.js';
 import { configCommand } from './config.js';
 import { gatewayCommand } from './gateway.js';
 import { hostCommand } from './host.js';
 import { leaderCommand } from './leader.js';
+import { pipelineCommand } from './pipeline.js';
 import { projectionsCommand } from './projections.js';
 import { schemaCommand } from './schema.js';
+import { staticCommand } from './static.js';
 import { validateCommand } from './validate.js';
 
 /** Every `trellis` command; one file each under `cli/commands/`. */
@@ -15,5 +18,8 @@ export const commands: Command[] = [
   leaderCommand,
   configCommand,
   projectionsCommand,
+  aclCommand,
+  staticCommand,
+  pipelineCommand,
   hostCommand,
 ];

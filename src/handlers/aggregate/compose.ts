@@ -1,4 +1,4 @@
-import { applyRename, deletePath, getPath, limitArray, project, setPath } from './paths.js';
+import { applyRename, deletePath, getPath, limitArray, project, setPath } from '../../shape/paths.js';
 import type { PartPlan, Plan, Shaping } from './plan.js';
 
 /**

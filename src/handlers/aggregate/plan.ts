@@ -1,7 +1,14 @@
 import { didYouMean } from '../../core/suggest.js';
-import { type AllowTree, allowTree, compileRename, type Path, parsePath, type Rename } from './paths.js';
+import {
+  type AllowTree,
+  allowTree,
+  compileRename,
+  type Path,
+  parsePath,
+  type Rename,
+} from '../../shape/paths.js';
+import { compileTemplate, RESERVED_PART_NAMES, type Template } from '../../shape/template.js';
 import type { AggregateOptions } from './schema.js';
-import { compileTemplate, RESERVED_PART_NAMES, type Template } from './template.js';
 
 /**
  * Compiles `aggregate:` options into an execution plan: templates parsed, the dependency graph

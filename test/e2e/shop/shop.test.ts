@@ -8,7 +8,7 @@ import { freePort, ROOT, tempDir, waitUntil } from '../support/index.js';
 // `npm start` as a newcomer runs it: start.mjs with a copy of examples/shop/gateway.yaml (on free
 // ports, so it can run beside anything else), the printed URLs tried through the gateway, the
 // file edited and broken while it runs, then Ctrl-C (SIGINT) and no process left behind.
-const DEFAULT_PORTS = [8080, 9901, 3001, 3002, 3003, 3004, 3005];
+const DEFAULT_PORTS = [8080, 9901, 3001, 3002, 3003, 3004, 3005, 3006];
 
 describe('the example shop (npm start)', () => {
   const tmp = tempDir('trellis-shop-');
@@ -22,7 +22,9 @@ describe('the example shop (npm start)', () => {
     for (const p of DEFAULT_PORTS) ports.set(p, await freePort());
     let yaml = readFileSync(join(ROOT, 'examples/shop/gateway.yaml'), 'utf8');
     yaml = yaml.replace(/port: (8080|9901)\b/g, (_m, p) => `port: ${port(Number(p))}`);
-    yaml = yaml.replace(/127\.0\.0\.1:(300[1-5])\b/g, (_m, p) => `127.0.0.1:${port(Number(p))}`);
+    yaml = yaml.replace(/127\.0\.0\.1:(300[1-6])\b/g, (_m, p) => `127.0.0.1:${port(Number(p))}`);
+    // The copy lives in a temporary folder: files the shop's gateway file refers to stay where they are.
+    yaml = yaml.replace(/file: \.\/acl\//g, `file: ${join(ROOT, 'examples/shop/acl')}/`);
     writeFileSync(file, yaml);
     shop = runNode([join(ROOT, 'examples/shop/start.mjs'), '--config', file]);
     await waitUntil(

@@ -1,5 +1,6 @@
 /**
- * Dot paths into JSON values: `product.brand.name`, `images[0]`, `items[*].productId`.
+ * Dot paths into JSON values: `product.brand.name`, `images[0]`, `items[*].productId`. Shared by
+ * the response shaping of aggregation and the field mappings of the anti-corruption layer.
  * `[*]` walks every element of an array. Paths are parsed once, at load; the functions here run
  * per request and allocate only what they return.
  *
