@@ -119,6 +119,7 @@ async function startHttp(mod: Record<string, unknown>, env: WorkloadEnv): Promis
   const h = pickHttp(mod);
   server = createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
     counters.inFlight++;
+    idleCheck?.(); // a request during a drain postpones its end
     let done = false;
     const finish = (failed: boolean) => {
       if (done) return;
@@ -245,9 +246,9 @@ async function startSchedule(
 let idleCheck: (() => void) | undefined;
 
 async function drain(idleMs: number): Promise<void> {
-  // Stop taking new work, then wait until nothing has been in flight for idleMs: the host has
-  // already switched traffic away, so anything still arriving was routed before the switch.
-  server?.close();
+  // The host has already switched traffic away; requests the previous routes still send (a
+  // generation finishing its in-flight requests, a retry) keep being served. Once nothing has
+  // been in flight for idleMs, the listener closes and the worker ends.
   await stopWork?.();
   await new Promise<void>((resolve) => {
     let timer: NodeJS.Timeout | undefined;
@@ -256,6 +257,11 @@ async function drain(idleMs: number): Promise<void> {
       if (counters.inFlight === 0) timer = setTimeout(resolve, idleMs);
     };
     idleCheck();
+  });
+  await new Promise<void>((resolve) => {
+    if (!server) return resolve();
+    server.close(() => resolve());
+    server.closeIdleConnections();
   });
   send({ t: 'drained' });
 }
