@@ -2,7 +2,7 @@ import { isAbsolute, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError, parseConfig } from '../core/config.js';
+import { ConfigError, parseConfig, shield } from '../core/config.js';
 import { TrellisError } from '../core/errors.js';
 import { fileProvider } from '../runtime/providers/file.js';
 import { memoryProvider } from '../runtime/providers/memory.js';
@@ -72,7 +72,8 @@ export function parseGatewayConfig(
   types: TypeRegistry = gatewayTypes,
 ): GatewayConfig {
   const config = parseConfig(text, gatewaySchema(types), label, env === undefined ? {} : { env });
-  const raw = parseYaml(text) as unknown;
+  // Only the top-level keys matter here; shielded so `${NAME}` inside a flow map parses.
+  const raw = parseYaml(shield(text).shielded) as unknown;
   const sections = raw !== null && typeof raw === 'object' ? Object.keys(raw) : [];
   if (!CONTENT_SECTIONS.some((s) => sections.includes(s))) {
     throw new ConfigError([
@@ -128,7 +129,7 @@ export const gatewayRole: RoleDefinition<GatewayConfig> = {
   referencedFiles: gatewayReferencedFiles,
   checkReload(next, current, text) {
     // A reload must not move the listener because `listen:` went missing (a half-written file).
-    const raw = parseYaml(text) as Record<string, unknown> | null;
+    const raw = parseYaml(shield(text).shielded) as Record<string, unknown> | null;
     if (raw !== null && typeof raw === 'object' && !('listen' in raw)) {
       if (JSON.stringify(next.listen) !== JSON.stringify(current.listen)) {
         return [

@@ -7,6 +7,7 @@ import { leaderCommand } from './leader.js';
 import { pipelineCommand } from './pipeline.js';
 import { projectionsCommand } from './projections.js';
 import { schemaCommand } from './schema.js';
+import { sidecarCommand } from './sidecar.js';
 import { staticCommand } from './static.js';
 import { validateCommand } from './validate.js';
 
@@ -18,6 +19,7 @@ export const commands: Command[] = [
   leaderCommand,
   configCommand,
   projectionsCommand,
+  sidecarCommand,
   aclCommand,
   staticCommand,
   pipelineCommand,
