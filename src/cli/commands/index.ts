@@ -2,6 +2,7 @@ import type { Command } from '../command.js';
 import { aclCommand } from './acl.js';
 import { configCommand } from './config.js';
 import { gatewayCommand } from './gateway.js';
+import { hostCommand } from './host.js';
 import { leaderCommand } from './leader.js';
 import { pipelineCommand } from './pipeline.js';
 import { projectionsCommand } from './projections.js';
@@ -22,4 +23,5 @@ export const commands: Command[] = [
   aclCommand,
   staticCommand,
   pipelineCommand,
+  hostCommand,
 ];
