@@ -3,6 +3,7 @@ import { aclCommand } from './acl.js';
 import { ambassadorCommand } from './ambassador.js';
 import { configCommand } from './config.js';
 import { gatewayCommand } from './gateway.js';
+import { hostCommand } from './host.js';
 import { leaderCommand } from './leader.js';
 import { pipelineCommand } from './pipeline.js';
 import { projectionsCommand } from './projections.js';
@@ -24,4 +25,5 @@ export const commands: Command[] = [
   aclCommand,
   staticCommand,
   pipelineCommand,
+  hostCommand,
 ];
