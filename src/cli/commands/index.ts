@@ -1,5 +1,6 @@
 import type { Command } from '../command.js';
 import { aclCommand } from './acl.js';
+import { ambassadorCommand } from './ambassador.js';
 import { configCommand } from './config.js';
 import { gatewayCommand } from './gateway.js';
 import { hostCommand } from './host.js';
@@ -14,6 +15,7 @@ import { validateCommand } from './validate.js';
 /** Every `trellis` command; one file each under `cli/commands/`. */
 export const commands: Command[] = [
   gatewayCommand,
+  ambassadorCommand,
   validateCommand,
   schemaCommand,
   leaderCommand,

@@ -92,7 +92,7 @@ describe('serviceSchema', () => {
       'svc.yaml:3:9 hashOn: write hashOn as { header: NAME }, { cookie: NAME } or clientIp',
     );
     expect(problems('upstreams: [http://a:1]\nretry: { on: [500] }')).toBe(
-      'svc.yaml:2:15 retry.on[0]: a retry condition is one of connect-failure, reset, timeout, 502, 503, 504',
+      'svc.yaml:2:15 retry.on[0]: a retry condition is one of connect-failure, reset, timeout, 502, 503, 504, 429',
     );
     expect(problems('upstreams: [http://a:1]\nretry: { backoff: { base: 1s, max: 100ms } }')).toBe(
       'svc.yaml:2:36 retry.backoff.max: retry.backoff.max must be at least retry.backoff.base',

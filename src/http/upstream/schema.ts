@@ -49,12 +49,15 @@ const hashOnSchema = z.union(
   { error: 'write hashOn as { header: NAME }, { cookie: NAME } or clientIp' },
 );
 
-/** Which attempt outcomes a retry is allowed for. */
-export const RETRY_ON = ['connect-failure', 'reset', 'timeout', '502', '503', '504'] as const;
+/**
+ * Which attempt outcomes a retry is allowed for. `429` only means something to a caller that
+ * honours Retry-After (the ambassador); the proxy never retries a 429.
+ */
+export const RETRY_ON = ['connect-failure', 'reset', 'timeout', '502', '503', '504', '429'] as const;
 export type RetryOn = (typeof RETRY_ON)[number];
 
 const retryOnValue = z
-  .union([z.enum(RETRY_ON), z.literal(502), z.literal(503), z.literal(504)], {
+  .union([z.enum(RETRY_ON), z.literal(502), z.literal(503), z.literal(504), z.literal(429)], {
     error: `a retry condition is one of ${RETRY_ON.join(', ')}`,
   })
   .transform((v) => String(v) as RetryOn);

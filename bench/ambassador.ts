@@ -1,0 +1,185 @@
+/**
+ * `npm run bench -- ambassador [--rounds 3] [--duration 5] [--connections 32]`
+ *
+ * One run, on this machine: an nginx origin answering a small JSON body, reached directly and
+ * through three forwarders: nginx (`proxy_pass` with upstream keepalive, the forward-proxy peer),
+ * the hand-written node:http + undici forwarder (bench/_support/undici-forwarder.mjs), and
+ * `trellis ambassador` twice: with breakers and retries off, and with them on (defaults: 2
+ * attempts, budget, breaker, bulkhead). Each forwarder is pinned to CPU 0, wrk and the origin
+ * share CPU 1; targets run interleaved and the table shows medians.
+ *
+ * Targets (issue 17): added p50 <= 0.3 ms over direct; req/s >= 0.9x the undici forwarder;
+ * with breakers and retries on, >= 0.85x.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import {
+  type BenchProcess,
+  benchDir,
+  freePort,
+  interleave,
+  type MeasuredRun,
+  measureRun,
+  originConfig,
+  proxyConfig,
+  ratio,
+  runWrk,
+  startNginx,
+  startProcess,
+  stopAll,
+  stopAllOnExit,
+  summarize,
+  table,
+  verdict,
+  waitForHttp,
+} from './_support/index.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+const { values: opts } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '5' },
+    connections: { type: 'string', default: '32' },
+    warmup: { type: 'string', default: '2' },
+  },
+});
+const rounds = Number(opts.rounds);
+const durationS = Number(opts.duration);
+const connections = Number(opts.connections);
+const PROXY_CPU = 0;
+const LOAD_CPU = 1;
+const BODY = JSON.stringify({ id: 42, name: 'trellis', tags: ['ambassador', 'bench'], ok: true });
+
+interface Target {
+  name: string;
+  url: string;
+  proc?: BenchProcess;
+}
+
+stopAllOnExit();
+try {
+  await main();
+} finally {
+  await stopAll();
+}
+
+async function main(): Promise<void> {
+  console.log(`ambassador bench: ${rounds} rounds x ${durationS}s, wrk -c${connections}`);
+  const originPort = await freePort();
+  await startNginx('origin', originPort, originConfig(originPort, BODY), LOAD_CPU);
+  const origin = `http://127.0.0.1:${originPort}`;
+
+  const nginxPort = await freePort();
+  const nginx = await startNginx('nginx-proxy', nginxPort, proxyConfig(nginxPort, originPort), PROXY_CPU);
+  const undiciPort = await freePort();
+  const undici = startProcess(
+    'undici-forwarder',
+    process.execPath,
+    [join(here, '_support/undici-forwarder.mjs'), String(undiciPort), origin],
+    { cpu: PROXY_CPU, cwd: root },
+  );
+  const plainPort = await freePort();
+  const resilientPort = await freePort();
+  const plain = ambassador('ambassador-plain', plainPort, origin, false);
+  const resilient = ambassador('ambassador-resilient', resilientPort, origin, true);
+
+  const path = '/v1/items/42';
+  const targets: Target[] = [
+    { name: 'direct', url: `${origin}${path}` },
+    { name: 'nginx-proxy', url: `http://127.0.0.1:${nginxPort}${path}`, proc: nginx },
+    { name: 'undici-forwarder', url: `http://127.0.0.1:${undiciPort}${path}`, proc: undici },
+    { name: 'ambassador (plain)', url: `http://127.0.0.1:${plainPort}${path}`, proc: plain },
+    {
+      name: 'ambassador (breakers+retries)',
+      url: `http://127.0.0.1:${resilientPort}${path}`,
+      proc: resilient,
+    },
+  ];
+  for (const t of targets) {
+    await waitForHttp(t.url, 20_000);
+    const res = await fetch(t.url);
+    const body = await res.text();
+    if (res.status !== 200 || body !== BODY)
+      throw new Error(`${t.name} answered ${res.status} ${body.slice(0, 100)}`);
+  }
+  for (const t of targets)
+    await runWrk({ url: t.url, cpu: LOAD_CPU, connections, durationS: Number(opts.warmup) });
+  const results = await interleave(
+    { targets, rounds, onRun: (t, r) => console.log(`round ${r}: ${t.name}`) },
+    (t) => measureRun(t.proc?.pid, { url: t.url, cpu: LOAD_CPU, connections, durationS }),
+  );
+  report(targets, results);
+}
+
+function ambassador(name: string, port: number, origin: string, resilient: boolean): BenchProcess {
+  const policies = resilient
+    ? ''
+    : `
+    breaker: { consecutiveFailures: 0, failureRatio: 0 }
+    perTryTimeout: 0s
+    timeout: 0s`;
+  const yaml = `admin: { enabled: false }
+accessLog: false
+remotes:
+  origin:
+    listen: { port: ${port} }${policies}
+    service:
+      upstreams: [${origin}]
+      retry: { attempts: ${resilient ? 2 : 1} }
+`;
+  const dir = join(benchDir(), name);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'ambassador.yaml');
+  writeFileSync(file, yaml);
+  return startProcess(
+    name,
+    process.execPath,
+    [
+      join(root, 'dist/cli/main.js'),
+      'ambassador',
+      '-c',
+      file,
+      '--no-watch',
+      '--no-admin',
+      '--log-level',
+      'warn',
+    ],
+    { cpu: PROXY_CPU, env: { ...process.env, NODE_ENV: 'production' } },
+  );
+}
+
+function report(all: Target[], results: Map<Target, MeasuredRun[]>): void {
+  const s = new Map(all.map((t) => [t.name, summarize(results.get(t)!)]));
+  console.log(
+    `\nAmbassador forwarding, median of ${rounds} rounds (${durationS}s each, wrk -c${connections})\n`,
+  );
+  console.log(
+    table(
+      ['target', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'CPU µs/req'],
+      [...s].map(([name, x]) => [name, x.rps, x.p50, x.p99, x.errors, Number.isNaN(x.cpuUs) ? '-' : x.cpuUs]),
+    ),
+  );
+  const direct = s.get('direct')!;
+  const undici = s.get('undici-forwarder')!;
+  const plain = s.get('ambassador (plain)')!;
+  const res = s.get('ambassador (breakers+retries)')!;
+  const nginx = s.get('nginx-proxy')!;
+  console.log(
+    table(
+      ['ratio', 'value'],
+      [
+        ['ambassador (plain) / undici-forwarder (req/s)', ratio(plain.rps, undici.rps)],
+        ['ambassador (breakers+retries) / undici-forwarder (req/s)', ratio(res.rps, undici.rps)],
+        ['ambassador (plain) / nginx-proxy (req/s)', ratio(plain.rps, nginx.rps)],
+        ['added p50 over direct, ms (plain)', (plain.p50 - direct.p50).toFixed(3)],
+      ],
+    ),
+  );
+  console.log(verdict('ambassador plain / undici req/s', plain.rps / undici.rps, 0.9));
+  console.log(verdict('ambassador resilient / undici req/s', res.rps / undici.rps, 0.85));
+  console.log(verdict('added p50 ms (plain)', plain.p50 - direct.p50, 0.3, false));
+  console.log('\nThe machine may be shared: compare the ratios of one run.');
+}

@@ -1,0 +1,171 @@
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError, parseConfig } from '../core/config.js';
+import { TrellisError } from '../core/errors.js';
+import { adminView } from '../runtime/admin-view.js';
+import { fileProvider } from '../runtime/providers/file.js';
+import { memoryProvider } from '../runtime/providers/memory.js';
+import type { ConfigProvider, ReloadResult } from '../runtime/providers/types.js';
+import type { TypeRegistry } from '../runtime/registry.js';
+import { type RoleDefinition, type Runtime, startRuntime } from '../runtime/runtime.js';
+import { ambassadorTypes, compileAmbassador, generationBreakers } from './compile.js';
+import { type AmbassadorConfig, ambassadorSchema } from './schema.js';
+
+/** Parses and validates ambassador YAML; an empty file (no `remotes:`) is refused. */
+export function parseAmbassadorConfig(
+  text: string,
+  label: string,
+  env?: Record<string, string | undefined>,
+): AmbassadorConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch {
+    // Not YAML: parseConfig reports it with line and column.
+    return parseConfig(text, ambassadorSchema, label, env === undefined ? {} : { env });
+  }
+  if (raw === null || typeof raw !== 'object' || !('remotes' in raw)) {
+    throw new ConfigError([
+      {
+        file: label,
+        line: 1,
+        column: 1,
+        path: '',
+        message: 'the file has no remotes: (empty or truncated?): an ambassador needs at least one remote',
+      },
+    ]);
+  }
+  return parseConfig(text, ambassadorSchema, label, env === undefined ? {} : { env });
+}
+
+/**
+ * The ambassador role: an outbound proxy beside the client. Each remote service becomes a pool
+ * (static upstreams, balancing, ejection) behind a loopback listener whose one route runs the
+ * ambassador's policies (src/ambassador/call.ts).
+ */
+export const ambassadorRole: RoleDefinition<AmbassadorConfig> = {
+  name: 'ambassador',
+  types: ambassadorTypes,
+  parse: (text, label, _types, env) => parseAmbassadorConfig(text, label, env),
+  compile: compileAmbassador,
+  settings: (c) => ({
+    trustedProxies: [],
+    // The client's path goes to the remote as it was written.
+    encodedSlashes: 'keep',
+    accessLog: c.accessLog,
+  }),
+  admin: (c) => (c.admin.enabled ? { host: c.admin.host, port: c.admin.port } : undefined),
+  drainTimeout: (c) => c.drainTimeout,
+  stores: (c) => c.stores,
+  view(current, meta) {
+    const base = adminView(current, meta);
+    return {
+      ...base,
+      services() {
+        // Each upstream's breaker state beside its health and ejection.
+        const breakers = generationBreakers.get(current()) ?? new Map();
+        return {
+          services: [...current().services.values()].map((p) => {
+            const status = p.status();
+            const states = breakers.get(p.name)?.status() ?? {};
+            return {
+              ...status,
+              policies: policiesOf(current().config.remotes[p.name]),
+              upstreams: status.upstreams.map((u) => ({ ...u, breaker: states[u.id] ?? 'closed' })),
+            };
+          }),
+        };
+      },
+    };
+  },
+};
+
+/** The policies of a remote in the order they apply, as the admin API shows them. */
+function policiesOf(remote: AmbassadorConfig['remotes'][string] | undefined): unknown[] {
+  if (remote === undefined) return [];
+  return [
+    { policy: 'deadline', timeout: remote.timeout },
+    { policy: 'bulkhead', ...remote.bulkhead },
+    { policy: 'bodyBuffer', maxBodySize: remote.maxBodySize },
+    { policy: 'breaker', ...remote.breaker },
+    { policy: 'perTryTimeout', perTryTimeout: remote.perTryTimeout, deadlineHeader: remote.deadlineHeader },
+    {
+      policy: 'retry',
+      ...remote.service.retry,
+      retryNonIdempotent: remote.retryNonIdempotent,
+    },
+  ];
+}
+
+export interface StartAmbassadorOptions {
+  /** An ambassador YAML file; watched for changes unless `watch: false`. */
+  file?: string;
+  /** YAML text instead of a file (tests, embedding). */
+  text?: string;
+  /** Where configurations come from instead of `file`/`text`. */
+  provider?: ConfigProvider;
+  label?: string;
+  /** Middleware and handler types (default: the gateway's plus `remote`). */
+  types?: TypeRegistry;
+  /** Overrides `admin:` from the file; `false` disables it. */
+  admin?: { host: string; port: number } | false;
+  logger?: Logger;
+  registry?: Registry;
+  watch?: boolean;
+  sighup?: boolean;
+  env?: Record<string, string | undefined>;
+}
+
+/** A running ambassador. */
+export interface Ambassador {
+  /** Bound ports: one per remote with its own listener, `main` for the shared one, and `admin`. */
+  readonly ports: Readonly<Record<string, number>>;
+  readonly version: number;
+  readonly lastReload: ReloadResult | undefined;
+  readonly drainTimeout: number;
+  applyConfig(text: string, label: string): Promise<ReloadResult>;
+  reload(): Promise<ReloadResult>;
+  stop(deadlineMs: number): Promise<void>;
+}
+
+function providerOf(options: StartAmbassadorOptions): ConfigProvider {
+  if (options.provider !== undefined) return options.provider;
+  if (options.file !== undefined) {
+    return fileProvider(options.file, {
+      ...(options.watch === undefined ? {} : { watch: options.watch }),
+      ...(options.label === undefined ? {} : { label: options.label }),
+    });
+  }
+  if (options.text !== undefined) return memoryProvider(options.text, { label: options.label ?? '<inline>' });
+  throw new TrellisError('TRELLIS_E_USAGE', 'startAmbassador needs a file, a text or a provider');
+}
+
+/** Starts an ambassador: the ambassador role on the shared runtime. */
+export async function startAmbassador(options: StartAmbassadorOptions): Promise<Ambassador> {
+  const runtime: Runtime<AmbassadorConfig> = await startRuntime(ambassadorRole, {
+    provider: providerOf(options),
+    types: options.types,
+    admin: options.admin,
+    logger: options.logger,
+    registry: options.registry,
+    sighup: options.sighup,
+    watchReferenced: options.watch !== false,
+    env: options.env,
+  });
+  return {
+    ports: runtime.ports,
+    get version() {
+      return runtime.version;
+    },
+    get lastReload() {
+      return runtime.lastReload;
+    },
+    get drainTimeout() {
+      return runtime.drainTimeout;
+    },
+    applyConfig: (text, label) => runtime.applyConfig(text, label),
+    reload: () => runtime.reload(),
+    stop: (deadlineMs) => runtime.stop(deadlineMs),
+  };
+}

@@ -1,0 +1,121 @@
+import { z } from 'zod';
+import { duration, size } from '../core/units.js';
+import { accessLogSchema, adminSchema } from '../gateway/schema.js';
+import { listenSchema } from '../http/listener.js';
+import { serviceSchema } from '../http/upstream/index.js';
+import { storeUrlSchema } from '../runtime/stores.js';
+import { credentialsSchema } from './credentials.js';
+
+/**
+ * The ambassador file: one entry under `remotes:` per remote service the local client calls.
+ * Each remote has its own loopback listener (`listen:`) or shares the top-level one and is
+ * chosen by the request's Host (`hosts:`). `service:` is the shared upstream pool definition
+ * (upstreams, balance, retry conditions and budget, outlier ejection), the policies around it
+ * are the ambassador's.
+ */
+
+const HOST_RE = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i;
+
+/** Per-upstream circuit breaker (cockatiel's, opened by either condition). */
+export const breakerSchema = z.strictObject({
+  /** Consecutive failed attempts that open the breaker; 0: this condition is off. */
+  consecutiveFailures: z.number().int().min(0).default(5),
+  /** Share of failed attempts over `window` above which the breaker opens (below 1); 0: this condition is off. */
+  failureRatio: z.number().min(0).lt(1, 'failureRatio is a share below 1, like 0.5').default(0.5),
+  /** The ratio is only judged once the window holds this many attempts. */
+  minimumAttempts: z.number().int().min(1).default(20),
+  /** The sliding window of the failure ratio. */
+  window: duration().default(10_000),
+  /** How long an open breaker refuses before one probe (half-open) is let through. */
+  halfOpenAfter: duration().default(5_000),
+});
+
+/** Concurrency cap with a bounded queue (cockatiel's bulkhead). */
+export const bulkheadSchema = z.strictObject({
+  /** Calls in flight to this remote at once. */
+  maxConcurrent: z.number().int().min(1).default(256),
+  /** Calls waiting for a slot; more are refused with 503 at once. */
+  maxQueue: z.number().int().min(0).default(256),
+});
+
+/** One remote service. */
+export const remoteSchema = z
+  .strictObject({
+    /** Its own listener (host defaults to 127.0.0.1): the client calls http://127.0.0.1:PORT/…. */
+    listen: listenSchema.extend({ host: z.string().default('127.0.0.1') }).optional(),
+    /** Host names selecting this remote on the shared top-level `listen:` (host-based routing). */
+    hosts: z
+      .array(z.string().regex(HOST_RE, 'write a host name like payments.internal (no port)'))
+      .min(1)
+      .optional(),
+    /** The upstream pool: upstreams, balance, retry (attempts, conditions, budget, backoff), outlier ejection. */
+    service: serviceSchema,
+    /** Total deadline of a call, from its arrival: no attempt starts after it; 0: none. */
+    timeout: duration().default(10_000),
+    /** Deadline of one attempt until its response headers; 0: the total deadline only. */
+    perTryTimeout: duration().default(2_000),
+    /** Header carrying the time left (ms) to the upstream on each attempt; '' sends none. */
+    deadlineHeader: z.string().default('x-trellis-deadline-ms'),
+    /** Retry non-idempotent methods (POST, PATCH) too: only when the remote de-duplicates. */
+    retryNonIdempotent: z.boolean().default(false),
+    /** Largest request body kept to replay on a retry; a larger one is refused with 413. */
+    maxBodySize: size().default(1024 * 1024),
+    /** Headers (API keys) and OAuth2 client-credentials tokens added to every call. */
+    credentials: credentialsSchema.optional(),
+    breaker: breakerSchema.prefault({}),
+    bulkhead: bulkheadSchema.prefault({}),
+  })
+  .superRefine((r, ctx) => {
+    if (r.listen === undefined && r.hosts === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'a remote needs its own listen: { port }, or hosts: to be chosen on the shared listen:',
+      });
+    }
+    if (r.timeout > 0 && r.perTryTimeout > r.timeout) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['perTryTimeout'],
+        message: 'perTryTimeout must not be longer than timeout',
+      });
+    }
+  });
+
+/** The whole ambassador file. */
+export const ambassadorSchema = z
+  .strictObject({
+    /** The shared listener for remotes chosen by `hosts:` (loopback by default). */
+    listen: listenSchema.extend({ host: z.string().default('127.0.0.1') }).optional(),
+    admin: adminSchema.prefault({}),
+    accessLog: accessLogSchema.default(true),
+    drainTimeout: duration().default(10_000),
+    stores: z.record(z.string(), storeUrlSchema).default({}),
+    remotes: z.record(
+      z.string().regex(/^[A-Za-z0-9_-]+$/, 'a remote name is letters, digits, - and _'),
+      remoteSchema,
+    ),
+  })
+  .superRefine((cfg, ctx) => {
+    if (Object.keys(cfg.remotes).length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['remotes'], message: 'name at least one remote service' });
+    }
+    if (cfg.listen !== undefined && cfg.remotes.main !== undefined && cfg.remotes.main.listen !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['remotes', 'main'],
+        message: 'the shared listener is called main: give this remote another name',
+      });
+    }
+    const hosted = Object.entries(cfg.remotes).filter(([, r]) => r.listen === undefined);
+    if (hosted.length > 0 && cfg.listen === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['remotes', hosted[0]![0]],
+        message: 'this remote is chosen by hosts: but the file has no top-level listen: to share',
+      });
+    }
+  });
+
+export type AmbassadorConfig = z.output<typeof ambassadorSchema>;
+export type RemoteConfig = AmbassadorConfig['remotes'][string];
+export type BreakerConfig = RemoteConfig['breaker'];
