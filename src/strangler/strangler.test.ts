@@ -125,3 +125,33 @@ describe('experiment (in-process strangler)', () => {
     expect(ran).toBe(1);
   });
 });
+
+describe('migration state in a KeyValueStore', () => {
+  it('sets, validates, keeps history, and pushes changes to followers', async () => {
+    const { openKeyValueStore } = await import('../stores/kv/index.js');
+    const { MigrationState } = await import('./state.js');
+    const store = await openKeyValueStore('memory:');
+    const state = new MigrationState(store);
+    const ac = new AbortController();
+    const seen: string[] = [];
+    const following = state.follow((route, s) => seen.push(`${route}=${s.mode}:${s.weight}`), ac.signal);
+    await state.set('catalog', { mode: 'shadow', by: 'ada' });
+    await state.set('catalog', { mode: 'canary', weight: 10, by: 'ada', reason: 'shadow clean for a day' });
+    await expect(state.set('catalog', { mode: 'canary', weight: 150, by: 'bob' })).rejects.toThrow(
+      'not a percentage',
+    );
+    await expect(state.set('catalog', { mode: 'warp' as never, by: 'bob' })).rejects.toThrow('unknown mode');
+    await expect(state.set('catalog', { mode: 'canary', weight: 0, by: 'bob' })).rejects.toThrow(
+      'use shadow for 0',
+    );
+    expect((await state.get('catalog'))?.weight).toBe(10);
+    const history = await state.history('catalog');
+    expect(history.map((h) => `${h.mode}:${h.weight}:${h.by}`)).toEqual(['shadow:0:ada', 'canary:10:ada']);
+    const deadline = Date.now() + 5000;
+    while (seen.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(seen).toEqual(['catalog=shadow:0', 'catalog=canary:10']);
+    ac.abort();
+    await following;
+    await store.close();
+  });
+});
