@@ -155,3 +155,30 @@ describe('migration state in a KeyValueStore', () => {
     await store.close();
   });
 });
+
+describe('guard rails', () => {
+  it('steps back on errors or latency only after the minimum sample', async () => {
+    const { OutcomeWindow, judge, stepBackFrom } = await import('./guard.js');
+    let now = 1_000_000;
+    const w = new OutcomeWindow(10_000, () => now);
+    const t = { maxErrorRate: 0.05, maxP99Ms: 250, minSamples: 20 };
+    for (let i = 0; i < 10; i++) w.record(true, 5);
+    expect(judge(w.stats(), t).action).toBe('hold');
+    for (let i = 0; i < 90; i++) w.record(false, 5);
+    expect(judge(w.stats(), t)).toMatchObject({
+      action: 'stepBack',
+      why: expect.stringContaining('error rate 10.0 %'),
+    });
+    now += 11_000; // the window forgets
+    for (let i = 0; i < 100; i++) w.record(false, i < 98 ? 5 : 900);
+    expect(judge(w.stats(), t)).toMatchObject({ action: 'stepBack', why: expect.stringContaining('p99') });
+    now += 11_000;
+    for (let i = 0; i < 100; i++) w.record(false, 4);
+    expect(judge(w.stats(), t).action).toBe('ok');
+    expect([stepBackFrom('canary'), stepBackFrom('modern'), stepBackFrom('shadow')]).toEqual([
+      'shadow',
+      'canary',
+      undefined,
+    ]);
+  });
+});
