@@ -19,6 +19,8 @@ const root = resolve(here, '../..');
 const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } } });
 const configFile = resolve(values.config ?? join(here, 'gateway.yaml'));
 const cli = join(root, 'dist/cli/main.js');
+// The web front's folder, absolute so a copy of gateway.yaml elsewhere still finds it.
+process.env.SHOP_PUBLIC ??= join(here, 'public');
 
 const children = [];
 let stopping = false;
@@ -150,6 +152,8 @@ Try:
   curl -s  ${base}${web}/carts/alice               # a cart with product details fetched per item (fan-out)
   curl -s  ${base}${web}/carts/alice/checkout -X POST -d '{"pay":"card"}'   # an unsafe last step
   curl -s  ${base}/api/warehouse/stock/1           # anti-corruption layer: modern JSON from the legacy SOAP warehouse
+  curl -si ${base}/                                # the web front (static:), open it in a browser
+  curl -sI ${base}/products/1                      # a client-side route: the same page (spa)
   curl -s  ${admin}/admin/routes                   # routes grouped by frontend
   open     ${admin}/                                # dashboard: routes, upstream health, traffic, last reload
 

@@ -1,4 +1,5 @@
 import { translateHandler } from '../acl/handler.js';
+import { staticHandler } from '../static/index.js';
 import { aggregateHandler } from './aggregate/index.js';
 import { proxyHandler } from './proxy/index.js';
 import { respondHandler } from './respond/index.js';
@@ -13,6 +14,7 @@ export const handlerTypes: ReadonlyArray<HandlerDefinition> = [
   respondHandler as HandlerDefinition,
   aggregateHandler,
   translateHandler as HandlerDefinition,
+  staticHandler as HandlerDefinition,
 ];
 
 export function findHandlerType(type: string): HandlerDefinition | undefined {

@@ -10,6 +10,8 @@ export const TEST_URLS = {
   redis: process.env.TRELLIS_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
   nats: process.env.TRELLIS_TEST_NATS_URL ?? 'nats://127.0.0.1:4222',
   etcd: process.env.TRELLIS_TEST_ETCD_URL ?? 'etcd://127.0.0.1:2379',
+  /** An S3-compatible endpoint, credentials in the user info (s3rver's are S3RVER:S3RVER). */
+  s3: process.env.TRELLIS_TEST_S3_URL ?? 'http://S3RVER:S3RVER@127.0.0.1:4568',
 } as const;
 
 export type TestService = keyof typeof TEST_URLS;
@@ -21,6 +23,7 @@ function reachable(url: string): Promise<boolean> {
     'redis:': 6379,
     'nats:': 4222,
     'etcd:': 2379,
+    'http:': 80,
   };
   const port = Number(u.port || defaults[u.protocol] || 0);
   return new Promise((resolve) => {
@@ -43,7 +46,9 @@ function reachable(url: string): Promise<boolean> {
 export async function serviceUrl(service: TestService): Promise<string | undefined> {
   const url = TEST_URLS[service];
   if (await reachable(url)) return url;
-  const what = `${service} is not reachable at ${url} (set TRELLIS_TEST_${service.toUpperCase()}_URL)`;
+  // Credentials in a URL's user info are never printed.
+  const shown = url.replace(/\/\/[^@/]*@/, '//***@');
+  const what = `${service} is not reachable at ${shown} (set TRELLIS_TEST_${service.toUpperCase()}_URL)`;
   if (process.env.CI === 'true') throw new Error(`${what}: CI requires every integration service`);
   process.stderr.write(`integration tier: skipping ${service} tests: ${what}\n`);
   return undefined;

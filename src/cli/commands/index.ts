@@ -5,6 +5,7 @@ import { gatewayCommand } from './gateway.js';
 import { leaderCommand } from './leader.js';
 import { projectionsCommand } from './projections.js';
 import { schemaCommand } from './schema.js';
+import { staticCommand } from './static.js';
 import { validateCommand } from './validate.js';
 
 /** Every `trellis` command; one file each under `cli/commands/`. */
@@ -16,4 +17,5 @@ export const commands: Command[] = [
   configCommand,
   projectionsCommand,
   aclCommand,
+  staticCommand,
 ];
