@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { z } from 'zod';
 import { isTrellisError, TrellisError } from '../core/errors.js';
 import type { KeyValueStore } from '../stores/types.js';
@@ -12,6 +13,11 @@ import type { KeyValueStore } from '../stores/types.js';
  * Keys: `<prefix>routes/<route>` holds the current state; `<prefix>history/<route>/<revision>`
  * one entry per change (the revision zero-padded so keys sort in order).
  */
+
+/** The SQLite file the migration state lives in when a route names no store: beside the gateway file. */
+export function defaultStateStore(baseDir: string): string {
+  return `sqlite:${join(baseDir, 'trellis-strangler.db')}`;
+}
 
 export const MODES = ['legacy', 'shadow', 'canary', 'modern', 'retired'] as const;
 export type Mode = (typeof MODES)[number];
@@ -34,6 +40,8 @@ export interface StateChange {
   reverseShadow?: boolean;
   by: string;
   reason?: string;
+  /** Write only while the route is still in this mode (a guard step back must not repeat on every instance). */
+  onlyIf?: Mode;
 }
 
 export interface HistoryEntry extends RouteState {
@@ -104,12 +112,16 @@ export class MigrationState {
    * Changes a route's state with compare-and-set (a concurrent change is retried on the fresh
    * state, never overwritten blindly) and appends the history entry. Throws
    * TRELLIS_E_STRANGLER_STATE_INVALID, with the state unchanged, for a bad mode or weight.
+   * Resolves to undefined, writing nothing, when `onlyIf` no longer holds.
    */
-  async set(route: string, change: StateChange): Promise<HistoryEntry> {
+  async set(route: string, change: StateChange & { onlyIf: Mode }): Promise<HistoryEntry | undefined>;
+  async set(route: string, change: StateChange): Promise<HistoryEntry>;
+  async set(route: string, change: StateChange): Promise<HistoryEntry | undefined> {
     const key = this.#key(route);
     for (let attempt = 0; attempt < 5; attempt++) {
       const entry = await this.store.get(key);
       const current = entry === undefined ? undefined : parseState(entry.value, key);
+      if (change.onlyIf !== undefined && (current?.mode ?? change.onlyIf) !== change.onlyIf) return undefined;
       const next = validateChange(current, change);
       if (typeof next === 'string')
         throw new TrellisError('TRELLIS_E_STRANGLER_STATE_INVALID', `${route}: ${next}; nothing changed`);

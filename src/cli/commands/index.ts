@@ -6,6 +6,7 @@ import { leaderCommand } from './leader.js';
 import { projectionsCommand } from './projections.js';
 import { schemaCommand } from './schema.js';
 import { staticCommand } from './static.js';
+import { stranglerCommand } from './strangler.js';
 import { validateCommand } from './validate.js';
 
 /** Every `trellis` command; one file each under `cli/commands/`. */
@@ -18,4 +19,5 @@ export const commands: Command[] = [
   projectionsCommand,
   aclCommand,
   staticCommand,
+  stranglerCommand,
 ];
