@@ -91,6 +91,20 @@ export const stranglerSchema = z.strictObject({
       stepBack: z.boolean().default(true),
     })
     .optional(),
+  /** Removed from the front of the path before forwarding (both sides), as `proxy:` does. */
+  stripPrefix: z
+    .string()
+    .regex(/^\/[^?#]*$/, 'a prefix starts with / and has no ? or #')
+    .optional(),
+  /** Put in front of the path before forwarding. */
+  addPrefix: z
+    .string()
+    .regex(/^\/[^?#]*$/, 'a prefix starts with / and has no ? or #')
+    .optional(),
+  /** A new path: `{name}` is a route parameter, `{*}` the wildcard's match. */
+  rewrite: z.string().startsWith('/', 'a rewrite starts with /').optional(),
+  /** Send the client's Host header to the primary (default) rather than the upstream's own. */
+  preserveHost: z.boolean().default(true),
   /** The upstream answer deadline of the primary (default: the service's). */
   timeout: duration().optional(),
 });
