@@ -1,12 +1,13 @@
 import type { IncomingMessage } from 'node:http';
-import type { Readable } from 'node:stream';
 import type { TrellisErrorCode } from '../core/errors.js';
-import type { AttemptOutcome, ServicePool } from '../http/upstream/types.js';
+import { exchange } from '../http/exchange/index.js';
+import type { ServicePool } from '../http/upstream/types.js';
 
 /**
- * One legacy call through the service's pool, its answer read whole under a size limit (a
- * translation needs the whole body). One attempt: legacy calls are mostly POSTs (SOAP), which
- * are never repeated on their own.
+ * One legacy call through the forwarding exchange (src/http/exchange: upstream choice, the data
+ * plane's one retry rule set, ejection feedback), its answer read whole under a size limit (a
+ * translation needs the whole body). Legacy calls are mostly POSTs (SOAP), which the rule set
+ * never repeats on its own; an idempotent one is retried like on any other route.
  */
 
 export interface LegacySend {
@@ -23,93 +24,70 @@ export type LegacyResult =
   | { ok: true; status: number; headers: Record<string, string>; body: Buffer; upstream: string }
   | { ok: false; status: number; code: TrellisErrorCode; detail: string; reason: string; upstream?: string };
 
+const isTimeout = (reason: unknown) => (reason as { name?: string } | undefined)?.name === 'TimeoutError';
+
 export async function sendLegacy(pool: ServicePool, call: LegacySend): Promise<LegacyResult> {
-  const upstream = pool.pick(call.hashKey);
-  if (!upstream) {
-    return {
-      ok: false,
-      status: 503,
-      code: 'TRELLIS_E_LEGACY_UNAVAILABLE',
-      detail: 'the legacy system has no healthy instance',
-      reason: 'no upstream',
-    };
+  const r = await exchange(pool, {
+    method: call.method,
+    path: call.path,
+    headers:
+      call.body === undefined
+        ? call.headers
+        : { ...call.headers, 'content-length': String(call.body.length) },
+    body: call.body,
+    maxBodySize: call.maxBodySize,
+    hashKey: call.hashKey,
+    signal: AbortSignal.timeout(call.timeoutMs),
+    isDeadline: isTimeout,
+  });
+  const upstream = r.upstream === undefined ? undefined : new URL(r.upstream).host;
+  const at = upstream === undefined ? {} : { upstream };
+  if (r.ok) {
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(r.headers))
+      if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+    return { ok: true, status: r.status, headers, body: r.body, upstream: upstream ?? '' };
   }
-  const name = upstream.origin.host;
-  const started = performance.now();
-  let outcome: AttemptOutcome = 'success';
-  pool.begin(upstream);
-  const signal = AbortSignal.timeout(call.timeoutMs);
-  try {
-    const res = await upstream.dispatcher.request({
-      path: call.path,
-      method: call.method as 'POST',
-      headers:
-        call.body === undefined
-          ? call.headers
-          : { ...call.headers, 'content-length': String(call.body.length) },
-      body: call.body ?? null,
-      signal,
-    });
-    if (res.statusCode >= 500) outcome = 'http5xx';
-    const body = await readLimited(res.body, call.maxBodySize);
-    if (body === undefined) {
+  switch (r.failure) {
+    case 'noUpstream':
+      return {
+        ok: false,
+        status: 503,
+        code: 'TRELLIS_E_LEGACY_UNAVAILABLE',
+        detail: 'the legacy system has no healthy instance',
+        reason: 'no upstream',
+      };
+    case 'tooLarge':
       return {
         ok: false,
         status: 502,
         code: 'TRELLIS_E_LEGACY_UNREADABLE',
         detail: 'the legacy answer is larger than the translation accepts',
         reason: `over ${call.maxBodySize} bytes`,
-        upstream: name,
+        ...at,
       };
-    }
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(res.headers))
-      if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
-    return { ok: true, status: res.statusCode, headers, body, upstream: name };
-  } catch (err) {
-    const timedOut = signal.aborted;
-    outcome = timedOut
-      ? 'timeout'
-      : (err as { code?: string }).code === 'ECONNREFUSED'
-        ? 'connectFailure'
-        : 'reset';
-    return timedOut
-      ? {
-          ok: false,
-          status: 504,
-          code: 'TRELLIS_E_LEGACY_UNAVAILABLE',
-          detail: 'the legacy system did not answer in time',
-          reason: 'timeout',
-          upstream: name,
-        }
-      : {
-          ok: false,
-          status: 502,
-          code: 'TRELLIS_E_LEGACY_UNAVAILABLE',
-          detail: 'the legacy system could not be reached',
-          reason: (err as Error).message,
-          upstream: name,
-        };
-  } finally {
-    pool.end(upstream, outcome, performance.now() - started);
+    case 'timeout':
+      return {
+        ok: false,
+        status: 504,
+        code: 'TRELLIS_E_LEGACY_UNAVAILABLE',
+        detail: 'the legacy system did not answer in time',
+        reason: 'timeout',
+        ...at,
+      };
+    default:
+      return {
+        ok: false,
+        status: 502,
+        code: 'TRELLIS_E_LEGACY_UNAVAILABLE',
+        detail: 'the legacy system could not be reached',
+        reason:
+          r.failure === 'connect'
+            ? 'connection refused or unreachable'
+            : 'connection closed without an answer',
+        ...at,
+      };
   }
-}
-
-/** A stream read whole, or undefined (and destroyed) once it passes `max` bytes. */
-export function readLimited(body: Readable, max: number): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    body.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > max) {
-        body.destroy();
-        resolve(undefined);
-      } else chunks.push(chunk);
-    });
-    body.once('end', () => resolve(Buffer.concat(chunks)));
-    body.once('error', reject);
-  });
 }
 
 /**

@@ -9,6 +9,12 @@ export interface AdminSource {
   registry: Registry;
   /** False while starting or draining: /readyz answers 503. */
   ready(): boolean;
+  /**
+   * What the running parts report on their dependencies (a key service, a shared store). A
+   * `degraded` or `unavailable` check is shown but keeps /readyz at 200: the process still
+   * serves, and taking every instance out of rotation over a shared outage would make it total.
+   */
+  checks?(): Record<string, { status: string; detail?: string }>;
   routes(): unknown;
   services(): unknown;
   /** Active version, last reload result and the configuration with secrets masked. */
@@ -45,7 +51,12 @@ export function createAdminServer(source: AdminSource): AdminServer {
         return json(res, 200, { status: 'ok' });
       case '/readyz': {
         const ready = source.ready();
-        return json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready' });
+        const checks = source.checks?.() ?? {};
+        const degraded = Object.values(checks).some((c) => c.status !== 'ok');
+        return json(res, ready ? 200 : 503, {
+          status: !ready ? 'not ready' : degraded ? 'degraded' : 'ready',
+          ...(Object.keys(checks).length > 0 ? { checks } : {}),
+        });
       }
       case '/metrics': {
         const text = await source.registry.metrics();

@@ -32,11 +32,22 @@ export interface WatchOptions {
   signal?: AbortSignal;
 }
 
+export interface SchemaOptions {
+  author?: string;
+  /** Name of a validator (like `gateway`) to bind, with or without a JSON Schema. */
+  validator?: string;
+}
+
 export interface SchemaBinding {
   /** Key prefix the schema applies to (the longest matching prefix wins). */
   prefix: string;
-  /** The JSON Schema. */
-  schema: unknown;
+  /** The JSON Schema (absent when only a validator is bound). */
+  schema?: unknown;
+  /**
+   * A named validator the writing process provides (like `gateway`: the gateway's own checks,
+   * with its file:line messages); writes are refused where it is unknown.
+   */
+  validator?: string;
   author: string;
   time: string;
 }
@@ -61,7 +72,8 @@ export interface ConfigApi {
    * cannot continue from `fromRevision`: list() again and watch from its revision.
    */
   watch(prefix: string, options?: WatchOptions): AsyncIterable<ConfigChange>;
-  setSchema(prefix: string, schema: unknown, options?: { author?: string }): Promise<SchemaBinding>;
+  /** Binds a JSON Schema and/or (`options.validator`) a named validator to a key prefix. */
+  setSchema(prefix: string, schema: unknown, options?: SchemaOptions): Promise<SchemaBinding>;
   listSchemas(): Promise<SchemaBinding[]>;
   deleteSchema(prefix: string): Promise<boolean>;
   close(): Promise<void>;

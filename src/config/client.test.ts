@@ -86,6 +86,19 @@ describe('ConfigClient', () => {
     expect(c.keys()).toEqual(['app/db', 'app/k1', 'app/k2']);
   });
 
+  it('health() follows the revision it serves and when it last heard from the store', async () => {
+    const repo = new ConfigRepository(new MemoryKeyValueStore());
+    await repo.set('app/a', 'v: 1');
+    const c = await client({ source: repo, prefix: 'app/' });
+    const first = c.health();
+    expect(first).toMatchObject({ ok: true, source: 'store', revision: c.revision });
+    const next = await repo.set('app/a', 'v: 2');
+    await until(() => c.get<{ v: number }>('app/a')?.v === 2);
+    const after = c.health();
+    expect(after.revision).toBe(next.revision);
+    expect(Date.parse(after.lastSyncAt!)).toBeGreaterThanOrEqual(Date.parse(first.lastSyncAt!));
+  });
+
   it('serves last-known-good while the server is down, reports it in health, and catches up', async () => {
     const srv = await restartableServer();
     const cacheFile = tmpFile();

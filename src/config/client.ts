@@ -141,6 +141,7 @@ export class ConfigClient {
     return () => this.#listeners.delete(listener);
   }
 
+  /** Where documents come from now: live or last-known-good, at which revision, last synced when. */
   health(): ConfigHealth {
     return { ...this.#health };
   }
@@ -244,6 +245,8 @@ export class ConfigClient {
     if (change.type === 'put' && change.document) this.#docs.set(change.key, change.document);
     else this.#docs.delete(change.key);
     this.#resolved.delete(change.key);
+    // A change from the watch is the store speaking: health says which revision is served, and when.
+    this.#markLive();
     this.#save();
     this.#emit(change);
   }

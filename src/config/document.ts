@@ -1,4 +1,5 @@
 import { LineCounter, parseDocument } from 'yaml';
+import { shield, unshield } from '../core/config.js';
 import { TrellisError } from '../core/errors.js';
 
 export type DocumentFormat = 'json' | 'yaml';
@@ -50,14 +51,23 @@ export interface Envelope {
 
 // `@` separates a key from a revision in history keys, so it may not appear in keys.
 const KEY_RE = /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/;
+// `.` and `..` would be rewritten by any URL or path that carries the key (`x/../../schemas/shop`
+// reaches another endpoint over HTTP), so they are never segments of a key.
+const DOT_SEGMENT_RE = /(^|\/)\.\.?(\/|$)/;
 const LABEL_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /** Throws TRELLIS_E_CONFIG_KEY_INVALID unless `key` is like `shop/gateway`. */
 export function checkConfigKey(key: string): void {
-  if (typeof key !== 'string' || key.length > 512 || !KEY_RE.test(key)) {
+  if (typeof key !== 'string' || key.length > 512 || !KEY_RE.test(key) || DOT_SEGMENT_RE.test(key)) {
+    const why =
+      typeof key === 'string' && DOT_SEGMENT_RE.test(key)
+        ? '"." and ".." are not allowed as segments'
+        : typeof key === 'string' && /(^|\/)(\/|$)/.test(key)
+          ? 'it has an empty segment'
+          : 'it has characters outside letters, digits, "_", "." and "-"';
     throw new TrellisError(
       'TRELLIS_E_CONFIG_KEY_INVALID',
-      `config key ${JSON.stringify(key)} is invalid: use segments of letters, digits, "_", "." and "-" separated by "/" (like shop/gateway)`,
+      `config key ${JSON.stringify(key)} is invalid (${why}): use segments of letters, digits, "_", "." and "-" separated by "/" (like shop/gateway)`,
       { status: 400 },
     );
   }
@@ -99,7 +109,9 @@ export function parseContent(content: string, format: DocumentFormat): unknown {
     }
   }
   const lineCounter = new LineCounter();
-  const doc = parseDocument(content, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  // `${PORT}` is kept as written, even inside a flow map (`{ port: ${PORT} }`), as gateway files allow.
+  const { shielded, templates } = shield(content);
+  const doc = parseDocument(shielded, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const first = doc.errors[0];
   if (first) {
     const pos = lineCounter.linePos(first.pos[0]);
@@ -109,7 +121,28 @@ export function parseContent(content: string, format: DocumentFormat): unknown {
       { status: 400 },
     );
   }
-  return doc.toJS();
+  try {
+    const value: unknown = doc.toJS();
+    return templates.length === 0 ? value : restore(value, templates);
+  } catch (err) {
+    // yaml refuses aliases that expand past its limit (a "billion laughs" bomb): bad input, not a crash.
+    throw new TrellisError(
+      'TRELLIS_E_CONFIG_DOCUMENT_INVALID',
+      `the document was refused: ${(err as Error).message.replace(/ indicates.*/, '')} (its aliases expand too much; write the values out)`,
+      { status: 400, cause: err },
+    );
+  }
+}
+
+function restore(value: unknown, templates: readonly string[]): unknown {
+  if (typeof value === 'string') return unshield(value, templates);
+  if (Array.isArray(value)) return value.map((v) => restore(v, templates));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [unshield(k, templates), restore(v, templates)]),
+    );
+  }
+  return value;
 }
 
 export function encodeEnvelope(e: Envelope): string {

@@ -4,11 +4,12 @@ import type {
   ConfigApi,
   ConfigChange,
   SchemaBinding,
+  SchemaOptions,
   SetOptions,
   WatchOptions,
   WriteOptions,
 } from './api.js';
-import type { ConfigDocument, HistoryEntry } from './document.js';
+import { type ConfigDocument, checkConfigKey, checkConfigPrefix, type HistoryEntry } from './document.js';
 import { parseSse } from './sse.js';
 
 export interface ConfigHttpClientOptions {
@@ -40,26 +41,29 @@ export class ConfigHttpClient implements ConfigApi {
   }
 
   async get(key: string, label?: string): Promise<ConfigDocument | undefined> {
-    const r = await this.#call('GET', `/v1/config/${key}`, { label }, { allow404: true });
-    return r === undefined ? undefined : (r as ConfigDocument);
+    const r = await this.#call('GET', keyPath('/v1/config/', key), { label }, { allow404: true });
+    return r === undefined ? undefined : asDocument(r, this.#base);
   }
 
   async set(key: string, content: string, options: SetOptions = {}): Promise<ConfigDocument> {
-    return (await this.#call(
-      'PUT',
-      `/v1/config/${key}`,
-      { label: options.label, format: options.format },
-      {
-        body: content,
-        headers: writeHeaders(options),
-      },
-    )) as ConfigDocument;
+    return asDocument(
+      await this.#call(
+        'PUT',
+        keyPath('/v1/config/', key),
+        { label: options.label, format: options.format },
+        {
+          body: content,
+          headers: writeHeaders(options),
+        },
+      ),
+      this.#base,
+    );
   }
 
   async delete(key: string, options: WriteOptions = {}): Promise<boolean> {
     const r = await this.#call(
       'DELETE',
-      `/v1/config/${key}`,
+      keyPath('/v1/config/', key),
       { label: options.label },
       {
         headers: writeHeaders(options),
@@ -77,32 +81,31 @@ export class ConfigHttpClient implements ConfigApi {
   }
 
   async history(key: string, label?: string): Promise<HistoryEntry[]> {
-    return ((await this.#call('GET', `/v1/history/${key}`, { label })) as { entries: HistoryEntry[] })
+    return ((await this.#call('GET', keyPath('/v1/history/', key), { label })) as { entries: HistoryEntry[] })
       .entries;
   }
 
   async rollback(key: string, revision: number, options: WriteOptions = {}): Promise<ConfigDocument> {
-    return (await this.#call(
-      'POST',
-      `/v1/rollback/${key}`,
-      { label: options.label, revision: String(revision) },
-      {
-        headers: writeHeaders(options),
-      },
-    )) as ConfigDocument;
+    return asDocument(
+      await this.#call(
+        'POST',
+        keyPath('/v1/rollback/', key),
+        { label: options.label, revision: String(revision) },
+        {
+          headers: writeHeaders(options),
+        },
+      ),
+      this.#base,
+    );
   }
 
-  async setSchema(
-    prefix: string,
-    schema: unknown,
-    options: { author?: string } = {},
-  ): Promise<SchemaBinding> {
+  async setSchema(prefix: string, schema: unknown, options: SchemaOptions = {}): Promise<SchemaBinding> {
     return (await this.#call(
       'PUT',
-      `/v1/schemas/${prefix}`,
-      {},
+      prefixPath('/v1/schemas/', prefix),
+      { validator: options.validator },
       {
-        body: JSON.stringify(schema),
+        ...(schema === undefined ? {} : { body: JSON.stringify(schema) }),
         headers: writeHeaders(options),
       },
     )) as SchemaBinding;
@@ -113,7 +116,9 @@ export class ConfigHttpClient implements ConfigApi {
   }
 
   async deleteSchema(prefix: string): Promise<boolean> {
-    return (await this.#call('DELETE', `/v1/schemas/${prefix}`, {}, { allow404: true })) !== undefined;
+    return (
+      (await this.#call('DELETE', prefixPath('/v1/schemas/', prefix), {}, { allow404: true })) !== undefined
+    );
   }
 
   async *watch(prefix: string, options: WatchOptions = {}): AsyncIterable<ConfigChange> {
@@ -203,6 +208,32 @@ export class ConfigHttpClient implements ConfigApi {
       { status: 503, cause: err },
     );
   }
+}
+
+/**
+ * `base` + the key, checked and encoded segment by segment: a key is never a path the URL
+ * parser may rewrite (`x/../../schemas/shop` would otherwise reach another endpoint).
+ */
+function keyPath(base: string, key: string): string {
+  checkConfigKey(key);
+  return base + key.split('/').map(encodeURIComponent).join('/');
+}
+
+function prefixPath(base: string, prefix: string): string {
+  checkConfigPrefix(prefix);
+  return base + prefix.split('/').map(encodeURIComponent).join('/');
+}
+
+/** A document from the server, or an error saying the answer was not one (never `undefined@undefined`). */
+function asDocument(body: unknown, base: string): ConfigDocument {
+  const d = body as Partial<ConfigDocument> | undefined;
+  if (typeof d?.key !== 'string' || typeof d.label !== 'string' || typeof d.revision !== 'number') {
+    throw new TrellisError(
+      'TRELLIS_E_CONFIG_UNREACHABLE',
+      `${base} answered something that is not a configuration document: is it a trellis config server?`,
+    );
+  }
+  return d as ConfigDocument;
 }
 
 function writeHeaders(options: WriteOptions & { author?: string }): Record<string, string> {

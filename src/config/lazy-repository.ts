@@ -3,6 +3,7 @@ import type {
   ConfigApi,
   ConfigChange,
   SchemaBinding,
+  SchemaOptions,
   SetOptions,
   WatchOptions,
   WriteOptions,
@@ -58,7 +59,7 @@ export class LazyRepository implements ConfigApi {
   async *watch(prefix: string, options?: WatchOptions): AsyncIterable<ConfigChange> {
     yield* (await this.#repo()).watch(prefix, options);
   }
-  async setSchema(prefix: string, schema: unknown, options?: { author?: string }): Promise<SchemaBinding> {
+  async setSchema(prefix: string, schema: unknown, options?: SchemaOptions): Promise<SchemaBinding> {
     return (await this.#repo()).setSchema(prefix, schema, options);
   }
   async listSchemas(): Promise<SchemaBinding[]> {

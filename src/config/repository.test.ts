@@ -139,5 +139,36 @@ describe('ConfigRepository', () => {
     await expect(r.set('a@b', '{}')).rejects.toMatchObject({ code: 'TRELLIS_E_CONFIG_KEY_INVALID' });
     await expect(r.set('a//b', '{}')).rejects.toMatchObject({ code: 'TRELLIS_E_CONFIG_KEY_INVALID' });
     await expect(r.get('a', 'bad label')).rejects.toMatchObject({ code: 'TRELLIS_E_CONFIG_LABEL_INVALID' });
+    for (const key of ['x/../../schemas/shop', 'a/./b', '..', '.']) {
+      await expect(r.set(key, '{}')).rejects.toMatchObject({ code: 'TRELLIS_E_CONFIG_KEY_INVALID' });
+    }
+    // A dot inside a segment is fine.
+    await expect(r.set('app/.env', '{}')).resolves.toMatchObject({ key: 'app/.env' });
+  });
+
+  it('binds a prefix to a named validator, stored with the binding; unknown names are refused', async () => {
+    const kv = new MemoryKeyValueStore();
+    const noPorts = {
+      validate: (content: string, name: string) =>
+        content.includes('port')
+          ? [{ line: 1, column: 1, path: 'port', message: `no ports in ${name}` }]
+          : [],
+    };
+    const r = new ConfigRepository(kv, { validators: { 'no-ports': noPorts } });
+    await expect(r.setSchema('svc/', undefined, { validator: 'nope' })).rejects.toMatchObject({
+      code: 'TRELLIS_E_CONFIG_VALIDATOR_UNKNOWN',
+    });
+    await r.setSchema('svc/', undefined, { validator: 'no-ports' });
+    await expect(r.set('svc/a', 'port: 1\n')).rejects.toMatchObject({
+      code: 'TRELLIS_E_CONFIG_SCHEMA_VIOLATION',
+      message: expect.stringContaining('svc/a:1:1 port: no ports in svc/a'),
+    });
+    await expect(r.set('svc/a', 'host: x\n')).resolves.toMatchObject({ revision: expect.any(Number) });
+    // Another process over the same store without that validator refuses rather than skip the check.
+    const other = new ConfigRepository(kv);
+    await expect(other.set('svc/b', 'host: y\n')).rejects.toMatchObject({
+      code: 'TRELLIS_E_CONFIG_VALIDATOR_UNKNOWN',
+    });
+    expect(await r.get('svc/b')).toBeUndefined();
   });
 });

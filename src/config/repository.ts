@@ -5,6 +5,7 @@ import type {
   ConfigApi,
   ConfigChange,
   SchemaBinding,
+  SchemaOptions,
   SetOptions,
   WatchOptions,
   WriteOptions,
@@ -23,13 +24,21 @@ import {
   parseContent,
   toDocument,
 } from './document.js';
-import { compileJsonSchema, schemaViolation, validateDocument } from './validation.js';
+import {
+  compileJsonSchema,
+  type DocumentValidator,
+  schemaViolation,
+  type ValidationIssue,
+  validateDocument,
+} from './validation.js';
 
 export interface ConfigRepositoryOptions {
   /** Prefix of every KV key the config store uses (default `trellis/config/`). */
   root?: string;
   /** Zod schemas registered in this process, by key prefix (checked like stored JSON Schemas). */
   schemas?: Record<string, z.ZodType>;
+  /** Validators this process provides, by name, for prefixes bound with `setSchema(…, { validator })`. */
+  validators?: Record<string, DocumentValidator>;
 }
 
 const REV_DIGITS = 16;
@@ -48,12 +57,14 @@ export class ConfigRepository implements ConfigApi {
   readonly #kv: KeyValueStore;
   readonly #root: string;
   readonly #zodSchemas: Record<string, z.ZodType>;
+  readonly #validators: Record<string, DocumentValidator>;
   #compiled = new Map<string, { raw: string; schema: z.ZodType }>();
 
   constructor(kv: KeyValueStore, options: ConfigRepositoryOptions = {}) {
     this.#kv = kv;
     this.#root = options.root ?? 'trellis/config/';
     this.#zodSchemas = { ...options.schemas };
+    this.#validators = { ...options.validators };
   }
 
   /** The store underneath. */
@@ -80,7 +91,7 @@ export class ConfigRepository implements ConfigApi {
     checkLabel(label);
     const format = options.format ?? detectFormat(content);
     const value = parseContent(content, format);
-    await this.#validate(key, value);
+    await this.#validate(key, value, content);
     const envelope: Envelope = {
       format,
       content,
@@ -161,7 +172,7 @@ export class ConfigRepository implements ConfigApi {
         'TRELLIS_E_CONFIG_REVISION_NOT_FOUND',
         target
           ? `${key}@${label} revision ${revision} is a deletion: there is no content to roll back to; pick another revision from the history`
-          : `${key}@${label} has no revision ${revision}: pick one from \`trellis config history ${key}\``,
+          : `${key}@${label} has no revision ${revision}: pick one from \`trellis config history ${key}${label === DEFAULT_LABEL ? '' : ` --label ${label}`}\``,
         { status: 404 },
       );
     }
@@ -199,16 +210,14 @@ export class ConfigRepository implements ConfigApi {
     }
   }
 
-  async setSchema(
-    prefix: string,
-    schema: unknown,
-    options: { author?: string } = {},
-  ): Promise<SchemaBinding> {
+  async setSchema(prefix: string, schema: unknown, options: SchemaOptions = {}): Promise<SchemaBinding> {
     checkConfigPrefix(prefix);
-    compileJsonSchema(schema);
+    if (options.validator !== undefined) this.#validator(options.validator, prefix);
+    if (schema !== undefined || options.validator === undefined) compileJsonSchema(schema);
     const binding: SchemaBinding = {
       prefix,
-      schema,
+      ...(schema === undefined ? {} : { schema }),
+      ...(options.validator === undefined ? {} : { validator: options.validator }),
       author: options.author || 'anonymous',
       time: new Date().toISOString(),
     };
@@ -230,18 +239,39 @@ export class ConfigRepository implements ConfigApi {
     await this.#kv.close();
   }
 
-  /** Refuses the document (nothing written) when the schema for its key finds anything wrong. */
-  async #validate(key: string, value: unknown): Promise<void> {
-    const candidates: { prefix: string; schema: () => z.ZodType }[] = [];
+  /** Refuses the document (nothing written) when the schema or validator for its key finds anything wrong. */
+  async #validate(key: string, value: unknown, content: string): Promise<void> {
+    const candidates: { prefix: string; schema?: () => z.ZodType; validator?: string }[] = [];
     for (const [prefix, schema] of Object.entries(this.#zodSchemas))
       candidates.push({ prefix, schema: () => schema });
-    for (const b of await this.listSchemas())
-      candidates.push({ prefix: b.prefix, schema: () => this.#compile(b) });
+    for (const b of await this.listSchemas()) {
+      candidates.push({
+        prefix: b.prefix,
+        ...(b.schema === undefined ? {} : { schema: () => this.#compile(b) }),
+        ...(b.validator === undefined ? {} : { validator: b.validator }),
+      });
+    }
     const match = candidates
       .filter((c) => key.startsWith(c.prefix))
       .sort((a, b) => b.prefix.length - a.prefix.length)[0];
-    const issues = validateDocument(value, match?.schema());
-    if (issues.length > 0) throw schemaViolation(key, match?.prefix, issues);
+    const issues: ValidationIssue[] = validateDocument(value, match?.schema?.());
+    if (match?.validator !== undefined) {
+      issues.push(...this.#validator(match.validator, match.prefix).validate(content, key));
+    }
+    const by = match?.validator === undefined ? 'schema' : `${match.validator} validator`;
+    if (issues.length > 0) throw schemaViolation(key, match?.prefix, issues, by);
+  }
+
+  /** The named validator; one this process does not have refuses the write (fail closed). */
+  #validator(name: string, prefix: string): DocumentValidator {
+    const v = this.#validators[name];
+    if (v) return v;
+    const known = Object.keys(this.#validators);
+    throw new TrellisError(
+      'TRELLIS_E_CONFIG_VALIDATOR_UNKNOWN',
+      `prefix "${prefix}" is bound to the validator "${name}", which this process does not provide (${known.length ? `it has ${known.join(', ')}` : 'it has none'}): write through \`trellis config\` or \`trellis config serve\`, or register it in ConfigRepositoryOptions.validators`,
+      { status: 400 },
+    );
   }
 
   #compile(binding: SchemaBinding): z.ZodType {

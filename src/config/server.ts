@@ -249,18 +249,23 @@ export async function startConfigServer(options: ConfigServerOptions): Promise<C
     json(res, 200, { schemas: await api.listSchemas() });
   });
 
-  on('PUT', '/v1/schemas/*', 'write', async (req, res, params) => {
+  on('PUT', '/v1/schemas/*', 'write', async (req, res, params, query) => {
     const text = await readBody(req, maxBody);
+    const validator = query.validator || undefined;
     let schema: unknown;
     try {
-      schema = JSON.parse(text);
+      // With ?validator=NAME the body may be empty: the validator alone is bound.
+      schema = text.trim() === '' && validator !== undefined ? undefined : JSON.parse(text);
     } catch (err) {
       throw new TrellisError('TRELLIS_E_CONFIG_SCHEMA_INVALID', `the schema is not JSON: ${messageOf(err)}`, {
         status: 400,
       });
     }
-    const binding = await api.setSchema(params['*']!, schema, { author: header(req, 'x-trellis-author') });
-    log.info({ prefix: binding.prefix, author: binding.author }, 'config schema bound');
+    const binding = await api.setSchema(params['*']!, schema, {
+      author: header(req, 'x-trellis-author'),
+      ...(validator === undefined ? {} : { validator }),
+    });
+    log.info({ prefix: binding.prefix, author: binding.author, validator }, 'config schema bound');
     json(res, 200, binding);
   });
 

@@ -8,7 +8,7 @@ describe('document validation', () => {
       properties: { routes: { type: 'array', items: { type: 'object', required: ['path'] } } },
     });
     expect(validateDocument({ routes: [{ path: '/a' }, {}] }, schema)).toEqual([
-      { path: 'routes[1].path', message: expect.stringMatching(/expected/) },
+      { path: 'routes[1].path', message: 'missing required field "path"' },
     ]);
   });
 

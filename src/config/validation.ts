@@ -7,6 +7,19 @@ import { plaintextSecretPaths } from './secrets.js';
 export interface ValidationIssue {
   path: string;
   message: string;
+  /** Line and column in the document's text, when the validator knows them. */
+  line?: number;
+  column?: number;
+}
+
+/**
+ * A validator bound to a prefix by name (`trellis config schema set PREFIX --validator gateway`):
+ * the checks of the component that will read the document, so the store refuses what that
+ * component would refuse, with its own messages.
+ */
+export interface DocumentValidator {
+  /** Every problem in `content`; `name` (the key) stands for the file name in messages. Empty: valid. */
+  validate(content: string, name: string): ValidationIssue[];
 }
 
 /**
@@ -83,7 +96,7 @@ export function validateDocument(value: unknown, schema: z.ZodType | undefined):
           for (const k of i.keys)
             issues.push({ path: formatPath([...base, k]), message: `unknown field "${k}"` });
         } else {
-          issues.push({ path: formatPath(base), message: i.message });
+          issues.push({ path: formatPath(base), message: describeIssue(i, value) });
         }
       }
     }
@@ -91,10 +104,37 @@ export function validateDocument(value: unknown, schema: z.ZodType | undefined):
   return issues;
 }
 
+/** zod's text, except that an absent key reads `missing required field "name"`, not "expected nonoptional". */
+function describeIssue(issue: z.core.$ZodIssue, value: unknown): string {
+  const name = issue.path[issue.path.length - 1];
+  let parent = value;
+  for (const part of issue.path.slice(0, -1)) {
+    parent =
+      typeof parent === 'object' && parent !== null
+        ? (parent as Record<PropertyKey, unknown>)[part]
+        : undefined;
+  }
+  const absent =
+    typeof name === 'string' && typeof parent === 'object' && parent !== null && !(name in parent);
+  if (absent) return `missing required field "${name}"`;
+  return issue.message.replace(/^Invalid input: /, '');
+}
+
 /** The refusal of an invalid document: 422 with every issue, nothing written. */
-export function schemaViolation(key: string, schemaPrefix: string | undefined, issues: ValidationIssue[]) {
-  const lines = issues.map((i) => `  ${i.path || '(document)'}: ${i.message}`).join('\n');
-  const by = schemaPrefix === undefined ? '' : ` (schema for "${schemaPrefix}")`;
+export function schemaViolation(
+  key: string,
+  schemaPrefix: string | undefined,
+  issues: ValidationIssue[],
+  checkedBy?: string,
+) {
+  const lines = issues
+    .map((i) =>
+      i.line === undefined
+        ? `  ${i.path || '(document)'}: ${i.message}`
+        : `  ${key}:${i.line}:${i.column ?? 1}${i.path ? ` ${i.path}` : ''}: ${i.message}`,
+    )
+    .join('\n');
+  const by = schemaPrefix === undefined ? '' : ` (${checkedBy ?? 'schema'} for "${schemaPrefix}")`;
   return new TrellisError(
     'TRELLIS_E_CONFIG_SCHEMA_VIOLATION',
     `${key} was refused${by}, nothing changed; fix:\n${lines}`,

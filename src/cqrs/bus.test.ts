@@ -3,8 +3,9 @@ import { z } from 'zod';
 import { silentLogger } from '../core/logger.js';
 import { createMetricsRegistry } from '../core/metrics.js';
 import { MemoryEventStore } from '../stores/events/memory.js';
-import { authorize, commandBus, idempotency, logging, metrics, queryBus, validate } from './bus.js';
+import { authorize, commandBus, logging, metrics, queryBus, validate } from './bus.js';
 import { aggregateStream, handleCommand } from './decider.js';
+import { idempotency } from './idempotency.js';
 import { counterDecider } from './testing/fixtures.js';
 
 type Commands = {

@@ -59,11 +59,9 @@ export class Bus<M extends Record<string, [unknown, unknown]> = Record<string, [
   ): Promise<M[K][1]> {
     const handler = this.handlers.get(name);
     if (!handler) {
-      throw new TrellisError(
-        'TRELLIS_E_BUS_NO_HANDLER',
-        `no handler for ${this.kind} "${name}": register it (known: ${this.names().join(', ') || 'none'})`,
-        { status: 404 },
-      );
+      // The message reaches HTTP callers: it never lists the registered names (that would map
+      // the API for anyone); `names()` gives them to code, and cqrsHttpHandler logs them.
+      throw new TrellisError('TRELLIS_E_BUS_NO_HANDLER', `no ${this.kind} "${name}" here`, { status: 404 });
     }
     const envelope: Envelope = {
       name,
@@ -125,62 +123,6 @@ export function authorize(allow: (env: Envelope) => boolean | Promise<boolean>):
       throw new TrellisError('TRELLIS_E_BUS_FORBIDDEN', `not allowed to run "${env.name}"`, { status: 403 });
     }
     return next();
-  };
-}
-
-/** Where idempotency results are kept; the memory one suits one process. */
-export interface IdempotencyStore {
-  /** The earlier result for this key, if one was recorded. */
-  get(key: string): Promise<{ result: unknown } | undefined>;
-  put(key: string, result: unknown, ttlMs: number): Promise<void>;
-}
-
-/** Idempotency results in memory, forgotten after their TTL. */
-export function memoryIdempotencyStore(): IdempotencyStore {
-  const map = new Map<string, { result: unknown; until: number }>();
-  return {
-    async get(key) {
-      const hit = map.get(key);
-      if (!hit) return undefined;
-      if (hit.until < Date.now()) {
-        map.delete(key);
-        return undefined;
-      }
-      return { result: hit.result };
-    },
-    async put(key, result, ttlMs) {
-      map.set(key, { result, until: Date.now() + ttlMs });
-    },
-  };
-}
-
-/**
- * A call with an idempotency key already seen answers with the first call's result and does
- * not run again; concurrent retries with the same key share one run. Failures are not kept, so
- * a failed command can be retried.
- */
-export function idempotency(options: { store?: IdempotencyStore; ttlMs?: number } = {}): BusMiddleware {
-  const store = options.store ?? memoryIdempotencyStore();
-  const ttl = options.ttlMs ?? 24 * 3600_000;
-  const running = new Map<string, Promise<unknown>>();
-  return async (env, next) => {
-    if (!env.idempotencyKey) return next();
-    const key = `${env.name}:${env.idempotencyKey}`;
-    const inFlight = running.get(key);
-    if (inFlight) return inFlight;
-    const run = (async () => {
-      const hit = await store.get(key);
-      if (hit) return hit.result;
-      const result = await next();
-      await store.put(key, result, ttl);
-      return result;
-    })();
-    running.set(key, run);
-    try {
-      return await run;
-    } finally {
-      running.delete(key);
-    }
   };
 }
 

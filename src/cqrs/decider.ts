@@ -1,6 +1,5 @@
 import { isTrellisError } from '../core/errors.js';
-import type { InlineHandler, TrellisEventStore } from '../stores/events/types.js';
-import type { EventStore, RecordedEvent } from '../stores/types.js';
+import type { EventStore, InlineHandler, RecordedEvent } from '../stores/types.js';
 import type { SnapshotStore } from './snapshots.js';
 import type { Decider, DomainEvent, Upcaster } from './types.js';
 import { upcast } from './upcast.js';
@@ -64,7 +63,7 @@ function toDomain(e: RecordedEvent): DomainEvent {
  * each other's changes (no lost update); a conflict that survives the retries is thrown.
  */
 export async function handleCommand<C, S, E extends DomainEvent>(
-  store: EventStore | TrellisEventStore,
+  store: EventStore,
   streamId: string,
   command: C,
   decider: Decider<C, S, E>,
@@ -84,7 +83,7 @@ export async function handleCommand<C, S, E extends DomainEvent>(
       return { events: [], state, nextVersion: version, position: 0, retries: attempt };
     }
     try {
-      const result = await (store as TrellisEventStore).append(
+      const result = await store.append(
         streamId,
         events.map((e) => ({
           type: e.type,

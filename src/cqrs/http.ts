@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isTrellisError, TrellisError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
 import { sendProblem } from '../http/problem.js';
 import type { Bus } from './bus.js';
 
@@ -14,6 +15,11 @@ export interface CqrsHttpOptions {
   principal?: (req: IncomingMessage) => unknown;
   /** Largest command body accepted (default 1 MiB). */
   maxBodyBytes?: number;
+  /**
+   * Where an unknown command or query name is logged with the names that do exist (a 404 never
+   * lists them to the caller). Default: none.
+   */
+  logger?: Logger;
 }
 
 async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
@@ -95,6 +101,13 @@ export function cqrsHttpHandler(
         json(res, 200, await bus.send(name, Object.fromEntries(url.searchParams), { principal }));
       }
     })().catch((err: unknown) => {
+      if (isTrellisError(err, 'TRELLIS_E_BUS_NO_HANDLER')) {
+        const kind = (req.url ?? '').includes('/commands/') ? options.commands : options.queries;
+        options.logger?.warn(
+          { path: req.url?.split('?')[0], known: kind?.names() ?? [] },
+          'no handler for this name: answered 404 without listing the known names',
+        );
+      }
       if (isTrellisError(err)) {
         const status = err.status ?? 500;
         sendProblem(res, {

@@ -1,6 +1,6 @@
 import { isTrellisError, TrellisError } from '../core/errors.js';
-import { Notifier } from '../stores/events/common.js';
-import type { AppendTransaction, InlineHandler, TrellisEventStore } from '../stores/events/types.js';
+import type { AppendTransaction, EventStore, InlineHandler } from '../stores/events/types.js';
+import { Notifier } from '../stores/notifier.js';
 import type { RecordedEvent } from '../stores/types.js';
 import { sql } from './sql.js';
 import type { Upcaster } from './types.js';
@@ -89,8 +89,21 @@ async function pointViews(tx: AppendTransaction, p: Projection, generation: numb
   }
 }
 
+/** Whether the checkpoint table exists yet (no projection has ever run when it does not). */
+async function registryExists(tx: AppendTransaction): Promise<boolean> {
+  const rows =
+    tx.backend === 'postgres'
+      ? await sql<{ t: string | null }>(tx, 'SELECT to_regclass($1)::text AS t', [REGISTRY])
+      : await sql<{ t: string }>(
+          tx,
+          `SELECT name AS t FROM sqlite_master WHERE type = 'table' AND name = $1`,
+          [REGISTRY],
+        );
+  return rows.length > 0 && rows[0]!.t !== null;
+}
+
 /** Creates the checkpoint table, and the projection's first copy and views, when missing. */
-export async function ensureProjection(store: TrellisEventStore, p: Projection): Promise<void> {
+export async function ensureProjection(store: EventStore, p: Projection): Promise<void> {
   checkName(p.name);
   for (const t of p.tables) checkName(t);
   await store.transaction(async (tx) => {
@@ -157,7 +170,7 @@ export function inlineProjection(p: Projection): InlineHandler {
  * is applied (no event applied twice) and the caller re-reads the checkpoint.
  */
 async function applyBatch(
-  store: TrellisEventStore,
+  store: EventStore,
   p: Projection,
   from: { generation: number; position: number },
   events: RecordedEvent[],
@@ -180,14 +193,22 @@ async function applyBatch(
 
 /** The status of each projection (position, lag, an unfinished rebuild). */
 export async function projectionStatus(
-  store: TrellisEventStore,
+  store: EventStore,
   projections: Projection[],
 ): Promise<ProjectionStatus[]> {
   const head = await store.headPosition();
   const out: ProjectionStatus[] = [];
   for (const p of projections) {
-    await ensureProjection(store, p);
-    const row = (await store.transaction((tx) => readRow(tx, p.name)))!;
+    checkName(p.name);
+    // Status only reads (it may run on a read-only store): a projection that never ran is
+    // reported as copy 0 at position 0, not created.
+    const row = await store.transaction(async (tx) =>
+      (await registryExists(tx)) ? readRow(tx, p.name) : undefined,
+    );
+    if (!row) {
+      out.push({ name: p.name, generation: 0, position: 0, lag: head });
+      continue;
+    }
     out.push({
       name: p.name,
       generation: row.generation,
@@ -202,14 +223,14 @@ export async function projectionStatus(
 }
 
 /** The position a projection's current copy has reached. */
-export async function projectionPosition(store: TrellisEventStore, name: string): Promise<number> {
+export async function projectionPosition(store: EventStore, name: string): Promise<number> {
   const row = await store.transaction((tx) => readRow(tx, name));
   return row?.position ?? 0;
 }
 
 /** Read-your-writes: waits until projection `name` has applied `position` (from an append). */
 export function waitForProjection(
-  store: TrellisEventStore,
+  store: EventStore,
   name: string,
   position: number,
   options: { timeoutMs?: number; signal?: AbortSignal } = {},
@@ -232,7 +253,7 @@ export interface RunOptions {
  * new events. Each batch and its checkpoint commit together, so a crash at any point (even
  * SIGKILL mid-batch) resumes from the last committed batch without applying an event twice.
  */
-export async function runProjection(store: TrellisEventStore, p: Projection, options: RunOptions = {}) {
+export async function runProjection(store: EventStore, p: Projection, options: RunOptions = {}) {
   await ensureProjection(store, p);
   const { signal } = options;
   const batchSize = p.batchSize ?? 500;
@@ -297,7 +318,7 @@ export interface RebuildProgress {
  * progress is checkpointed, so a rebuild that crashed resumes where it stopped.
  */
 export async function rebuildProjection(
-  store: TrellisEventStore,
+  store: EventStore,
   p: Projection,
   options: { signal?: AbortSignal; onProgress?: (progress: RebuildProgress) => void } = {},
 ): Promise<ProjectionStatus> {

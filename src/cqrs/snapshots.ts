@@ -1,4 +1,4 @@
-import type { TrellisEventStore } from '../stores/events/types.js';
+import type { EventStore } from '../stores/events/types.js';
 import { sql } from './sql.js';
 
 /** A stream's state at a version, tagged with the decider version that produced it. */
@@ -30,7 +30,7 @@ export function memorySnapshots(): SnapshotStore {
 }
 
 /** Snapshots in a table beside the events (SQLite or PostgreSQL store). */
-export function sqlSnapshots(store: TrellisEventStore, table = 'trellis_snapshots'): SnapshotStore {
+export function sqlSnapshots(store: EventStore, table = 'trellis_snapshots'): SnapshotStore {
   let ready: Promise<unknown> | undefined;
   const ensure = () =>
     (ready ??= store.transaction(async (tx) => {

@@ -10,6 +10,15 @@ export async function waitForPosition(
   position: number,
   options: { timeoutMs?: number; signal?: AbortSignal; name?: string } = {},
 ): Promise<number> {
+  // An undefined position (a result's field misspelt, a query string not parsed) would otherwise
+  // poll until the timeout and answer "not yet NaN".
+  if (typeof position !== 'number' || !Number.isSafeInteger(position) || position < 0) {
+    throw new TrellisError(
+      'TRELLIS_E_PROJECTION_POSITION_INVALID',
+      `cannot wait for position ${typeof position === 'string' ? JSON.stringify(position) : String(position)}${options.name ? ` of projection "${options.name}"` : ''}: pass the whole number >= 0 an append returned (its \`position\`)`,
+      { status: 400 },
+    );
+  }
   const deadline = Date.now() + (options.timeoutMs ?? 5000);
   let delay = 2;
   for (;;) {

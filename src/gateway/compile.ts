@@ -8,7 +8,7 @@ import { compose, type Handler, type Middleware } from '../http/types.js';
 import { createServicePool } from '../http/upstream/index.js';
 import type { ServicePool } from '../http/upstream/types.js';
 import { findMiddlewareType } from '../middlewares/registry.js';
-import type { MiddlewareInstance } from '../middlewares/types.js';
+import type { HealthReport, MiddlewareInstance } from '../middlewares/types.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { RouteStats } from './route-stats.js';
 import { compileRoutes, type RouteMatch, type RouteTable } from './router.js';
@@ -50,6 +50,8 @@ export interface Generation {
   /** Service definitions as JSON, so an unchanged service keeps its pool across reloads. */
   readonly serviceKeys: ReadonlyMap<string, string>;
   readonly closeables: readonly (() => Promise<void>)[];
+  /** Middlewares that report on what they depend on (for `/readyz`), by name. */
+  readonly checks: ReadonlyMap<string, () => HealthReport>;
   inFlight: number;
 }
 
@@ -88,6 +90,7 @@ export async function compileGeneration(
     }
 
     const middlewares = new Map<string, MiddlewareInstance>();
+    const checks = new Map<string, () => HealthReport>();
     for (const [name, entry] of Object.entries(config.middlewares)) {
       const [type, options] = Object.entries(entry as Record<string, unknown>).find(
         ([, v]) => v !== undefined,
@@ -102,6 +105,7 @@ export async function compileGeneration(
       });
       middlewares.set(name, instance);
       if (instance.close) closeables.push(instance.close);
+      if (instance.health) checks.set(name, instance.health);
     }
 
     const routesFor = async (frontend: string, routes: RouteConfig[], shared: SharedRouteBits) => {
@@ -133,7 +137,7 @@ export async function compileGeneration(
       else mainRoutes.push(...routes);
     }
     listeners.set(MAIN_LISTENER, listenerOf(config.listen, mainRoutes));
-    return { version, config, listeners, services, serviceKeys, closeables, inFlight: 0 };
+    return { version, config, listeners, services, serviceKeys, closeables, checks, inFlight: 0 };
   } catch (err) {
     await Promise.allSettled([...created.map((p) => p.close()), ...closeables.map((c) => c())]);
     throw err;

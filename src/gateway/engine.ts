@@ -2,6 +2,7 @@ import { type IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { messageOf } from '../core/errors.js';
+import { admitRequest, onRefusedConnection, refuseConnection } from '../http/edge.js';
 import { clientAddress, socketPeer, type TrustedProxies } from '../http/forwarded.js';
 import { type EncodedSlashes, normalizeTarget, type PathRejection } from '../http/normalize.js';
 import { sendProblem } from '../http/problem.js';
@@ -38,6 +39,7 @@ export interface ActiveState {
 const REJECTIONS: Record<PathRejection, string> = {
   'invalid-percent-encoding': 'the path has an invalid percent-encoding',
   'encoded-slash': 'the path has an encoded slash (%2F or %5C), which this gateway refuses',
+  backslash: 'the path has a backslash, which this gateway refuses (origins may read it as /)',
   'null-byte': 'the path has an encoded NUL byte',
   'not-origin-form': 'the request target is not a path',
 };
@@ -62,9 +64,11 @@ class GatewayContext implements RequestContext {
   readonly startedAt: number;
   readonly upgrade: UpgradeInfo | undefined;
   attempts?: number;
+  retriedOn?: string[];
   upstreamMs?: number;
   responseBytes?: number;
   errorCode?: string;
+  bodyTimeoutMs?: number;
   route: CompiledRoute | undefined;
   private readonly baseLogger: Logger;
   private childLogger: Logger | undefined;
@@ -123,6 +127,7 @@ export class ListenerEngine {
   };
 
   private serve(req: IncomingMessage, res: ServerResponse, upgrade: UpgradeInfo | undefined): void {
+    if (onRefusedConnection(req.socket)) return void req.socket.end();
     const state = this.state;
     const generation = state.current;
     const listener = generation.listeners.get(this.key);
@@ -152,6 +157,12 @@ export class ListenerEngine {
         'TRELLIS_E_URI_TOO_LONG',
         `the request target is longer than ${limits.maxUrlLength} bytes`,
       );
+      return;
+    }
+    ctx.bodyTimeoutMs = limits.bodyTimeout;
+    const refusal = admitRequest(req, limits);
+    if (refusal !== undefined) {
+      this.refuse(ctx, refusal.status, refusal.code, refusal.detail, refusal.headers);
       return;
     }
     const h = req.headers;
@@ -200,9 +211,20 @@ export class ListenerEngine {
     }
   }
 
-  private refuse(ctx: GatewayContext, status: number, code: string, detail: string): void {
+  private refuse(
+    ctx: GatewayContext,
+    status: number,
+    code: string,
+    detail: string,
+    headers?: Record<string, string>,
+  ): void {
     ctx.errorCode = code;
-    sendProblem(ctx, { status, code, detail });
+    // A refused head may be the first half of a smuggling attempt: close the connection after it.
+    if (status !== 404 && status !== 503) {
+      ctx.res.shouldKeepAlive = false;
+      refuseConnection(ctx.req.socket);
+    }
+    sendProblem(ctx, { status, code, detail, ...(headers === undefined ? {} : { headers }) });
   }
 
   private crashed(ctx: GatewayContext, err: unknown): void {
@@ -252,6 +274,8 @@ export class ListenerEngine {
       service: ctx.serviceName,
       upstream: ctx.upstream,
       attempts: ctx.attempts,
+      retries: ctx.attempts === undefined ? undefined : ctx.attempts - 1,
+      retriedOn: ctx.retriedOn,
       ms: Math.round(seconds * 1e6) / 1e3,
       upstreamMs: ctx.upstreamMs === undefined ? undefined : Math.round(ctx.upstreamMs * 1e3) / 1e3,
       bytesIn: Number(ctx.req.headers['content-length'] ?? 0),

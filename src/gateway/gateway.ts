@@ -275,6 +275,10 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
       admin = createAdminServer({
         registry,
         ready: () => ready && !stopping,
+        checks: () =>
+          Object.fromEntries(
+            [...state.current.checks].map(([name, health]) => [`middleware:${name}`, health()]),
+          ),
         ...adminView(
           () => state.current,
           () => ({ version: state.current.version, source: activeLabel, loadedAt, lastReload }),

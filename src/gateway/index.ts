@@ -17,6 +17,7 @@ export {
   type StartGatewayOptions,
   startGateway,
 } from './gateway.js';
+export { type ReferencedFile, referencedFileProblem, referencedFiles } from './referenced-files.js';
 export {
   checkPathPattern,
   compileRoutes,
@@ -28,3 +29,4 @@ export {
   type ValueCondition,
 } from './router.js';
 export { type FrontendConfig, type GatewayConfig, gatewaySchema, type RouteConfig } from './schema.js';
+export { validateGatewayFile } from './validate-file.js';

@@ -72,8 +72,9 @@ describe('gateway file validation', () => {
     expect(
       problems(`routes:\n  - match: { path: /a, pathPrefix: /b, host: "a b" }\n    respond: {}\n`),
     ).toEqual([
-      'gateway.yaml:2:46 routes[0].match.host: write a host name like api.example.com or a wildcard like *.example.com (no port)',
+      // In reading order: line, then column.
       'gateway.yaml:2:36 routes[0].match.pathPrefix: use either path or pathPrefix, not both',
+      'gateway.yaml:2:46 routes[0].match.host: write a host name like api.example.com or a wildcard like *.example.com (no port)',
     ]);
   });
 
@@ -104,5 +105,42 @@ describe('gateway file validation', () => {
     expect(problems('routes:\n  - match: { path: /a }\n    respnd: { body: x }\n')).toEqual([
       'gateway.yaml:3:5 routes[0].respnd: unknown option "respnd" (did you mean "respond"?)',
     ]);
+  });
+
+  it('refuses what cannot run: a port used twice, frontends alike, duplicate route names', () => {
+    expect(
+      problems(`listen: { port: 8080 }
+admin: { port: 8080 }
+frontends:
+  web: { pathPrefix: /web, routes: [ { name: r, respond: {} }, { name: r, respond: {} } ] }
+  web2: { pathPrefix: /web/ }
+  a: { listen: { port: 9000 } }
+  b: { listen: { port: 9000 } }
+  c: { listen: { port: 0 } }
+  d: { listen: { port: 0 } }
+`),
+    ).toEqual([
+      'gateway.yaml:2:16 admin.port: port 8080 is already used by listen.port: give each listener its own port (listen.port is at line 1)',
+      'gateway.yaml:4:72 frontends.web.routes[1].name: route name "r" is already used by frontends.web.routes[0]: give each route its own name (their metrics and logs would merge) (frontends.web.routes[0].name is at line 4)',
+      'gateway.yaml:5:23 frontends.web2.pathPrefix: frontend "web2" selects the same requests as frontend "web" (pathPrefix /web): give each frontend its own pathPrefix or host (frontends.web.pathPrefix is at line 4)',
+      'gateway.yaml:7:24 frontends.b.listen.port: port 9000 is already used by frontends.a.listen.port: give each listener its own port (frontends.a.listen.port is at line 6)',
+    ]);
+  });
+
+  it('lets listeners share a port on different addresses and frontends share a prefix on different hosts', () => {
+    expect(() =>
+      parseGatewayConfig(
+        `listen: { port: 8080, host: 127.0.0.1 }
+admin: { port: 8080, host: 127.0.0.2 }
+frontends:
+  web: { pathPrefix: /app, host: web.example.com }
+  mobile: { pathPrefix: /app, host: m.example.com }
+routes:
+  - { name: same, respond: {} }
+`,
+        'gateway.yaml',
+        {},
+      ),
+    ).not.toThrow();
   });
 });

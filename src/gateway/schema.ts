@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { formatPath } from '../core/config.js';
 import { didYouMean } from '../core/suggest.js';
 import { duration } from '../core/units.js';
 import { handlerTypes } from '../handlers/registry.js';
@@ -186,7 +187,124 @@ export function gatewaySchema() {
       routes: z.array(routeSchema()).default([]),
       frontends: z.record(z.string(), frontendSchema()).default({}),
     })
-    .superRefine((cfg, ctx) => checkReferences(cfg as unknown as GatewayShape, ctx));
+    .superRefine((cfg, ctx) => {
+      checkReferences(cfg as unknown as GatewayShape, ctx);
+      checkClashes(cfg as unknown as ClashShape, ctx);
+    });
+}
+
+type Path = (string | number)[];
+interface ListenShape {
+  host: string;
+  port: number;
+  tls?: { redirectHttp?: { port: number; host?: string | undefined } | undefined } | undefined;
+}
+interface ClashShape {
+  listen: ListenShape;
+  admin: { host: string; port: number; enabled: boolean };
+  routes: { name?: string | undefined }[];
+  frontends: Record<
+    string,
+    {
+      listen?: ListenShape | undefined;
+      host?: string | string[] | undefined;
+      pathPrefix?: string | undefined;
+      routes: { name?: string | undefined }[];
+    }
+  >;
+}
+
+const ANY_HOST = new Set(['', '0.0.0.0', '::', '[::]', '*']);
+const sameAddress = (a: string, b: string) => a === b || ANY_HOST.has(a) || ANY_HOST.has(b);
+
+/**
+ * What parses but cannot run: two listeners on one port (admin included), two frontends that the
+ * main listener cannot tell apart, two routes of one frontend with the same name (their metrics
+ * would merge). Each issue sits on the later side and names the earlier one (`params.also`
+ * lets the loader add its line).
+ */
+function checkClashes(cfg: ClashShape, ctx: z.RefinementCtx): void {
+  const clash = (path: Path, also: Path, message: string) =>
+    ctx.addIssue({ code: 'custom', path, message, params: { also } });
+
+  const ports: { path: Path; host: string; port: number }[] = [];
+  const addListener = (listen: ListenShape, base: Path) => {
+    ports.push({ path: [...base, 'port'], host: listen.host, port: listen.port });
+    const redirect = listen.tls?.redirectHttp;
+    if (redirect) {
+      ports.push({
+        path: [...base, 'tls', 'redirectHttp', 'port'],
+        host: redirect.host ?? listen.host,
+        port: redirect.port,
+      });
+    }
+  };
+  addListener(cfg.listen, ['listen']);
+  for (const [name, f] of Object.entries(cfg.frontends))
+    if (f.listen) addListener(f.listen, ['frontends', name, 'listen']);
+  if (cfg.admin.enabled) ports.push({ path: ['admin', 'port'], host: cfg.admin.host, port: cfg.admin.port });
+  ports.forEach((p, i) => {
+    // Port 0 asks the system for a free port: never a clash.
+    const first = ports
+      .slice(0, i)
+      .find((q) => p.port !== 0 && q.port === p.port && sameAddress(q.host, p.host));
+    if (first) {
+      clash(
+        p.path,
+        first.path,
+        `port ${p.port} is already used by ${formatPath(first.path)}: give each listener its own port`,
+      );
+    }
+  });
+
+  const seen: { name: string; path: Path; prefix: string; hosts: string[] | undefined }[] = [];
+  for (const [name, f] of Object.entries(cfg.frontends)) {
+    if (f.listen) continue;
+    const prefix = (f.pathPrefix ?? '/').replace(/(.)\/+$/, '$1');
+    const hosts =
+      f.host === undefined
+        ? undefined
+        : (Array.isArray(f.host) ? f.host : [f.host]).map((h) => h.toLowerCase());
+    const other = seen.find(
+      (o) =>
+        o.prefix === prefix &&
+        (o.hosts === undefined || hosts === undefined
+          ? o.hosts === hosts
+          : o.hosts.some((h) => hosts.includes(h))),
+    );
+    const path: Path = ['frontends', name, f.pathPrefix !== undefined ? 'pathPrefix' : 'host'];
+    if (other) {
+      clash(
+        path,
+        other.path,
+        `frontend "${name}" selects the same requests as frontend "${other.name}" (pathPrefix ${prefix}${hosts ? `, host ${hosts.join(', ')}` : ''}): give each frontend its own pathPrefix or host`,
+      );
+    } else {
+      seen.push({ name, path, prefix, hosts });
+    }
+  }
+
+  const checkNames = (routes: { name?: string | undefined }[], frontend: string, base: Path) => {
+    const byName = new Map<string, number>();
+    routes.forEach((r, i) => {
+      const name = r.name ?? `${frontend}#${i}`;
+      const j = byName.get(name);
+      if (j === undefined) {
+        byName.set(name, i);
+        return;
+      }
+      const at = (k: number): Path => (routes[k]!.name === undefined ? [...base, k] : [...base, k, 'name']);
+      clash(
+        at(i),
+        at(j),
+        `route name "${name}" is already used by ${formatPath([...base, j])}: give each route its own name (their metrics and logs would merge)`,
+      );
+    });
+  };
+  // 'default' is the frontend of the top-level routes (DEFAULT_FRONTEND, named where routes compile).
+  checkNames(cfg.routes, 'default', ['routes']);
+  for (const [name, f] of Object.entries(cfg.frontends))
+    checkNames(f.routes, name, ['frontends', name, 'routes']);
 }
 
 /** The parts of a parsed file the reference check reads. */

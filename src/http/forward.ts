@@ -1,12 +1,17 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
+import { failureOf } from './exchange/outcome.js';
+import { retryAllowed } from './exchange/retry-rules.js';
 import { pushForwardingHeaders, socketPeer } from './forwarded.js';
 import { sendProblem } from './problem.js';
 import type { RequestContext } from './types.js';
 import type { AttemptOutcome, ServicePool, Upstream } from './upstream/types.js';
 
+export { outcomeOf } from './exchange/outcome.js';
+
 /**
- * The proxy's hot path. One `Exchange` object per request drives undici's raw dispatch API
+ * The streaming form of the forwarding exchange (see src/http/exchange/index.ts), and the
+ * proxy's hot path. One `Exchange` object per request drives undici's raw dispatch API
  * (`onConnect/onHeaders/onData/onComplete/onError`): status and headers are written straight to
  * the client's response and body chunks are piped with backpressure (pause on a full socket,
  * resume on drain). No Readable, no promise per chunk: that is what makes it faster than
@@ -71,12 +76,13 @@ function connectionTokens(value: string | string[] | undefined): Set<string> | u
 export function upstreamRequestHeaders(ctx: RequestContext, host: string | undefined): string[] {
   const raw = ctx.req.rawHeaders;
   const headers: IncomingHttpHeaders = ctx.req.headers;
-  const extra = connectionTokens(headers.connection);
+  // The headers a client named in Connection were removed at the edge (src/http/edge.ts), before
+  // the middlewares ran: removing them here would let a client strip what a middleware set.
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const lower = name.toLowerCase();
-    if (DROP_REQUEST.has(lower) || extra?.has(lower)) continue;
+    if (DROP_REQUEST.has(lower)) continue;
     out.push(name, raw[i + 1]!);
   }
   if (typeof headers.te === 'string' && /(^|,)\s*trailers\s*(,|$)/i.test(headers.te))
@@ -148,25 +154,17 @@ export function clientResponseHeaders(raw: Buffer[] | string[], requestId: strin
   return out;
 }
 
-/** Maps an undici error to an attempt outcome. */
-export function outcomeOf(err: unknown): AttemptOutcome {
-  const code = (err as { code?: string }).code;
-  switch (code) {
-    case 'ECONNREFUSED':
-    case 'ENOTFOUND':
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-    case 'EAI_AGAIN':
-    case 'UND_ERR_CONNECT_TIMEOUT':
-      return code === 'UND_ERR_CONNECT_TIMEOUT' ? 'timeout' : 'connectFailure';
-    case 'UND_ERR_HEADERS_TIMEOUT':
-    case 'UND_ERR_BODY_TIMEOUT':
-    case 'TRELLIS_TIMEOUT':
-      return 'timeout';
-    default:
-      return 'reset';
-  }
-}
+const CANCELLED = { outcome: 'cancelled', kind: 'reset' } as const;
+
+/** The access log's name for the failure a retry answered (the `retry.on` condition). */
+const RETRY_REASON: Record<AttemptOutcome, string> = {
+  connectFailure: 'connect-failure',
+  reset: 'reset',
+  timeout: 'timeout',
+  http5xx: '5xx',
+  success: 'none',
+  cancelled: 'none',
+};
 
 class RequestTimeout extends Error {
   readonly code = 'TRELLIS_TIMEOUT';
@@ -176,6 +174,17 @@ class ClientGone extends Error {
   readonly code = 'TRELLIS_CLIENT_GONE';
 }
 
+class ClientTooSlow extends Error {
+  readonly code = 'TRELLIS_CLIENT_TOO_SLOW';
+}
+
+class HeadersTimeout extends Error {
+  readonly code = 'UND_ERR_HEADERS_TIMEOUT';
+}
+
+/** The longest silence of a client's body when the listener sets none (nginx's default). */
+const DEFAULT_BODY_TIMEOUT = 60_000;
+
 /** Proxies one request to a service, with retries, timeouts and streaming both ways. */
 export function forward(ctx: RequestContext, pool: ServicePool, options: ForwardOptions): void {
   new Exchange(ctx, pool, options).start();
@@ -183,6 +192,14 @@ export function forward(ctx: RequestContext, pool: ServicePool, options: Forward
 
 function onExchangeTimeout(exchange: Exchange): void {
   exchange.timeout();
+}
+
+function onHeadersTimeout(exchange: Exchange): void {
+  exchange.headersTimedOut();
+}
+
+function onBodyIdle(exchange: Exchange): void {
+  exchange.bodyIdle();
 }
 
 function onClientClose(this: Exchange): void {
@@ -202,6 +219,18 @@ class Exchange implements Dispatcher.DispatchHandler {
   private abortAttempt: ((err?: Error) => void) | undefined;
   private resumeUpstream: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** Our own headers timer, for requests with a body (undici's would start before the body is sent). */
+  private headersTimer: NodeJS.Timeout | undefined;
+  /** Watches the client's body for silence; cleared once the body has been read. */
+  private bodyTimer: NodeJS.Timeout | undefined;
+  private bodyBytesSeen = 0;
+  /** The client's body has been read to its end (or there is none). */
+  private bodySent: boolean;
+  private gotHeaders = false;
+  private clientSlow = false;
+  private upstreamTimersStarted = false;
+  /** Why each retry was made, for the access log (allocated on the first retry). */
+  private retriedOn: string[] | undefined;
   /** The current attempt's answer is a retryable 5xx being read and dropped. */
   private discarding = false;
   private status = 0;
@@ -219,21 +248,69 @@ class Exchange implements Dispatcher.DispatchHandler {
       h['transfer-encoding'] !== undefined ||
       (h['content-length'] !== undefined && h['content-length'] !== '0');
     this.path = options.target(ctx);
+    this.bodySent = !this.hasBody;
   }
 
   start(): void {
+    // 'close' is emitted once per response: `on` spares the once-wrapper per request.
+    this.ctx.res.on('close', onClientClose.bind(this));
+    if (this.bodySent) this.startUpstreamTimers();
+    else {
+      // The upstream's timeouts start once the client's body has been sent (as Envoy's do): a
+      // slow client is the client's problem, answered 408 by its own body timeout, never a 504
+      // charged to a healthy upstream.
+      this.ctx.req.once('end', () => this.bodyEnded());
+      const idle = this.ctx.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT;
+      if (idle > 0) {
+        this.bodyBytesSeen = this.ctx.req.socket?.bytesRead ?? 0;
+        this.bodyTimer = setTimeout(onBodyIdle, idle, this);
+      }
+    }
+    this.dispatch();
+  }
+
+  private startUpstreamTimers(): void {
+    if (this.upstreamTimersStarted) return;
+    this.upstreamTimersStarted = true;
     const timeout = this.options.timeoutMs ?? this.pool.timeouts.request;
     // Module-level callbacks with the exchange as argument: no closures allocated per request.
     if (timeout > 0) this.timer = setTimeout(onExchangeTimeout, timeout, this);
-    // 'close' is emitted once per response: `on` spares the once-wrapper per request.
-    this.ctx.res.on('close', onClientClose.bind(this));
-    this.dispatch();
+    if (this.hasBody && !this.gotHeaders && this.pool.timeouts.headers > 0)
+      this.headersTimer = setTimeout(onHeadersTimeout, this.pool.timeouts.headers, this);
+  }
+
+  private bodyEnded(): void {
+    this.bodySent = true;
+    if (this.bodyTimer !== undefined) clearTimeout(this.bodyTimer);
+    if (!this.done) this.startUpstreamTimers();
+  }
+
+  /** The client's body timer ran out: fine if bytes arrived since, or if upstream holds us back. */
+  bodyIdle(): void {
+    if (this.done || this.bodySent) return;
+    const req = this.ctx.req;
+    const read = req.socket?.bytesRead ?? 0;
+    // Bytes waiting in our buffer mean the upstream is not reading: not the client's slowness.
+    if (read !== this.bodyBytesSeen || req.readableLength > 0) {
+      // An upstream that stops reading holds the exchange now: its timeouts run from here.
+      if (req.readableLength > 0) this.startUpstreamTimers();
+      this.bodyBytesSeen = read;
+      this.bodyTimer = setTimeout(onBodyIdle, this.ctx.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT, this);
+      return;
+    }
+    this.clientSlow = true;
+    this.abortAttempt?.(new ClientTooSlow('the client did not send its body in time'));
   }
 
   /** The whole-request deadline passed. */
   timeout(): void {
     this.timedOut = true;
     this.abortAttempt?.(new RequestTimeout('request timeout'));
+  }
+
+  /** No response headers within headersTimeout of the body's end. */
+  headersTimedOut(): void {
+    if (!this.gotHeaders) this.abortAttempt?.(new HeadersTimeout('no response headers in time'));
   }
 
   /** The client's connection closed: stop the upstream exchange unless it already ended. */
@@ -271,7 +348,8 @@ class Exchange implements Dispatcher.DispatchHandler {
         method: ctx.req.method as Dispatcher.HttpMethod,
         headers: upstreamRequestHeaders(ctx, host),
         body: this.hasBody ? ctx.req : null,
-        headersTimeout: this.pool.timeouts.headers,
+        // With a body, our own timer starts at the body's end; undici's would start now.
+        headersTimeout: this.hasBody ? 0 : this.pool.timeouts.headers,
       },
       this,
     );
@@ -281,9 +359,16 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.abortAttempt = abort;
     if (this.timedOut) abort(new RequestTimeout('request timeout'));
     else if (this.clientGone) abort(new ClientGone('client closed the connection'));
+    else if (this.clientSlow) abort(new ClientTooSlow('the client did not send its body in time'));
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) {
+      relayInformational(this.ctx, statusCode, rawHeaders);
+      return true;
+    }
+    this.gotHeaders = true;
+    if (this.headersTimer !== undefined) clearTimeout(this.headersTimer);
     this.status = statusCode;
     if (
       (statusCode === 502 || statusCode === 503 || statusCode === 504) &&
@@ -326,10 +411,16 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onError(err: Error): void {
     const upstream = this.upstream!;
-    const outcome = this.clientGone ? 'success' : outcomeOf(err);
+    const { outcome, kind } = this.clientGone || this.clientSlow ? CANCELLED : failureOf(err);
     this.pool.end(upstream, outcome, performance.now() - this.attemptStart);
     if (this.clientGone) {
       this.finish();
+      return;
+    }
+    if (this.clientSlow) {
+      // The rest of the body will never be read: the connection cannot be reused.
+      this.ctx.res.shouldKeepAlive = false;
+      this.fail(408, 'TRELLIS_E_BODY_TIMEOUT', 'the request body was not received in time');
       return;
     }
     const res = this.ctx.res;
@@ -343,9 +434,9 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.retryLater();
       return;
     }
-    if (this.timedOut || outcome === 'timeout') {
+    if (this.timedOut || kind === 'timeout') {
       this.fail(504, 'TRELLIS_E_UPSTREAM_TIMEOUT', `service "${this.pool.name}" did not answer in time`);
-    } else if (outcome === 'connectFailure') {
+    } else if (kind === 'connect') {
       this.fail(502, 'TRELLIS_E_UPSTREAM_UNAVAILABLE', `service "${this.pool.name}" could not be reached`);
     } else {
       this.fail(
@@ -357,17 +448,22 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   private mayRetry(outcome: AttemptOutcome, status: number | undefined): boolean {
-    if (this.timedOut || this.clientGone) return false;
-    // The policy (http/upstream) decides on method, attempts, condition and budget; what only
-    // the proxy knows is whether a streamed body has started to be read: it cannot be replayed.
-    return this.pool.retry.shouldRetry({
+    if (this.timedOut || this.clientGone || this.clientSlow) return false;
+    // The shared rule set decides; what only the streaming form knows is whether the client's
+    // body has started to be read: a stream cannot be replayed.
+    const retry = retryAllowed(this.pool, {
       method: this.ctx.req.method ?? 'GET',
       attempt: this.attempt,
-      ...(status === undefined ? {} : { status }),
       outcome,
+      status,
       retryNonIdempotent: this.options.retryNonIdempotent,
       bodySent: this.hasBody && this.ctx.req.readableDidRead,
     });
+    if (retry) {
+      this.retriedOn ??= [];
+      this.retriedOn.push(status === undefined ? RETRY_REASON[outcome] : String(status));
+    }
+    return retry;
   }
 
   private retryLater(): void {
@@ -394,7 +490,46 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.done) return;
     this.done = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.headersTimer !== undefined) clearTimeout(this.headersTimer);
+    if (this.bodyTimer !== undefined) clearTimeout(this.bodyTimer);
     this.ctx.attempts = this.attempt;
+    if (this.retriedOn !== undefined) this.ctx.retriedOn = this.retriedOn;
     this.ctx.responseBytes = this.bytes;
+  }
+}
+
+/**
+ * Relays a 1xx interim answer of the origin to the client before the final one (RFC 9110 15.2):
+ * 103 Early Hints with its headers, 102 Processing. 100 Continue is never relayed (the gateway
+ * does not forward Expect, so the client did not ask), nor is any 1xx to an HTTP/1.0 client.
+ * Written with node's informational-response API, so none of it reaches the response phase
+ * (nothing is cached) and the final answer follows on the same response.
+ */
+function relayInformational(ctx: RequestContext, status: number, raw: Buffer[]): void {
+  const res = ctx.res;
+  if (ctx.req.httpVersionMinor < 1 || res.headersSent) return;
+  if (status === 102) {
+    res.writeProcessing();
+    return;
+  }
+  if (status !== 103) return;
+  const hints: Record<string, string | string[]> = {};
+  const headers = clientResponseHeaders(raw, ctx.requestId);
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!.toLowerCase();
+    if (name === 'x-request-id') continue;
+    const prev = hints[name];
+    hints[name] =
+      prev === undefined ? headers[i + 1]! : [...(Array.isArray(prev) ? prev : [prev]), headers[i + 1]!];
+  }
+  // Node validates each Link value alone: a combined `<a>; rel=x, <b>; rel=y` goes as a list.
+  const link = hints.link;
+  if (link !== undefined)
+    hints.link = (Array.isArray(link) ? link : [link]).flatMap((v) => v.split(/,\s*(?=<)/));
+  try {
+    res.writeEarlyHints(hints);
+  } catch (err) {
+    // A Link value node refuses to write: the hint is dropped, the final answer still follows.
+    ctx.log.debug({ err }, 'early hints from the origin not relayed');
   }
 }

@@ -27,6 +27,17 @@ export const listenSchema = z.strictObject({
   requestTimeout: duration().default(300_000),
   /** Idle time before a kept-alive client connection is closed. */
   keepAliveTimeout: duration().default(5_000),
+  /**
+   * Longest silence while a client sends its request body; longer is answered 408 and never
+   * counts against the upstream (the upstream's timeouts start once the body has been sent).
+   */
+  bodyTimeout: duration().default(60_000),
+  /** `drop` (default, as nginx does) removes request headers whose name has `_`; `keep` passes them. */
+  headersWithUnderscores: z
+    .enum(['drop', 'keep'], { error: 'headersWithUnderscores is drop or keep' })
+    .default('drop'),
+  /** Route TRACE requests (default false: answered 405 at the edge). */
+  allowTrace: z.boolean().default(false),
 });
 
 export type ListenConfig = z.output<typeof listenSchema>;
@@ -86,6 +97,8 @@ export function createListener(
     socket.once('close', () => sockets.delete(socket));
   });
   server.on('clientError', answerClientError);
+  // CONNECT (a tunnel request) is not proxied: answered 405 rather than a dropped socket.
+  server.on('connect', answerConnect);
   if (handlers.upgrade) server.on('upgrade', handlers.upgrade);
   else server.on('upgrade', (_req, socket: Duplex) => socket.destroy());
 
@@ -124,10 +137,23 @@ export function createListener(
 
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
+  405: 'Method Not Allowed',
   408: 'Request Timeout',
   414: 'URI Too Long',
   431: 'Request Header Fields Too Large',
 };
+
+/** Answers a CONNECT request 405 and closes the connection (node hands CONNECT over raw). */
+function answerConnect(_req: IncomingMessage, socket: Duplex): void {
+  socket.on('error', () => socket.destroy());
+  writeRawProblem(
+    socket,
+    405,
+    'TRELLIS_E_METHOD_NOT_ALLOWED',
+    'CONNECT tunnels are not proxied',
+    'allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n',
+  );
+}
 
 /** Answers a request node's parser refused (never forwarded), then closes the connection. */
 function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
@@ -153,11 +179,16 @@ function answerClientError(err: Error & { code?: string }, socket: Duplex): void
   ) {
     detail = 'conflicting or invalid Content-Length / Transfer-Encoding: the request was not forwarded';
   }
+  writeRawProblem(socket, status, code, detail);
+}
+
+/** Writes a problem+json answer on a socket node no longer manages, then closes it. */
+function writeRawProblem(socket: Duplex, status: number, code: string, detail: string, extra = ''): void {
   const requestId = randomUUID();
   const body = problemBody({ status, code, detail }, requestId);
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\ncontent-type: application/problem+json\r\n` +
       `content-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nx-request-id: ${requestId}\r\n` +
-      `connection: close\r\n\r\n${body}`,
+      `${extra}connection: close\r\n\r\n${body}`,
   );
 }

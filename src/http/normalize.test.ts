@@ -44,6 +44,33 @@ describe('normalizeTarget', () => {
     expect(path('/admin%2fsecret', 'keep')).toBe('/admin%2Fsecret');
   });
 
+  // A raw `\` is a separator to WHATWG URL parsers (Node, browsers): every spelling of it, alone
+  // or mixed with dot segments and escapes, is refused by default or read as `/` when decoding.
+  it.each([
+    ['/admin\\users', '/admin/users', '/admin%5Cusers'],
+    ['/\\admin', '/admin', '/%5Cadmin'],
+    ['/public\\..\\admin', '/admin', '/public%5C..%5Cadmin'],
+    ['/public/..\\admin', '/admin', '/public/..%5Cadmin'],
+    ['/public\\%2e%2e\\admin', '/admin', '/public%5C..%5Cadmin'],
+    ['/public%5c..\\admin', '/admin', '/public%5C..%5Cadmin'],
+    ['/a\\\\b', '/a/b', '/a%5C%5Cb'],
+  ])('a raw backslash in %s: refused, decoded to %s, or kept as %s', (target, decoded, kept) => {
+    expect(normalizeTarget(target)).toBe('backslash');
+    expect(path(target, 'decode')).toBe(decoded);
+    expect(path(target, 'keep')).toBe(kept);
+  });
+
+  it('refuses every spelling of an encoded backslash by default', () => {
+    for (const t of ['/admin%5Cusers', '/admin%5cusers', '/public/..%5Cadmin', '/public%5C%2e%2e%5Cadmin']) {
+      expect(normalizeTarget(t), t).toBe('encoded-slash');
+    }
+    expect(path('/public/..%5cadmin', 'decode')).toBe('/admin');
+  });
+
+  it('leaves a backslash in the query alone', () => {
+    expect(normalizeTarget('/a?x=\\y')).toEqual({ path: '/a', query: 'x=\\y' });
+  });
+
   it('refuses broken escapes and NUL', () => {
     expect(normalizeTarget('/a%zz')).toBe('invalid-percent-encoding');
     expect(normalizeTarget('/a%4')).toBe('invalid-percent-encoding');

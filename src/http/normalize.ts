@@ -5,11 +5,20 @@
  * pass over the string and skipped entirely for the common already-clean path.
  */
 
-/** What to do with `%2F` / `%5C` (an encoded `/` or `\`) inside a path. */
+/**
+ * What to do with `%2F` / `%5C` (an encoded `/` or `\`) and a raw `\` inside a path: refuse,
+ * read as `/` (what WHATWG URL parsers, so Node and browsers, do with `\`), or keep (a raw `\` is
+ * then sent on as `%5C`, which no origin reads as a separator).
+ */
 export type EncodedSlashes = 'reject' | 'decode' | 'keep';
 
 /** Why a path was refused (the listener answers 400). */
-export type PathRejection = 'invalid-percent-encoding' | 'encoded-slash' | 'null-byte' | 'not-origin-form';
+export type PathRejection =
+  | 'invalid-percent-encoding'
+  | 'encoded-slash'
+  | 'backslash'
+  | 'null-byte'
+  | 'not-origin-form';
 
 export interface NormalizedTarget {
   /** The normalised path (always starts with `/`). */
@@ -18,8 +27,8 @@ export interface NormalizedTarget {
   query: string;
 }
 
-// A path needs work only when it has one of these: `%`, `//` or `/.` (dot segments).
-const NEEDS_WORK = /%|\/\/|\/\./;
+// A path needs work only when it has one of these: `%`, `\`, `//` or `/.` (dot segments).
+const NEEDS_WORK = /[%\\]|\/\/|\/\./;
 
 const HEX = '0123456789ABCDEF';
 
@@ -65,6 +74,12 @@ export function normalizeTarget(
   const query = q === -1 ? '' : target.slice(q + 1);
   if (!NEEDS_WORK.test(path)) return { path, query };
 
+  // A raw backslash first, so `\..\` is a dot segment once decoded (origins that parse with
+  // WHATWG URL read `/admin\users` as `/admin/users`: routing must not see something else).
+  if (path.includes('\\')) {
+    if (encodedSlashes === 'reject') return 'backslash';
+    path = path.replaceAll('\\', encodedSlashes === 'decode' ? '/' : '%5C');
+  }
   if (path.includes('%')) {
     const decoded = decodePercents(path, encodedSlashes);
     if (decoded.charCodeAt(0) !== 47) return decoded as PathRejection;

@@ -39,10 +39,14 @@ export interface RequestContext {
   readonly upgrade?: UpgradeInfo;
   /** Filled by the proxy handler for the access log: attempts made, ms until upstream headers, body bytes sent. */
   attempts?: number;
+  /** Why each retry was made (`503`, `reset`, `connect-failure`, …), for the access log. */
+  retriedOn?: string[];
   upstreamMs?: number;
   responseBytes?: number;
   /** The TRELLIS_E_* code of an error the gateway answered with, for metrics and the access log. */
   errorCode?: string;
+  /** Longest silence while the client sends its body (the listener's `bodyTimeout`), ms; 0: none. */
+  bodyTimeoutMs?: number;
 }
 
 /** The parts of an Upgrade request that live outside the ServerResponse. */

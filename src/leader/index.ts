@@ -14,9 +14,13 @@ export {
   electionTiming,
 } from './options.js';
 export {
+  describeExit,
+  EXIT_CRASH_LOOP,
   FENCING_TOKEN_ENV,
   LEADER_GROUP_ENV,
   LEADER_IDENTITY_ENV,
+  type RestartPolicy,
+  type SupervisedCommand,
   type SuperviseOptions,
   superviseWhileLeading,
 } from './supervise.js';

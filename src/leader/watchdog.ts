@@ -6,9 +6,16 @@
  *
  * argv: graceMs renewDeadlineMs command [args…]. It runs the command in its own process group
  * (the watchdog's), ignores SIGTERM itself (the group signal reaches the command directly) and
- * exits with the command's status. Inline source, run with `node -e`, so it works the same from
+ * ends as the command ended: with its exit code, or killed by the same signal (re-raised on
+ * itself, so the supervisor sees `signal: 'SIGKILL'`, not a made-up code). A command that cannot
+ * start exits 127 (not found) or 126 (not executable), as a shell does. Inline source, run with `node -e`, so it works the same from
  * the built package and from the TypeScript sources.
  */
+/** Exit status of a command that was not found (as a shell reports it). */
+export const NOT_FOUND = 127;
+/** Exit status of a command that was found but could not be executed. */
+export const CANNOT_EXECUTE = 126;
+
 export const WATCHDOG_SOURCE = `
 const { spawn } = require('node:child_process');
 const { readFileSync } = require('node:fs');
@@ -40,9 +47,20 @@ const timer = setInterval(() => {
     if (Date.now() - frozenSince > Number(deadlineMs)) stop('the supervisor is frozen past the renew deadline');
   } else frozenSince = undefined;
 }, 100);
-child.on('error', (err) => { process.stderr.write('trellis leader watchdog: ' + err.message + '\\n'); process.exit(127); });
+child.on('error', (err) => {
+  process.stderr.write('trellis leader: cannot start ' + JSON.stringify(file) + ': ' + err.message + '\\n');
+  process.exit(err.code === 'ENOENT' ? 127 : 126);
+});
 child.on('exit', (code, signal) => {
   clearInterval(timer);
-  process.exit(code ?? (signal ? 128 : 1));
+  if (signal) {
+    process.removeAllListeners('SIGTERM');
+    process.removeAllListeners('SIGINT');
+    try { process.kill(process.pid, signal); } catch {}
+    // A signal whose default is not to end a process: fall back to the shell's 128 + n.
+    setTimeout(() => process.exit(128 + (require('node:os').constants.signals[signal] || 0)), 1000);
+    return;
+  }
+  process.exit(code ?? 1);
 });
 `;

@@ -15,8 +15,21 @@ export interface MiddlewareDeps {
   stores: Record<string, string>;
 }
 
-/** A created middleware; `close` releases timers and connections when a reload replaces it. */
-export type MiddlewareInstance = Middleware & { close?: () => Promise<void> };
+/** What a middleware says about what it depends on (a key service, a shared store), for `/readyz`. */
+export interface HealthReport {
+  /** `ok`; `degraded`: serving, on a fallback (stale keys, local counters); `unavailable`: refusing. */
+  status: 'ok' | 'degraded' | 'unavailable';
+  detail?: string;
+}
+
+/**
+ * A created middleware; `close` releases timers and connections when a reload replaces it,
+ * `health` reports the state of what it depends on (shown by `/readyz`).
+ */
+export type MiddlewareInstance = Middleware & {
+  close?: () => Promise<void>;
+  health?: () => HealthReport;
+};
 
 /**
  * One kind of middleware, as written in a file: `middlewares: { name: { <type>: options } }`.

@@ -34,10 +34,10 @@ export function schemeOf(raw: string, block: string, allowed: readonly string[])
 }
 
 const HINTS: Record<string, string> = {
-  postgres: 'is PostgreSQL running? set the URL (e.g. TRELLIS_TEST_POSTGRES_URL) to your server',
-  redis: 'is Redis running? set the URL (e.g. TRELLIS_TEST_REDIS_URL) to your server',
-  nats: 'is nats-server running with -js (JetStream)? set the URL (e.g. TRELLIS_TEST_NATS_URL)',
-  etcd: 'is etcd running? set the URL (e.g. TRELLIS_TEST_ETCD_URL) to your server',
+  postgres: 'is PostgreSQL running there? check the host, port, database and credentials in the URL',
+  redis: 'is Redis running there? check the host, port and password in the URL',
+  nats: 'is nats-server running there with JetStream (-js)? check the host and port in the URL',
+  etcd: 'is etcd running there? check the host and port in the URL',
   sqlite: 'check that the folder exists and is writable',
 };
 

@@ -5,4 +5,4 @@ export * from './lease/index.js';
 export * from './queue/index.js';
 export * from './types.js';
 // Each building block adds its opening function here: openKeyValueStore, openLeaseStore,
-// openEventStore, openMessageQueue (see DESIGN.md "Stores").
+// openEventStore, openMessageQueue (see docs/stores.md).

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type Database from 'better-sqlite3';
 import { TrellisError } from '../core/errors.js';
@@ -38,10 +38,22 @@ export function parseSqliteUrl(url: string): SqliteUrl {
  */
 export async function openSqlite(
   url: string,
-  options: { busyTimeoutMs?: number } = {},
+  options: { busyTimeoutMs?: number; readOnly?: boolean } = {},
 ): Promise<Database.Database> {
   const { path } = parseSqliteUrl(url);
   const { default: Sqlite } = await import('better-sqlite3');
+  if (options.readOnly && path !== ':memory:') {
+    // A read-only command on a mistyped path must say so, not create folders and an empty
+    // database and then answer "nothing here" as if all were well.
+    if (!existsSync(path)) throw missingDatabase(url, path);
+    try {
+      const db = new Sqlite(path, { readonly: true, fileMustExist: true });
+      db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
+      return db;
+    } catch (err) {
+      throw unavailable('sqlite', url, err);
+    }
+  }
   try {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     const db = new Sqlite(path);
@@ -52,6 +64,31 @@ export async function openSqlite(
   } catch (err) {
     throw unavailable('sqlite', url, err);
   }
+}
+
+/** TRELLIS_E_STORE_NOT_FOUND: a read-only open of an SQLite file that does not exist. */
+export function missingDatabase(url: string, path: string): TrellisError {
+  return new TrellisError(
+    'TRELLIS_E_STORE_NOT_FOUND',
+    `${path} does not exist (from ${url}): check the path; read-only commands never create a database`,
+    { details: { path } },
+  );
+}
+
+/**
+ * Creates a store's tables from `ddl` (written with `CREATE TABLE IF NOT EXISTS`). On a
+ * read-only connection nothing may be written: when the file has the store's tables they are
+ * used as they are; when it lacks them (a database written by another building block), empty
+ * TEMP tables of the same shape stand in, so reads answer "nothing here" with the same
+ * statements and any write fails as read-only.
+ */
+export function createTables(db: Database.Database, mainTable: string, ddl: string, readOnly: boolean): void {
+  if (!readOnly) {
+    db.exec(ddl);
+    return;
+  }
+  const has = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(mainTable);
+  if (!has) db.exec(ddl.replaceAll('CREATE TABLE IF NOT EXISTS', 'CREATE TEMP TABLE IF NOT EXISTS'));
 }
 
 /** Maps an SQLite failure that is about the file, not the caller, to TRELLIS_E_STORE_UNAVAILABLE. */

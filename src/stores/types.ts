@@ -1,7 +1,7 @@
 /**
  * The four building blocks. Each backend implements one of these interfaces and declares what it
  * cannot do in its feature list (with the reason), so conformance suites and callers can ask
- * instead of guessing. Contracts here are the promise every backend keeps; DESIGN.md "Stores".
+ * instead of guessing. Contracts here are the promise every backend keeps (docs/stores.md).
  */
 
 /** What a backend does not support, each with the reason (an empty object: everything). */
@@ -65,6 +65,16 @@ export interface KvWatchOptions {
 }
 
 export type KvFeature = 'watch' | 'compareAndSet' | 'durable' | 'multiProcess';
+
+/** Options every store factory (`openKeyValueStore`, `openLeaseStore`, `openEventStore`) takes. */
+export interface StoreOpenOptions {
+  /**
+   * For commands that only read: SQLite opens the file read-only and refuses a missing file with
+   * TRELLIS_E_STORE_NOT_FOUND instead of creating folders and an empty database. Server
+   * backends (postgres, redis, etcd) connect as usual.
+   */
+  readOnly?: boolean;
+}
 
 export interface KeyValueStore extends Store {
   readonly features: FeatureList<KvFeature>;
@@ -149,19 +159,43 @@ export type SubscriptionItem =
   | { kind: 'event'; event: RecordedEvent }
   | { kind: 'caught-up'; position: number };
 
+/**
+ * The transaction an append runs in, handed to inline projections so a read-model change
+ * commits (or rolls back) together with the events. `sql` runs one statement with
+ * backend-native placeholders ($1 on PostgreSQL, ? on SQLite) and returns its rows.
+ */
+export interface AppendTransaction {
+  readonly backend: 'memory' | 'sqlite' | 'postgres';
+  sql<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<R[]>;
+}
+
+/** Runs inside the append transaction with the events just recorded. Throwing aborts the append. */
+export type InlineHandler = (events: RecordedEvent[], tx: AppendTransaction) => Promise<void>;
+
+export interface AppendOptions {
+  expectedVersion?: ExpectedVersion;
+  /** Inline projections (backends with the 'inlineProjections' feature). */
+  inline?: InlineHandler[];
+}
+
+/**
+ * Ordered streams of events with one global order. `transaction` runs work on the store's own
+ * database, for read models that live beside the events (projection checkpoints advance in the
+ * same transaction as the read-model change).
+ */
 export interface EventStore extends Store {
   readonly features: FeatureList<EventStoreFeature>;
   /** Throws TRELLIS_E_EVENT_VERSION_CONFLICT when expectedVersion does not hold. */
-  append(
-    streamId: string,
-    events: NewEvent[],
-    options?: { expectedVersion?: ExpectedVersion },
-  ): Promise<AppendResult>;
+  append(streamId: string, events: NewEvent[], options?: AppendOptions): Promise<AppendResult>;
   readStream(streamId: string, options?: { fromVersion?: number; limit?: number }): Promise<RecordedEvent[]>;
   /** Events with position > from (exclusive), in position order. */
   readAll(options?: { from?: number; limit?: number }): Promise<RecordedEvent[]>;
   /** Catch up from `from` (exclusive), yield one 'caught-up' item, then live events. */
   subscribe(options?: { from?: number; signal?: AbortSignal }): AsyncIterable<SubscriptionItem>;
+  /** Runs `fn` in one transaction on the store's own database (memory: an in-process SQLite). */
+  transaction<T>(fn: (tx: AppendTransaction) => Promise<T>): Promise<T>;
+  /** The highest position committed so far (0 when empty). */
+  headPosition(): Promise<number>;
 }
 
 // ---------------------------------------------------------------------------------------------

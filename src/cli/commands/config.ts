@@ -1,15 +1,17 @@
-import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { parse as parseYaml } from 'yaml';
-import type { ConfigApi } from '../../config/api.js';
+import type { ConfigApi, ConfigChange } from '../../config/api.js';
 import { createConfigClient, openConfigApi } from '../../config/client.js';
 import { diffValues, formatDiff } from '../../config/diff.js';
 import { DEFAULT_LABEL, type DocumentFormat, detectFormat, parseContent } from '../../config/document.js';
 import { ConfigRepository } from '../../config/repository.js';
 import { startConfigServer } from '../../config/server.js';
+import { readConfigText } from '../../core/config.js';
 import { isTrellisError, messageOf, TrellisError } from '../../core/errors.js';
 import { drainOnSignals } from '../../core/lifecycle.js';
 import { createLogger, type Logger } from '../../core/logger.js';
+import { didYouMean } from '../../core/suggest.js';
+import { gatewayDocumentValidator } from '../../gateway/document-validator.js';
 import { redactUrl } from '../../stores/connection.js';
 import { openKeyValueStore } from '../../stores/kv/index.js';
 import type { Command } from '../command.js';
@@ -17,7 +19,7 @@ import { parseCommandArgs, usageError } from '../usage.js';
 
 const usage = `usage:
   trellis config serve --store URL [--listen HOST:PORT] [--read-token T] [--write-token T]
-                       [--schema PREFIX=FILE …] [--insecure]
+                       [--schema PREFIX=FILE …] [--validator PREFIX=gateway …] [--insecure]
   trellis config get KEY            [target] [--label L] [--json]
   trellis config set KEY [FILE|-]   [target] [--label L] [--if-match REV | --create]
                                     [--format json|yaml] [--message M] [--author A]
@@ -27,7 +29,7 @@ const usage = `usage:
   trellis config history KEY        [target] [--label L] [--json]
   trellis config rollback KEY REV   [target] [--label L] [--message M]
   trellis config diff KEY [FILE|-]  [target] [--label L]
-  trellis config schema set PREFIX FILE | list | delete PREFIX   [target]
+  trellis config schema set PREFIX [FILE] [--validator gateway] | list | delete PREFIX   [target]
 
 target (one of):
   --server URL   a \`trellis config serve\` (or $TRELLIS_CONFIG_SERVER), with --token T
@@ -35,7 +37,11 @@ target (one of):
   --store URL    the store itself (or $TRELLIS_CONFIG_STORE): sqlite:PATH, postgres://…,
                  redis://…, etcd://host:port
 
-Keys are like shop/gateway; labels (default "${DEFAULT_LABEL}") separate environments.
+A schema bound to a prefix refuses writes that do not match it (422, nothing written); with
+--validator gateway the prefix is checked by the gateway's own validator, so a gateway document
+the gateway would refuse is refused here with the same KEY:LINE:COL messages.
+
+Keys are like shop/gateway (no ".", ".." or empty segments); labels (default "${DEFAULT_LABEL}") separate environments.
 serve reads tokens from $TRELLIS_CONFIG_READ_TOKEN / $TRELLIS_CONFIG_WRITE_TOKEN too; without
 a write token it refuses to start unless --insecure. Secret values never pass through here:
 documents hold references (secret://env/NAME, secret://file/PATH) that clients resolve.`;
@@ -56,6 +62,7 @@ const options = {
   'read-token': { type: 'string' },
   'write-token': { type: 'string' },
   schema: { type: 'string', multiple: true },
+  validator: { type: 'string', multiple: true },
   insecure: { type: 'boolean' },
   root: { type: 'string' },
 } as const;
@@ -68,14 +75,24 @@ function parse(argv: string[]) {
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
 
-async function target(v: Values): Promise<ConfigApi> {
+async function target(v: Values, readOnly = false): Promise<ConfigApi> {
   if (v.server !== undefined && v.store !== undefined) throw usageError('give --server or --store, not both');
   // A flag on the command line wins over the environment.
   const server = v.store === undefined ? (v.server ?? process.env.TRELLIS_CONFIG_SERVER) : undefined;
   const store = v.store ?? process.env.TRELLIS_CONFIG_STORE;
   if (server) return openConfigApi(server, v.token ?? process.env.TRELLIS_CONFIG_TOKEN);
-  if (store) return new ConfigRepository(await openKeyValueStore(store), v.root ? { root: v.root } : {});
+  if (store) return repository(store, v, readOnly);
   throw usageError('say where the configuration is: --server URL or --store URL');
+}
+
+/** Validators this CLI provides to the store, by the name a prefix is bound with. */
+const VALIDATORS = { gateway: gatewayDocumentValidator };
+
+async function repository(url: string, v: Values, readOnly = false): Promise<ConfigRepository> {
+  return new ConfigRepository(await openKeyValueStore(url, { readOnly }), {
+    ...(v.root ? { root: v.root } : {}),
+    validators: VALIDATORS,
+  });
 }
 
 async function readInput(file: string | undefined): Promise<string> {
@@ -84,7 +101,7 @@ async function readInput(file: string | undefined): Promise<string> {
     for await (const c of process.stdin) chunks.push(c as Buffer);
     return Buffer.concat(chunks).toString('utf8');
   }
-  return readFile(file, 'utf8');
+  return readConfigText(file);
 }
 
 function revisionArg(raw: string | undefined, what: string): number | undefined {
@@ -121,12 +138,20 @@ async function serve(v: Values): Promise<number> {
   const port = Number(portText ?? 7070);
   if (!host || !Number.isInteger(port)) throw usageError(`--listen must be HOST:PORT, got ${v.listen}`);
   const logger = createLogger({ name: 'trellis-config' });
-  const repo = new ConfigRepository(await openKeyValueStore(url), v.root ? { root: v.root } : {});
+  const repo = await repository(url, v);
+  for (const binding of v.validator ?? []) {
+    const eq = binding.indexOf('=');
+    if (eq < 0) throw usageError(`--validator must be PREFIX=NAME, like shop/=gateway, got ${binding}`);
+    await repo.setSchema(binding.slice(0, eq), undefined, {
+      validator: binding.slice(eq + 1),
+      author: `serve --validator ${binding}`,
+    });
+  }
   for (const binding of v.schema ?? []) {
     const eq = binding.indexOf('=');
     if (eq <= 0) throw usageError(`--schema must be PREFIX=FILE, got ${binding}`);
     const file = binding.slice(eq + 1);
-    await repo.setSchema(binding.slice(0, eq), parseYaml(await readFile(file, 'utf8')), {
+    await repo.setSchema(binding.slice(0, eq), parseYaml(readConfigText(file)), {
       author: `serve --schema ${file}`,
     });
   }
@@ -157,6 +182,18 @@ async function watch(api: ConfigApi, prefix: string, v: Values): Promise<number>
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   let from = revisionArg(v.from, '--from');
+  // What each key held before, so a change prints as a diff; a key first seen prints its value.
+  const known = new Map<string, unknown>();
+  if (from === undefined && !v.json) {
+    // Start from a listing and watch from its revision: the baseline and the stream agree.
+    const listing = await api.list(prefix, v.label);
+    for (const d of listing.documents) known.set(d.key, d.value);
+    from = listing.revision;
+  }
+  // On stderr, so stdout stays the changes only; says the watch is in place.
+  process.stderr.write(
+    `watching ${prefix || '(every key)'}@${v.label ?? DEFAULT_LABEL} ${from === undefined ? 'from now' : `after revision ${from}`}\n`,
+  );
   let attempt = 0;
   try {
     while (!ac.signal.aborted) {
@@ -165,10 +202,7 @@ async function watch(api: ConfigApi, prefix: string, v: Values): Promise<number>
           attempt = 0;
           from = c.revision;
           if (v.json) out(JSON.stringify(c));
-          else
-            out(
-              `${c.revision} ${c.type} ${c.key}${c.document ? ` by ${c.document.author}${c.document.message ? `: ${c.document.message}` : ''}` : ''}`,
-            );
+          else out(describeChange(c, known));
         }
         if (ac.signal.aborted) break;
       } catch (err) {
@@ -193,18 +227,58 @@ async function watch(api: ConfigApi, prefix: string, v: Values): Promise<number>
   return 0;
 }
 
+/**
+ * `REV put KEY by AUTHOR: MESSAGE` and below it what changed: a diff against the version seen
+ * before, or the whole new content when the key is new to this watch.
+ */
+function describeChange(c: ConfigChange, known: Map<string, unknown>): string {
+  const doc = c.document;
+  const head = `${c.revision} ${c.type} ${c.key}${doc ? ` by ${doc.author}${doc.message ? `: ${doc.message}` : ''}` : ''}`;
+  if (c.type === 'delete' || !doc) {
+    known.delete(c.key);
+    return head;
+  }
+  const indent = (text: string) =>
+    text
+      .replace(/\n$/, '')
+      .split('\n')
+      .map((l) => `    ${l}`)
+      .join('\n');
+  const before = known.has(c.key) ? known.get(c.key) : undefined;
+  const seen = known.has(c.key);
+  known.set(c.key, doc.value);
+  if (!seen) return `${head}\n${indent(doc.content)}`;
+  const changes = diffValues(before, doc.value);
+  return `${head}\n${changes.length === 0 ? '    (same value)' : indent(formatDiff(changes))}`;
+}
+
 async function schemaCommand(api: ConfigApi, args: string[], v: Values): Promise<number> {
   const [action, prefix, file] = args;
   if (action === 'list') {
     const all = await api.listSchemas();
     if (v.json) out(JSON.stringify(all));
-    else for (const s of all) out(`${s.prefix || '(all keys)'}  by ${s.author} at ${s.time}`);
+    else
+      for (const s of all) {
+        const what = [
+          s.schema === undefined ? '' : 'JSON Schema',
+          s.validator ? `${s.validator} validator` : '',
+        ]
+          .filter(Boolean)
+          .join(' + ');
+        out(`${s.prefix || '(all keys)'}  ${what}  by ${s.author} at ${s.time}`);
+      }
     return 0;
   }
   if (action === 'set') {
-    const schema = parseYaml(await readInput(need(file, 'schema file')));
-    await api.setSchema(prefix ?? '', schema, { author: author(v) });
-    out(`schema bound to prefix "${prefix ?? ''}"`);
+    const validator = v.validator?.at(-1);
+    const schema =
+      validator !== undefined && file === undefined
+        ? undefined
+        : parseYaml(await readInput(need(file, 'schema file (or --validator gateway)')));
+    await api.setSchema(prefix ?? '', schema, { author: author(v), ...(validator ? { validator } : {}) });
+    out(
+      `${[schema === undefined ? '' : 'schema', validator ? `${validator} validator` : ''].filter(Boolean).join(' and ')} bound to prefix "${prefix ?? ''}"`,
+    );
     return 0;
   }
   if (action === 'delete') {
@@ -224,17 +298,24 @@ async function run(argv: string[]): Promise<number> {
   if (sub === 'serve') return serve(v);
   const known = ['get', 'set', 'delete', 'list', 'watch', 'history', 'rollback', 'diff', 'schema'];
   if (!sub || !known.includes(sub)) {
-    throw usageError(sub ? `unknown subcommand "${sub}"` : `name a subcommand: serve, ${known.join(', ')}`);
+    throw usageError(
+      sub
+        ? `unknown subcommand "${sub}"${didYouMean(sub, ['serve', ...known])}`
+        : `name a subcommand: serve, ${known.join(', ')}`,
+    );
   }
-  const api = await target(v);
+  const api = await target(v, ['get', 'list', 'watch', 'history', 'diff'].includes(sub));
   try {
     switch (sub) {
       case 'get': {
         const key = need(p[0], 'key');
         const doc = await api.get(key, v.label);
         if (!doc) {
-          process.stderr.write(`${key}@${v.label ?? DEFAULT_LABEL} does not exist\n`);
-          return 1;
+          const label = v.label ?? DEFAULT_LABEL;
+          throw new TrellisError(
+            'TRELLIS_E_CONFIG_NOT_FOUND',
+            `${key}@${label} does not exist: see what there is with \`trellis config list${label === DEFAULT_LABEL ? '' : ` --label ${label}`}\``,
+          );
         }
         if (v.json) out(JSON.stringify(doc, null, 2));
         else process.stdout.write(doc.content.endsWith('\n') ? doc.content : `${doc.content}\n`);

@@ -1,3 +1,4 @@
+import { readConfigText } from '../../core/config.js';
 import { drainOnSignals } from '../../core/lifecycle.js';
 import { createLogger } from '../../core/logger.js';
 import { startGateway } from '../../gateway/gateway.js';
@@ -46,6 +47,8 @@ async function run(argv: string[]): Promise<number> {
     throw usageError('name the gateway file with -c FILE (or --config-from URL#key)');
   }
   if (values.config && values['config-from']) throw usageError('give -c FILE or --config-from, not both');
+  // Say plainly that the file is missing or unreadable, as `trellis validate` does, before anything starts.
+  if (values.config) readConfigText(values.config);
   const logger = createLogger({
     name: 'gateway',
     ...(values['log-level'] ? { level: values['log-level'] } : {}),

@@ -3,6 +3,7 @@ import { aclCommand } from './acl.js';
 import { configCommand } from './config.js';
 import { gatewayCommand } from './gateway.js';
 import { leaderCommand } from './leader.js';
+import { pipelineCommand } from './pipeline.js';
 import { projectionsCommand } from './projections.js';
 import { schemaCommand } from './schema.js';
 import { staticCommand } from './static.js';
@@ -20,4 +21,5 @@ export const commands: Command[] = [
   aclCommand,
   staticCommand,
   stranglerCommand,
+  pipelineCommand,
 ];

@@ -14,6 +14,16 @@ gets the term's fencing token in TRELLIS_FENCING_TOKEN (and TRELLIS_LEADER_GROUP
 TRELLIS_LEADER_IDENTITY). The moment leadership is lost or in doubt the command gets SIGTERM,
 then SIGKILL after --grace; then the candidate campaigns again. SIGTERM/SIGINT stop the command
 and release the lease so another candidate takes over at once.
+A command that fails gives the term up and restarts in the next term (a new fencing token), at
+once on another candidate or here after exponential backoff (--backoff, doubling up to
+--backoff-max); after --max-restarts failures in a row it is a crash loop: the lease is released
+and run exits 4. Exit 0 is success: the term is kept and the command is not rerun until the
+term ends (--restart always reruns it). A command that cannot start exits 127/126 at once.
+
+status: prints the group's leader; exits 3 when the group has no leader.
+
+exit codes: 0 ok (run: stopped by SIGTERM/SIGINT), 1 error, 2 usage, 3 (status) no leader,
+4 (run) crash loop, 126/127 (run) the command cannot start, with --once: the command's status
 
 options:
   --group G             election name (required)
@@ -24,6 +34,12 @@ options:
   --renew-deadline 10s  how long a leader retries renewing before it stops acting
   --retry 2s            retryPeriod: how often to try to acquire / renew
   --grace 5s            time between SIGTERM and SIGKILL for the command
+  --restart on-failure  on-failure | always | never: when to restart a command that exits
+  --once                run the command once per term (same as --restart never): exit 0 keeps
+                        the term idle; a failure releases the lease and exits with its status
+  --backoff 1s          first restart delay after a failure (doubles per failure in a row)
+  --backoff-max 30s     longest restart delay; a run longer than this resets the count
+  --max-restarts 5      failures in a row before giving up (crash loop, exit 4)
   --json                (status) print JSON`;
 
 const options = {
@@ -34,12 +50,20 @@ const options = {
   'renew-deadline': { type: 'string' },
   retry: { type: 'string' },
   grace: { type: 'string' },
+  restart: { type: 'string' },
+  once: { type: 'boolean' },
+  backoff: { type: 'string' },
+  'backoff-max': { type: 'string' },
+  'max-restarts': { type: 'string' },
   json: { type: 'boolean' },
 } as const;
 
 function parse(argv: string[]) {
   return parseCommandArgs(argv, options);
 }
+
+/** `trellis leader status` exit code when the group has no leader. */
+export const EXIT_NO_LEADER = 3;
 
 const ms = (v: string | undefined) => (v === undefined ? undefined : parseDuration(v));
 
@@ -55,7 +79,8 @@ async function run(argv: string[]): Promise<number> {
   const url = values.store ?? process.env.TRELLIS_LEADER_STORE;
   if (!group) throw usageError('--group is required');
   if (!url) throw usageError('--store is required (or set TRELLIS_LEADER_STORE)');
-  const store = await openLeaseStore(url);
+  // status only reads: a mistyped sqlite path is refused, not created (TRELLIS_E_STORE_NOT_FOUND).
+  const store = await openLeaseStore(url, { readOnly: sub === 'status' });
   if (sub === 'status') {
     try {
       const lease = await store.read(group);
@@ -69,14 +94,26 @@ async function run(argv: string[]): Promise<number> {
           `group ${group}\nleader:  ${lease.holder}\ntoken:   ${lease.token}\nexpires: ${new Date(lease.expiresAt).toISOString()} (in ${left}ms)\n`,
         );
       }
-      return 0;
+      // Scripts can tell "nobody leads" from "leads" without parsing the output.
+      return lease ? 0 : EXIT_NO_LEADER;
     } finally {
       await store.close();
     }
   }
   if (positionals.length === 0) throw usageError('give the command to run after --');
+  if (values.once && values.restart !== undefined && values.restart !== 'never') {
+    throw usageError(`--once means --restart never: drop one of --once and --restart ${values.restart}`);
+  }
+  const restart = values.once ? 'never' : (values.restart ?? 'on-failure');
+  if (restart !== 'on-failure' && restart !== 'always' && restart !== 'never') {
+    throw usageError(`--restart must be on-failure, always or never, got ${restart}`);
+  }
+  const maxRestarts = values['max-restarts'] === undefined ? undefined : Number(values['max-restarts']);
+  if (maxRestarts !== undefined && !(Number.isSafeInteger(maxRestarts) && maxRestarts >= 0)) {
+    throw usageError(`--max-restarts must be a whole number >= 0, got ${values['max-restarts']}`);
+  }
   const logger = createLogger({ name: 'trellis-leader' });
-  const elector = superviseWhileLeading({
+  const supervised = superviseWhileLeading({
     store,
     group,
     identity: values.identity,
@@ -84,6 +121,10 @@ async function run(argv: string[]): Promise<number> {
     renewDeadline: ms(values['renew-deadline']),
     retryPeriod: ms(values.retry),
     graceMs: ms(values.grace),
+    restart,
+    backoffMs: ms(values.backoff),
+    maxBackoffMs: ms(values['backoff-max']),
+    maxRestarts,
     command: positionals,
     logger,
   });
@@ -92,18 +133,17 @@ async function run(argv: string[]): Promise<number> {
     signals += 1;
     if (signals > 1) process.exit(1);
     logger.info({ signal }, 'stopping: ending the command and releasing the lease');
-    void elector.stop();
+    void supervised.stop();
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   try {
-    await elector.run();
+    return await supervised.run();
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
     await store.close().catch(() => undefined);
   }
-  return 0;
 }
 
 export const leaderCommand: Command = {

@@ -4,7 +4,7 @@ import { messageOf, TrellisError } from '../../core/errors.js';
 import type { Projection, RebuildProgress } from '../../cqrs/projection.js';
 import { projectionStatus, rebuildProjection, runProjection } from '../../cqrs/projection.js';
 import { openEventStore } from '../../stores/events/index.js';
-import type { TrellisEventStore } from '../../stores/events/types.js';
+import type { EventStore } from '../../stores/events/types.js';
 import type { Command } from '../command.js';
 import { parseCommandArgs, usageError } from '../usage.js';
 
@@ -40,7 +40,12 @@ async function loadProjections(file: string): Promise<Projection[]> {
   try {
     mod = await import(pathToFileURL(resolve(file)).href);
   } catch (err) {
-    throw new TrellisError('TRELLIS_E_PROJECTION_MODULE', `cannot load ${file}: ${messageOf(err)}`, {
+    // Node loads .ts only through a loader: say how, instead of "unknown file extension".
+    const hint =
+      (err as { code?: string }).code === 'ERR_UNKNOWN_FILE_EXTENSION' && /\.[cm]?ts$/.test(file)
+        ? `: a TypeScript module needs a loader: run NODE_OPTIONS='--import tsx' trellis projections …, or compile it to .js`
+        : '';
+    throw new TrellisError('TRELLIS_E_PROJECTION_MODULE', `cannot load ${file}: ${messageOf(err)}${hint}`, {
       cause: err,
     });
   }
@@ -115,7 +120,11 @@ export const projectionsCommand: Command = {
       throw usageError('rebuild takes exactly one projection NAME');
     const all = await loadProjections(file);
     const chosen = names.length ? pick(all, names) : all;
-    const store: TrellisEventStore = await openEventStore(url, values.table ? { table: values.table } : {});
+    // status only reads: a mistyped sqlite path is refused, not created (TRELLIS_E_STORE_NOT_FOUND).
+    const store: EventStore = await openEventStore(url, {
+      ...(values.table ? { table: values.table } : {}),
+      readOnly: action === 'status',
+    });
     try {
       if (action === 'status') {
         const rows = await projectionStatus(store, chosen);

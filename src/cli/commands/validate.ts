@@ -1,21 +1,22 @@
-import { loadConfigFile } from '../../core/config.js';
-import { gatewaySchema } from '../../gateway/schema.js';
+import { validateGatewayFile } from '../../gateway/validate-file.js';
 import type { Command } from '../command.js';
 import { parseCommandArgs, usageError } from '../usage.js';
 
 const usage = `usage: trellis validate FILE…
 
-Checks gateway files without running them. Prints "FILE: ok" for a valid one; for an invalid
-one prints every problem as FILE:LINE:COLUMN PATH: MESSAGE and exits 1.`;
+Checks gateway files without running them: the schema, references between sections, clashes
+that cannot run (a port used twice, frontends alike, duplicate route names) and the files the
+configuration names (certificates, keys, JWKS files, static roots). Prints "FILE: ok" for a
+valid one; for an invalid one prints every problem as FILE:LINE:COLUMN PATH: MESSAGE, in line
+order, and exits 1.`;
 
 async function run(argv: string[]): Promise<number> {
   const files = parseCommandArgs(argv, {}).positionals;
   if (files.length === 0) throw usageError('name the file to check');
-  const schema = gatewaySchema();
   let failed = false;
   for (const file of files) {
     try {
-      loadConfigFile(file, schema);
+      validateGatewayFile(file);
       process.stdout.write(`${file}: ok\n`);
     } catch (err) {
       failed = true;

@@ -3,7 +3,7 @@
  * projection.int.test.ts (PostgreSQL). Not a public API.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { TrellisEventStore } from '../../stores/events/types.js';
+import type { EventStore } from '../../stores/events/types.js';
 import { handleCommand } from '../decider.js';
 import {
   ensureProjection,
@@ -20,7 +20,7 @@ import { counterDecider, countingProjection } from './fixtures.js';
 type Counts = Map<string, { events: number; total: number }>;
 
 /** What the counting read model must hold: a full replay of the store, in memory. */
-async function replay(store: TrellisEventStore): Promise<Counts> {
+async function replay(store: EventStore): Promise<Counts> {
   const out: Counts = new Map();
   for (const e of await store.readAll()) {
     const c = out.get(e.streamId) ?? { events: 0, total: 0 };
@@ -31,7 +31,7 @@ async function replay(store: TrellisEventStore): Promise<Counts> {
   return out;
 }
 
-async function readModel(store: TrellisEventStore, table: string): Promise<Counts> {
+async function readModel(store: EventStore, table: string): Promise<Counts> {
   const rows = await store.transaction((tx) =>
     sql<{ stream_id: string; events: number; total: number }>(
       tx,
@@ -51,7 +51,7 @@ async function until(check: () => Promise<boolean>, what: string, ms = 20_000) {
 
 export interface ProjectionPlace {
   /** A fresh, empty store; `n` handles on the same data (SQLite in one process: pass 1). */
-  open(): Promise<{ handles: TrellisEventStore[]; unique: string }>;
+  open(): Promise<{ handles: EventStore[]; unique: string }>;
 }
 
 export function projectionCases(name: string, place: ProjectionPlace): void {
@@ -68,7 +68,7 @@ export function projectionCases(name: string, place: ProjectionPlace): void {
       const table = `counts_${unique}`;
       return { handles, table, projection: countingProjection(`p_${unique}`, table) };
     }
-    function run(store: TrellisEventStore, p: Projection) {
+    function run(store: EventStore, p: Projection) {
       const ac = new AbortController();
       const done = runProjection(store, p, { signal: ac.signal, pollIntervalMs: 50 });
       cleanups.push(async () => {
@@ -209,6 +209,18 @@ export function projectionCases(name: string, place: ProjectionPlace): void {
       await rebuildProjection(store, projection, { onProgress: (p) => progress.push(p) });
       expect(progress[0]).toMatchObject({ done: 0, total: 300 - mid!.rebuild!.position });
       expect(await readModel(store, table)).toEqual(await replay(store));
+    });
+
+    it('waitForProjection refuses a position that is not a whole number at once', async () => {
+      const { handles, projection } = await open();
+      const store = handles[0]!;
+      for (const bad of [undefined, Number.NaN, -1, 1.5, '3']) {
+        const started = Date.now();
+        await expect(
+          waitForProjection(store, projection.name, bad as unknown as number, { timeoutMs: 5000 }),
+        ).rejects.toMatchObject({ code: 'TRELLIS_E_PROJECTION_POSITION_INVALID', status: 400 });
+        expect(Date.now() - started).toBeLessThan(1000);
+      }
     });
 
     it('waitForProjection times out with a typed error when the projection lags', async () => {

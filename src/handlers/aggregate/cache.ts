@@ -1,12 +1,20 @@
 import type { Logger } from '../../core/logger.js';
+import type { Registry } from '../../core/metrics.js';
+import { storeBreaker, storeBreakerOptions } from '../../middlewares/_support/breaker.js';
 import { redisClient, storeUrl } from '../../middlewares/_support/redis.js';
-import { type CacheStore, MemoryCacheStore, RedisCacheStore } from '../../middlewares/cache/store.js';
+import {
+  type CacheStore,
+  GuardedCacheStore,
+  MemoryCacheStore,
+  RedisCacheStore,
+} from '../../middlewares/cache/store.js';
 
 /**
  * Per-part caching of successful answers, on the cache middleware's stores: in memory (an LRU
  * bounded by bytes) or in Redis (shared by every gateway). Entries hold the body text, not the
  * parsed value, so composing one response can never change what the next one gets. A store that
- * fails (Redis away) is a miss, never a failed part.
+ * fails (Redis away) is a miss, never a failed part; a hung one is skipped by the same circuit
+ * breaker the cache middleware uses (default settings), so it costs a few parts, not all.
  */
 export class PartCache {
   constructor(
@@ -21,11 +29,21 @@ export class PartCache {
     prefix: string,
     stores: Record<string, string>,
     log: Logger,
+    breaker?: { metrics: Registry; name: string },
   ): Promise<PartCache> {
     const url = storeUrl(options.store, stores);
-    const store = url
-      ? new RedisCacheStore(await redisClient(url, 250, log), prefix)
-      : new MemoryCacheStore(options.maxSize);
+    if (!url) return new PartCache(new MemoryCacheStore(options.maxSize), options.ttlMs, log);
+    const redis: CacheStore = new RedisCacheStore(await redisClient(url, 250, log), prefix);
+    const store = breaker
+      ? new GuardedCacheStore(
+          redis,
+          storeBreaker(
+            storeBreakerOptions().parse(undefined),
+            { logger: log, ...breaker },
+            'calling the service',
+          ),
+        )
+      : redis;
     return new PartCache(store, options.ttlMs, log);
   }
 

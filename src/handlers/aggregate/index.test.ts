@@ -218,6 +218,8 @@ shape:
     const { res, body } = await get(`${g.url}/`);
     expect(res.status).toBe(200);
     expect(res.headers.get('trellis-completed')).toBe('false');
+    // A degraded answer is never cacheable (no middleware on this route: the handler's own head).
+    expect(res.headers.get('cache-control')).toBe('no-store');
     expect(body.product).toEqual({ name: 'Lamp' });
     expect(body.small).toEqual({ ok: 1 });
     expect(body._missing).toEqual(

@@ -46,6 +46,7 @@ export const aggregateHandler = defineHandler({
               `trellis:aggregate:${deps.routeName}:${p.name}:`,
               deps.stores,
               deps.logger,
+              { metrics: deps.metrics, name: `${deps.routeName}:${p.name}` },
             )
           : undefined;
         if (cache) caches.push(cache);
@@ -60,6 +61,7 @@ export const aggregateHandler = defineHandler({
       parts,
       maxRequestBody: options.maxRequestBody,
       countResponse: responseMetrics(deps.metrics, deps.routeName),
+      incompleteMaxAge: Math.floor(options.incompleteMaxAge / 1000),
     });
     // A reload replaces the handler: release the caches' stores (Redis connections).
     return Object.assign(handler, {

@@ -1,6 +1,7 @@
 import { sendProblem } from '../../http/problem.js';
 import type { Handler, RequestContext } from '../../http/types.js';
 import type { ServicePool } from '../../http/upstream/types.js';
+import { sealResponseHeaders } from '../../middlewares/_support/intercept.js';
 import { getPath } from '../../shape/paths.js';
 import { MissingValue, render, type Scope } from '../../shape/template.js';
 import type { PartCache } from './cache.js';
@@ -23,6 +24,8 @@ export interface AggregateRuntime {
   parts: PartRuntime[];
   maxRequestBody: number;
   countResponse: (completed: boolean) => void;
+  /** Seconds an incomplete answer may be cached (0: no-store). */
+  incompleteMaxAge: number;
 }
 
 type Failure = Extract<CallResult, { ok: false }>;
@@ -68,13 +71,34 @@ export function createAggregate(rt: AggregateRuntime): Handler {
     if (!completed) out._missing = run.missing;
     rt.countResponse(completed);
     const text = JSON.stringify(out);
+    // Sealed, not just set: a headers middleware on the route runs its edits after this head is
+    // written and would otherwise give the degraded page the route's lifetime.
+    const caching = completed ? undefined : incompleteCaching(rt.incompleteMaxAge);
+    if (caching) {
+      sealResponseHeaders(ctx.res, caching);
+      // Headers set before (by an outer middleware) go too; the head below carries the rest.
+      for (const [name, value] of Object.entries(caching))
+        if (value === undefined) ctx.res.removeHeader(name);
+    }
     ctx.res.writeHead(200, {
       'content-type': 'application/json; charset=utf-8',
       'content-length': Buffer.byteLength(text),
       'trellis-completed': completed ? 'true' : 'false',
       'x-request-id': ctx.requestId,
+      ...(caching ? { 'cache-control': caching['cache-control']! } : {}),
     });
     ctx.res.end(ctx.req.method === 'HEAD' ? undefined : text);
+  };
+}
+
+/** The caching headers of an incomplete answer: no-store, or a short lifetime. */
+function incompleteCaching(maxAge: number): Record<string, string | undefined> {
+  return {
+    'cache-control': maxAge > 0 ? `max-age=${maxAge}` : 'no-store',
+    // Anything else that could give it a longer life is removed.
+    'cdn-cache-control': undefined,
+    'surrogate-control': undefined,
+    expires: undefined,
   };
 }
 

@@ -100,9 +100,9 @@ shape: { deny: ['a..b'] }
 `),
     ).toBe(
       [
-        'gw.yaml:2:87 parts.p.timout: unknown option "timout" (did you mean "timeout"?)',
         'gw.yaml:2:44 parts.p.allow[1]: "images[x]" is not a valid path at character 7: write a dot path like items[*].id',
         'gw.yaml:2:82 parts.p.rename.items[*].a: cannot rename "items[*].a" to "b": inside arrays both paths must share the prefix up to the last [*] (like items[*].a -> items[*].b)',
+        'gw.yaml:2:87 parts.p.timout: unknown option "timout" (did you mean "timeout"?)',
         'gw.yaml:3:17 shape.deny[0]: "a..b" is not a valid path: empty name before "."',
       ].join('\n'),
     );

@@ -84,6 +84,12 @@ export const aggregateSchema = z
     maxRequestBody: size().default(1024 * 1024),
     /** Final shaping of the composed response. */
     shape: z.strictObject(shaping).optional(),
+    /**
+     * How long an incomplete answer (`trellis-completed: false`) may be cached: 0 (the default)
+     * sends `cache-control: no-store`; a short lifetime sends `max-age=N`. Applies whatever the
+     * route's middlewares set, so a degraded page is never kept like a whole one.
+     */
+    incompleteMaxAge: duration().default(0),
   })
   .superRefine((options, ctx) => {
     for (const issue of compilePlan(options).issues) {

@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { TrellisError } from '../../core/errors.js';
 import { duration } from '../../core/units.js';
 import { type ForwardOptions, forward } from '../../http/forward.js';
-import { forwardUpgrade } from '../../http/upgrade.js';
+import { sendProblem } from '../../http/problem.js';
+import { chooseUpgrade, forwardUpgrade } from '../../http/upgrade.js';
 import type { ServicePool } from '../../http/upstream/types.js';
 import { defineHandler } from '../types.js';
 import { compileRewrite } from './rewrite.js';
@@ -25,8 +26,26 @@ export const proxyHandler = defineHandler({
     retryNonIdempotent: z.boolean().default(false),
     /** Whole-exchange deadline for this route, overriding the service's `timeout`. */
     timeout: duration().optional(),
-    /** Proxy WebSocket / HTTP Upgrade requests (default true). */
+    /** Proxy WebSocket upgrades (default true). */
     websocket: z.boolean().default(true),
+    /**
+     * Other Upgrade protocols this route tunnels (default none): a tunnel carries traffic no
+     * middleware sees, so each one is named here. `h2c` is always refused at the edge.
+     */
+    upgrades: z
+      .array(
+        z
+          .string()
+          .regex(
+            /^[!#$%&'*+.^_`|~0-9A-Za-z-]+(\/[!#$%&'*+.^_`|~0-9A-Za-z-]+)?$/,
+            'an Upgrade protocol is a token like websocket or foo/2',
+          )
+          .refine((p) => p.toLowerCase().split('/')[0] !== 'h2c', {
+            message:
+              'h2c upgrades are refused at the edge (they would tunnel HTTP/2 past every route): remove it',
+          }),
+      )
+      .default([]),
   }),
   references: (o) => [{ path: ['service'], service: o.service }],
   create(o, deps) {
@@ -44,14 +63,19 @@ export const proxyHandler = defineHandler({
       ...(o.timeout === undefined ? {} : { timeoutMs: o.timeout }),
       ...hashKeyOption(pool),
     };
+    const upgrades = new Set(o.upgrades.map((p) => p.toLowerCase().split('/')[0]!));
+    if (o.websocket) upgrades.add('websocket');
     return (ctx) => {
       ctx.serviceName = pool.name;
-      if (ctx.upgrade === undefined) forward(ctx, pool, options);
-      else if (o.websocket) forwardUpgrade(ctx, pool, options);
-      else {
-        ctx.res.writeHead(426, { 'content-type': 'text/plain' });
-        ctx.res.end('upgrades are not proxied on this route\n');
-      }
+      if (ctx.upgrade === undefined) return forward(ctx, pool, options);
+      const protocol = chooseUpgrade(ctx.req.headers.upgrade, upgrades);
+      if (protocol !== undefined) return forwardUpgrade(ctx, pool, options, protocol);
+      ctx.errorCode = 'TRELLIS_E_UPGRADE_REFUSED';
+      sendProblem(ctx, {
+        status: 426,
+        code: 'TRELLIS_E_UPGRADE_REFUSED',
+        detail: `this route does not tunnel ${JSON.stringify(ctx.req.headers.upgrade ?? '')}${upgrades.size === 0 ? '' : ` (it allows ${[...upgrades].join(', ')})`}`,
+      });
     };
   },
 });

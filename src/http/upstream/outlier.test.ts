@@ -34,6 +34,19 @@ describe('OutlierDetector', () => {
     expect(a!.ejected).toBe(true);
   });
 
+  it('a cancelled attempt (the caller gave up) neither counts as a failure nor resets the count', () => {
+    const { ups, detector } = setup({ a: 1, b: 1 }, { consecutive5xx: 3 });
+    const [a] = ups;
+    for (let i = 0; i < 10; i++) detector.record(a!, 'cancelled');
+    expect(a!.ejected).toBe(false);
+    expect(a!.consecutive5xx).toBe(0);
+    detector.record(a!, 'http5xx');
+    detector.record(a!, 'http5xx');
+    detector.record(a!, 'cancelled');
+    detector.record(a!, 'http5xx');
+    expect(a!.ejected).toBe(true);
+  });
+
   it('a success in between resets the count', () => {
     const { ups, detector } = setup({ a: 1, b: 1 }, { consecutive5xx: 3 });
     const [a] = ups;

@@ -18,6 +18,8 @@ export class OutlierDetector {
 
   /** Feeds the outcome of one attempt against `upstream`. */
   record(upstream: UpstreamNode, outcome: AttemptOutcome): void {
+    // A caller's own cancellation (a slow or departed client) must never eject an upstream.
+    if (outcome === 'cancelled') return;
     if (outcome === 'success') {
       upstream.consecutive5xx = 0;
       upstream.consecutiveConnectFailures = 0;

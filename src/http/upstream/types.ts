@@ -7,8 +7,12 @@ import type { Dispatcher } from 'undici';
  * strangler, ambassador). Additive changes only: several parts build on it at once.
  */
 
-/** How one attempt against an upstream ended, for passive outlier detection. */
-export type AttemptOutcome = 'success' | 'http5xx' | 'connectFailure' | 'timeout' | 'reset';
+/**
+ * How one attempt against an upstream ended, for passive outlier detection. `cancelled`: the
+ * caller gave up for its own reasons (the client left or was too slow, a sibling part failed):
+ * it says nothing about the upstream, neither good nor bad.
+ */
+export type AttemptOutcome = 'success' | 'http5xx' | 'connectFailure' | 'timeout' | 'reset' | 'cancelled';
 
 export interface Upstream {
   /** The origin, `http://127.0.0.1:3001`. */

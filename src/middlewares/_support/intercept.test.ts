@@ -63,3 +63,30 @@ describe('onResponseHead', () => {
     });
   }
 });
+
+describe('sealResponseHeaders', () => {
+  it('keeps sealed headers against every later head edit, in object and flat form', async () => {
+    const { sealResponseHeaders } = await import('./intercept.js');
+    const srv = createServer((req, res) => {
+      onResponseHead(res, (r) => {
+        r.setHeader('cache-control', 'private, max-age=30');
+        r.setHeader('expires', 'Thu, 01 Jan 2037 00:00:00 GMT');
+      });
+      sealResponseHeaders(res, { 'cache-control': 'no-store', expires: undefined });
+      if (req.url === '/flat') res.writeHead(200, ['content-length', '0']);
+      else res.writeHead(200, { 'content-length': '0' });
+      res.end();
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const port = (srv.address() as AddressInfo).port;
+    try {
+      for (const path of ['/object', '/flat']) {
+        const res = await fetch(`http://127.0.0.1:${port}${path}`);
+        expect(res.headers.get('cache-control'), path).toBe('no-store');
+        expect(res.headers.get('expires'), path).toBeNull();
+      }
+    } finally {
+      await new Promise((r) => srv.close(r));
+    }
+  });
+});

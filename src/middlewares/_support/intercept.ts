@@ -139,6 +139,27 @@ function flatHead(res: ServerResponse, status: number, headers: readonly string[
 }
 
 /**
+ * Headers a handler has settled for this response, which no response-head edit may change: an
+ * incomplete aggregate's `cache-control: no-store` must survive a headers middleware that sets
+ * `cache-control: private, max-age=30` for the route. `undefined` means "must be absent".
+ */
+const sealed = new WeakMap<ServerResponse, ReadonlyMap<string, string | undefined>>();
+
+/** Fixes response headers (lower-case names) against every later `onResponseHead` edit. */
+export function sealResponseHeaders(res: ServerResponse, headers: Record<string, string | undefined>): void {
+  sealed.set(res, new Map(Object.entries(headers)));
+}
+
+function applySealed(res: ServerResponse, head: ResponseHead): void {
+  const fixed = sealed.get(res);
+  if (fixed === undefined) return;
+  for (const [name, value] of fixed) {
+    if (value === undefined) head.removeHeader(name);
+    else head.setHeader(name, value);
+  }
+}
+
+/**
  * Runs `onHead` once, just before the response head goes out, with every header the handler
  * chose already visible (however it wrote them: setHeader, writeHead with an object or a raw
  * array, or an implicit head from the first write). The callback may change status and headers.
@@ -160,6 +181,7 @@ export function onResponseHead(res: ServerResponse, onHead: (head: ResponseHead)
         : undefined;
     if (head !== undefined) {
       onHead(head);
+      applySealed(res, head);
       res.statusCode = head.statusCode;
       return message === undefined
         ? original.call(this, head.statusCode, head.list)
@@ -168,6 +190,7 @@ export function onResponseHead(res: ServerResponse, onHead: (head: ResponseHead)
     res.statusCode = status;
     applyHeadArg(res, headers);
     onHead(res);
+    applySealed(res, res);
     return original.call(this, res.statusCode, res.statusMessage);
   } as ServerResponse['writeHead'];
 }

@@ -386,3 +386,186 @@ describe('MemoryCacheStore', () => {
     expect(await store.get('huge')).toBeUndefined();
   });
 });
+
+describe('cache: RFC 9111 conformance through the middleware', () => {
+  const at = (ms: number) => new Date(ms).toUTCString();
+  /** An origin answering `headers` (a function for per-request values) and its hit number. */
+  const origin =
+    (headers: (hit: number) => Record<string, string>, body = (hit: number) => `hit ${hit}`) =>
+    (ctx: RequestContext, hit: number) => {
+      ctx.res.writeHead(200, ['content-type', 'text/plain', ...Object.entries(headers(hit)).flat()]);
+      ctx.res.end(body(hit));
+    };
+
+  it('keeps the stored Date on hits and measures Expires and age from it (4, 4.2.1, 4.2.3)', async () => {
+    const date = at(Date.now() - 30_000);
+    const { url, seen } = await start(origin(() => ({ date, expires: at(Date.now() + 30_000) })));
+    await get(url);
+    const hit = await get(url);
+    expect(hit.headers['cache-status']).toBe('trellis; hit');
+    expect(hit.headers.date).toBe(date);
+    // The response was 30 s old on arrival (its Date), so it is about 30 s old now.
+    expect(Number(hit.headers.age)).toBeGreaterThanOrEqual(29);
+    expect(seen.length).toBe(1);
+  });
+
+  it('an invalid Expires is already expired; a listed Age counts by its first value (4.2.1, 5.1, 5.3)', async () => {
+    for (const headers of [
+      { expires: 'Thu, 01 Jan 2037 00:00:00 UTC' } as Record<string, string>,
+      { expires: 'Thu 01 Jan 2037 00:00:00 GMT' },
+      { expires: 'Thu, 01 Jan 2037 0:00:00 GMT' },
+      { 'cache-control': 'max-age=3600', age: '7200, 0' },
+    ]) {
+      const { url, seen, close } = await start(origin(() => headers));
+      await get(url);
+      const second = await get(url);
+      expect(second.headers['cache-status'], JSON.stringify(headers)).not.toBe('trellis; hit');
+      expect(seen.length, JSON.stringify(headers)).toBe(2);
+      await srv!.close();
+      await close?.();
+    }
+  });
+
+  it('a success of an unknown (extension) method invalidates the URL (4.4)', async () => {
+    const { url } = await start((ctx, hit) => {
+      if (ctx.req.method !== 'GET') return void ctx.res.writeHead(204).end();
+      origin(() => ({ 'cache-control': 'max-age=60' }))(ctx, hit);
+    });
+    await get(`${url}/doc`);
+    expect((await get(`${url}/doc`)).headers['cache-status']).toBe('trellis; hit');
+    await (await request(`${url}/doc`, { method: 'REPORT' as 'GET' })).body.text();
+    let after = await get(`${url}/doc`);
+    const deadline = Date.now() + 5000;
+    while (after.headers['cache-status'] === 'trellis; hit' && Date.now() < deadline)
+      after = await get(`${url}/doc`);
+    expect(after.headers['cache-status']).toContain('fwd=miss');
+  });
+
+  it('a successful unsafe request also invalidates its Location on the same origin (4.4)', async () => {
+    const { url } = await start((ctx, hit) => {
+      if (ctx.req.method === 'POST') {
+        ctx.res.writeHead(201, ['location', '/items/7']);
+        ctx.res.end();
+        return;
+      }
+      origin(() => ({ 'cache-control': 'max-age=60' }))(ctx, hit);
+    });
+    await get(`${url}/items/7`);
+    expect((await get(`${url}/items/7`)).headers['cache-status']).toBe('trellis; hit');
+    await (await request(`${url}/items`, { method: 'POST', body: '{}' })).body.text();
+    let after = await get(`${url}/items/7`);
+    const deadline = Date.now() + 5000;
+    while (after.headers['cache-status'] === 'trellis; hit' && Date.now() < deadline)
+      after = await get(`${url}/items/7`);
+    expect(after.headers['cache-status']).toContain('fwd=miss');
+  });
+
+  it('obeys CDN-Cache-Control over Cache-Control and passes Cache-Control on (RFC 9213)', async () => {
+    const { url, seen } = await start(
+      origin(() => ({ 'cache-control': 'no-store', 'cdn-cache-control': 'max-age=60' })),
+    );
+    await get(url);
+    const hit = await get(url);
+    expect(hit.headers['cache-status']).toBe('trellis; hit');
+    expect(hit.headers['cache-control']).toBe('no-store');
+    expect(seen.length).toBe(1);
+    await srv!.close();
+    const second = await start(
+      origin(() => ({ 'cache-control': 'max-age=60', 'cdn-cache-control': 'no-store' })),
+    );
+    await get(second.url);
+    await get(second.url);
+    expect(second.seen.length).toBe(2);
+  });
+
+  it('Authorization: public/s-maxage/must-revalidate answers are stored and reused; others are not, and say why (3.5, RFC 9211)', async () => {
+    const auth = { authorization: 'Bearer user-1' };
+    for (const cc of ['public, max-age=60', 's-maxage=60', 'max-age=60, must-revalidate']) {
+      const { url, seen, close } = await start(origin(() => ({ 'cache-control': cc })));
+      await get(url, auth);
+      const hit = await get(url, { authorization: 'Bearer user-2' });
+      expect(hit.headers['cache-status'], cc).toBe('trellis; hit');
+      expect(seen.length, cc).toBe(1);
+      await srv!.close();
+      await close?.();
+    }
+    const { url, seen } = await start(origin(() => ({ 'cache-control': 'max-age=60' })));
+    const first = await get(url, auth);
+    expect(first.headers['cache-status']).toBe(
+      'trellis; fwd=miss; fwd-status=200; detail="not stored: authorization"',
+    );
+    await get(url, auth);
+    expect(seen.length).toBe(2);
+    // An entry stored for anonymous requests is not handed to a request with credentials.
+    await get(url);
+    expect((await get(url)).headers['cache-status']).toBe('trellis; hit');
+    expect((await get(url, auth)).headers['cache-status']).toContain('fwd=miss');
+  });
+
+  it('says why an answer was not stored (RFC 9211 detail)', async () => {
+    const { url } = await start(origin(() => ({ 'cache-control': 'private, max-age=60' })));
+    expect((await get(url)).headers['cache-status']).toBe(
+      'trellis; fwd=miss; fwd-status=200; detail="not stored: private"',
+    );
+  });
+
+  it('gives a response with only Last-Modified a heuristic lifetime: 10% of its age, capped (4.2.2)', async () => {
+    const { url, seen } = await start(
+      origin(() => ({ date: at(Date.now()), 'last-modified': at(Date.now() - 1000_000) })),
+      { heuristicMaxAge: '50s' },
+    );
+    await get(url);
+    expect((await get(url)).headers['cache-status']).toBe('trellis; hit');
+    expect(seen.length).toBe(1);
+  });
+
+  it('answers a Range from a stored full response: 206, 416, and the whole body when If-Range differs (3.3)', async () => {
+    const { url, seen } = await start(
+      origin(
+        () => ({ 'cache-control': 'max-age=60', etag: '"v1"' }),
+        () => '0123456789',
+      ),
+    );
+    await get(url);
+    const part = await get(url, { range: 'bytes=2-5' });
+    expect(part.status).toBe(206);
+    expect(part.body).toBe('2345');
+    expect(part.headers['content-range']).toBe('bytes 2-5/10');
+    expect(part.headers['content-length']).toBe('4');
+    expect((await get(url, { range: 'bytes=-3' })).body).toBe('789');
+    const outside = await get(url, { range: 'bytes=20-' });
+    expect(outside.status).toBe(416);
+    expect(outside.headers['content-range']).toBe('bytes */10');
+    const changed = await get(url, { range: 'bytes=2-5', 'if-range': '"v0"' });
+    expect(changed.status).toBe(200);
+    expect(changed.body).toBe('0123456789');
+    expect((await get(url, { range: 'bytes=2-5', 'if-range': '"v1"' })).status).toBe(206);
+    expect(seen.length).toBe(1);
+  });
+
+  it('honours request max-age, min-fresh, no-cache, max-stale and only-if-cached (5.2.1)', async () => {
+    const { url, seen } = await start(origin(() => ({ 'cache-control': 'max-age=2' })));
+    const cc = (v: string) => ({ 'cache-control': v });
+    expect((await get(url, cc('only-if-cached'))).status).toBe(504);
+    expect(seen.length).toBe(0);
+    await get(url);
+    expect((await get(url, cc('only-if-cached'))).headers['cache-status']).toBe('trellis; hit');
+    expect((await get(url, cc('max-age=60'))).headers['cache-status']).toBe('trellis; hit');
+    // Each of these goes to the origin, though the entry is fresh.
+    for (const v of ['max-age=0', 'no-cache', 'min-fresh=60']) {
+      const before = seen.length;
+      const r = await get(url, cc(v));
+      expect(r.headers['cache-status'], v).toContain('fwd=');
+      expect(seen.length, v).toBe(before + 1);
+    }
+    // Wait (with a deadline) until the entry is stale, then max-stale accepts it.
+    const deadline = Date.now() + 10_000;
+    let plain = await get(url, cc('only-if-cached'));
+    while (plain.status !== 504 && Date.now() < deadline) plain = await get(url, cc('only-if-cached'));
+    expect(plain.status).toBe(504);
+    const before = seen.length;
+    const stale = await get(url, cc('max-stale'));
+    expect(stale.headers['cache-status']).toBe('trellis; hit; detail=max-stale');
+    expect(seen.length).toBe(before);
+  });
+});

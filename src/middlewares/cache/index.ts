@@ -3,21 +3,30 @@ import { type OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { duration, size } from '../../core/units.js';
 import type { Handler, RequestContext } from '../../http/types.js';
+import { isStoreSkipped, storeBreaker, storeBreakerOptions } from '../_support/breaker.js';
+import { onResponseHead } from '../_support/intercept.js';
 import { redisClient, storeUrl } from '../_support/redis.js';
+import { refuse } from '../_support/refuse.js';
 import { defineMiddleware } from '../types.js';
 import { backgroundContext, captureResponse } from './capture.js';
 import {
   type Directives,
+  effectiveCacheControl,
   freshnessLifetime,
+  type Heuristic,
   initialAge,
   parseCacheControl,
+  parseHttpDate,
   parseVary,
+  requestAllowance,
   seconds,
   storable,
 } from './policy.js';
+import { servePart } from './range.js';
 import {
   type CacheEntry,
   type CacheStore,
+  GuardedCacheStore,
   MemoryCacheStore,
   RedisCacheStore,
   TEXT_BODY_MAX,
@@ -41,7 +50,18 @@ const options = z.strictObject({
   cacheSetCookie: z.boolean().default(false),
   /** Redis: how long one store operation may take before the cache is skipped for that request. */
   storeTimeout: duration().prefault('250ms'),
+  /** Redis: the circuit breaker in front of the store: `{ failures: 5, halfOpenAfter: 5s }`. */
+  storeBreaker: storeBreakerOptions(),
+  /**
+   * Longest heuristic lifetime (RFC 9111 4.2.2) of a response with Last-Modified and no explicit
+   * one: 10% of its age since Last-Modified, up to this; 0s turns heuristics off.
+   */
+  heuristicMaxAge: duration().prefault('1h'),
+  /** Honour the request's Cache-Control (max-age, max-stale, min-fresh, no-cache, only-if-cached). */
+  requestCacheControl: z.boolean().default(true),
 });
+
+type Options = z.output<typeof options>;
 
 /** Headers never stored: hop-by-hop, per-exchange ones, and the ones the cache computes. */
 const NOT_STORED = new Set([
@@ -55,7 +75,6 @@ const NOT_STORED = new Set([
   'age',
   'x-request-id',
   'cache-status',
-  'date',
 ]);
 
 function header(v: string | string[] | number | undefined): string | undefined {
@@ -118,8 +137,11 @@ function flatHead(e: CacheEntry): FlatHead {
 /** What a cached answer's head is written as: a header object (304s) or a flat list (hits). */
 type HeadOut = Record<string, string | string[] | number> | string[];
 
-/** Methods that change what a URL answers: a success invalidates it (RFC 9111 4.4). */
-const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+/**
+ * Safe methods (RFC 9110 9.2.1). Every other one, extension methods included, may change what
+ * a URL answers: its success invalidates the URL (RFC 9111 4.4).
+ */
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
 function ageOf(e: CacheEntry, now: number): number {
   return e.initialAge + Math.max(0, (now - e.storedAt) / 1000);
@@ -142,24 +164,36 @@ interface Head {
   headers: OutgoingHttpHeaders;
 }
 
-/** Builds an entry from a complete response, or undefined when RFC 9111 says not to store it. */
-function toEntry(
+/** What RFC 9111 says about storing one response, decided from its head. */
+interface StorePlan {
+  raw: Record<string, string | string[]>;
+  cc: Directives;
+  vary: string[];
+  lifetime: number;
+  /** Why it is not stored (the Cache-Status detail), or undefined when it is. */
+  notStored?: string;
+}
+
+/** Decides from the head whether a response is stored, and with what lifetime. */
+function planStore(
   head: Head,
-  body: Buffer,
   preset: ReadonlySet<string>,
   ctx: RequestContext,
-  o: z.output<typeof options>,
-): { entry?: CacheEntry; vary: string[] } {
+  o: Options,
+  now: number,
+): StorePlan {
   const raw: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(head.headers)) {
     if (v === undefined || preset.has(k) || NOT_STORED.has(k)) continue;
     if (k === 'set-cookie' && !o.cacheSetCookie) continue;
     raw[k] = Array.isArray(v) ? v : String(v);
   }
-  const cc = parseCacheControl(raw['cache-control']);
+  // The stored Date is the origin's (kept on hits, RFC 9111 4); one without gets its arrival time.
+  if (raw.date === undefined || Number.isNaN(parseHttpDate(header(raw.date))))
+    raw.date = new Date(now).toUTCString();
+  const cc = effectiveCacheControl(raw);
   const vary = parseVary(raw.vary);
-  const now = Date.now();
-  const lifetime = freshnessLifetime(cc, raw, now);
+  const lifetime = freshnessLifetime(cc, raw, now, head.statusCode, heuristicOf(o));
   const decision = storable({
     status: head.statusCode,
     method: ctx.req.method ?? 'GET',
@@ -173,23 +207,36 @@ function toEntry(
     cacheAuthorized: o.cacheAuthorized,
     cacheSetCookie: o.cacheSetCookie,
   });
-  if (!decision.store || vary === '*' || head.statusCode === 304) return { vary: [] };
-  raw['content-length'] = String(body.length);
+  const notStored = !decision.store ? decision.reason : head.statusCode === 304 ? 'status' : undefined;
+  return { raw, cc, vary: vary === '*' ? [] : vary, lifetime, ...(notStored ? { notStored } : {}) };
+}
+
+function heuristicOf(o: Options): Heuristic {
+  return { fraction: 0.1, max: Math.floor(o.heuristicMaxAge / 1000) };
+}
+
+/** Builds the entry a storable plan describes, from the complete body. */
+function toEntry(
+  plan: StorePlan,
+  head: Head,
+  body: Buffer,
+  o: Options,
+  now: number,
+  requestedAt: number,
+): CacheEntry {
+  plan.raw['content-length'] = String(body.length);
   return {
-    vary,
-    entry: {
-      status: head.statusCode,
-      headers: raw,
-      body,
-      storedAt: now,
-      initialAge: initialAge(head.headers),
-      lifetime,
-      ...staleWindows(cc, o),
-    },
+    status: head.statusCode,
+    headers: plan.raw,
+    body,
+    storedAt: now,
+    initialAge: initialAge({ ...plan.raw, age: head.headers.age }, now, requestedAt),
+    lifetime: plan.lifetime,
+    ...staleWindows(plan.cc, o),
   };
 }
 
-function staleWindows(cc: Directives, o: z.output<typeof options>) {
+function staleWindows(cc: Directives, o: Options) {
   return {
     swr: seconds(cc, 'stale-while-revalidate') ?? 0,
     sie: seconds(cc, 'stale-if-error') ?? Math.floor(o.staleIfError / 1000),
@@ -198,20 +245,21 @@ function staleWindows(cc: Directives, o: z.output<typeof options>) {
 }
 
 /** Applies a 304's headers to a stored entry and makes it fresh again (RFC 9111 4.3.4). */
-function freshen(entry: CacheEntry, head: Head, o: z.output<typeof options>): CacheEntry {
+function freshen(entry: CacheEntry, head: Head, o: Options): CacheEntry {
   const headers = { ...entry.headers };
   for (const [k, v] of Object.entries(head.headers)) {
     if (v === undefined || NOT_STORED.has(k) || k === 'content-length') continue;
     if (k === 'set-cookie' && !o.cacheSetCookie) continue;
     headers[k] = Array.isArray(v) ? v : String(v);
   }
-  const cc = parseCacheControl(headers['cache-control']);
+  const cc = effectiveCacheControl(headers);
+  const now = Date.now();
   return {
     ...entry,
     headers,
-    storedAt: Date.now(),
-    initialAge: initialAge(head.headers),
-    lifetime: freshnessLifetime(cc, headers, Date.now()),
+    storedAt: now,
+    initialAge: initialAge({ ...headers, age: head.headers.age }, now),
+    lifetime: freshnessLifetime(cc, headers, now, entry.status, heuristicOf(o)),
     ...staleWindows(cc, o),
   };
 }
@@ -222,12 +270,22 @@ export const cacheMiddleware = defineMiddleware({
   options,
   async create(o, deps) {
     const url = storeUrl(o.store, deps.stores);
-    const store: CacheStore = url
-      ? new RedisCacheStore(
-          await redisClient(url, o.storeTimeout, deps.logger),
-          `trellis:cache:${deps.name}:`,
-        )
-      : new MemoryCacheStore(o.maxSize);
+    const breaker = url ? storeBreaker(o.storeBreaker, deps, 'answering without the cache') : undefined;
+    const store: CacheStore =
+      url && breaker
+        ? new GuardedCacheStore(
+            new RedisCacheStore(
+              await redisClient(url, o.storeTimeout, deps.logger),
+              `trellis:cache:${deps.name}:`,
+            ),
+            breaker,
+          )
+        : new MemoryCacheStore(o.maxSize);
+    /** Store failures are logged; calls the open breaker skipped are not (it logged once). */
+    const storeFailed = (err: unknown, msg: string) => {
+      if (isStoreSkipped(err)) deps.logger.debug({ middleware: deps.name }, msg);
+      else deps.logger.warn({ err, middleware: deps.name }, msg);
+    };
     /** Fills in progress per variant key: later misses wait for the first instead of going upstream. */
     const filling = new Map<string, Promise<CacheEntry | undefined>>();
     const revalidating = new Set<string>();
@@ -258,7 +316,7 @@ export const cacheMiddleware = defineMiddleware({
         await store.setRecord(primary, record, ttlOf(entry));
         await store.set(variantKey(primary, record, ctx), entry, ttlOf(entry));
       } catch (err) {
-        deps.logger.warn({ err, middleware: deps.name }, 'cache: store write failed; response not cached');
+        storeFailed(err, 'cache: store write failed; response not cached');
       }
     };
 
@@ -284,7 +342,7 @@ export const cacheMiddleware = defineMiddleware({
           ? etagMatches(inm, header(e.headers.etag))
           : ims !== undefined &&
             e.headers['last-modified'] !== undefined &&
-            Date.parse(header(e.headers['last-modified'])!) <= Date.parse(ims));
+            parseHttpDate(header(e.headers['last-modified'])) <= parseHttpDate(ims));
       if (notModified) {
         const common = { age, 'cache-status': `trellis; ${status}`, 'x-request-id': ctx.requestId };
         const keep: Record<string, string | string[]> = {};
@@ -294,6 +352,9 @@ export const cacheMiddleware = defineMiddleware({
         return out(304, { ...keep, ...common });
       }
       const cacheStatus = status === 'hit' ? 'trellis; hit' : `trellis; ${status}`;
+      if (!send && reqHeaders.range !== undefined && e.status === 200 && ctx.req.method === 'GET') {
+        if (servePart(ctx, e, age, cacheStatus)) return;
+      }
       const body = ctx.req.method === 'HEAD' ? undefined : e.body;
       const flat = flatHead(e);
       // node 20's writeHead keeps only the last of a repeated name in a flat list when headers
@@ -329,6 +390,8 @@ export const cacheMiddleware = defineMiddleware({
       new Promise<CacheEntry | undefined>((resolve, reject) => {
         const { req, res } = ctx;
         const preset = new Set(res.getHeaderNames());
+        const requestedAt = Date.now();
+        let plan: StorePlan | undefined;
         const chunks: Buffer[] = [];
         let bytes = 0;
         let tooBig = false;
@@ -367,12 +430,17 @@ export const cacheMiddleware = defineMiddleware({
                 mode = 'stale-if-error';
                 return 'swallow';
               }
-              r.setHeader(
-                'cache-status',
-                `trellis; fwd=${stale ? 'stale' : 'miss'}; fwd-status=${r.statusCode}`,
-              );
+              plan = planStore(head, preset, ctx, o, Date.now());
               const declared = Number(r.getHeader('content-length') ?? 0);
               if (declared > o.maxEntrySize) tooBig = true;
+              // RFC 9211 detail: why this answer was not stored, so a user can see it.
+              const why = plan.notStored ?? (tooBig ? 'too large' : undefined);
+              r.setHeader(
+                'cache-status',
+                `trellis; fwd=${stale ? 'stale' : 'miss'}; fwd-status=${r.statusCode}${
+                  why === undefined ? '' : `; detail="not stored: ${why}"`
+                }`,
+              );
               return 'pass';
             },
             onData: (chunk) => {
@@ -401,10 +469,9 @@ export const cacheMiddleware = defineMiddleware({
                 resolve(undefined);
                 return;
               }
-              if (tooBig) return resolve(undefined);
-              const { entry, vary } = toEntry(head!, Buffer.concat(chunks), preset, ctx, o);
-              if (!entry) return resolve(undefined);
-              void save(ctx, primary, gen, vary, entry).then(() => resolve(entry));
+              if (tooBig || !plan || plan.notStored !== undefined) return resolve(undefined);
+              const entry = toEntry(plan, head!, Buffer.concat(chunks), o, Date.now(), requestedAt);
+              void save(ctx, primary, gen, plan.vary, entry).then(() => resolve(entry));
             },
           },
           preset,
@@ -446,7 +513,7 @@ export const cacheMiddleware = defineMiddleware({
         const record = await store.getRecord(primary);
         if (record) await store.setRecord(primary, { vary: record.vary, gen: randomUUID() }, o.keepStale);
       } catch (err) {
-        deps.logger.warn({ err, middleware: deps.name }, 'cache: invalidation failed');
+        storeFailed(err, 'cache: invalidation failed');
       }
     };
 
@@ -466,10 +533,20 @@ export const cacheMiddleware = defineMiddleware({
           entry = await store.get(key);
         }
       } catch (err) {
-        deps.logger.warn({ err, middleware: deps.name }, 'cache: store read failed; passing through');
+        storeFailed(err, 'cache: store read failed; passing through');
         return next(ctx);
       }
       return answer(ctx, next, method, primary, key, gen, entry);
+    };
+
+    /**
+     * Whether a stored response may answer a request with Authorization (RFC 9111 3.5): only
+     * one the origin marked as shared (public, s-maxage, must-revalidate), unless told otherwise.
+     */
+    const sharedForAuthorized = (e: CacheEntry) => {
+      if (o.cacheAuthorized) return true;
+      const cc = effectiveCacheControl(e.headers);
+      return cc.has('public') || cc.has('s-maxage') || cc.has('must-revalidate');
     };
 
     const answer = async (
@@ -479,22 +556,41 @@ export const cacheMiddleware = defineMiddleware({
       primary: string,
       key: string,
       gen: string | undefined,
-      entry: CacheEntry | undefined,
+      found: CacheEntry | undefined,
     ): Promise<void> => {
+      const authorized = ctx.req.headers.authorization !== undefined;
+      const entry = found && (!authorized || sharedForAuthorized(found)) ? found : undefined;
+      const rc =
+        o.requestCacheControl && ctx.req.headers['cache-control'] !== undefined
+          ? parseCacheControl(ctx.req.headers['cache-control'])
+          : undefined;
+      const onlyIfCached = rc?.has('only-if-cached') === true;
       if (entry) {
         const age = ageOf(entry, Date.now());
-        if (age < entry.lifetime) return serve(ctx, entry, 'hit');
-        if (!entry.mustRevalidate && age < entry.lifetime + entry.swr) {
-          serve(ctx, entry, 'hit; detail=stale-while-revalidate');
-          return revalidateInBackground(ctx, next, primary, key, gen!, entry);
+        const allow = rc ? requestAllowance(rc, age) : undefined;
+        if (!allow?.revalidate) {
+          // RFC 9111 5.2.1: min-fresh asks for that much freshness left; max-stale accepts
+          // that much staleness, except where the response forbids stale use.
+          const left = entry.lifetime - age;
+          if (left > 0 && left >= (allow?.minFresh ?? 0)) return serve(ctx, entry, 'hit');
+          if (allow && left <= 0 && !entry.mustRevalidate && -left <= allow.maxStale)
+            return serve(ctx, entry, 'hit; detail=max-stale');
+          if (!entry.mustRevalidate && left <= 0 && -left < entry.swr) {
+            serve(ctx, entry, 'hit; detail=stale-while-revalidate');
+            return revalidateInBackground(ctx, next, primary, key, gen!, entry);
+          }
         }
+        // only-if-cached with a stored response we may not use as it is: RFC 9111 5.2.1.7 (504).
+        if (onlyIfCached) return notCached(ctx);
       }
+      if (onlyIfCached) return notCached(ctx);
       // HEAD misses go upstream as they are; only GET fills the cache.
       if (method === 'HEAD') return next(ctx);
       const pending = filling.get(key);
       if (pending) {
         const filled = await pending;
-        if (filled) return serve(ctx, filled, 'hit; detail=coalesced');
+        if (filled && (!authorized || sharedForAuthorized(filled)))
+          return serve(ctx, filled, 'hit; detail=coalesced');
         return next(ctx);
       }
       const p = fill(ctx, next, primary, gen, entry);
@@ -506,32 +602,73 @@ export const cacheMiddleware = defineMiddleware({
       }
     };
 
+    const notCached = (ctx: RequestContext) =>
+      refuse(ctx, {
+        status: 504,
+        code: 'TRELLIS_E_CACHE_NOT_CACHED',
+        detail: 'the request asked for a stored answer only (only-if-cached) and none can be used',
+        headers: { 'cache-status': 'trellis; fwd=miss; detail="only-if-cached"' },
+      });
+
+    /**
+     * After an unsafe method's success: the URL, and its Location / Content-Location when they
+     * are on the same origin (RFC 9111 4.4: another host's entries are not ours to drop).
+     */
+    const invalidateAfter = (ctx: RequestContext, origin: string, path: string, also: readonly unknown[]) => {
+      const status = ctx.res.statusCode;
+      if (status >= 400 || status < 200) return;
+      void invalidate(origin + path);
+      for (const v of also) {
+        if (typeof v !== 'string') continue;
+        try {
+          const base = new URL(origin + path);
+          const u = new URL(v, base);
+          if (u.origin === base.origin) void invalidate(`${origin}${u.pathname}${u.search}`);
+        } catch {
+          // Not a URL (or a Host that is not one): nothing more to invalidate.
+        }
+      }
+    };
+
     const middleware =
       (next: Handler): Handler =>
       (ctx) => {
         const method = ctx.req.method ?? 'GET';
         const host = header(ctx.req.headers.host);
-        const primary = `${ctx.protocol}://${host === undefined ? '' : host.toLowerCase()}${ctx.req.url ?? '/'}`;
-        if (UNSAFE.has(method)) {
-          ctx.res.once('finish', () => {
-            if (ctx.res.statusCode < 400) void invalidate(primary);
+        const origin = `${ctx.protocol}://${host === undefined ? '' : host.toLowerCase()}`;
+        const path = ctx.req.url ?? '/';
+        const primary = origin + path;
+        if (!SAFE.has(method)) {
+          // Read from the head as it goes out: a flat-list head never shows in getHeader later.
+          let also: unknown[] = [];
+          onResponseHead(ctx.res, (head) => {
+            also = [head.getHeader('location'), head.getHeader('content-location')];
           });
+          ctx.res.once('finish', () => invalidateAfter(ctx, origin, path, also));
           return next(ctx);
         }
-        // Only GET and HEAD are served from the cache; a request with credentials bypasses it
-        // unless told otherwise (a shared cache must not hand one user's answer to another).
-        if ((method !== 'GET' && method !== 'HEAD') || (ctx.req.headers.authorization && !o.cacheAuthorized))
-          return next(ctx);
+        // Only GET and HEAD are served from the cache.
+        if (method !== 'GET' && method !== 'HEAD') return next(ctx);
         if (!memory) return lookup(ctx, next, method, primary);
-        // Memory store: the same steps as `lookup`, answering a fresh hit in this tick.
+        // Memory store: the same steps as `lookup`, answering a plain fresh hit in this tick.
         const record = memory.getRecordNow(primary);
         if (!record) return answer(ctx, next, method, primary, primary, undefined, undefined);
         const key = variantKey(primary, record, ctx);
         const entry = memory.getNow(key);
-        if (entry !== undefined && ageOf(entry, Date.now()) < entry.lifetime) return serve(ctx, entry, 'hit');
+        const h = ctx.req.headers;
+        if (
+          entry !== undefined &&
+          h.authorization === undefined &&
+          h['cache-control'] === undefined &&
+          ageOf(entry, Date.now()) < entry.lifetime
+        )
+          return serve(ctx, entry, 'hit');
         return answer(ctx, next, method, primary, key, record.gen, entry);
       };
-    return Object.assign(middleware, { close: () => store.close() });
+    return Object.assign(middleware, {
+      close: () => store.close(),
+      ...(breaker ? { health: () => breaker.health() } : {}),
+    });
   },
 });
 

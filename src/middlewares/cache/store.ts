@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import type { StoreBreaker } from '../_support/breaker.js';
 
 /** One stored response (RFC 9111 terms: the stored response plus what freshness needs). */
 export interface CacheEntry {
@@ -159,5 +160,37 @@ export class RedisCacheStore implements CacheStore {
 
   async close(): Promise<void> {
     this.redis.disconnect();
+  }
+}
+
+/**
+ * A store behind a circuit breaker: while the breaker is open every call fails at once, which
+ * the cache treats as a miss (reads) or a skipped write, so a hung Redis costs a few requests
+ * their store timeout, not all of them.
+ */
+export class GuardedCacheStore implements CacheStore {
+  constructor(
+    private readonly inner: CacheStore,
+    private readonly breaker: StoreBreaker,
+  ) {}
+
+  get(key: string): Promise<CacheEntry | undefined> {
+    return this.breaker.run(() => this.inner.get(key));
+  }
+
+  set(key: string, entry: CacheEntry, ttlMs: number): Promise<void> {
+    return this.breaker.run(() => this.inner.set(key, entry, ttlMs));
+  }
+
+  getRecord(primary: string): Promise<UrlRecord | undefined> {
+    return this.breaker.run(() => this.inner.getRecord(primary));
+  }
+
+  setRecord(primary: string, record: UrlRecord, ttlMs: number): Promise<void> {
+    return this.breaker.run(() => this.inner.setRecord(primary, record, ttlMs));
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
   }
 }

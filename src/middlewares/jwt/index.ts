@@ -1,11 +1,12 @@
-import { errors, type JWTPayload, jwtVerify } from 'jose';
+import { errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { z } from 'zod';
 import { duration, size } from '../../core/units.js';
-import type { RequestContext } from '../../http/types.js';
+import type { Middleware, RequestContext } from '../../http/types.js';
 import { refuse } from '../_support/refuse.js';
 import { setRequestHeader } from '../_support/request-headers.js';
 import { defineMiddleware } from '../types.js';
 import { keyResolver } from './keys.js';
+import { KeysUnavailable, RemoteKeySet } from './remote.js';
 
 /** A successful verification, reused until `until` (and never past the token's `exp`). */
 interface Verified {
@@ -103,7 +104,7 @@ const options = z
     }
   });
 
-type Failure = { status: number; code: string; detail: string; challenge: string };
+type Failure = { status: number; code: string; detail: string; challenge: string; retryAfter?: number };
 
 function scopesOf(payload: JWTPayload): Set<string> {
   const scope = payload.scope;
@@ -125,11 +126,18 @@ export const jwtMiddleware = defineMiddleware({
   type: 'jwt',
   options,
   create(o, deps) {
-    const key = keyResolver(o, deps.baseDir, {
+    const resolved = keyResolver(o, deps.baseDir, {
       cooldown: o.jwksCooldown,
       cacheMaxAge: o.jwksCacheMaxAge,
       fetchTimeout: o.jwksTimeout,
+      logger: deps.logger,
+      metrics: deps.metrics,
+      name: deps.name,
     });
+    const remote = resolved instanceof RemoteKeySet ? resolved : undefined;
+    const key = remote ? remote.getKey : (resolved as Exclude<typeof resolved, RemoteKeySet>);
+    // Fetched at load, so the first requests need not wait and /readyz knows at once.
+    void remote?.refresh();
     const algorithms =
       o.algorithms ?? (o.secret !== undefined ? ['HS256'] : ['RS256', 'PS256', 'ES256', 'EdDSA']);
     const verifyOptions = {
@@ -188,21 +196,25 @@ export const jwtMiddleware = defineMiddleware({
         const { payload } =
           key instanceof Uint8Array
             ? await jwtVerify(token, key, verifyOptions)
-            : await jwtVerify(token, key, verifyOptions);
+            : await jwtVerify(token, key as JWTVerifyGetKey, verifyOptions);
         remember(token, payload);
         return { payload };
       } catch (err) {
         if (err instanceof errors.JWTExpired) return { failure: invalid('the token has expired') };
         if (err instanceof errors.JWTClaimValidationFailed)
           return { failure: invalid(`the token's ${err.claim} claim is not accepted`) };
-        if (err instanceof errors.JWKSTimeout || !(err instanceof errors.JOSEError)) {
-          deps.logger.warn({ err, middleware: deps.name }, 'jwt: verification keys unavailable');
+        if (err instanceof KeysUnavailable || !(err instanceof errors.JOSEError)) {
+          // KeysUnavailable is logged (once per fetch) where the fetch failed.
+          if (!(err instanceof KeysUnavailable))
+            deps.logger.warn({ err, middleware: deps.name }, 'jwt: verification keys unavailable');
+          // 503, never 401: the token may be perfectly valid, and a 401 makes clients throw it away.
           return {
             failure: {
               status: 503,
               code: 'TRELLIS_E_JWT_KEYS_UNAVAILABLE',
               detail: 'the token could not be checked: the key service is unavailable; try again later',
               challenge: `Bearer ${realm}`,
+              retryAfter: err instanceof KeysUnavailable ? err.retryAfter : 1,
             },
           };
         }
@@ -218,10 +230,13 @@ export const jwtMiddleware = defineMiddleware({
         status: f.status,
         code: f.code,
         detail: f.detail,
-        headers: { 'www-authenticate': f.challenge },
+        headers:
+          f.retryAfter === undefined
+            ? { 'www-authenticate': f.challenge }
+            : { 'www-authenticate': f.challenge, 'retry-after': String(f.retryAfter) },
       });
 
-    return (next) => async (ctx) => {
+    const middleware: Middleware = (next) => async (ctx) => {
       for (const [h] of claimHeaders) setRequestHeader(ctx.req, h, undefined);
       const auth = ctx.req.headers.authorization;
       if (auth === undefined || auth.slice(0, 7).toLowerCase() !== 'bearer ') {
@@ -258,5 +273,10 @@ export const jwtMiddleware = defineMiddleware({
       if (!o.forwardToken) setRequestHeader(ctx.req, 'authorization', undefined);
       return next(ctx);
     };
+    if (!remote) return middleware;
+    return Object.assign(middleware, {
+      health: () => remote.health(),
+      close: async () => remote.close(),
+    });
   },
 });

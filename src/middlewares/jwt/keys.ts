@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { createLocalJWKSet, createRemoteJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import { TrellisError } from '../../core/errors.js';
+import { RemoteKeySet, type RemoteKeySetOptions } from './remote.js';
 
 /** Where verification keys come from; exactly one is set (checked by the schema). */
 export interface KeySource {
@@ -11,29 +12,20 @@ export interface KeySource {
   secret?: string;
 }
 
-export interface RemoteOptions {
-  cooldown: number;
-  cacheMaxAge: number;
-  fetchTimeout: number;
-}
+/** What a remote key set needs besides its URL. */
+export type RemoteOptions = Omit<RemoteKeySetOptions, 'url'>;
 
 /**
- * A key resolver for jose. Remote sets are cached by jose and refetched on an unknown `kid` at
- * most once per cooldown, so a flood of tokens with random kids cannot hammer the JWKS endpoint.
+ * A key resolver for jose: the secret's bytes, a remote set (see `RemoteKeySet`: cooldown on
+ * every fetch, last good keys kept through outages), or a local set from a file or inline.
  */
 export function keyResolver(
   src: KeySource,
   baseDir: string,
   remote: RemoteOptions,
-): JWTVerifyGetKey | Uint8Array {
+): JWTVerifyGetKey | Uint8Array | RemoteKeySet {
   if (src.secret !== undefined) return new TextEncoder().encode(src.secret);
-  if (src.jwksUrl !== undefined) {
-    return createRemoteJWKSet(new URL(src.jwksUrl), {
-      cooldownDuration: remote.cooldown,
-      cacheMaxAge: remote.cacheMaxAge,
-      timeoutDuration: remote.fetchTimeout,
-    });
-  }
+  if (src.jwksUrl !== undefined) return new RemoteKeySet({ ...remote, url: src.jwksUrl });
   let set: unknown = src.jwks;
   if (src.jwksFile !== undefined) {
     const path = resolve(baseDir, src.jwksFile);

@@ -8,6 +8,7 @@ import {
 import { z } from 'zod';
 import { duration } from '../../core/units.js';
 import type { Handler, RequestContext } from '../../http/types.js';
+import { storeBreaker, storeBreakerOptions } from '../_support/breaker.js';
 import { keyFunction, limitKey } from '../_support/key.js';
 import { redisClient, storeUrl } from '../_support/redis.js';
 import { refuse } from '../_support/refuse.js';
@@ -39,6 +40,8 @@ const options = z
     onStoreError: z.enum(['local', 'open', 'closed']).default('local'),
     /** How long one store operation may take before it counts as a store error. */
     storeTimeout: duration().prefault('250ms'),
+    /** The circuit breaker in front of the shared store: `{ failures: 5, halfOpenAfter: 5s }`. */
+    storeBreaker: storeBreakerOptions(),
     /** Key prefix in the shared store; default `trellis:rl:<middleware name>:`. */
     prefix: z.string().min(1).optional(),
   })
@@ -59,20 +62,11 @@ interface Verdict {
 /** A `consume` that never rejects on limit: the sliding window decides from the counts. */
 const UNBOUNDED = 1e9;
 
-function makeLimiter(
-  o: Options,
-  base: Record<string, unknown>,
-  points: number,
-  durationS: number,
-): RateLimiterAbstract {
+function makeLimiter(base: Record<string, unknown>, points: number, durationS: number): RateLimiterAbstract {
   const opts = { ...base, points, duration: durationS };
   if (!('storeClient' in base)) return new RateLimiterMemory(opts);
-  return new RateLimiterRedis({
-    ...opts,
-    storeClient: base.storeClient,
-    rejectIfRedisNotReady: true,
-    insuranceLimiter: o.onStoreError === 'local' ? new RateLimiterMemory(opts) : undefined,
-  });
+  // No insuranceLimiter: a store error must reach the breaker, which then picks the fallback.
+  return new RateLimiterRedis({ ...opts, storeClient: base.storeClient, rejectIfRedisNotReady: true });
 }
 
 /** Builds the check for one algorithm on top of rate-limiter-flexible limiters. */
@@ -81,7 +75,7 @@ function checker(o: Options, base: Record<string, unknown>): (key: string) => Pr
   if (o.algorithm === 'slidingWindow') {
     // Sliding window counter (two fixed windows, the previous weighted by its overlap): one
     // counter per window kept for two windows, so the store keeps doing the atomic increments.
-    const counter = makeLimiter(o, base, UNBOUNDED, windowS * 2);
+    const counter = makeLimiter(base, UNBOUNDED, windowS * 2);
     // The previous window no longer grows once it is over, so its count is read once per key
     // per window and remembered until the window rolls: one store call per request instead of
     // two. (With a shared store, increments another instance makes in the first milliseconds
@@ -115,12 +109,12 @@ function checker(o: Options, base: Record<string, unknown>): (key: string) => Pr
       };
     };
   }
-  const main = makeLimiter(o, base, o.points, windowS);
+  const main = makeLimiter(base, o.points, windowS);
   const limiter =
     o.algorithm === 'tokenBucket' && o.burst > 0
       ? new BurstyRateLimiter(
           main,
-          makeLimiter(o, { ...base, keyPrefix: `${base.keyPrefix}burst:` }, o.burst, o.burstPer / 1000),
+          makeLimiter({ ...base, keyPrefix: `${base.keyPrefix}burst:` }, o.burst, o.burstPer / 1000),
         )
       : main;
   return async (key) => {
@@ -143,7 +137,23 @@ export const rateLimitMiddleware = defineMiddleware({
     const client = url === undefined ? undefined : await redisClient(url, o.storeTimeout, deps.logger);
     const base: Record<string, unknown> = { keyPrefix: o.prefix ?? `trellis:rl:${deps.name}:` };
     if (client) base.storeClient = client;
-    const check = checker(o, base);
+    const shared = checker(o, base);
+    // onStoreError local: this process's own counters while the store fails or its breaker is open.
+    const local =
+      client && o.onStoreError === 'local' ? checker(o, { keyPrefix: base.keyPrefix }) : undefined;
+    const breaker = client
+      ? storeBreaker(o.storeBreaker, deps, `onStoreError: ${o.onStoreError}`)
+      : undefined;
+    const check = breaker
+      ? async (key: string) => {
+          try {
+            return await breaker.run(() => shared(key));
+          } catch (err) {
+            if (local) return local(key);
+            throw err;
+          }
+        }
+      : shared;
     const keyOf = keyFunction(o.key);
     const limit = String(o.points);
     const policy = `${o.points};w=${Math.round(o.per / 1000)}`;
@@ -196,6 +206,7 @@ export const rateLimitMiddleware = defineMiddleware({
       close: async () => {
         client?.disconnect();
       },
+      ...(breaker ? { health: () => breaker.health() } : {}),
     });
   },
 });

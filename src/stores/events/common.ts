@@ -43,17 +43,85 @@ export function expectedFromCode(code: number): ExpectedVersion {
   return code === -1 ? 'any' : code === -2 ? 'exists' : code;
 }
 
-/** Validates events before they reach a backend, filling in ids. */
-export function prepareEvents(streamId: string, events: NewEvent[]): Required<NewEvent>[] {
+/** An event checked and ready for a backend: data and metadata as the JSON every backend stores. */
+export interface PreparedEvent {
+  id: string;
+  type: string;
+  /** The data as it will read back (a JSON round trip: a Date becomes its ISO string). */
+  data: unknown;
+  metadata: Record<string, unknown>;
+  dataJson: string;
+  metadataJson: string;
+}
+
+/**
+ * Validates events before they reach a backend, filling in ids. Every backend stores JSON, so
+ * data goes through one JSON round trip here: what the memory store keeps is exactly what SQLite
+ * and PostgreSQL would give back, and data JSON cannot hold (BigInt, circular references) is a
+ * TRELLIS_E_EVENT_INVALID on every backend instead of a driver's raw TypeError.
+ */
+export function prepareEvents(streamId: string, events: NewEvent[]): PreparedEvent[] {
   if (typeof streamId !== 'string' || streamId.length === 0) {
     throw new TrellisError('TRELLIS_E_EVENT_INVALID', 'stream id must be a non-empty string');
+  }
+  if (!Array.isArray(events)) {
+    throw new TrellisError('TRELLIS_E_EVENT_INVALID', `events for stream "${streamId}" must be an array`);
   }
   return events.map((e, i) => {
     if (!e || typeof e.type !== 'string' || e.type.length === 0) {
       throw new TrellisError('TRELLIS_E_EVENT_INVALID', `event ${i} for stream "${streamId}" has no type`);
     }
-    return { type: e.type, data: e.data ?? null, metadata: e.metadata ?? {}, id: e.id ?? randomUUID() };
+    const metadata = e.metadata ?? {};
+    if (typeof metadata !== 'object' || Array.isArray(metadata)) {
+      throw new TrellisError(
+        'TRELLIS_E_EVENT_INVALID',
+        `event ${i} (${e.type}) for stream "${streamId}": metadata must be an object`,
+      );
+    }
+    const dataJson = toJson(e.data ?? null, `event ${i} (${e.type}) for stream "${streamId}": data`);
+    const metadataJson = toJson(metadata, `event ${i} (${e.type}) for stream "${streamId}": metadata`);
+    return {
+      type: e.type,
+      id: e.id ?? randomUUID(),
+      data: JSON.parse(dataJson),
+      metadata: JSON.parse(metadataJson),
+      dataJson,
+      metadataJson,
+    };
   });
+}
+
+function toJson(value: unknown, what: string): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (err) {
+    // BigInt ("Do not know how to serialize a BigInt") and circular structures land here.
+    throw new TrellisError(
+      'TRELLIS_E_EVENT_INVALID',
+      `${what} cannot be stored as JSON (${(err as Error).message}): use plain objects, arrays, strings, finite numbers, booleans and null`,
+      { cause: err },
+    );
+  }
+  // A function or a symbol at the top stringifies to undefined.
+  if (text === undefined) {
+    throw new TrellisError('TRELLIS_E_EVENT_INVALID', `${what} is not JSON data (${typeof value})`);
+  }
+  return text;
+}
+
+/** Checks `from`/`fromVersion` and `limit` of a read: whole numbers, limit >= 0 (omit it for no limit). */
+export function checkReadOptions(options: { from?: number; fromVersion?: number; limit?: number }): void {
+  for (const key of ['from', 'fromVersion', 'limit'] as const) {
+    const v = options[key];
+    if (v === undefined) continue;
+    if (!Number.isSafeInteger(v) || (key === 'limit' && v < 0)) {
+      throw new TrellisError(
+        'TRELLIS_E_EVENT_INVALID',
+        `${key} ${String(v)} is not valid: use a whole number${key === 'limit' ? ' >= 0, or leave limit out to read everything' : ''}`,
+      );
+    }
+  }
 }
 
 /** Table names go into SQL text, so only plain identifiers are accepted. */
@@ -66,8 +134,6 @@ export function checkIdentifier(name: string): string {
   }
   return name;
 }
-
-export { Notifier } from '../notifier.js';
 
 export interface PollingSource {
   readAll(options: { from: number; limit: number }): Promise<RecordedEvent[]>;

@@ -6,13 +6,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { isTrellisError } from '../../core/errors.js';
 import type { RecordedEvent } from '../types.js';
-import type { TrellisEventStore } from './types.js';
+import type { EventStore } from './types.js';
 
 /**
  * Makes a fresh, empty place to store events and returns an opener for it. Each call of the
  * opener gives another handle (another connection where the backend has them) on the same data.
  */
-export type EventStorePlace = () => Promise<() => Promise<TrellisEventStore>>;
+export type EventStorePlace = () => Promise<() => Promise<EventStore>>;
 
 async function collect<T>(iter: AsyncIterable<T>, until: (items: T[]) => boolean, timeoutMs = 15_000) {
   const items: T[] = [];
@@ -26,7 +26,7 @@ async function collect<T>(iter: AsyncIterable<T>, until: (items: T[]) => boolean
 }
 
 /** Retries an append with the freshly read version until it lands; returns the conflicts met. */
-async function appendWithRetry(store: TrellisEventStore, stream: string, data: unknown): Promise<number> {
+async function appendWithRetry(store: EventStore, stream: string, data: unknown): Promise<number> {
   for (let conflicts = 0; ; conflicts++) {
     const events = await store.readStream(stream);
     try {
@@ -40,13 +40,13 @@ async function appendWithRetry(store: TrellisEventStore, stream: string, data: u
 
 export function eventStoreConformance(name: string, place: EventStorePlace): void {
   describe(`EventStore conformance: ${name}`, () => {
-    const opened: TrellisEventStore[] = [];
+    const opened: EventStore[] = [];
     afterEach(async () => {
       await Promise.all(opened.splice(0).map((s) => s.close()));
     });
-    async function handles(n: number): Promise<TrellisEventStore[]> {
+    async function handles(n: number): Promise<EventStore[]> {
       const open = await place();
-      const list: TrellisEventStore[] = [];
+      const list: EventStore[] = [];
       for (let i = 0; i < n; i++) list.push(await open());
       opened.push(...list);
       return list;
@@ -220,6 +220,81 @@ export function eventStoreConformance(name: string, place: EventStorePlace): voi
       });
       await store!.close();
       await expect(store!.readAll()).rejects.toMatchObject({ code: 'TRELLIS_E_STORE_CLOSED' });
+    });
+
+    it('reads return copies: changing what a read returned never changes the store', async () => {
+      const [store] = await handles(1);
+      await store!.append('c', [{ type: 'A', data: { items: [1] }, metadata: { by: 'ann' } }]);
+      const [first] = await store!.readStream('c');
+      (first!.data as { items: number[] }).items.push(2);
+      first!.metadata.by = 'mallory';
+      first!.type = 'Changed';
+      const [fromAll] = await store!.readAll();
+      (fromAll!.data as { items: number[] }).items.push(3);
+      const [again] = await store!.readStream('c');
+      expect(again).toMatchObject({ type: 'A', data: { items: [1] }, metadata: { by: 'ann' } });
+    });
+
+    it('stores data as JSON on every backend: a Date reads back as its ISO string', async () => {
+      const [store] = await handles(1);
+      const when = new Date('2026-01-02T03:04:05.006Z');
+      const data = { when, nested: { at: when }, gone: undefined, n: 1 };
+      await store!.append('d', [{ type: 'A', data, metadata: { at: when } }]);
+      // The caller's object is not the store's: changing it after the append changes nothing.
+      data.n = 2;
+      const [e] = await store!.readStream('d');
+      expect(e!.data).toEqual({
+        when: '2026-01-02T03:04:05.006Z',
+        nested: { at: '2026-01-02T03:04:05.006Z' },
+        n: 1,
+      });
+      expect(e!.metadata).toEqual({ at: '2026-01-02T03:04:05.006Z' });
+      expect(e!.recordedAt).toBeInstanceOf(Date);
+    });
+
+    it('refuses data JSON cannot hold (BigInt, circular) with TRELLIS_E_EVENT_INVALID, storing nothing', async () => {
+      const [store] = await handles(1);
+      const circular: Record<string, unknown> = { a: 1 };
+      circular.self = circular;
+      for (const data of [{ big: 10n }, circular, 5n]) {
+        await expect(store!.append('bad', [{ type: 'A', data }])).rejects.toMatchObject({
+          code: 'TRELLIS_E_EVENT_INVALID',
+          message: expect.stringContaining('cannot be stored as JSON'),
+        });
+      }
+      await expect(
+        store!.append('bad', [{ type: 'A', data: 1, metadata: { big: 1n } as Record<string, unknown> }]),
+      ).rejects.toMatchObject({ code: 'TRELLIS_E_EVENT_INVALID' });
+      // One bad event in a batch refuses the whole batch.
+      await expect(
+        store!.append('bad', [
+          { type: 'A', data: 1 },
+          { type: 'B', data: { big: 1n } },
+        ]),
+      ).rejects.toMatchObject({ code: 'TRELLIS_E_EVENT_INVALID' });
+      expect(await store!.readStream('bad')).toEqual([]);
+      expect(await store!.headPosition()).toBe(0);
+    });
+
+    it('answers the same for limits on every backend: 0 reads nothing, a negative limit is refused', async () => {
+      const [store] = await handles(1);
+      await store!.append(
+        'l',
+        [1, 2, 3].map((n) => ({ type: 'N', data: n })),
+      );
+      expect(await store!.readAll({ limit: 0 })).toEqual([]);
+      expect((await store!.readAll({ from: 1 })).map((e) => e.data)).toEqual([2, 3]);
+      expect((await store!.readStream('l', { fromVersion: 2, limit: 5 })).map((e) => e.data)).toEqual([2, 3]);
+      for (const bad of [-1, 1.5, Number.NaN]) {
+        await expect(store!.readAll({ limit: bad })).rejects.toMatchObject({
+          code: 'TRELLIS_E_EVENT_INVALID',
+        });
+        await expect(store!.readStream('l', { limit: bad })).rejects.toMatchObject({
+          code: 'TRELLIS_E_EVENT_INVALID',
+        });
+      }
+      await expect(store!.readAll({ from: 0.5 })).rejects.toMatchObject({ code: 'TRELLIS_E_EVENT_INVALID' });
+      expect(await store!.readAll()).toHaveLength(3);
     });
   });
 }

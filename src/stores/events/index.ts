@@ -1,6 +1,6 @@
 import { TrellisError } from '../../core/errors.js';
 import { schemeOf } from '../connection.js';
-import type { EventStoreOptions, TrellisEventStore } from './types.js';
+import type { EventStore, EventStoreOptions } from './types.js';
 
 export { checkExpectedVersion, versionConflict } from './common.js';
 export { MemoryEventStore } from './memory.js';
@@ -41,7 +41,7 @@ function splitOptions(url: string): { url: string; options: EventStoreOptions } 
  * `?table=…&pollMs=…&poolSize=…`. Drivers load lazily, so an SQLite user never loads pg.
  * Options passed here win over the URL's.
  */
-export async function openEventStore(raw: string, given: EventStoreOptions = {}): Promise<TrellisEventStore> {
+export async function openEventStore(raw: string, given: EventStoreOptions = {}): Promise<EventStore> {
   const scheme = schemeOf(raw, 'EventStore', ['memory', 'sqlite', 'postgres']);
   const { url, options: fromUrl } = splitOptions(raw);
   const options = { ...fromUrl, ...given };
@@ -52,8 +52,7 @@ export async function openEventStore(raw: string, given: EventStoreOptions = {})
     }
     case 'sqlite': {
       const { SqliteEventStore } = await import('./sqlite.js');
-      const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
-      return SqliteEventStore.open(path || ':memory:', options);
+      return SqliteEventStore.open(url === 'sqlite:' ? 'sqlite::memory:' : url, options);
     }
     default: {
       const { PostgresEventStore } = await import('./postgres.js');

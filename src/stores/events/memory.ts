@@ -1,16 +1,23 @@
 import type Database from 'better-sqlite3';
 import { TrellisError } from '../../core/errors.js';
+import { Notifier } from '../notifier.js';
 import type { AppendResult, NewEvent, RecordedEvent, StoreHealth, SubscriptionItem } from '../types.js';
-import { checkExpectedVersion, features, Notifier, pollSubscription, prepareEvents } from './common.js';
+import {
+  checkExpectedVersion,
+  checkReadOptions,
+  features,
+  pollSubscription,
+  prepareEvents,
+} from './common.js';
 import { sqliteTransaction } from './sqlite-transaction.js';
-import type { AppendOptions, AppendTransaction, TrellisEventStore } from './types.js';
+import type { AppendOptions, AppendTransaction, EventStore } from './types.js';
 
 /**
  * EventStore in process memory: for tests and single-process tools; gone on exit. Read models
  * (projections, snapshots) get an in-process SQLite database (`:memory:`, created on first use),
  * so the same projection code runs here with real transactions; its `tx.backend` is 'sqlite'.
  */
-export class MemoryEventStore implements TrellisEventStore {
+export class MemoryEventStore implements EventStore {
   readonly backend = 'memory';
   readonly features = features<'durable' | 'multiProcess' | 'inlineProjections'>(['inlineProjections'], {
     durable: 'memory is lost when the process exits',
@@ -43,8 +50,8 @@ export class MemoryEventStore implements TrellisEventStore {
       id: e.id,
       streamId,
       type: e.type,
-      data: structuredClone(e.data),
-      metadata: structuredClone(e.metadata),
+      data: e.data,
+      metadata: e.metadata,
       version: stream.length + i + 1,
       position: base + i + 1,
       recordedAt,
@@ -52,7 +59,7 @@ export class MemoryEventStore implements TrellisEventStore {
     // Inline handlers run before the events become visible; a throw leaves the store untouched.
     if (options.inline?.length) {
       await this.runTx(async (tx) => {
-        for (const handler of options.inline ?? []) await handler(recorded, tx);
+        for (const handler of options.inline ?? []) await handler(recorded.map(copyEvent), tx);
       });
     }
     this.all.push(...recorded);
@@ -64,15 +71,21 @@ export class MemoryEventStore implements TrellisEventStore {
 
   async readStream(streamId: string, options: { fromVersion?: number; limit?: number } = {}) {
     this.ensureOpen();
+    checkReadOptions(options);
     const from = Math.max(1, options.fromVersion ?? 1);
     const stream = this.streams.get(streamId) ?? [];
-    return stream.slice(from - 1, options.limit === undefined ? undefined : from - 1 + options.limit);
+    return stream
+      .slice(from - 1, options.limit === undefined ? undefined : from - 1 + options.limit)
+      .map(copyEvent);
   }
 
   async readAll(options: { from?: number; limit?: number } = {}) {
     this.ensureOpen();
+    checkReadOptions(options);
     const from = Math.max(0, options.from ?? 0);
-    return this.all.slice(from, options.limit === undefined ? undefined : from + options.limit);
+    return this.all
+      .slice(from, options.limit === undefined ? undefined : from + options.limit)
+      .map(copyEvent);
   }
 
   subscribe(options: { from?: number; signal?: AbortSignal } = {}): AsyncIterable<SubscriptionItem> {
@@ -136,4 +149,14 @@ export class MemoryEventStore implements TrellisEventStore {
       throw new TrellisError('TRELLIS_E_STORE_CLOSED', 'this event store was closed: open a new one');
     }
   }
+}
+
+/** Readers get their own copy, as from a database: changing it never changes the store. */
+function copyEvent(e: RecordedEvent): RecordedEvent {
+  return {
+    ...e,
+    data: structuredClone(e.data),
+    metadata: structuredClone(e.metadata),
+    recordedAt: new Date(e.recordedAt),
+  };
 }

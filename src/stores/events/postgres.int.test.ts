@@ -120,7 +120,7 @@ describe.skipIf(!url)('postgres event store', () => {
   it('names the fix when the server cannot be reached', async () => {
     await expect(openEventStore('postgres://postgres@127.0.0.1:1/test')).rejects.toMatchObject({
       code: 'TRELLIS_E_STORE_UNAVAILABLE',
-      message: expect.stringContaining('is PostgreSQL running?'),
+      message: expect.stringContaining('is PostgreSQL running there?'),
     });
   });
 });

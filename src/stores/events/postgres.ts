@@ -1,18 +1,20 @@
 import type pg from 'pg';
 import { TrellisError } from '../../core/errors.js';
 import { redactUrl, unavailable } from '../connection.js';
+import { Notifier } from '../notifier.js';
 import type { AppendResult, NewEvent, RecordedEvent, StoreHealth, SubscriptionItem } from '../types.js';
 import {
   checkIdentifier,
+  checkReadOptions,
   DATABASE_FEATURES,
   expectedCode,
   expectedFromCode,
-  Notifier,
+  type PreparedEvent,
   pollSubscription,
   prepareEvents,
   versionConflict,
 } from './common.js';
-import type { AppendOptions, AppendTransaction, EventStoreOptions, TrellisEventStore } from './types.js';
+import type { AppendOptions, AppendTransaction, EventStore, EventStoreOptions } from './types.js';
 
 interface Row {
   position: string;
@@ -146,13 +148,13 @@ $fn$;`;
 interface PendingAppend {
   streamId: string;
   code: number;
-  events: Required<NewEvent>[];
+  events: PreparedEvent[];
   resolve: (r: AppendResult) => void;
   reject: (e: unknown) => void;
 }
 
 /** EventStore on PostgreSQL (pg, loaded lazily). */
-export class PostgresEventStore implements TrellisEventStore {
+export class PostgresEventStore implements EventStore {
   readonly backend = 'postgres';
   readonly features = DATABASE_FEATURES;
   private readonly notifier = new Notifier();
@@ -216,8 +218,8 @@ export class PostgresEventStore implements TrellisEventStore {
       code,
       prepared.map((e) => e.id),
       prepared.map((e) => e.type),
-      prepared.map((e) => JSON.stringify(e.data)),
-      prepared.map((e) => JSON.stringify(e.metadata)),
+      prepared.map((e) => e.dataJson),
+      prepared.map((e) => e.metadataJson),
     ];
     const text = `SELECT conflict, next_version, last_position FROM ${this.t}_append($1, $2, $3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[])`;
     type R = { conflict: boolean; next_version: number; last_position: string };
@@ -281,8 +283,8 @@ export class PostgresEventStore implements TrellisEventStore {
         batch.map((p) => p.events.length),
         events.map((e) => e.id),
         events.map((e) => e.type),
-        events.map((e) => JSON.stringify(e.data)),
-        events.map((e) => JSON.stringify(e.metadata)),
+        events.map((e) => e.dataJson),
+        events.map((e) => e.metadataJson),
       ],
     });
     for (const row of rows) {
@@ -306,6 +308,7 @@ export class PostgresEventStore implements TrellisEventStore {
 
   async readStream(streamId: string, options: { fromVersion?: number; limit?: number } = {}) {
     this.ensureOpen();
+    checkReadOptions(options);
     const { rows } = await this.run((c) =>
       c.query<Row>({
         name: `${this.t}_read_stream`,
@@ -318,6 +321,7 @@ export class PostgresEventStore implements TrellisEventStore {
 
   async readAll(options: { from?: number; limit?: number } = {}) {
     this.ensureOpen();
+    checkReadOptions(options);
     const { rows } = await this.run((c) =>
       c.query<Row>({
         name: `${this.t}_read_all`,

@@ -1,19 +1,19 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
 import { TrellisError } from '../../core/errors.js';
-import { unavailable } from '../connection.js';
+import { Notifier } from '../notifier.js';
+import { createTables, openSqlite, sqliteError } from '../sqlite.js';
 import type { AppendResult, NewEvent, RecordedEvent, StoreHealth, SubscriptionItem } from '../types.js';
 import {
   checkExpectedVersion,
   checkIdentifier,
+  checkReadOptions,
   DATABASE_FEATURES,
-  Notifier,
+  type PreparedEvent,
   pollSubscription,
   prepareEvents,
 } from './common.js';
 import { sqliteTransaction } from './sqlite-transaction.js';
-import type { AppendOptions, AppendTransaction, EventStoreOptions, TrellisEventStore } from './types.js';
+import type { AppendOptions, AppendTransaction, EventStore, EventStoreOptions } from './types.js';
 
 interface Row {
   position: number;
@@ -44,7 +44,7 @@ function toEvent(r: Row): RecordedEvent {
  * (BEGIN IMMEDIATE) for their whole transaction, across processes too, so positions are handed
  * out in commit order and a reader of `position > N` can never skip a slower writer.
  */
-export class SqliteEventStore implements TrellisEventStore {
+export class SqliteEventStore implements EventStore {
   readonly backend = 'sqlite';
   readonly features = DATABASE_FEATURES;
   private readonly notifier = new Notifier();
@@ -53,6 +53,8 @@ export class SqliteEventStore implements TrellisEventStore {
   // One connection, one transaction at a time: async inline handlers must not interleave.
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
+  /** Opened for reading only: transactions are deferred (BEGIN IMMEDIATE would need to write). */
+  private readonly readOnly: boolean;
   private readonly stmts: {
     version: Database.Statement<[string], { v: number | null }>;
     insert: Database.Statement<unknown[]>;
@@ -68,7 +70,11 @@ export class SqliteEventStore implements TrellisEventStore {
     this.t = checkIdentifier(options.table ?? 'trellis_events');
     this.pollMs = options.pollIntervalMs ?? 250;
     const t = this.t;
-    db.exec(`CREATE TABLE IF NOT EXISTS ${t} (
+    this.readOnly = options.readOnly === true;
+    createTables(
+      db,
+      t,
+      `CREATE TABLE IF NOT EXISTS ${t} (
       position INTEGER PRIMARY KEY AUTOINCREMENT,
       id TEXT NOT NULL,
       stream_id TEXT NOT NULL,
@@ -78,7 +84,9 @@ export class SqliteEventStore implements TrellisEventStore {
       metadata TEXT NOT NULL,
       recorded_at INTEGER NOT NULL,
       UNIQUE (stream_id, version)
-    )`);
+    )`,
+      this.readOnly,
+    );
     this.stmts = {
       version: db.prepare(`SELECT MAX(version) AS v FROM ${t} WHERE stream_id = ?`),
       insert: db.prepare(
@@ -93,18 +101,14 @@ export class SqliteEventStore implements TrellisEventStore {
   }
 
   /** Opens (creating when needed) the SQLite file at `path`. */
-  static async open(path: string, options: EventStoreOptions = {}): Promise<SqliteEventStore> {
-    const { default: Sqlite } = await import('better-sqlite3');
+  static async open(url: string, options: EventStoreOptions = {}): Promise<SqliteEventStore> {
+    // Other processes may hold the write lock for a moment: wait rather than fail.
+    const db = await openSqlite(url, { busyTimeoutMs: 10_000, readOnly: options.readOnly });
     try {
-      if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-      const db = new Sqlite(path);
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      // Other processes may hold the write lock for a moment: wait rather than fail.
-      db.pragma('busy_timeout = 10000');
       return new SqliteEventStore(db, options);
     } catch (err) {
-      throw unavailable('sqlite', `sqlite:${path}`, err);
+      db.close();
+      throw sqliteError(url, err);
     }
   }
 
@@ -129,23 +133,29 @@ export class SqliteEventStore implements TrellisEventStore {
     });
   }
 
-  private write(streamId: string, prepared: Required<NewEvent>[], options: AppendOptions) {
+  private write(streamId: string, prepared: PreparedEvent[], options: AppendOptions) {
     const current = this.stmts.version.get(streamId)?.v ?? 0;
     checkExpectedVersion(streamId, options.expectedVersion, current);
     const now = Date.now();
     const recorded: RecordedEvent[] = [];
     let position = 0;
     prepared.forEach((e, i) => {
-      const data = JSON.stringify(e.data);
-      const metadata = JSON.stringify(e.metadata);
-      const info = this.stmts.insert.run(e.id, streamId, current + i + 1, e.type, data, metadata, now);
+      const info = this.stmts.insert.run(
+        e.id,
+        streamId,
+        current + i + 1,
+        e.type,
+        e.dataJson,
+        e.metadataJson,
+        now,
+      );
       position = Number(info.lastInsertRowid);
       recorded.push({
         id: e.id,
         streamId,
         type: e.type,
-        data: JSON.parse(data),
-        metadata: JSON.parse(metadata),
+        data: e.data,
+        metadata: e.metadata,
         version: current + i + 1,
         position,
         recordedAt: new Date(now),
@@ -157,12 +167,14 @@ export class SqliteEventStore implements TrellisEventStore {
 
   async readStream(streamId: string, options: { fromVersion?: number; limit?: number } = {}) {
     this.ensureOpen();
+    checkReadOptions(options);
     const rows = this.stmts.readStream.all(streamId, options.fromVersion ?? 1, options.limit ?? -1);
     return rows.map(toEvent);
   }
 
   async readAll(options: { from?: number; limit?: number } = {}) {
     this.ensureOpen();
+    checkReadOptions(options);
     return this.stmts.readAll.all(options.from ?? 0, options.limit ?? -1).map(toEvent);
   }
 
@@ -185,7 +197,7 @@ export class SqliteEventStore implements TrellisEventStore {
   private transactionNow<T>(fn: (tx: AppendTransaction) => Promise<T>): Promise<T> {
     return this.serial(async () => {
       this.ensureOpen();
-      return sqliteTransaction(this.db, 'BEGIN IMMEDIATE', fn);
+      return sqliteTransaction(this.db, this.readOnly ? 'BEGIN' : 'BEGIN IMMEDIATE', fn);
     });
   }
 

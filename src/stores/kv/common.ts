@@ -70,12 +70,18 @@ export function watchGap(from: number, oldest: number | undefined, why: string):
   );
 }
 
-/** Rejects a watch start revision that is not a non-negative integer. */
+/**
+ * Rejects a revision (a watch's start, a write's `expectedRevision`) that is not a non-negative
+ * integer. A string is refused by type, not coerced: `"1"` from a query string or a form would
+ * otherwise fail compare-and-set with the baffling "at revision 1, not the expected 1".
+ */
 export function checkRevision(what: string, rev: number | undefined): void {
-  if (rev !== undefined && !(Number.isSafeInteger(rev) && rev >= 0)) {
+  if (rev !== undefined && !(typeof rev === 'number' && Number.isSafeInteger(rev) && rev >= 0)) {
+    const got = typeof rev === 'number' ? String(rev) : `${typeof rev} ${JSON.stringify(rev) ?? String(rev)}`;
     throw new TrellisError(
       'TRELLIS_E_KV_REVISION_INVALID',
-      `${what} must be a non-negative integer, got ${rev}`,
+      `${what} must be a non-negative integer (a number), got ${got}${typeof rev === 'string' ? ': convert it with Number() first' : ''}`,
+      { status: 400 },
     );
   }
 }

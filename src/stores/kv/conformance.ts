@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isTrellisError } from '../../core/errors.js';
+import { isTrellisError, type TrellisError } from '../../core/errors.js';
 import type { KeyValueStore, KvChange } from '../types.js';
 import { codeOf, until } from './testing.js';
 
@@ -128,6 +128,20 @@ export function kvConformance(
         'TRELLIS_E_KV_CONFLICT',
       );
       expect(await store.delete(`${p}k`, { expectedRevision: updated.revision })).toBe(true);
+    });
+
+    it('refuses an expectedRevision that is not a number by type, writing nothing', async () => {
+      fresh();
+      const created = await store.put(`${p}typed`, 'v1');
+      for (const bad of [String(created.revision), '0', -1, 1.5, Number.NaN, null]) {
+        const opts = { expectedRevision: bad as unknown as number };
+        const err = await store.put(`${p}typed`, 'x', opts).catch((e: unknown) => e as TrellisError);
+        expect(err).toMatchObject({ code: 'TRELLIS_E_KV_REVISION_INVALID' });
+        expect((err as Error).message).toMatch(/expectedRevision must be a non-negative integer/);
+        if (typeof bad === 'string') expect((err as Error).message).toContain(`string "${bad}"`);
+        expect(await codeOf(store.delete(`${p}typed`, opts))).toBe('TRELLIS_E_KV_REVISION_INVALID');
+      }
+      expect(await store.get(`${p}typed`)).toMatchObject({ value: 'v1', revision: created.revision });
     });
 
     it('compare-and-set race: of 20 writers at the same revision exactly one wins', async () => {

@@ -1,14 +1,8 @@
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import { TrellisError } from '../../core/errors.js';
 import { etcdError, openEtcd, parseEtcdUrl, prefixEnd } from '../etcd.js';
-import type {
-  KeyValueStore,
-  KvChange,
-  KvEntry,
-  KvPutOptions,
-  KvWatchOptions,
-  StoreHealth,
-} from '../types.js';
+import { EtcdServerStore } from '../server-store.js';
+import type { KeyValueStore, KvChange, KvEntry, KvPutOptions, KvWatchOptions } from '../types.js';
 import {
   checkKey,
   checkRevision,
@@ -31,10 +25,8 @@ const ETCD_MAX_VALUE_BYTES = 1536 * 1024 - 4096;
  * Watches are native (from a start revision); when etcd has compacted past it, the watch throws
  * TRELLIS_E_KV_WATCH_GAP. etcd caps a request at 1.5 MiB by default, so values stay at 1 MiB.
  */
-export class EtcdKeyValueStore implements KeyValueStore {
-  readonly backend = 'etcd';
+export class EtcdKeyValueStore extends EtcdServerStore implements KeyValueStore {
   readonly features = featureList(['watch', 'compareAndSet', 'durable', 'multiProcess']);
-  #closed = false;
   #watchers = new Set<Watcher>();
 
   private constructor(
@@ -43,7 +35,9 @@ export class EtcdKeyValueStore implements KeyValueStore {
     private readonly url: string,
     private readonly ns: Buffer,
     private readonly maxValueBytes: number,
-  ) {}
+  ) {
+    super();
+  }
 
   /** Connects and checks the cluster answers. */
   static async open(url: string): Promise<EtcdKeyValueStore> {
@@ -74,6 +68,7 @@ export class EtcdKeyValueStore implements KeyValueStore {
   async put(key: string, value: string, options: KvPutOptions = {}): Promise<KvEntry> {
     this.#open();
     checkKey(key);
+    checkRevision('expectedRevision', options.expectedRevision);
     checkValue(key, value, this.maxValueBytes);
     const k = this.#key(key);
     const put = { key: k, value: Buffer.from(value), prev_kv: true };
@@ -98,6 +93,7 @@ export class EtcdKeyValueStore implements KeyValueStore {
   async delete(key: string, options: KvPutOptions = {}): Promise<boolean> {
     this.#open();
     checkKey(key);
+    checkRevision('expectedRevision', options.expectedRevision);
     const k = this.#key(key);
     if (options.expectedRevision === undefined) {
       const res = await this.#run(() => this.client.kv.deleteRange({ key: k }));
@@ -187,7 +183,7 @@ export class EtcdKeyValueStore implements KeyValueStore {
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
       while (true) {
-        if (signal?.aborted || this.#closed) return;
+        if (signal?.aborted || this.closed) return;
         const next = queue.shift();
         if (next) {
           yield next;
@@ -207,25 +203,12 @@ export class EtcdKeyValueStore implements KeyValueStore {
     }
   }
 
-  async health(): Promise<StoreHealth> {
-    if (this.#closed) return { ok: false, backend: 'etcd', detail: 'closed' };
-    try {
-      await this.client.maintenance.status({ deadline: Date.now() + 3000 });
-      return { ok: true, backend: 'etcd' };
-    } catch (err) {
-      return { ok: false, backend: 'etcd', detail: (etcdError(this.url, err) as Error).message };
-    }
+  protected toError(err: unknown): unknown {
+    return etcdError(this.url, err);
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+  protected override async beforeClose(): Promise<void> {
     await Promise.all([...this.#watchers].map(cancelSoon));
-    this.client.close();
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
   }
 
   #key(key: string): Buffer {
@@ -255,14 +238,14 @@ export class EtcdKeyValueStore implements KeyValueStore {
   #run<T>(fn: () => Promise<T>): Promise<T> {
     return storeCall(
       'etcd',
-      () => this.#closed,
+      () => this.closed,
       (err) => etcdError(this.url, err),
       fn,
     );
   }
 
   #open(): void {
-    if (this.#closed) throw closedError('etcd');
+    if (this.closed) throw closedError('etcd');
   }
 }
 

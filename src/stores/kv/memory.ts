@@ -1,3 +1,4 @@
+import { Notifier } from '../notifier.js';
 import type {
   KeyValueStore,
   KvChange,
@@ -8,6 +9,7 @@ import type {
 } from '../types.js';
 import {
   checkKey,
+  checkRevision,
   checkValue,
   closedError,
   conflict,
@@ -17,7 +19,6 @@ import {
   watchGap,
 } from './common.js';
 import { logWatch } from './log-watch.js';
-import { Notifier } from './notifier.js';
 
 /** Options of the in-process KeyValueStore. */
 export interface MemoryKvOptions {
@@ -61,6 +62,7 @@ export class MemoryKeyValueStore implements KeyValueStore {
   async put(key: string, value: string, options: KvPutOptions = {}): Promise<KvEntry> {
     if (this.#closed) throw closedError('memory');
     checkKey(key);
+    checkRevision('expectedRevision', options.expectedRevision);
     checkValue(key, value, this.#maxValueBytes);
     const old = this.#entries.get(key);
     this.#check(key, old, options.expectedRevision);
@@ -80,6 +82,7 @@ export class MemoryKeyValueStore implements KeyValueStore {
   async delete(key: string, options: KvPutOptions = {}): Promise<boolean> {
     if (this.#closed) throw closedError('memory');
     checkKey(key);
+    checkRevision('expectedRevision', options.expectedRevision);
     const old = this.#entries.get(key);
     this.#check(key, old, options.expectedRevision);
     if (!old) return false;

@@ -1,15 +1,11 @@
 import type pg from 'pg';
+import { Notifier } from '../notifier.js';
 import { inTransaction, likePrefix, openPgPool, pgError, statementName } from '../postgres.js';
-import type {
-  KeyValueStore,
-  KvChange,
-  KvEntry,
-  KvPutOptions,
-  KvWatchOptions,
-  StoreHealth,
-} from '../types.js';
+import { PostgresServerStore } from '../server-store.js';
+import type { KeyValueStore, KvChange, KvEntry, KvPutOptions, KvWatchOptions } from '../types.js';
 import {
   checkKey,
+  checkRevision,
   checkValue,
   closedError,
   conflict,
@@ -21,7 +17,6 @@ import {
   watchGap,
 } from './common.js';
 import { logWatch } from './log-watch.js';
-import { Notifier } from './notifier.js';
 import { WriteBatcher } from './write-batch.js';
 
 /**
@@ -121,22 +116,22 @@ interface Row {
  * KeyValueStore on PostgreSQL (`postgres://user@host/db?table=trellis_kv&retain=100000&pollMs=1000`).
  * Several stores (and processes) may share one table: each uses its own key prefix.
  */
-export class PostgresKeyValueStore implements KeyValueStore {
-  readonly backend = 'postgres';
+export class PostgresKeyValueStore extends PostgresServerStore implements KeyValueStore {
   readonly features = featureList(['watch', 'compareAndSet', 'durable', 'multiProcess']);
-  #closed = false;
   #notifier = new Notifier();
   #listener: Promise<pg.Client> | undefined;
   readonly #writes = new WriteBatcher<WriteOp, WriteRow>((ops) => this.#writeBatch(ops));
 
   private constructor(
-    private readonly pool: pg.Pool,
+    protected readonly pool: pg.Pool,
     private readonly pgModule: typeof pg,
     private readonly connectionString: string,
     private readonly url: string,
     private readonly t: string,
     private readonly opts: { maxValueBytes: number; retain: number; pollMs: number },
-  ) {}
+  ) {
+    super();
+  }
 
   /** Connects and creates the tables and the write function when missing. */
   static async open(url: string): Promise<PostgresKeyValueStore> {
@@ -178,6 +173,7 @@ export class PostgresKeyValueStore implements KeyValueStore {
   async put(key: string, value: string, options: KvPutOptions = {}): Promise<KvEntry> {
     this.#open();
     checkKey(key);
+    checkRevision('expectedRevision', options.expectedRevision);
     checkValue(key, value, this.opts.maxValueBytes);
     const r = await this.#write(key, value, options.expectedRevision, false);
     if (!r.ok) throw conflict(key, options.expectedRevision!, Number(r.rev));
@@ -193,6 +189,7 @@ export class PostgresKeyValueStore implements KeyValueStore {
   async delete(key: string, options: KvPutOptions = {}): Promise<boolean> {
     this.#open();
     checkKey(key);
+    checkRevision('expectedRevision', options.expectedRevision);
     const r = await this.#write(key, null, options.expectedRevision, true);
     if (!r.ok && r.rev !== '-1') throw conflict(key, options.expectedRevision!, Number(r.rev));
     return r.ok;
@@ -260,40 +257,27 @@ export class PostgresKeyValueStore implements KeyValueStore {
         return this.#notifier.wait(ms, signal, since);
       },
       generation: () => this.#notifier.generation,
-      closed: () => this.#closed,
+      closed: () => this.closed,
     };
     return logWatch(log, prefix, start, { ...options, pollMs: this.opts.pollMs });
   }
 
-  async health(): Promise<StoreHealth> {
-    if (this.#closed) return { ok: false, backend: 'postgres', detail: 'closed' };
-    try {
-      await this.pool.query('SELECT 1');
-      return { ok: true, backend: 'postgres' };
-    } catch (err) {
-      return { ok: false, backend: 'postgres', detail: (pgError(this.url, err) as Error).message };
-    }
+  protected toError(err: unknown): unknown {
+    return pgError(this.url, err);
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+  protected override async beforeClose(): Promise<void> {
     // Writes accepted before close() are written, not dropped.
     await this.#writes.idle();
     this.#notifier.notify();
     const listener = this.#listener;
     this.#listener = undefined;
     await listener?.then((c) => c.end()).catch(() => {});
-    await this.pool.end();
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
   }
 
   /** Keeps one LISTEN connection for wake-ups; if it dies, watchers poll until the next wait re-opens it. */
   #listen(): void {
-    if (this.#listener || this.#closed) return;
+    if (this.#listener || this.closed) return;
     const client = new this.pgModule.Client({ connectionString: this.connectionString });
     const drop = () => {
       if (this.#listener === started) this.#listener = undefined;
@@ -334,12 +318,12 @@ export class PostgresKeyValueStore implements KeyValueStore {
     try {
       return await this.pool.query<R>({ name: statementName(sql), text: sql, values: params });
     } catch (err) {
-      throw this.#closed ? closedError('postgres') : pgError(this.url, err);
+      throw this.closed ? closedError('postgres') : pgError(this.url, err);
     }
   }
 
   #open(): void {
-    if (this.#closed) throw closedError('postgres');
+    if (this.closed) throw closedError('postgres');
   }
 }
 

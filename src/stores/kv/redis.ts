@@ -2,14 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { isTrellisError, TrellisError } from '../../core/errors.js';
 import { openRedis, parseRedisUrl, redisError, redisNamespace } from '../redis.js';
-import type {
-  KeyValueStore,
-  KvChange,
-  KvEntry,
-  KvPutOptions,
-  KvWatchOptions,
-  StoreHealth,
-} from '../types.js';
+import { RedisServerStore } from '../server-store.js';
+import type { KeyValueStore, KvChange, KvEntry, KvPutOptions, KvWatchOptions } from '../types.js';
 import {
   checkKey,
   checkRevision,
@@ -98,20 +92,19 @@ type Scripted = Redis & {
  * stream (XADD MAXLEN ~ retain) with the revision as its id, which watchers read with XREAD BLOCK.
  * Durable as far as the server's persistence (AOF/RDB) is.
  */
-export class RedisKeyValueStore implements KeyValueStore {
-  readonly backend = 'redis';
+export class RedisKeyValueStore extends RedisServerStore implements KeyValueStore {
   readonly features = featureList(['watch', 'compareAndSet', 'durable', 'multiProcess']);
-  #closed = false;
   #watchers = new Set<Redis>();
   readonly #writes = new WriteBatcher<WriteOp, WriteOutcome>((ops) => this.#writeBatch(ops));
   readonly #k: { rev: string; idx: string; log: string; entry: string; epoch: string };
 
   private constructor(
-    private readonly redis: Scripted,
+    protected readonly redis: Scripted,
     private readonly url: string,
     ns: string,
     private readonly opts: { maxValueBytes: number; retain: number; pollMs: number },
   ) {
+    super();
     const tag = `{${ns}}`;
     this.#k = {
       rev: `${tag}:rev`,
@@ -148,6 +141,7 @@ export class RedisKeyValueStore implements KeyValueStore {
   async put(key: string, value: string, options: KvPutOptions = {}): Promise<KvEntry> {
     this.#open();
     checkKey(key);
+    checkRevision('expectedRevision', options.expectedRevision);
     checkValue(key, value, this.opts.maxValueBytes);
     const expected = options.expectedRevision;
     const [ok, rev, c, n] = await this.#writes.submit({ type: 'p', key, value, expected }, value.length);
@@ -158,6 +152,7 @@ export class RedisKeyValueStore implements KeyValueStore {
   async delete(key: string, options: KvPutOptions = {}): Promise<boolean> {
     this.#open();
     checkKey(key);
+    checkRevision('expectedRevision', options.expectedRevision);
     const expected = options.expectedRevision;
     const [ok, rev] = await this.#writes.submit({ type: 'd', key, value: '', expected });
     if (!ok && rev !== -1) throw conflict(key, expected!, rev);
@@ -232,7 +227,7 @@ export class RedisKeyValueStore implements KeyValueStore {
       let outage = 0;
       // Set after an error or a quiet spell: check the epoch before trusting the next read.
       let verify = false;
-      while (!signal?.aborted && !this.#closed) {
+      while (!signal?.aborted && !this.closed) {
         let res: [string, [string, string[]][]][] | null;
         try {
           if (verify) {
@@ -250,7 +245,7 @@ export class RedisKeyValueStore implements KeyValueStore {
           )) as [string, [string, string[]][]][] | null;
           outage = 0;
         } catch (err) {
-          if (signal?.aborted || this.#closed) return;
+          if (signal?.aborted || this.closed) return;
           if (isTrellisError(err, 'TRELLIS_E_KV_WATCH_GAP')) throw err;
           // ioredis reconnects by itself and `after` is exact: bridge a short outage by retrying.
           const mapped = redisError(this.url, err);
@@ -282,7 +277,7 @@ export class RedisKeyValueStore implements KeyValueStore {
           yield f.t === 'p'
             ? { type: 'put', key: f.k, value: f.v ?? '', revision: rev }
             : { type: 'delete', key: f.k, revision: rev };
-          if (signal?.aborted || this.#closed) return;
+          if (signal?.aborted || this.closed) return;
         }
       }
     } finally {
@@ -316,40 +311,27 @@ export class RedisKeyValueStore implements KeyValueStore {
     return epoch;
   }
 
-  async health(): Promise<StoreHealth> {
-    if (this.#closed) return { ok: false, backend: 'redis', detail: 'closed' };
-    try {
-      await this.redis.ping();
-      return { ok: true, backend: 'redis' };
-    } catch (err) {
-      return { ok: false, backend: 'redis', detail: (redisError(this.url, err) as Error).message };
-    }
+  protected toError(err: unknown): unknown {
+    return redisError(this.url, err);
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+  protected override async beforeClose(): Promise<void> {
     // Writes accepted before close() are written, not dropped.
     await this.#writes.idle();
     for (const w of this.#watchers) w.disconnect();
-    await this.redis.quit().catch(() => this.redis.disconnect());
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
   }
 
   #run<T>(fn: () => Promise<T>): Promise<T> {
     return storeCall(
       'redis',
-      () => this.#closed,
+      () => this.closed,
       (err) => redisError(this.url, err),
       fn,
     );
   }
 
   #open(): void {
-    if (this.#closed) throw closedError('redis');
+    if (this.closed) throw closedError('redis');
   }
 }
 

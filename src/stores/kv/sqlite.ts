@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
-import { globPrefix, openSqlite, parseSqliteUrl, sqliteError } from '../sqlite.js';
+import { Notifier } from '../notifier.js';
+import { createTables, globPrefix, openSqlite, parseSqliteUrl, sqliteError } from '../sqlite.js';
 import type {
   KeyValueStore,
   KvChange,
@@ -7,9 +8,11 @@ import type {
   KvPutOptions,
   KvWatchOptions,
   StoreHealth,
+  StoreOpenOptions,
 } from '../types.js';
 import {
   checkKey,
+  checkRevision,
   checkValue,
   closedError,
   conflict,
@@ -21,7 +24,6 @@ import {
   watchGap,
 } from './common.js';
 import { logWatch } from './log-watch.js';
-import { Notifier } from './notifier.js';
 import { WriteBatcher } from './write-batch.js';
 
 /** A row as the statements select it: already shaped like a KvEntry (no copy per read). */
@@ -67,7 +69,7 @@ export class SqliteKeyValueStore implements KeyValueStore {
   }
 
   /** Opens (and creates if needed) the store's tables in the file the URL names. */
-  static async open(url: string): Promise<SqliteKeyValueStore> {
+  static async open(url: string, options: StoreOpenOptions = {}): Promise<SqliteKeyValueStore> {
     const { path, params } = parseSqliteUrl(url);
     const table = tableParam(params, 'trellis_kv');
     const opts = {
@@ -75,9 +77,12 @@ export class SqliteKeyValueStore implements KeyValueStore {
       retain: intParam(params, 'retain', DEFAULT_RETAIN_CHANGES),
       pollMs: intParam(params, 'pollMs', 100),
     };
-    const db = await openSqlite(url);
+    const db = await openSqlite(url, { readOnly: options.readOnly });
     try {
-      db.exec(`
+      createTables(
+        db,
+        table,
+        `
         CREATE TABLE IF NOT EXISTS ${table} (
           key TEXT PRIMARY KEY, value TEXT NOT NULL, revision INTEGER NOT NULL,
           create_revision INTEGER NOT NULL, version INTEGER NOT NULL) WITHOUT ROWID;
@@ -85,7 +90,9 @@ export class SqliteKeyValueStore implements KeyValueStore {
           revision INTEGER PRIMARY KEY, type TEXT NOT NULL, key TEXT NOT NULL, value TEXT);
         CREATE TABLE IF NOT EXISTS ${table}_meta (
           id INTEGER PRIMARY KEY CHECK (id = 1), compacted INTEGER NOT NULL);
-        INSERT OR IGNORE INTO ${table}_meta VALUES (1, 0);`);
+        INSERT OR IGNORE INTO ${table}_meta VALUES (1, 0);`,
+        options.readOnly === true,
+      );
       return new SqliteKeyValueStore(db, url, path, opts, table);
     } catch (err) {
       db.close();
@@ -106,6 +113,7 @@ export class SqliteKeyValueStore implements KeyValueStore {
   async put(key: string, value: string, options: KvPutOptions = {}): Promise<KvEntry> {
     this.#open();
     checkKey(key);
+    checkRevision('expectedRevision', options.expectedRevision);
     checkValue(key, value, this.opts.maxValueBytes);
     const op: WriteOp = { type: 'put', key, value, expected: options.expectedRevision };
     return this.#writes.submit(op, value.length) as Promise<KvEntry>;
@@ -114,6 +122,7 @@ export class SqliteKeyValueStore implements KeyValueStore {
   async delete(key: string, options: KvPutOptions = {}): Promise<boolean> {
     this.#open();
     checkKey(key);
+    checkRevision('expectedRevision', options.expectedRevision);
     const op: WriteOp = { type: 'delete', key, expected: options.expectedRevision };
     return this.#writes.submit(op) as Promise<boolean>;
   }

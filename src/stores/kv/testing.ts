@@ -72,6 +72,13 @@ export interface CuttableProxy {
   address: string;
   /** Destroys every open connection (the server and the proxy stay up); returns how many. */
   cut(): number;
+  /**
+   * Stops relaying bytes either way while keeping every connection open: the server looks
+   * hung (not down), as a stalled host or a full network path does. Held bytes go on at `thaw`.
+   */
+  freeze(): void;
+  /** Relays again, held bytes first. */
+  thaw(): void;
   close(): Promise<void>;
 }
 
@@ -81,7 +88,16 @@ export interface CuttableProxy {
  */
 export async function cuttableProxy(host: string, port: number): Promise<CuttableProxy> {
   const { createServer, connect } = await import('node:net');
-  const sockets = new Set<import('node:net').Socket>();
+  type Socket = import('node:net').Socket;
+  const sockets = new Set<Socket>();
+  let frozen = false;
+  /** Bytes held while frozen, per destination socket, in arrival order. */
+  const held: { to: Socket; chunk: Buffer }[] = [];
+  const relay = (from: Socket, to: Socket) =>
+    from.on('data', (chunk: Buffer) => {
+      if (frozen) held.push({ to, chunk });
+      else to.write(chunk);
+    });
   const server = createServer((client) => {
     const upstream = connect({ host, port });
     for (const s of [client, upstream]) {
@@ -92,7 +108,10 @@ export async function cuttableProxy(host: string, port: number): Promise<Cuttabl
         upstream.destroy();
       });
     }
-    client.pipe(upstream).pipe(client);
+    relay(client, upstream);
+    relay(upstream, client);
+    client.on('end', () => upstream.end());
+    upstream.on('end', () => client.end());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port: local } = server.address() as { port: number };
@@ -102,6 +121,13 @@ export async function cuttableProxy(host: string, port: number): Promise<Cuttabl
       const n = sockets.size;
       for (const s of sockets) s.destroy();
       return n;
+    },
+    freeze() {
+      frozen = true;
+    },
+    thaw() {
+      frozen = false;
+      for (const { to, chunk } of held.splice(0)) if (!to.destroyed) to.write(chunk);
     },
     close: () =>
       new Promise<void>((resolve) => {

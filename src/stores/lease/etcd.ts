@@ -1,7 +1,8 @@
 import type { Etcd3, IKeyValue } from 'etcd3';
 import { etcdError, openEtcd, parseEtcdUrl } from '../etcd.js';
 import { closedError, featureList, storeCall } from '../kv/common.js';
-import type { Lease, LeaseStore, StoreHealth } from '../types.js';
+import { EtcdServerStore } from '../server-store.js';
+import type { Lease, LeaseStore } from '../types.js';
 import { checkLeaseArgs, leaseLost } from './common.js';
 
 /**
@@ -14,17 +15,17 @@ import { checkLeaseArgs, leaseLost } from './common.js';
  * survives restarts and compaction, so each new holder's token is larger than every earlier one.
  * Renewals re-attach the same key to a fresh etcd lease, which keeps create_revision (the token).
  */
-export class EtcdLeaseStore implements LeaseStore {
-  readonly backend = 'etcd';
+export class EtcdLeaseStore extends EtcdServerStore implements LeaseStore {
   readonly features = featureList(['durable', 'multiProcess']);
-  #closed = false;
 
   private constructor(
     /** The etcd3 client. */
     readonly client: Etcd3,
     private readonly url: string,
     private readonly ns: string,
-  ) {}
+  ) {
+    super();
+  }
 
   /** Connects and checks the cluster answers. */
   static async open(url: string): Promise<EtcdLeaseStore> {
@@ -146,24 +147,8 @@ export class EtcdLeaseStore implements LeaseStore {
     };
   }
 
-  async health(): Promise<StoreHealth> {
-    if (this.#closed) return { ok: false, backend: 'etcd', detail: 'closed' };
-    try {
-      await this.client.maintenance.status({ deadline: Date.now() + 3000 });
-      return { ok: true, backend: 'etcd' };
-    } catch (err) {
-      return { ok: false, backend: 'etcd', detail: (etcdError(this.url, err) as Error).message };
-    }
-  }
-
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.client.close();
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+  protected toError(err: unknown): unknown {
+    return etcdError(this.url, err);
   }
 
   #matches(kv: IKeyValue | undefined, lease: Pick<Lease, 'holder' | 'token'>): kv is IKeyValue {
@@ -201,13 +186,13 @@ export class EtcdLeaseStore implements LeaseStore {
   #run<T>(fn: () => Promise<T>): Promise<T> {
     return storeCall(
       'etcd',
-      () => this.#closed,
+      () => this.closed,
       (err) => etcdError(this.url, err),
       fn,
     );
   }
 
   #open(): void {
-    if (this.#closed) throw closedError('etcd');
+    if (this.closed) throw closedError('etcd');
   }
 }

@@ -1,7 +1,8 @@
 import type pg from 'pg';
 import { closedError, featureList, tableParam } from '../kv/common.js';
 import { inTransaction, openPgPool, pgError, statementName } from '../postgres.js';
-import type { Lease, LeaseStore, StoreHealth } from '../types.js';
+import { PostgresServerStore } from '../server-store.js';
+import type { Lease, LeaseStore } from '../types.js';
 import { checkLeaseArgs, leaseLost } from './common.js';
 
 interface Row {
@@ -18,16 +19,16 @@ const RETURNING = `RETURNING holder, token, (extract(epoch from expires_at) * 10
  * server's clock (clock_timestamp()), so holders on machines with skewed clocks still agree; the
  * row stays after release or lapse so the next token is always the last one plus one.
  */
-export class PostgresLeaseStore implements LeaseStore {
-  readonly backend = 'postgres';
+export class PostgresLeaseStore extends PostgresServerStore implements LeaseStore {
   readonly features = featureList(['durable', 'multiProcess']);
-  #closed = false;
 
   private constructor(
-    private readonly pool: pg.Pool,
+    protected readonly pool: pg.Pool,
     private readonly url: string,
     private readonly t: string,
-  ) {}
+  ) {
+    super();
+  }
 
   /** Connects and creates the lease table when missing. */
   static async open(url: string): Promise<PostgresLeaseStore> {
@@ -95,36 +96,20 @@ export class PostgresLeaseStore implements LeaseStore {
     return rows[0] && toLease(name, rows[0]);
   }
 
-  async health(): Promise<StoreHealth> {
-    if (this.#closed) return { ok: false, backend: 'postgres', detail: 'closed' };
-    try {
-      await this.pool.query('SELECT 1');
-      return { ok: true, backend: 'postgres' };
-    } catch (err) {
-      return { ok: false, backend: 'postgres', detail: (pgError(this.url, err) as Error).message };
-    }
-  }
-
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    await this.pool.end();
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+  protected toError(err: unknown): unknown {
+    return pgError(this.url, err);
   }
 
   async #query(sql: string, params: unknown[]): Promise<pg.QueryResult<Row>> {
     try {
       return await this.pool.query<Row>({ name: statementName(sql), text: sql, values: params });
     } catch (err) {
-      throw this.#closed ? closedError('postgres') : pgError(this.url, err);
+      throw this.closed ? closedError('postgres') : pgError(this.url, err);
     }
   }
 
   #open(): void {
-    if (this.#closed) throw closedError('postgres');
+    if (this.closed) throw closedError('postgres');
   }
 }
 

@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis';
 import { closedError, featureList, storeCall } from '../kv/common.js';
 import { openRedis, parseRedisUrl, redisError, redisNamespace } from '../redis.js';
-import type { Lease, LeaseStore, StoreHealth } from '../types.js';
+import { RedisServerStore } from '../server-store.js';
+import type { Lease, LeaseStore } from '../types.js';
 import { checkLeaseArgs, leaseLost } from './common.js';
 
 // KEYS: the lease hash (expires by PEXPIRE), the name's last token (never expires).
@@ -52,17 +53,16 @@ type Scripted = Redis & {
  * expires with PEXPIRE; its fencing token is max(last token + 1, server time in µs), kept per
  * name in a key that never expires (see ACQUIRE).
  */
-export class RedisLeaseStore implements LeaseStore {
-  readonly backend = 'redis';
+export class RedisLeaseStore extends RedisServerStore implements LeaseStore {
   readonly features = featureList(['durable', 'multiProcess']);
-  #closed = false;
   readonly #tag: string;
 
   private constructor(
-    private readonly redis: Scripted,
+    protected readonly redis: Scripted,
     private readonly url: string,
     ns: string,
   ) {
+    super();
     this.#tag = `{${ns}}`;
   }
 
@@ -113,36 +113,20 @@ export class RedisLeaseStore implements LeaseStore {
     return r ? { name, holder: r[0], token: r[1], expiresAt: now + r[2] } : undefined;
   }
 
-  async health(): Promise<StoreHealth> {
-    if (this.#closed) return { ok: false, backend: 'redis', detail: 'closed' };
-    try {
-      await this.redis.ping();
-      return { ok: true, backend: 'redis' };
-    } catch (err) {
-      return { ok: false, backend: 'redis', detail: (redisError(this.url, err) as Error).message };
-    }
-  }
-
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    await this.redis.quit().catch(() => this.redis.disconnect());
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+  protected toError(err: unknown): unknown {
+    return redisError(this.url, err);
   }
 
   #run<T>(fn: () => Promise<T>): Promise<T> {
     return storeCall(
       'redis',
-      () => this.#closed,
+      () => this.closed,
       (err) => redisError(this.url, err),
       fn,
     );
   }
 
   #open(): void {
-    if (this.#closed) throw closedError('redis');
+    if (this.closed) throw closedError('redis');
   }
 }

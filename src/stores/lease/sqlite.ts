@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import { closedError, featureList, tableParam } from '../kv/common.js';
-import { openSqlite, parseSqliteUrl, sqliteError } from '../sqlite.js';
-import type { Lease, LeaseStore, StoreHealth } from '../types.js';
+import { createTables, openSqlite, parseSqliteUrl, sqliteError } from '../sqlite.js';
+import type { Lease, LeaseStore, StoreHealth, StoreOpenOptions } from '../types.js';
 import { checkLeaseArgs, leaseLost } from './common.js';
 
 interface Row {
@@ -32,12 +32,17 @@ export class SqliteLeaseStore implements LeaseStore {
   }
 
   /** Opens (and creates if needed) the lease table in the file the URL names. */
-  static async open(url: string): Promise<SqliteLeaseStore> {
+  static async open(url: string, options: StoreOpenOptions = {}): Promise<SqliteLeaseStore> {
     const table = tableParam(parseSqliteUrl(url).params, 'trellis_lease');
-    const db = await openSqlite(url);
+    const db = await openSqlite(url, { readOnly: options.readOnly });
     try {
-      db.exec(`CREATE TABLE IF NOT EXISTS ${table} (
-        name TEXT PRIMARY KEY, holder TEXT, token INTEGER NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID`);
+      createTables(
+        db,
+        table,
+        `CREATE TABLE IF NOT EXISTS ${table} (
+        name TEXT PRIMARY KEY, holder TEXT, token INTEGER NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID`,
+        options.readOnly === true,
+      );
       return new SqliteLeaseStore(db, url, table);
     } catch (err) {
       db.close();

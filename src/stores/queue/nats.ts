@@ -253,7 +253,11 @@ export class NatsMessageQueue extends BaseMessageQueue {
       pull: async (max, waitMs, deliver, signal) => {
         checkOpen(this.closed, `consume ${topic}`);
         if (!messages || !iterator) {
-          messages = await this.call(() => js.consume({ max_messages: Math.max(concurrency, 1) }));
+          // A short pull expiry (heartbeats at half of it) notices a connection that came back within
+          // seconds; with the 30 s default a consumer sat idle that long after a reconnect.
+          messages = await this.call(() =>
+            js.consume({ max_messages: Math.max(concurrency, 1), expires: 5000 }),
+          );
           iterator = messages[Symbol.asyncIterator]();
         }
         let timer: NodeJS.Timeout | undefined;

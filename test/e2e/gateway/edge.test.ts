@@ -98,11 +98,34 @@ routes:
     expect(r.reachedOrigin).toBe(0);
   });
 
-  it('refuses malformed paths: broken escapes, encoded slashes, encoded NUL', async () => {
-    for (const path of ['/a%zz', '/a%2Fb', '/a%00b']) {
+  it('refuses malformed paths: broken escapes, encoded slashes, raw and encoded backslashes, encoded NUL', async () => {
+    for (const path of [
+      '/a%zz',
+      '/a%2Fb',
+      '/a%2fb',
+      '/a%00b',
+      '/a%5Cb',
+      '/a%5cb',
+      '/a\\b',
+      '/x/..\\admin',
+      '/x\\%2e%2e/admin',
+    ]) {
       const r = await probe(`GET ${path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`);
       expect(r.status, path).toBe(400);
       expect(r.reply).toContain('TRELLIS_E_BAD_PATH');
+      expect(r.reachedOrigin).toBe(0);
+    }
+  });
+
+  it('refuses a backslash or an @ in the Host and in an absolute-form authority', async () => {
+    for (const raw of [
+      'GET / HTTP/1.1\r\nhost: x\\admin\r\nconnection: close\r\n\r\n',
+      'GET / HTTP/1.1\r\nhost: x@evil\r\nconnection: close\r\n\r\n',
+      'GET http://x\\admin/ HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n',
+      'GET http://evil%5cx/ HTTP/1.1\r\nhost: evil%5cx\r\nconnection: close\r\n\r\n',
+    ]) {
+      const r = await probe(raw);
+      expect(r.status, raw).toBe(400);
       expect(r.reachedOrigin).toBe(0);
     }
   });

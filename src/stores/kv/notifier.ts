@@ -1,1 +1,0 @@
-export { Notifier } from '../notifier.js';
