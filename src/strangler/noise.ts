@@ -8,6 +8,7 @@ import { type Answer, compareAnswers, generalize } from './diff.js';
  */
 export class NoiseModel {
   readonly #seen = new Map<string, number>();
+  readonly #paths = new Set<string>();
   #samples = 0;
 
   /** Learns from two legacy answers to the same request. */
@@ -17,12 +18,13 @@ export class NoiseModel {
     for (const p of [...d.changed, ...d.reordered]) {
       const g = generalize(p);
       this.#seen.set(g, (this.#seen.get(g) ?? 0) + 1);
+      this.#paths.add(g);
     }
   }
 
   /** The noisy paths (generalized). */
   get paths(): ReadonlySet<string> {
-    return new Set(this.#seen.keys());
+    return this.#paths;
   }
 
   /** How many legacy pairs it learnt from, and how often each path was noisy. */
