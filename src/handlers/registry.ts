@@ -1,5 +1,6 @@
 import { translateHandler } from '../acl/handler.js';
 import { staticHandler } from '../static/index.js';
+import { stranglerHandler } from '../strangler/handler.js';
 import { aggregateHandler } from './aggregate/index.js';
 import { proxyHandler } from './proxy/index.js';
 import { respondHandler } from './respond/index.js';
@@ -15,6 +16,7 @@ export const handlerTypes: ReadonlyArray<HandlerDefinition> = [
   aggregateHandler,
   translateHandler as HandlerDefinition,
   staticHandler as HandlerDefinition,
+  stranglerHandler as HandlerDefinition,
 ];
 
 export function findHandlerType(type: string): HandlerDefinition | undefined {
