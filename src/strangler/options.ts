@@ -72,8 +72,8 @@ export const stranglerSchema = z.strictObject({
     .strictObject({
       /** Last N mismatches kept per route. */
       keep: z.number().int().min(0).max(10_000).default(100),
-      /** Share of mismatches kept with their bodies (all are counted). */
-      sample: z.number().min(0).max(1).default(1),
+      /** Share of mismatches kept with their bodies (all are counted and tallied by field). */
+      sample: z.number().min(0).max(1).default(0.1),
       /** JSON paths whose values are replaced by "[redacted]" in kept bodies. */
       redact: z.array(z.string().min(1)).default([]),
       /** Largest body kept per side (longer ones are cut). */
