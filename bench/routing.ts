@@ -6,7 +6,7 @@
  * of the radix tree underneath.
  */
 import FindMyWay from 'find-my-way';
-import { compileRoutes, type RouteEntry } from '../src/gateway/router.js';
+import { compileRoutes, type RouteEntry } from '../src/runtime/router.js';
 import { holdBenchLock, table, verdict } from './_support/index.js';
 
 const seconds = Number(process.argv[2] ?? 3);

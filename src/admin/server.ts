@@ -7,8 +7,10 @@ import { isDashboardPath, serveDashboard } from './dashboard/serve.js';
 /** What the admin API shows; the gateway (or sidecar, ambassador) provides it. */
 export interface AdminSource {
   registry: Registry;
-  /** False while starting or draining: /readyz answers 503. */
+  /** False while starting, draining, or when a listener is not accepting: /readyz answers 503. */
   ready(): boolean;
+  /** What /readyz shows beside its status: each listener, each shared store's health. */
+  readiness?(): Promise<Record<string, unknown>>;
   /**
    * What the running parts report on their dependencies (a key service, a shared store). A
    * `degraded` or `unavailable` check is shown but keeps /readyz at 200: the process still
@@ -39,7 +41,7 @@ export function createAdminServer(source: AdminSource): AdminServer {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendProblem(res, {
         status: 405,
-        code: 'TRELLIS_E_ADMIN_NOT_FOUND',
+        code: 'TRELLIS_E_ADMIN_METHOD_NOT_ALLOWED',
         detail: 'the admin API is read-only: use GET',
         headers: { allow: 'GET, HEAD' },
       });
@@ -51,10 +53,12 @@ export function createAdminServer(source: AdminSource): AdminServer {
         return json(res, 200, { status: 'ok' });
       case '/readyz': {
         const ready = source.ready();
+        const detail = (await source.readiness?.()) ?? {};
         const checks = source.checks?.() ?? {};
         const degraded = Object.values(checks).some((c) => c.status !== 'ok');
         return json(res, ready ? 200 : 503, {
           status: !ready ? 'not ready' : degraded ? 'degraded' : 'ready',
+          ...detail,
           ...(Object.keys(checks).length > 0 ? { checks } : {}),
         });
       }

@@ -2,15 +2,17 @@ import { z } from 'zod';
 import { formatPath } from '../core/config.js';
 import { didYouMean } from '../core/suggest.js';
 import { duration } from '../core/units.js';
-import { handlerTypes } from '../handlers/registry.js';
 import { listenSchema } from '../http/listener.js';
 import { serviceSchema } from '../http/upstream/index.js';
-import { middlewareTypes } from '../middlewares/registry.js';
-import { checkPathPattern } from './router.js';
+import type { TypeRegistry } from '../runtime/registry.js';
+import { checkPathPattern } from '../runtime/router.js';
+import { storeUrlSchema } from '../runtime/stores.js';
+import { gatewayTypes } from './types.js';
 
 /**
  * The gateway file's schema. The `middlewares:` entries and a route's handler key are built
- * from the two registries, so adding a middleware or handler type needs no change here.
+ * from the type registry it is given (`gatewayTypes` by default), so adding a middleware or
+ * handler type needs no change here.
  */
 
 const valueCondition = z.union(
@@ -80,13 +82,10 @@ export const matchSchema = z
     }
   });
 
-function handlerKeys(): string[] {
-  return handlerTypes.map((h) => h.type);
-}
-
 /** One route: match, middlewares by name, and exactly one handler key. */
-export function routeSchema() {
-  const handlerShape = Object.fromEntries(handlerTypes.map((h) => [h.type, h.options.optional()]));
+export function routeSchema(types: TypeRegistry = gatewayTypes) {
+  const handlerKeys = () => types.handlers.map((h) => h.type);
+  const handlerShape = Object.fromEntries(types.handlers.map((h) => [h.type, h.options.optional()]));
   return z
     .strictObject({
       /** Shown in logs, metrics and /admin/routes; defaults to `<frontend>#<index>`. */
@@ -114,8 +113,8 @@ export function routeSchema() {
 }
 
 /** One entry of `middlewares:`: `{ <type>: options }` with exactly one type. */
-export function middlewareEntrySchema() {
-  const shape = Object.fromEntries(middlewareTypes.map((m) => [m.type, m.options.optional()]));
+export function middlewareEntrySchema(types: TypeRegistry = gatewayTypes) {
+  const shape = Object.fromEntries(types.middlewares.map((m) => [m.type, m.options.optional()]));
   return z.strictObject(shape).check((payload) => {
     // An unknown key already has its own message (with a suggestion); "needs its type" would only repeat it.
     if (payload.issues.length > 0) return;
@@ -126,7 +125,7 @@ export function middlewareEntrySchema() {
       input: payload.value,
       message:
         present.length === 0
-          ? `a middleware needs its type: one of ${middlewareTypes.map((m) => m.type).join(', ') || '(none registered)'}`
+          ? `a middleware needs its type: one of ${types.middlewares.map((m) => m.type).join(', ') || '(none registered)'}`
           : `a middleware has exactly one type, this one has ${present.join(' and ')}`,
     });
   });
@@ -147,7 +146,7 @@ export const accessLogSchema = z.union([
 ]);
 
 /** A client-specific frontend (Backends for Frontends). */
-export function frontendSchema() {
+export function frontendSchema(types: TypeRegistry = gatewayTypes) {
   return z
     .strictObject({
       /** Its own listener; otherwise it shares the main one, selected by host and/or pathPrefix. */
@@ -156,7 +155,7 @@ export function frontendSchema() {
       pathPrefix: pathPattern.optional(),
       /** Applied to every route of this frontend, before the route's own. */
       middlewares: z.array(z.string()).default([]),
-      routes: z.array(routeSchema()).default([]),
+      routes: z.array(routeSchema(types)).default([]),
     })
     .superRefine((f, ctx) => {
       if (f.listen === undefined && f.host === undefined && f.pathPrefix === undefined) {
@@ -168,8 +167,8 @@ export function frontendSchema() {
     });
 }
 
-/** The whole gateway file. */
-export function gatewaySchema() {
+/** The whole gateway file, for the handler and middleware types of `types`. */
+export function gatewaySchema(types: TypeRegistry = gatewayTypes) {
   return z
     .strictObject({
       listen: listenSchema.prefault({ port: 8080 }),
@@ -181,14 +180,14 @@ export function gatewaySchema() {
       accessLog: accessLogSchema.default(true),
       /** How long in-flight requests may take to finish on shutdown. */
       drainTimeout: duration().default(10_000),
-      stores: z.record(z.string(), z.string()).default({}),
+      stores: z.record(z.string(), storeUrlSchema).default({}),
       services: z.record(z.string(), serviceSchema).default({}),
-      middlewares: z.record(z.string(), middlewareEntrySchema()).default({}),
-      routes: z.array(routeSchema()).default([]),
-      frontends: z.record(z.string(), frontendSchema()).default({}),
+      middlewares: z.record(z.string(), middlewareEntrySchema(types)).default({}),
+      routes: z.array(routeSchema(types)).default([]),
+      frontends: z.record(z.string(), frontendSchema(types)).default({}),
     })
     .superRefine((cfg, ctx) => {
-      checkReferences(cfg as unknown as GatewayShape, ctx);
+      checkReferences(cfg as unknown as GatewayShape, ctx, types);
       checkClashes(cfg as unknown as ClashShape, ctx);
     });
 }
@@ -316,7 +315,7 @@ interface GatewayShape {
   frontends: Record<string, { middlewares: string[]; routes: Record<string, unknown>[] }>;
 }
 
-function checkReferences(cfg: GatewayShape, ctx: z.RefinementCtx): void {
+function checkReferences(cfg: GatewayShape, ctx: z.RefinementCtx, types: TypeRegistry): void {
   const services = Object.keys(cfg.services);
   const middlewares = Object.keys(cfg.middlewares);
   const unknownMiddleware = (name: string, path: (string | number)[]) => {
@@ -332,7 +331,7 @@ function checkReferences(cfg: GatewayShape, ctx: z.RefinementCtx): void {
       for (const [j, m] of ((route.middlewares as string[]) ?? []).entries()) {
         unknownMiddleware(m, [...base, i, 'middlewares', j]);
       }
-      for (const h of handlerTypes) {
+      for (const h of types.handlers) {
         const options = route[h.type];
         if (options === undefined || !h.references) continue;
         for (const ref of h.references(options as never)) {

@@ -7,8 +7,9 @@ import { respondHandler } from './respond/index.js';
 import type { HandlerDefinition } from './types.js';
 
 /**
- * Every route handler type the gateway knows, by the key used in files. Adding one is a folder
- * plus one line here.
+ * The built-in route handler types, by the key used in files: the gateway's default registry
+ * (`gatewayTypes`). Adding one is a folder plus one line here; a library user adds their own
+ * with `extendTypes` instead.
  */
 export const handlerTypes: ReadonlyArray<HandlerDefinition> = [
   proxyHandler as HandlerDefinition,
@@ -18,7 +19,3 @@ export const handlerTypes: ReadonlyArray<HandlerDefinition> = [
   staticHandler as HandlerDefinition,
   stranglerHandler as HandlerDefinition,
 ];
-
-export function findHandlerType(type: string): HandlerDefinition | undefined {
-  return handlerTypes.find((h) => h.type === type);
-}

@@ -3,6 +3,7 @@ import type { Registry } from 'prom-client';
 import type { z } from 'zod';
 import type { Handler } from '../http/types.js';
 import type { ServicePool } from '../http/upstream/types.js';
+import type { SharedStores } from '../stores/shared.js';
 
 /** What a route handler may use when it is created (at load or reload). */
 export interface HandlerDeps {
@@ -14,6 +15,8 @@ export interface HandlerDeps {
   baseDir: string;
   /** Named store URLs from the file's `stores:` section. */
   stores: Record<string, string>;
+  /** The runtime's stores, opened once per process and shared (use these, never open your own). */
+  shared: SharedStores;
   /** The route's name (for metrics and logs). */
   routeName: string;
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { z } from 'zod';
@@ -46,6 +46,8 @@ export interface ListenerHandlers {
   request(req: IncomingMessage, res: ServerResponse): void;
   /** An HTTP Upgrade request; absent: upgrades are refused. */
   upgrade?(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** The response class (node's `ServerResponse` server option): the runtime's TrellisResponse. */
+  ServerResponse?: typeof ServerResponse;
 }
 
 /** A bound listener. */
@@ -77,6 +79,7 @@ export function createListener(
     keepAliveTimeout: config.keepAliveTimeout,
     requireHostHeader: true,
     insecureHTTPParser: false,
+    ServerResponse: handlers.ServerResponse ?? ServerResponse,
   };
   const tls: TlsServer | undefined =
     config.tls === undefined

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
+import type { ResponseFilter } from './response.js';
 
 /**
  * Everything one request carries through the data plane. Created once per request by the
@@ -45,6 +46,12 @@ export interface RequestContext {
   responseBytes?: number;
   /** The TRELLIS_E_* code of an error the gateway answered with, for metrics and the access log. */
   errorCode?: string;
+  /**
+   * The response phase: `filter` sees the head (status, headers) of the answer the calling
+   * middleware wraps just before it goes out, then its body chunks and end, and may rewrite all
+   * of it (see `ResponseFilter` in http/response.ts). Call it before `next(ctx)`.
+   */
+  onResponse(filter: ResponseFilter): void;
   /** Longest silence while the client sends its body (the listener's `bodyTimeout`), ms; 0: none. */
   bodyTimeoutMs?: number;
 }

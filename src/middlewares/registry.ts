@@ -14,8 +14,9 @@ import { timeoutMiddleware } from './timeout/index.js';
 import type { MiddlewareDefinition } from './types.js';
 
 /**
- * Every middleware type the gateway knows, by the key used in files. Adding a middleware is one
- * folder plus one line here.
+ * The built-in middleware types, by the key used in files: the default of every runtime
+ * (`gatewayTypes`). Adding one is a folder plus one line here; a library user adds their own
+ * with `extendTypes` instead.
  */
 export const middlewareTypes: ReadonlyArray<MiddlewareDefinition> = [
   // Gateway Offloading (O4)
@@ -33,7 +34,3 @@ export const middlewareTypes: ReadonlyArray<MiddlewareDefinition> = [
   compressMiddleware,
   cacheMiddleware,
 ];
-
-export function findMiddlewareType(type: string): MiddlewareDefinition | undefined {
-  return middlewareTypes.find((m) => m.type === type);
-}

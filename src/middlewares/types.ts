@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { z } from 'zod';
 import type { Middleware } from '../http/types.js';
+import type { SharedStores } from '../stores/shared.js';
 
 /** What a middleware may use when it is created (at load or reload). */
 export interface MiddlewareDeps {
@@ -13,6 +14,8 @@ export interface MiddlewareDeps {
   baseDir: string;
   /** Named store URLs from the file's `stores:` section (`shared: redis://…`). */
   stores: Record<string, string>;
+  /** The runtime's stores, opened once per process and shared (use these, never open your own). */
+  shared: SharedStores;
 }
 
 /** What a middleware says about what it depends on (a key service, a shared store), for `/readyz`. */

@@ -1,7 +1,7 @@
 import { userInfo } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import type { ConfigApi, ConfigChange } from '../../config/api.js';
-import { createConfigClient, openConfigApi } from '../../config/client.js';
+import { openConfigApi } from '../../config/client.js';
 import { diffValues, formatDiff } from '../../config/diff.js';
 import { DEFAULT_LABEL, type DocumentFormat, detectFormat, parseContent } from '../../config/document.js';
 import { ConfigRepository } from '../../config/repository.js';
@@ -9,10 +9,9 @@ import { startConfigServer } from '../../config/server.js';
 import { readConfigText } from '../../core/config.js';
 import { isTrellisError, messageOf, TrellisError } from '../../core/errors.js';
 import { drainOnSignals } from '../../core/lifecycle.js';
-import { createLogger, type Logger } from '../../core/logger.js';
+import { createLogger } from '../../core/logger.js';
 import { didYouMean } from '../../core/suggest.js';
 import { gatewayDocumentValidator } from '../../gateway/document-validator.js';
-import { redactUrl } from '../../stores/connection.js';
 import { openKeyValueStore } from '../../stores/kv/index.js';
 import type { Command } from '../command.js';
 import { parseCommandArgs, usageError } from '../usage.js';
@@ -401,72 +400,3 @@ export const configCommand: Command = {
   usage,
   run,
 };
-
-/** One document followed in the store, for `trellis gateway --config-from URL#key[@label]`. */
-export interface FollowedDocument {
-  /** The document's text now. */
-  text: string;
-  /** `config-store#key@label`, for messages. */
-  label: string;
-  /** Calls `apply` with each new version's text, one at a time, in revision order. */
-  follow(apply: (text: string, revision: number) => Promise<unknown>): void;
-  close(): Promise<void>;
-}
-
-/**
- * Opens `URL#key[@label]` (a config server with $TRELLIS_CONFIG_TOKEN, or a store URL) through a
- * ConfigClient, so the follower gets ordered changes, gap resync and reconnect backoff, and, with
- * $TRELLIS_CONFIG_CACHE, a last-known-good copy to start from while the store is down.
- */
-export async function followDocument(spec: string, logger: Logger): Promise<FollowedDocument> {
-  const hash = spec.lastIndexOf('#');
-  if (hash <= 0 || hash === spec.length - 1) {
-    throw usageError(
-      `--config-from ${spec}: write URL#key[@label], like http://127.0.0.1:7070#shop/gateway@prod or sqlite:./config.db#shop/gateway`,
-    );
-  }
-  const url = spec.slice(0, hash);
-  const [key = '', label = DEFAULT_LABEL] = spec.slice(hash + 1).split('@');
-  const client = await createConfigClient({
-    source: url,
-    token: process.env.TRELLIS_CONFIG_TOKEN,
-    prefix: key,
-    label,
-    cacheFile: process.env.TRELLIS_CONFIG_CACHE,
-    logger,
-  });
-  const doc = client.document(key);
-  if (!doc) {
-    await client.close();
-    throw new TrellisError(
-      'TRELLIS_E_CONFIG_NOT_FOUND',
-      `${key}@${label} does not exist in ${redactUrl(url)}: write it first (trellis config set ${key} FILE --label ${label})`,
-    );
-  }
-  const name = `config-store#${key}@${label}`;
-  return {
-    text: doc.content,
-    label: name,
-    follow(apply) {
-      let chain: Promise<unknown> = Promise.resolve();
-      client.subscribe((change) => {
-        // The prefix also matches longer keys (shop/gateway2): only this document counts.
-        if (change.key !== key) return;
-        if (change.type === 'delete' || !change.document) {
-          logger.warn(
-            { source: name },
-            'the document was deleted from the store: keeping the current configuration',
-          );
-          return;
-        }
-        const { content, revision } = change.document;
-        chain = chain
-          .then(() => apply(content, revision))
-          .catch((err: unknown) =>
-            logger.error({ source: name, revision, err: messageOf(err) }, 'applying failed'),
-          );
-      });
-    },
-    close: () => client.close(),
-  };
-}

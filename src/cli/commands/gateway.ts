@@ -2,9 +2,9 @@ import { readConfigText } from '../../core/config.js';
 import { drainOnSignals } from '../../core/lifecycle.js';
 import { createLogger } from '../../core/logger.js';
 import { startGateway } from '../../gateway/gateway.js';
+import { configStoreProvider } from '../../runtime/providers/config-store.js';
 import type { Command } from '../command.js';
 import { parseCommandArgs, usageError } from '../usage.js';
-import { type FollowedDocument, followDocument } from './config.js';
 
 const usage = `usage: trellis gateway -c gateway.yaml [--admin host:port] [--no-admin] [--log-level info]
 
@@ -53,11 +53,12 @@ async function run(argv: string[]): Promise<number> {
     name: 'gateway',
     ...(values['log-level'] ? { level: values['log-level'] } : {}),
   });
-  const source: FollowedDocument | undefined = values['config-from']
-    ? await followDocument(values['config-from'], logger)
-    : undefined;
+  // The store's provider belongs to the gateway from here: a failed start closes it too, so the
+  // process exits as it does with -c FILE instead of waiting on the store client.
   const gateway = await startGateway({
-    ...(source ? { text: source.text, label: source.label } : { file: values.config }),
+    ...(values['config-from']
+      ? { provider: configStoreProvider(values['config-from'], { logger }) }
+      : { file: values.config! }),
     logger,
     sighup: true,
     watch: !values['no-watch'],
@@ -68,9 +69,8 @@ async function run(argv: string[]): Promise<number> {
         : {}),
   });
   logger.info({ ports: gateway.ports, version: gateway.version }, 'gateway started');
-  source?.follow((text) => gateway.applyConfig(text, source.label));
   await new Promise<void>((resolve) => {
-    drainOnSignals([gateway, ...(source ? [{ stop: () => source.close() }] : [])], {
+    drainOnSignals([gateway], {
       logger,
       drainMs: gateway.drainTimeout,
       exit: (code) => {

@@ -1,13 +1,14 @@
 import type { Logger } from '../../core/logger.js';
 import type { Registry } from '../../core/metrics.js';
 import { storeBreaker, storeBreakerOptions } from '../../middlewares/_support/breaker.js';
-import { redisClient, storeUrl } from '../../middlewares/_support/redis.js';
+import { sharedRedis } from '../../middlewares/_support/redis.js';
 import {
   type CacheStore,
   GuardedCacheStore,
   MemoryCacheStore,
   RedisCacheStore,
 } from '../../middlewares/cache/store.js';
+import type { SharedStores } from '../../stores/shared.js';
 
 /**
  * Per-part caching of successful answers, on the cache middleware's stores: in memory (an LRU
@@ -27,13 +28,14 @@ export class PartCache {
   static async open(
     options: { ttlMs: number; store: string; maxSize: number },
     prefix: string,
-    stores: Record<string, string>,
+    shared: SharedStores,
     log: Logger,
     breaker?: { metrics: Registry; name: string },
   ): Promise<PartCache> {
-    const url = storeUrl(options.store, stores);
-    if (!url) return new PartCache(new MemoryCacheStore(options.maxSize), options.ttlMs, log);
-    const redis: CacheStore = new RedisCacheStore(await redisClient(url, 250, log), prefix);
+    // The runtime's connection for the store: opened once per process, closed by the runtime.
+    const client = await sharedRedis(options.store, shared, 250);
+    if (!client) return new PartCache(new MemoryCacheStore(options.maxSize), options.ttlMs, log);
+    const redis: CacheStore = new RedisCacheStore(client, prefix);
     const store = breaker
       ? new GuardedCacheStore(
           redis,

@@ -44,7 +44,7 @@ export const aggregateHandler = defineHandler({
           ? await PartCache.open(
               p.cache,
               `trellis:aggregate:${deps.routeName}:${p.name}:`,
-              deps.stores,
+              deps.shared,
               deps.logger,
               { metrics: deps.metrics, name: `${deps.routeName}:${p.name}` },
             )
@@ -63,7 +63,7 @@ export const aggregateHandler = defineHandler({
       countResponse: responseMetrics(deps.metrics, deps.routeName),
       incompleteMaxAge: Math.floor(options.incompleteMaxAge / 1000),
     });
-    // A reload replaces the handler: release the caches' stores (Redis connections).
+    // A reload replaces the handler: release the caches (memory entries; shared stores stay the runtime's).
     return Object.assign(handler, {
       close: async () => {
         await Promise.allSettled(caches.map((c) => c.close()));

@@ -1,7 +1,7 @@
 import { sendProblem } from '../../http/problem.js';
+import { sealResponseHeaders } from '../../http/response.js';
 import type { Handler, RequestContext } from '../../http/types.js';
 import type { ServicePool } from '../../http/upstream/types.js';
-import { sealResponseHeaders } from '../../middlewares/_support/intercept.js';
 import { getPath } from '../../shape/paths.js';
 import { MissingValue, render, type Scope } from '../../shape/template.js';
 import type { PartCache } from './cache.js';

@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { type OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { OutgoingHttpHeaders } from 'node:http';
 import { z } from 'zod';
 import { duration, size } from '../../core/units.js';
+import { type ResponseSink, TrellisResponse } from '../../http/response.js';
 import type { Handler, RequestContext } from '../../http/types.js';
 import { isStoreSkipped, storeBreaker, storeBreakerOptions } from '../_support/breaker.js';
-import { onResponseHead } from '../_support/intercept.js';
-import { redisClient, storeUrl } from '../_support/redis.js';
+import { sharedRedis } from '../_support/redis.js';
 import { refuse } from '../_support/refuse.js';
 import { defineMiddleware } from '../types.js';
-import { backgroundContext, captureResponse } from './capture.js';
+import { backgroundContext } from './capture.js';
 import {
   type Directives,
   effectiveCacheControl,
@@ -34,7 +34,7 @@ import {
 } from './store.js';
 
 const options = z.strictObject({
-  /** `memory` (this process), a name from `stores:`, or a `redis://` URL (shared by every gateway). */
+  /** `memory` (this process), a name from `stores:` (a redis:// one), or a `redis://` URL (shared by every gateway). */
   store: z.string().min(1).default('memory'),
   /** memory: the most bytes held; least recently used entries go first. */
   maxSize: size().prefault('64mb'),
@@ -113,7 +113,22 @@ interface FlatHead {
   text?: string;
 }
 
-const plainEnd = ServerResponse.prototype.end;
+/** The headers of `h` after those of `kept` that `h` does not name (names in `h` win). */
+function withKept(h: HeadOut, kept: OutgoingHttpHeaders): OutgoingHttpHeaders | string[] {
+  const names = Object.keys(kept);
+  if (names.length === 0) return h as OutgoingHttpHeaders | string[];
+  if (!Array.isArray(h)) return { ...kept, ...h };
+  const own = new Set<string>();
+  for (let i = 0; i < h.length; i += 2) own.add(h[i]!.toLowerCase());
+  const out: string[] = [];
+  for (const k of names) {
+    if (own.has(k)) continue;
+    const v = kept[k]!;
+    if (Array.isArray(v)) for (const x of v) out.push(k, x);
+    else out.push(k, String(v));
+  }
+  return out.concat(h);
+}
 
 function flatHead(e: CacheEntry): FlatHead {
   let flat = flatHeads.get(e);
@@ -269,17 +284,13 @@ export const cacheMiddleware = defineMiddleware({
   type: 'cache',
   options,
   async create(o, deps) {
-    const url = storeUrl(o.store, deps.stores);
-    const breaker = url ? storeBreaker(o.storeBreaker, deps, 'answering without the cache') : undefined;
+    // The runtime's connection for the store: opened once per process, closed by the runtime;
+    // the breaker in front of it is this middleware's own.
+    const client = await sharedRedis(o.store, deps.shared, o.storeTimeout);
+    const breaker = client ? storeBreaker(o.storeBreaker, deps, 'answering without the cache') : undefined;
     const store: CacheStore =
-      url && breaker
-        ? new GuardedCacheStore(
-            new RedisCacheStore(
-              await redisClient(url, o.storeTimeout, deps.logger),
-              `trellis:cache:${deps.name}:`,
-            ),
-            breaker,
-          )
+      client && breaker
+        ? new GuardedCacheStore(new RedisCacheStore(client, `trellis:cache:${deps.name}:`), breaker)
         : new MemoryCacheStore(o.maxSize);
     /** Store failures are logged; calls the open breaker skipped are not (it logged once). */
     const storeFailed = (err: unknown, msg: string) => {
@@ -357,9 +368,10 @@ export const cacheMiddleware = defineMiddleware({
       }
       const body = ctx.req.method === 'HEAD' ? undefined : e.body;
       const flat = flatHead(e);
-      // node 20's writeHead keeps only the last of a repeated name in a flat list when headers
-      // were already set with setHeader (by a middleware before the cache): use the object form then.
-      if (flat.repeated && ctx.res.getHeaderNames().length > 0)
+      // node's own writeHead keeps only the last of a repeated name in a flat list when headers
+      // were already set with setHeader: use the object form then. (The runtime's response
+      // merges them itself, keeping every repeat.)
+      if (flat.repeated && !(ctx.res instanceof TrellisResponse) && ctx.res.getHeaderNames().length > 0)
         return out(
           e.status,
           { ...e.headers, age, 'cache-status': cacheStatus, 'x-request-id': ctx.requestId },
@@ -367,8 +379,13 @@ export const cacheMiddleware = defineMiddleware({
         );
       // A fresh list per answer: outer middlewares may edit the head they are given.
       const head = flat.list.concat('age', age, 'cache-status', cacheStatus, 'x-request-id', ctx.requestId);
-      // The string body only when nothing wraps `end` (compress would read the string as UTF-8).
-      if (!send && body !== undefined && flat.text !== undefined && ctx.res.end === plainEnd) {
+      // The string body only when no response filter is outside (each would turn it back into bytes).
+      if (
+        !send &&
+        body !== undefined &&
+        flat.text !== undefined &&
+        !(ctx.res instanceof TrellisResponse && ctx.res.filtered)
+      ) {
         ctx.res.writeHead(e.status, head);
         ctx.res.end(flat.text, 'latin1');
         return;
@@ -390,6 +407,9 @@ export const cacheMiddleware = defineMiddleware({
       new Promise<CacheEntry | undefined>((resolve, reject) => {
         const { req, res } = ctx;
         const preset = new Set(res.getHeaderNames());
+        // Headers set before the handler ran (outer middlewares: rate limits): an answer the
+        // cache makes itself keeps them.
+        const kept = res.getHeaders();
         const requestedAt = Date.now();
         let plan: StorePlan | undefined;
         const chunks: Buffer[] = [];
@@ -412,70 +432,74 @@ export const cacheMiddleware = defineMiddleware({
         res.once('close', () => {
           if (!ended) resolve(undefined);
         });
-        captureResponse(
-          res,
-          {
-            onHead: (r) => {
-              head = { statusCode: r.statusCode, headers: { ...r.getHeaders() } };
-              if (stale) {
-                req.headers['if-none-match'] = clientValidators.inm;
-                req.headers['if-modified-since'] = clientValidators.ims;
-              }
-              const age = stale ? ageOf(stale, Date.now()) : 0;
-              if (stale && r.statusCode === 304) {
-                mode = 'revalidated';
-                return 'swallow';
-              }
-              if (stale && r.statusCode >= 500 && !stale.mustRevalidate && age < stale.lifetime + stale.sie) {
-                mode = 'stale-if-error';
-                return 'swallow';
-              }
-              plan = planStore(head, preset, ctx, o, Date.now());
-              const declared = Number(r.getHeader('content-length') ?? 0);
-              if (declared > o.maxEntrySize) tooBig = true;
-              // RFC 9211 detail: why this answer was not stored, so a user can see it.
-              const why = plan.notStored ?? (tooBig ? 'too large' : undefined);
-              r.setHeader(
-                'cache-status',
-                `trellis; fwd=${stale ? 'stale' : 'miss'}; fwd-status=${r.statusCode}${
-                  why === undefined ? '' : `; detail="not stored: ${why}"`
-                }`,
-              );
-              return 'pass';
-            },
-            onData: (chunk) => {
-              if (tooBig || mode !== 'store') return;
+        // The response phase: tee what the handler sends into the entry, or hold an upstream
+        // 304 / 5xx back and answer from the stored entry instead.
+        const sender =
+          (out: ResponseSink) =>
+          (s: number, h: HeadOut, b?: Buffer): void => {
+            out.writeHead(s, withKept(h, kept));
+            out.end(b);
+          };
+        ctx.onResponse({
+          head: (r) => {
+            head = { statusCode: r.statusCode, headers: r.getHeaders() };
+            if (stale) {
+              req.headers['if-none-match'] = clientValidators.inm;
+              req.headers['if-modified-since'] = clientValidators.ims;
+            }
+            const age = stale ? ageOf(stale, Date.now()) : 0;
+            if (stale && r.statusCode === 304) {
+              mode = 'revalidated';
+              return 'hold';
+            }
+            if (stale && r.statusCode >= 500 && !stale.mustRevalidate && age < stale.lifetime + stale.sie) {
+              mode = 'stale-if-error';
+              return 'hold';
+            }
+            plan = planStore(head, preset, ctx, o, Date.now());
+            const declared = Number(r.getHeader('content-length') ?? 0);
+            if (declared > o.maxEntrySize) tooBig = true;
+            // RFC 9211 detail: why this answer was not stored, so a user can see it.
+            const why = plan.notStored ?? (tooBig ? 'too large' : undefined);
+            r.setHeader(
+              'cache-status',
+              `trellis; fwd=${stale ? 'stale' : 'miss'}; fwd-status=${r.statusCode}${
+                why === undefined ? '' : `; detail="not stored: ${why}"`
+              }`,
+            );
+            return undefined;
+          },
+          write: (chunk, out) => {
+            if (mode !== 'store') return true;
+            if (!tooBig) {
               bytes += chunk.length;
               if (bytes > o.maxEntrySize) {
                 tooBig = true;
                 chunks.length = 0;
               } else chunks.push(chunk);
-            },
-            onEnd: (send) => {
-              ended = true;
-              const sender = (s: number, h: HeadOut, b?: Buffer) => {
-                send.writeHead(s, h);
-                send.end(b);
-              };
-              if (mode === 'revalidated' && stale) {
-                const fresh = freshen(stale, head!, o);
-                const names = parseVary(fresh.headers.vary);
-                void save(ctx, primary, gen, names === '*' ? [] : names, fresh).then(() => resolve(fresh));
-                serve(ctx, fresh, 'hit; detail=revalidated', sender);
-                return;
-              }
-              if (mode === 'stale-if-error' && stale) {
-                serve(ctx, stale, 'hit; detail=stale-if-error', sender);
-                resolve(undefined);
-                return;
-              }
-              if (tooBig || !plan || plan.notStored !== undefined) return resolve(undefined);
-              const entry = toEntry(plan, head!, Buffer.concat(chunks), o, Date.now(), requestedAt);
-              void save(ctx, primary, gen, plan.vary, entry).then(() => resolve(entry));
-            },
+            }
+            return out.write(chunk);
           },
-          preset,
-        );
+          end: (out) => {
+            ended = true;
+            if (mode === 'revalidated' && stale) {
+              const fresh = freshen(stale, head!, o);
+              const names = parseVary(fresh.headers.vary);
+              void save(ctx, primary, gen, names === '*' ? [] : names, fresh).then(() => resolve(fresh));
+              serve(ctx, fresh, 'hit; detail=revalidated', sender(out));
+              return;
+            }
+            if (mode === 'stale-if-error' && stale) {
+              serve(ctx, stale, 'hit; detail=stale-if-error', sender(out));
+              resolve(undefined);
+              return;
+            }
+            out.end();
+            if (tooBig || !plan || plan.notStored !== undefined) return resolve(undefined);
+            const entry = toEntry(plan, head!, Buffer.concat(chunks), o, Date.now(), requestedAt);
+            void save(ctx, primary, gen, plan.vary, entry).then(() => resolve(entry));
+          },
+        });
         Promise.resolve(next(ctx)).catch((err) => {
           resolve(undefined);
           reject(err);
@@ -641,8 +665,11 @@ export const cacheMiddleware = defineMiddleware({
         if (!SAFE.has(method)) {
           // Read from the head as it goes out: a flat-list head never shows in getHeader later.
           let also: unknown[] = [];
-          onResponseHead(ctx.res, (head) => {
-            also = [head.getHeader('location'), head.getHeader('content-location')];
+          ctx.onResponse({
+            head: (head) => {
+              also = [head.getHeader('location'), head.getHeader('content-location')];
+              return undefined;
+            },
           });
           ctx.res.once('finish', () => invalidateAfter(ctx, origin, path, also));
           return next(ctx);

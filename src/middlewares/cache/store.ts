@@ -158,9 +158,8 @@ export class RedisCacheStore implements CacheStore {
       .exec();
   }
 
-  async close(): Promise<void> {
-    this.redis.disconnect();
-  }
+  /** The connection is the runtime's (shared by every user of the store): it closes it. */
+  async close(): Promise<void> {}
 }
 
 /**

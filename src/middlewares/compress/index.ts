@@ -1,8 +1,7 @@
-import type { ServerResponse } from 'node:http';
 import { type BrotliCompress, constants, createBrotliCompress, createGzip, type Gzip } from 'node:zlib';
 import { z } from 'zod';
 import { size } from '../../core/units.js';
-import { onResponseHead, type ResponseHead } from '../_support/intercept.js';
+import type { ResponseHead } from '../../http/response.js';
 import { appendVary } from '../_support/vary.js';
 import { defineMiddleware } from '../types.js';
 import { type Coding, negotiate } from './negotiate.js';
@@ -44,7 +43,6 @@ function typeMatcher(types: readonly string[]): (contentType: string) => boolean
 }
 
 type Encoder = BrotliCompress | Gzip;
-type WriteArgs = [chunk?: unknown, encoding?: unknown, cb?: unknown];
 
 /** compress: brotli or gzip by Accept-Encoding, streamed through zlib, for compressible types only. */
 export const compressMiddleware = defineMiddleware({
@@ -94,56 +92,39 @@ export const compressMiddleware = defineMiddleware({
 
     return (next) => (ctx) => {
       const { req, res } = ctx;
-      const ae = req.headers['accept-encoding'];
-      const coding = negotiate(ae, o.encodings);
+      const coding = negotiate(req.headers['accept-encoding'], o.encodings);
       let zs: Encoder | undefined;
-      const write = res.write;
-      const end = res.end;
-      onResponseHead(res, (r) => {
-        const chosen = decide(r, req.method, coding);
-        if (chosen === undefined) return;
-        const z = encoder(chosen);
-        zs = z;
-        z.on('data', (out: Buffer) => {
-          if (!(write as (chunk: Buffer) => boolean).call(res, out)) {
-            z.pause();
-            res.once('drain', () => z.resume());
-          }
-        });
-        // A producer waiting for 'drain' after a full encoder must hear about it.
-        z.on('drain', () => res.emit('drain'));
-        z.on('error', () => res.destroy());
-        res.once('close', () => {
-          if (!z.writableFinished) z.destroy();
-        });
+      // The response phase: decide on the head, then stream the body through zlib.
+      ctx.onResponse({
+        head(r, out) {
+          const chosen = decide(r, req.method, coding);
+          if (chosen === undefined) return undefined;
+          const z = encoder(chosen);
+          zs = z;
+          z.on('data', (chunk: Buffer) => {
+            if (!out.write(chunk)) {
+              z.pause();
+              res.once('drain', () => z.resume());
+            }
+          });
+          // A producer waiting for 'drain' after a full encoder must hear about it.
+          z.on('drain', () => res.emit('drain'));
+          z.on('error', () => res.destroy());
+          res.once('close', () => {
+            if (!z.writableFinished) z.destroy();
+          });
+          return undefined;
+        },
+        write(chunk, out) {
+          return zs === undefined ? out.write(chunk) : zs.write(chunk);
+        },
+        end(out) {
+          const z = zs;
+          if (z === undefined) return out.end();
+          z.once('end', () => out.end());
+          z.end();
+        },
       });
-      res.write = function compressedWrite(this: ServerResponse, ...args: WriteArgs) {
-        if (!res.headersSent) res.writeHead(res.statusCode);
-        if (zs === undefined) return (write as (...a: WriteArgs) => boolean).apply(res, args);
-        return (zs.write as (...a: WriteArgs) => boolean).apply(zs, args);
-      } as ServerResponse['write'];
-      res.end = function compressedEnd(this: ServerResponse, ...args: WriteArgs) {
-        let [chunk, encoding, cb] = args;
-        if (typeof chunk === 'function') [chunk, encoding, cb] = [undefined, undefined, chunk];
-        else if (typeof encoding === 'function') [encoding, cb] = [undefined, encoding];
-        if (!res.headersSent) {
-          // A whole body in one end(): its size is known, so the threshold can apply.
-          if (
-            chunk != null &&
-            res.getHeader('content-length') === undefined &&
-            !res.hasHeader('transfer-encoding')
-          )
-            res.setHeader('content-length', Buffer.byteLength(chunk as string, encoding as BufferEncoding));
-          res.writeHead(res.statusCode);
-        }
-        const z = zs;
-        if (z === undefined)
-          return (end as (...a: WriteArgs) => ServerResponse).call(res, chunk, encoding, cb);
-        z.once('end', () => (end as (...a: WriteArgs) => ServerResponse).call(res, cb));
-        if (chunk != null) z.end(chunk, encoding as BufferEncoding);
-        else z.end();
-        return res;
-      } as ServerResponse['end'];
       return next(ctx);
     };
   },

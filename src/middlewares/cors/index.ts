@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { duration } from '../../core/units.js';
-import { onResponseHead } from '../_support/intercept.js';
+import type { ResponseFilter, ResponseHead } from '../../http/response.js';
 import { refuse } from '../_support/refuse.js';
 import { appendVary } from '../_support/vary.js';
 import { defineMiddleware } from '../types.js';
@@ -55,6 +55,35 @@ export const corsMiddleware = defineMiddleware({
     const allowHeaders = o.headers?.map((h) => h.toLowerCase());
     const maxAge = String(Math.floor(o.maxAge / 1000));
     const exposed = o.exposedHeaders.join(', ');
+    /** The response phase: the gateway owns CORS, an upstream's own Access-Control-* would contradict it. */
+    const strip = (r: ResponseHead) => {
+      for (const name of r.getHeaderNames()) if (name.startsWith('access-control-')) r.removeHeader(name);
+      if (!anyOrigin) r.setHeader('vary', appendVary(r.getHeader('vary'), 'Origin'));
+    };
+    const refused: ResponseFilter = {
+      head(r) {
+        strip(r);
+        return undefined;
+      },
+    };
+    // One filter per allowed origin, kept (bounded): a handful of origins send every request.
+    const byOrigin = new Map<string, ResponseFilter>();
+    const allowedFor = (origin: string): ResponseFilter => {
+      let filter = byOrigin.get(origin);
+      if (filter !== undefined) return filter;
+      filter = {
+        head(r) {
+          strip(r);
+          r.setHeader('access-control-allow-origin', anyOrigin ? '*' : origin);
+          if (o.credentials) r.setHeader('access-control-allow-credentials', 'true');
+          if (exposed) r.setHeader('access-control-expose-headers', exposed);
+          return undefined;
+        },
+      };
+      if (byOrigin.size >= 1024) byOrigin.clear();
+      byOrigin.set(origin, filter);
+      return filter;
+    };
     return (next) => (ctx) => {
       const { req, res } = ctx;
       const origin = req.headers.origin;
@@ -92,16 +121,7 @@ export const corsMiddleware = defineMiddleware({
         res.end();
         return;
       }
-      const ok = origin !== undefined && allowed(origin);
-      onResponseHead(res, (r) => {
-        // The gateway owns CORS: an upstream's own Access-Control-* headers would contradict it.
-        for (const name of r.getHeaderNames()) if (name.startsWith('access-control-')) r.removeHeader(name);
-        if (!anyOrigin) r.setHeader('vary', appendVary(r.getHeader('vary'), 'Origin'));
-        if (!ok) return;
-        r.setHeader('access-control-allow-origin', anyOrigin ? '*' : origin!);
-        if (o.credentials) r.setHeader('access-control-allow-credentials', 'true');
-        if (exposed) r.setHeader('access-control-expose-headers', exposed);
-      });
+      ctx.onResponse(origin !== undefined && allowed(origin) ? allowedFor(origin) : refused);
       return next(ctx);
     };
   },

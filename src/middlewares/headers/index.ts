@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { duration } from '../../core/units.js';
-import { onResponseHead } from '../_support/intercept.js';
+import type { ResponseFilter } from '../../http/response.js';
 import { setRequestHeader } from '../_support/request-headers.js';
 import { defineMiddleware } from '../types.js';
 
@@ -53,6 +53,15 @@ export const headersMiddleware = defineMiddleware({
     const req = o.request;
     const editRequest = !isEmpty(req);
     const editResponse = !isEmpty(response);
+    // The response phase: one filter for every request (it holds no per-request state).
+    const responseEdits: ResponseFilter = {
+      head(res) {
+        for (const name of response.remove) res.removeHeader(name);
+        for (const [k, v] of Object.entries(response.set)) res.setHeader(k, v);
+        for (const [k, v] of Object.entries(response.add)) res.appendHeader(k, v);
+        return undefined;
+      },
+    };
     return (next) => (ctx) => {
       if (editRequest) {
         for (const name of req.remove) setRequestHeader(ctx.req, name, undefined);
@@ -62,17 +71,7 @@ export const headersMiddleware = defineMiddleware({
           setRequestHeader(ctx.req, k, cur === undefined ? v : `${String(cur)}, ${v}`);
         }
       }
-      if (editResponse) {
-        onResponseHead(ctx.res, (res) => {
-          for (const name of response.remove) res.removeHeader(name);
-          for (const [k, v] of Object.entries(response.set)) res.setHeader(k, v);
-          for (const [k, v] of Object.entries(response.add)) {
-            const cur = res.getHeader(k);
-            if (cur === undefined) res.setHeader(k, v);
-            else res.setHeader(k, [...(Array.isArray(cur) ? cur : [String(cur)]), v]);
-          }
-        });
-      }
+      if (editResponse) ctx.onResponse(responseEdits);
       return next(ctx);
     };
   },

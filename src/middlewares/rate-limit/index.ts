@@ -10,7 +10,7 @@ import { duration } from '../../core/units.js';
 import type { Handler, RequestContext } from '../../http/types.js';
 import { storeBreaker, storeBreakerOptions } from '../_support/breaker.js';
 import { keyFunction, limitKey } from '../_support/key.js';
-import { redisClient, storeUrl } from '../_support/redis.js';
+import { sharedRedis } from '../_support/redis.js';
 import { refuse } from '../_support/refuse.js';
 import { defineMiddleware } from '../types.js';
 
@@ -133,11 +133,11 @@ export const rateLimitMiddleware = defineMiddleware({
   type: 'rateLimit',
   options,
   async create(o, deps) {
-    const url = storeUrl(o.store, deps.stores);
-    const client = url === undefined ? undefined : await redisClient(url, o.storeTimeout, deps.logger);
+    // The runtime's connection for the store: opened once per process, closed by the runtime.
+    const client = await sharedRedis(o.store, deps.shared, o.storeTimeout);
     const base: Record<string, unknown> = { keyPrefix: o.prefix ?? `trellis:rl:${deps.name}:` };
     if (client) base.storeClient = client;
-    const shared = checker(o, base);
+    const inStore = checker(o, base);
     // onStoreError local: this process's own counters while the store fails or its breaker is open.
     const local =
       client && o.onStoreError === 'local' ? checker(o, { keyPrefix: base.keyPrefix }) : undefined;
@@ -147,13 +147,13 @@ export const rateLimitMiddleware = defineMiddleware({
     const check = breaker
       ? async (key: string) => {
           try {
-            return await breaker.run(() => shared(key));
+            return await breaker.run(() => inStore(key));
           } catch (err) {
             if (local) return local(key);
             throw err;
           }
         }
-      : shared;
+      : inStore;
     const keyOf = keyFunction(o.key);
     const limit = String(o.points);
     const policy = `${o.points};w=${Math.round(o.per / 1000)}`;
@@ -202,11 +202,7 @@ export const rateLimitMiddleware = defineMiddleware({
         res.setHeader('ratelimit-policy', policy);
         return next(ctx);
       };
-    return Object.assign(middleware, {
-      close: async () => {
-        client?.disconnect();
-      },
-      ...(breaker ? { health: () => breaker.health() } : {}),
-    });
+    // The client is the runtime's (closed by it); the breaker is this middleware's own.
+    return breaker ? Object.assign(middleware, { health: () => breaker.health() }) : middleware;
   },
 });

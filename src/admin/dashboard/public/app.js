@@ -204,6 +204,25 @@ function renderServices(data) {
   );
 }
 
+/** The shared stores from /readyz: one connection per store, with its health. */
+function renderStores(readiness) {
+  const stores = readiness.stores ?? [];
+  if (stores.length === 0) {
+    replace('stores', el('p', { class: 'empty' }, 'No shared store opened.'));
+    return;
+  }
+  const rows = stores.map((s) => [
+    s.name,
+    s.backend,
+    el('code', {}, s.url),
+    s.ok ? badge('ok', 'healthy') : badge('bad', s.detail ? `down: ${s.detail}` : 'down'),
+  ]);
+  replace(
+    'stores',
+    table('Shared stores (opened once per process)', ['Name', 'Backend', 'URL', 'Health'], rows),
+  );
+}
+
 function describeMatch(m) {
   const parts = [];
   if (m.methods) parts.push(m.methods.join(','));
@@ -253,6 +272,12 @@ async function getJson(path) {
   return res.json();
 }
 
+/** /readyz answers 503 with its body when not ready: read it either way. */
+async function getReadiness() {
+  const res = await fetch('/readyz', { cache: 'no-store', signal: AbortSignal.timeout(TIMEOUT_MS) });
+  return res.json();
+}
+
 async function getText(path) {
   const res = await fetch(path, { cache: 'no-store', signal: AbortSignal.timeout(TIMEOUT_MS) });
   if (!res.ok) throw new Error(`${path} answered ${res.status}`);
@@ -273,16 +298,17 @@ function setConnection(ok, message) {
   }
 }
 
-/** Fetches everything at once and renders only when all four answers came back. */
+/** Fetches everything at once and renders only when every answer came back. */
 async function refresh() {
   if (state.busy) return;
   state.busy = true;
   try {
-    const [config, routes, services, metrics] = await Promise.all([
+    const [config, routes, services, metrics, readiness] = await Promise.all([
       getJson('/admin/config'),
       getJson('/admin/routes'),
       getJson('/admin/services'),
       getText('/metrics'),
+      getReadiness(),
     ]).catch((err) => {
       throw Object.assign(err, { unreachable: true });
     });
@@ -292,6 +318,7 @@ async function refresh() {
     renderConfig(config);
     renderTraffic(trafficBetween(state.previous?.totals, totals, seconds));
     renderServices(services);
+    renderStores(readiness);
     renderRoutes(routes);
     state.previous = { at: now, totals };
     state.lastOkAt = now;

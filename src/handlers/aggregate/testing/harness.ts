@@ -1,12 +1,13 @@
-import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseConfig } from '../../../core/config.js';
 import { silentLogger } from '../../../core/logger.js';
 import { createMetricsRegistry, type Registry } from '../../../core/metrics.js';
-import type { RequestContext } from '../../../http/types.js';
+import { TrellisResponse } from '../../../http/response.js';
 import { createServicePool, type ServiceInput, serviceSchema } from '../../../http/upstream/index.js';
 import type { ServicePool } from '../../../http/upstream/types.js';
+import { createRequestContext } from '../../../runtime/context.js';
+import { StoreSet } from '../../../runtime/stores.js';
 import { aggregateHandler, aggregateSchema } from '../index.js';
 
 /**
@@ -103,6 +104,7 @@ export async function startAggregate(
   const parsed = parseConfig(yaml, aggregateSchema, 'aggregate.yaml');
   const logger = silentLogger();
   const metrics = createMetricsRegistry();
+  const storeSet = new StoreSet(logger);
   const pools = new Map<string, ServicePool>();
   for (const [name, def] of Object.entries(services)) {
     pools.set(name, createServicePool(name, serviceSchema.parse(def), { logger }));
@@ -113,34 +115,31 @@ export async function startAggregate(
     services: pools,
     baseDir: process.cwd(),
     stores: options.stores ?? {},
+    shared: storeSet.view(options.stores ?? {}),
     routeName: 'test',
   });
   const pattern = (options.route ?? '/').split('/');
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'http://gw');
-    const params: Record<string, string> = {};
-    url.pathname.split('/').forEach((seg, i) => {
-      const p = pattern[i];
-      if (p?.startsWith(':')) params[p.slice(1)] = decodeURIComponent(seg);
-    });
-    const ctx: RequestContext = {
-      req,
-      res,
-      requestId: randomUUID(),
-      clientIp: '127.0.0.1',
-      protocol: 'http',
-      path: url.pathname,
-      query: url.search.slice(1),
-      params,
-      state: options.jwt === undefined ? {} : { jwt: options.jwt },
-      log: logger,
-      startedAt: performance.now(),
-    };
-    Promise.resolve(handler(ctx)).catch((err) => {
-      res.statusCode = 500;
-      res.end(String(err));
-    });
-  });
+  const server = createServer(
+    { ServerResponse: TrellisResponse as typeof ServerResponse },
+    (req: IncomingMessage, res: ServerResponse) => {
+      const url = new URL(req.url ?? '/', 'http://gw');
+      const params: Record<string, string> = {};
+      url.pathname.split('/').forEach((seg, i) => {
+        const p = pattern[i];
+        if (p?.startsWith(':')) params[p.slice(1)] = decodeURIComponent(seg);
+      });
+      const ctx = createRequestContext(req, res, { logger });
+      ctx.clientIp = '127.0.0.1';
+      ctx.path = url.pathname;
+      ctx.query = url.search.slice(1);
+      ctx.params = params;
+      if (options.jwt !== undefined) ctx.state.jwt = options.jwt;
+      Promise.resolve(handler(ctx)).catch((err) => {
+        res.statusCode = 500;
+        res.end(String(err));
+      });
+    },
+  );
   const sockets = new Set<import('node:net').Socket>();
   server.on('connection', (s) => {
     sockets.add(s);
@@ -154,6 +153,7 @@ export async function startAggregate(
     close: async () => {
       await closeServer(server, sockets);
       await handler.close?.();
+      await storeSet.close();
       await Promise.all([...pools.values()].map((p) => p.close()));
     },
   };

@@ -1,11 +1,12 @@
 import { maskSecrets } from '../admin/mask.js';
 import type { AdminSource } from '../admin/server.js';
 import type { Generation } from './compile.js';
+import type { AdminMeta } from './runtime.js';
 
 /** What /admin/routes, /admin/services and /admin/config show for the active generation. */
 export function adminView(
   current: () => Generation,
-  meta: () => { version: number; source: string; loadedAt: string; lastReload: unknown },
+  meta: () => AdminMeta,
 ): Pick<AdminSource, 'routes' | 'services' | 'config'> {
   return {
     routes() {

@@ -1,24 +1,24 @@
-import { type IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { messageOf } from '../core/errors.js';
 import { admitRequest, onRefusedConnection, refuseConnection } from '../http/edge.js';
-import { clientAddress, socketPeer, type TrustedProxies } from '../http/forwarded.js';
+import type { TrustedProxies } from '../http/forwarded.js';
 import { type EncodedSlashes, normalizeTarget, type PathRejection } from '../http/normalize.js';
 import { sendProblem } from '../http/problem.js';
-import { requestIdFrom } from '../http/request-id.js';
-import type { RequestContext, UpgradeInfo } from '../http/types.js';
-import { type CompiledListener, type CompiledRoute, closeGeneration, type Generation } from './compile.js';
-import type { GatewayMetrics } from './metrics.js';
+import { TrellisResponse } from '../http/response.js';
+import type { UpgradeInfo } from '../http/types.js';
+import type { CompiledListener, Generation } from './compile.js';
+import { RuntimeContext } from './context.js';
+import type { RuntimeMetrics } from './metrics.js';
 
 /**
- * The per-request work every gateway route gets, before and after its middlewares and handler:
+ * The per-request work every runtime route gets (gateway, sidecar, ambassador alike), before and after its middlewares and handler:
  * limits, path normalisation, request id, client address, route lookup, then one access-log
  * line and the metrics when the response closes. Reads the active Generation once per request,
  * so a reload never changes a request midway.
  */
 
-/** Settings that hold for the whole gateway (from the active configuration). */
+/** Settings that hold for the whole runtime (from the active configuration). */
 export interface EngineSettings {
   trusted: TrustedProxies;
   encodedSlashes: EncodedSlashes;
@@ -33,7 +33,9 @@ export interface ActiveState {
   /** Generations replaced but still serving requests. */
   retired: Set<Generation>;
   logger: Logger;
-  metrics: GatewayMetrics;
+  metrics: RuntimeMetrics;
+  /** Closes a retired generation once its last request finished. */
+  closeRetired(generation: Generation): void;
 }
 
 const REJECTIONS: Record<PathRejection, string> = {
@@ -43,65 +45,6 @@ const REJECTIONS: Record<PathRejection, string> = {
   'null-byte': 'the path has an encoded NUL byte',
   'not-origin-form': 'the request target is not a path',
 };
-
-/** The RequestContext of a gateway request. */
-class GatewayContext implements RequestContext {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
-  readonly requestId: string;
-  readonly peer: string;
-  readonly peerTrusted: boolean;
-  clientIp: string;
-  protocol: 'http' | 'https';
-  path = '';
-  query = '';
-  params: Record<string, string> = EMPTY;
-  routeName?: string;
-  frontend?: string;
-  serviceName?: string;
-  upstream?: string;
-  readonly state: Record<string, unknown> = {};
-  readonly startedAt: number;
-  readonly upgrade: UpgradeInfo | undefined;
-  attempts?: number;
-  retriedOn?: string[];
-  upstreamMs?: number;
-  responseBytes?: number;
-  errorCode?: string;
-  bodyTimeoutMs?: number;
-  route: CompiledRoute | undefined;
-  private readonly baseLogger: Logger;
-  private childLogger: Logger | undefined;
-
-  constructor(
-    req: IncomingMessage,
-    res: ServerResponse,
-    settings: EngineSettings,
-    logger: Logger,
-    upgrade: UpgradeInfo | undefined,
-  ) {
-    this.startedAt = performance.now();
-    this.req = req;
-    this.res = res;
-    this.upgrade = upgrade;
-    this.baseLogger = logger;
-    this.requestId = requestIdFrom(req.headers['x-request-id']);
-    this.peer = socketPeer(req.socket).peer;
-    this.peerTrusted = settings.trusted.any && settings.trusted.trusts(this.peer);
-    this.clientIp = this.peerTrusted ? clientAddress(this.peer, req.headers, settings.trusted) : this.peer;
-    const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;
-    const claimed = this.peerTrusted ? req.headers['x-forwarded-proto'] : undefined;
-    this.protocol = claimed === 'https' || claimed === 'http' ? claimed : encrypted ? 'https' : 'http';
-  }
-
-  /** A child logger with the request id, made only when someone logs. */
-  get log(): Logger {
-    this.childLogger ??= this.baseLogger.child({ reqId: this.requestId });
-    return this.childLogger;
-  }
-}
-
-const EMPTY: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
 /** Handles requests for one listener (`main` or a frontend with its own listen). */
 export class ListenerEngine {
@@ -117,7 +60,7 @@ export class ListenerEngine {
 
   /** node:http 'upgrade' listener: runs the same pipeline with a response bound to the socket. */
   readonly upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    const res = new ServerResponse(req);
+    const res = new TrellisResponse(req);
     res.assignSocket(socket as never);
     res.shouldKeepAlive = false;
     // If no handler takes over the socket, it closes once the ordinary answer is written.
@@ -126,12 +69,13 @@ export class ListenerEngine {
     this.serve(req, res, { socket, head });
   };
 
+  /** The request entry: limits and path checks, then routing. */
   private serve(req: IncomingMessage, res: ServerResponse, upgrade: UpgradeInfo | undefined): void {
     if (onRefusedConnection(req.socket)) return void req.socket.end();
     const state = this.state;
     const generation = state.current;
     const listener = generation.listeners.get(this.key);
-    const ctx = new GatewayContext(req, res, state.settings, state.logger, upgrade);
+    const ctx = new RuntimeContext(req, res, state.settings.trusted, state.logger, upgrade);
     generation.inFlight++;
     // 'close' is emitted once per response: `on` spares the once-wrapper per request.
     res.on('close', () => this.finished(ctx, generation));
@@ -190,7 +134,7 @@ export class ListenerEngine {
     this.route(ctx, listener);
   }
 
-  private route(ctx: GatewayContext, listener: CompiledListener): void {
+  private route(ctx: RuntimeContext, listener: CompiledListener): void {
     const req = ctx.req;
     const hit = listener.table.match(req.method ?? 'GET', req.headers.host, ctx.path, req.headers, ctx.query);
     if (hit === undefined) {
@@ -212,7 +156,7 @@ export class ListenerEngine {
   }
 
   private refuse(
-    ctx: GatewayContext,
+    ctx: RuntimeContext,
     status: number,
     code: string,
     detail: string,
@@ -227,7 +171,7 @@ export class ListenerEngine {
     sendProblem(ctx, { status, code, detail, ...(headers === undefined ? {} : { headers }) });
   }
 
-  private crashed(ctx: GatewayContext, err: unknown): void {
+  private crashed(ctx: RuntimeContext, err: unknown): void {
     ctx.log.error({ err, route: ctx.routeName }, 'route handler failed');
     ctx.errorCode = 'TRELLIS_E_INTERNAL';
     // The message stays in the log: a handler's internals are not the client's business.
@@ -238,15 +182,10 @@ export class ListenerEngine {
     });
   }
 
-  private finished(ctx: GatewayContext, generation: Generation): void {
+  private finished(ctx: RuntimeContext, generation: Generation): void {
     const state = this.state;
     generation.inFlight--;
-    if (generation.inFlight === 0 && state.retired.has(generation)) {
-      state.retired.delete(generation);
-      closeGeneration(generation, state.current).catch((err: unknown) =>
-        state.logger.warn({ err: messageOf(err) }, 'closing a retired configuration failed'),
-      );
-    }
+    if (generation.inFlight === 0 && state.retired.has(generation)) state.closeRetired(generation);
     const res = ctx.res;
     const status = res.headersSent || res.writableFinished ? res.statusCode : 499;
     const seconds = (performance.now() - ctx.startedAt) / 1000;

@@ -26,3 +26,17 @@ export function watchFile(file: string, onChange: () => void, debounceMs = 100):
     watcher?.close();
   };
 }
+
+/** Calls `onChange` (debounced once for all) when any of `files` changes; returns the stop function. */
+export function watchFiles(files: readonly string[], onChange: () => void, debounceMs = 100): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  const fire = () => {
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(onChange, debounceMs);
+  };
+  const stops = [...new Set(files)].map((f) => watchFile(f, fire, 0));
+  return () => {
+    if (timer) clearTimeout(timer);
+    for (const stop of stops) stop();
+  };
+}

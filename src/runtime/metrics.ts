@@ -1,8 +1,11 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { type RouteStatsTable, routeStatsMetrics } from './route-stats.js';
 
-/** The gateway's own metrics in one registry (upstream health metrics come from http/upstream). */
-export interface GatewayMetrics {
+/**
+ * The runtime's own metrics in one registry (upstream health metrics come from http/upstream).
+ * The names keep the `trellis_gateway_` prefix the dashboards and alerts already use.
+ */
+export interface RuntimeMetrics {
   /** Requests and latency per route (exposed as trellis_gateway_requests_total / _request_duration_seconds). */
   routes: RouteStatsTable;
   errors: Counter<'frontend' | 'route' | 'service' | 'error'>;
@@ -12,14 +15,17 @@ export interface GatewayMetrics {
   connectionSources: Set<() => number>;
 }
 
-const byRegistry = new WeakMap<Registry, GatewayMetrics>();
+/** The gateway's name for the runtime metrics. */
+export type GatewayMetrics = RuntimeMetrics;
+
+const byRegistry = new WeakMap<Registry, RuntimeMetrics>();
 
 /** The gateway metrics of `registry`, created once: generations come and go, the registry stays. */
-export function gatewayMetrics(registry: Registry): GatewayMetrics {
+export function runtimeMetrics(registry: Registry): RuntimeMetrics {
   const existing = byRegistry.get(registry);
   if (existing) return existing;
   const connectionSources = new Set<() => number>();
-  const metrics: GatewayMetrics = {
+  const metrics: RuntimeMetrics = {
     routes: routeStatsMetrics(registry),
     errors: new Counter({
       name: 'trellis_gateway_errors_total',

@@ -188,19 +188,17 @@ export function compileRoutes<T>(routes: readonly RouteEntry<T>[]): RouteTable<T
   return {
     size: routes.length,
     match(method, host, path, headers, query) {
-      let hit: Candidate<T> | undefined;
+      let hit: Found<T> | undefined;
       if (hostAware && host !== undefined) {
         const bucket = selectHostBucket(host);
         hit = bucket === null ? undefined : lookup(bucket, method, path, headers, query);
         if (hit !== undefined && any !== undefined && hit.priority < anyMaxPriority) {
-          const params = lastParams;
           const other = lookup(any, method, path, headers, query);
-          if (other === undefined || other.priority <= hit.priority) lastParams = params;
-          else hit = other;
+          if (other !== undefined && other.priority > hit.priority) hit = other;
         }
       }
       if (hit === undefined && any !== undefined) hit = lookup(any, method, path, headers, query);
-      return hit === undefined ? undefined : { value: hit.value, params: lastParams };
+      return hit;
     },
   };
 }
@@ -211,9 +209,23 @@ interface Bucket<T> {
   readonly _value?: T;
 }
 
-// The params of the last successful lookup: handing them back beside the candidate would cost an
-// object per request; lookups never interleave (single-threaded, no awaits).
-let lastParams: Record<string, string> = {};
+/** A lookup's result: the route, its params, and its priority (to compare host buckets). */
+class Found<T> implements RouteHit<T> {
+  // Private: a hit shows (and compares as) just `{ value, params }`.
+  readonly #priority: number;
+
+  constructor(
+    readonly value: T,
+    readonly params: Record<string, string>,
+    priority: number,
+  ) {
+    this.#priority = priority;
+  }
+
+  get priority(): number {
+    return this.#priority;
+  }
+}
 
 function lookup<T>(
   bucket: Bucket<T>,
@@ -221,22 +233,22 @@ function lookup<T>(
   path: string,
   headers: IncomingHttpHeaders,
   query: string,
-): Candidate<T> | undefined {
+): Found<T> | undefined {
   // Every pattern is registered under one method: methods are a condition like any other, so
   // a route limited to GET does not hide a less specific route that takes POST.
   const found = bucket.router.find('GET', path);
   if (found === null) return undefined;
   const store = found.store as Store<T>;
   if (store.trivial) {
-    lastParams = found.params as Record<string, string>;
-    return store.candidates[0];
+    const c = store.candidates[0]!;
+    return new Found(c.value, found.params as Record<string, string>, c.priority);
   }
   const parsedQuery = store.needsQuery && query !== '' ? new URLSearchParams(query) : undefined;
   for (const c of store.candidates) {
     if (c.methods !== undefined && !c.methods.has(method)) continue;
     if (!conditionsHold(c, headers, parsedQuery)) continue;
-    lastParams = c.pattern === store.pattern ? (found.params as Record<string, string>) : c.paramsOf(path);
-    return c;
+    const params = c.pattern === store.pattern ? (found.params as Record<string, string>) : c.paramsOf(path);
+    return new Found(c.value, params, c.priority);
   }
   return undefined;
 }
