@@ -1,12 +1,10 @@
 import { TrellisError } from '../core/errors.js';
 import { compileRewrite } from '../handlers/proxy/rewrite.js';
-import { defineHandler, type HandlerDeps } from '../handlers/types.js';
+import { defineHandler } from '../handlers/types.js';
 import { type ForwardOptions, forward } from '../http/exchange/index.js';
 import { sendProblem } from '../http/problem.js';
 import type { RequestContext } from '../http/types.js';
 import type { ServicePool } from '../http/upstream/types.js';
-import { openKeyValueStore } from '../stores/kv/index.js';
-import type { KeyValueStore } from '../stores/types.js';
 import { type Answer, compareAnswers, compileIgnore, type IgnoreRules } from './diff.js';
 import { stickyKeyFunction } from './key.js';
 import { GuardRails, LiveState } from './live.js';
@@ -15,14 +13,7 @@ import { MismatchLog } from './mismatches.js';
 import { NoiseModel } from './noise.js';
 import { stranglerSchema } from './options.js';
 import { ReportPublisher } from './reports.js';
-import {
-  type CopyOutcome,
-  captureAnswer,
-  copyRequest,
-  sendCopy,
-  tapResponse,
-  teeRequestBody,
-} from './shadow.js';
+import { type CopyOutcome, captureAnswer, copyRequest, sendCopy, teeRequestBody } from './shadow.js';
 import { ShadowQueue } from './shadow-queue.js';
 import { defaultStateStore, MigrationState } from './state.js';
 import { toModern } from './sticky.js';
@@ -42,22 +33,6 @@ function evidenceOf(key: string, make: () => Evidence): Evidence {
     evidence.set(key, e);
   }
   return e;
-}
-
-/**
- * The migration state's store: the runtime's shared store of that name or URL (one connection
- * per process) when the runtime provides them, else one opened for this route.
- */
-async function stateStore(
-  name: string | undefined,
-  deps: HandlerDeps,
-): Promise<{ store: KeyValueStore; release: () => Promise<void> }> {
-  const which = name ?? defaultStateStore(deps.baseDir);
-  const shared = (deps as HandlerDeps & { shared?: { keyValue(s: string): Promise<KeyValueStore> } }).shared;
-  if (shared !== undefined) return { store: await shared.keyValue(which), release: async () => {} };
-  const url = deps.stores[which] ?? which;
-  const store = await openKeyValueStore(url);
-  return { store, release: () => store.close() };
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -97,7 +72,8 @@ export const stranglerHandler = defineHandler({
     const modern = pool(o.modern);
     const log = deps.logger;
     const metrics = stranglerMetrics(deps.metrics, route);
-    const { store, release } = await stateStore(o.store, deps);
+    // The runtime's shared store of that name or URL: one connection per process.
+    const store = await deps.shared.keyValue(o.store ?? defaultStateStore(deps.baseDir));
     const state = new MigrationState(store, o.statePrefix);
     const live = new LiveState(
       route,
@@ -246,7 +222,7 @@ export const stranglerHandler = defineHandler({
       const request = copyRequest(ctx, copyPool, path);
       const body = hasBody ? teeRequestBody(ctx, limits.maxBodySize) : Promise.resolve(undefined);
       const { filter, answer, abandon } = captureAnswer(limits.maxResponseSize);
-      tapResponse(ctx, filter);
+      ctx.onResponse(filter);
       // Noise learning: a sampled share of safe requests goes to legacy a second time; what
       // differs between its two answers differs by itself.
       const learn =
@@ -359,7 +335,6 @@ export const stranglerHandler = defineHandler({
         live.close();
         guard?.close();
         await publisher.close();
-        await release();
         if (stranglerRoutes.get(route) === view) stranglerRoutes.delete(route);
       },
     });

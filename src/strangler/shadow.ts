@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import { exchange } from '../http/exchange/index.js';
 import { upstreamRequestHeaders } from '../http/forward.js';
+import type { ResponseFilter } from '../http/response.js';
 import type { RequestContext } from '../http/types.js';
 import type { ServicePool } from '../http/upstream/types.js';
 import { type Answer, bodyOf } from './diff.js';
@@ -60,19 +61,9 @@ export function teeRequestBody(ctx: RequestContext, max: number): Promise<Buffer
   });
 }
 
-/**
- * The parts of the runtime's ResponseFilter (`ctx.onResponse`) the capture uses, written
- * structurally so the capture also runs where responses have no filters (see `tapResponse`).
- */
-export interface CaptureFilter {
-  head(head: { statusCode: number; getHeader(name: string): unknown }): undefined;
-  write(chunk: Buffer, out: { write(chunk: Buffer): boolean }): boolean;
-  end(out: { end(): void }): void;
-}
-
 /** A response filter that copies the primary answer aside while it goes out unchanged. */
 export function captureAnswer(maxSize: number): {
-  filter: CaptureFilter;
+  filter: ResponseFilter;
   answer: Promise<Answer | undefined>;
   /** The response closed: resolves `answer` with undefined unless it already ended. */
   abandon: () => void;
@@ -86,7 +77,7 @@ export function captureAnswer(maxSize: number): {
   const answer = new Promise<Answer | undefined>((r) => {
     settle = r;
   });
-  const filter: CaptureFilter = {
+  const filter: ResponseFilter = {
     head(head) {
       status = head.statusCode;
       headers = {};
@@ -112,65 +103,6 @@ export function captureAnswer(maxSize: number): {
     },
   };
   return { filter, answer, abandon: () => settle(undefined) };
-}
-
-/**
- * Registers the capture on a response: through the runtime's response phase (`ctx.onResponse`)
- * when the context has one, else by wrapping this one response object's writeHead/write/end
- * (a data plane without response filters has no other way to see what the exchange writes).
- */
-export function tapResponse(ctx: RequestContext, filter: CaptureFilter): void {
-  const withFilters = ctx as RequestContext & { onResponse?: (f: CaptureFilter) => void };
-  if (typeof withFilters.onResponse === 'function') {
-    withFilters.onResponse(filter);
-    return;
-  }
-  const res = ctx.res;
-  const writeHead = res.writeHead.bind(res) as (...a: unknown[]) => typeof res;
-  const write = res.write.bind(res) as (chunk: Buffer) => boolean;
-  const end = res.end.bind(res) as (...a: unknown[]) => typeof res;
-  let headed = false;
-  const head = (status: number, headers: unknown) => {
-    if (headed) return;
-    headed = true;
-    const list = Array.isArray(headers) ? (headers as string[]) : undefined;
-    filter.head({
-      statusCode: status,
-      getHeader: (name) => {
-        if (list !== undefined) {
-          for (let i = 0; i < list.length; i += 2) if (list[i]!.toLowerCase() === name) return list[i + 1];
-          return undefined;
-        }
-        const obj = headers as Record<string, unknown> | undefined;
-        return obj?.[name] ?? obj?.[name.toLowerCase()] ?? res.getHeader(name);
-      },
-    });
-  };
-  res.writeHead = ((status: number, ...rest: unknown[]) => {
-    head(
-      status,
-      rest.find((r) => typeof r === 'object' && r !== null),
-    );
-    return writeHead(status, ...rest);
-  }) as typeof res.writeHead;
-  res.write = ((chunk: Buffer | string, ...rest: unknown[]) => {
-    head(res.statusCode, undefined);
-    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    return filter.write(buf, {
-      write: (c) => (write as (c: Buffer, ...r: unknown[]) => boolean)(c, ...rest),
-    });
-  }) as typeof res.write;
-  res.end = ((chunk?: unknown, ...rest: unknown[]) => {
-    head(res.statusCode, undefined);
-    if (chunk !== undefined && typeof chunk !== 'function') {
-      const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
-      filter.write(buf, { write: (c) => write(c) });
-      filter.end({ end: () => end(...rest.filter((r) => typeof r === 'function')) });
-      return res;
-    }
-    filter.end({ end: () => end(...(chunk === undefined ? [] : [chunk]), ...rest) });
-    return res;
-  }) as typeof res.end;
 }
 
 /** Stands for a body too large to compare: equal on both sides, so only status and headers count. */
