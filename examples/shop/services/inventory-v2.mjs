@@ -8,7 +8,12 @@ import { serve } from './http.mjs';
 serve('inventory-v2', {
   '/stock/:id': ({ id }) => ({
     body: products[id]
-      ? { productId: Number(id), available: stock[id] ?? 0, warehouse: 'aar-1', checkedAt: new Date().toISOString() }
+      ? {
+          productId: Number(id),
+          available: stock[id] ?? 0,
+          warehouse: 'aar-1',
+          checkedAt: new Date().toISOString(),
+        }
       : undefined,
     delay: 5,
   }),

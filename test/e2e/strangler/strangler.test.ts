@@ -25,7 +25,6 @@ interface Seen {
 }
 
 function origin(
-  name: string,
   answer: (req: IncomingMessage, res: ServerResponse, body: Buffer, size: number) => void,
 ): Promise<{ url: string; seen: Seen[]; close(): Promise<void>; server: Server }> {
   const seen: Seen[] = [];
@@ -88,12 +87,12 @@ describe('strangler: routes through trellis gateway', () => {
   const cli = (...args: string[]) => runCli(['strangler', ...args, '--store', store()]);
 
   beforeAll(async () => {
-    legacy = await origin('legacy', (req, res, body, size) => {
+    legacy = await origin((req, res, body, size) => {
       const url = req.url ?? '/';
       if (url === '/upload') return json(res, 200, { origin: 'legacy', bytes: size });
       json(res, 200, { origin: 'legacy', url, price: 10, at: Math.random(), echo: body.toString() });
     });
-    modern = await origin('modern', (req, res, body) => {
+    modern = await origin((req, res, body) => {
       if (behaviour === 'reset') return req.socket.destroy();
       if (behaviour === 'hang') return void hanging.push(res);
       if (behaviour === '500') return json(res, 500, { error: 'boom' });
@@ -150,6 +149,7 @@ routes:
   }, 60_000);
 
   afterAll(async () => {
+    // STRANGLER_DEBUG=1 prints the gateway's shadow and strangler log lines.
     if (process.env.STRANGLER_DEBUG)
       console.log(
         a
