@@ -1,17 +1,24 @@
 /**
- * `npm run bench -- gateway [--rounds 3] [--duration 5] [--connections 64] [--access-log]`
+ * `npm run bench -- gateway [--rounds 3] [--duration 5] [--connections 64] [--warmup 2]`
  *
- * One run, on this machine: an nginx origin answering a small JSON body, and three proxies in
- * front of it: nginx (`proxy_pass` with upstream keepalive), `@fastify/http-proxy` on fastify 5
- * (logger off) and `trellis gateway` (route matching over a small table, request ids, metrics
- * on). Each proxy is one process pinned to CPU 0; wrk and the origin share CPU 1. Targets run
- * interleaved over several rounds after a warm-up; the table shows the median of the rounds.
- * Access logs are off for every proxy unless `--access-log` turns them on (to a file) for nginx
- * and trellis alike.
+ * One run, on this machine: an nginx origin answering a small JSON body, and the proxies in
+ * front of it, all measured in the same interleaved rounds (the table shows the median):
  *
- * Targets (issue 2): trellis >= 1.3x fastify-proxy req/s, >= 0.4x nginx, p99 <= fastify's.
+ * - one core (each proxy one process pinned to CPU 0; wrk and the origin share CPU 1): nginx
+ *   (`proxy_pass` with upstream keepalive), `@fastify/http-proxy` on fastify 5 (logger off), a
+ *   hand-written node:http + undici Pool forwarder (`_support/node-forwarder.mjs`, the floor of
+ *   what Node can do), `trellis gateway` with `accessLog: false` (route matching over a small
+ *   table, request ids, metrics on), and the same gateway with its default access log on
+ *   (JSON lines on stderr, which the harness writes to a file);
+ * - two cores (proxies on CPUs 0 and 1, wrk and the origin still on CPU 1): nginx with
+ *   `worker_processes 2` and trellis with `workers: 2`, access logs off for both.
+ *
+ * Targets (issues 2 and 10): trellis >= 1.0x the forwarder and >= 1.3x fastify-proxy in req/s
+ * and in requests per CPU-second, p99 no worse than either (and <= 1.5x the forwarder's);
+ * access log on >= 0.9x of off; workers 2 vs nginx 2 workers aim >= 0.45x.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -45,14 +52,13 @@ const { values: opts } = parseArgs({
     duration: { type: 'string', default: '5' },
     connections: { type: 'string', default: '64' },
     warmup: { type: 'string', default: '2' },
-    'access-log': { type: 'boolean', default: false },
   },
 });
 const rounds = Number(opts.rounds);
 const durationS = Number(opts.duration);
 const connections = Number(opts.connections);
-const accessLog = opts['access-log'];
 const PROXY_CPU = 0;
+const BOTH_CPUS = '0,1';
 const LOAD_CPU = 1;
 const BODY = JSON.stringify({ id: 42, name: 'trellis', tags: ['gateway', 'bench'], ok: true });
 
@@ -72,20 +78,29 @@ try {
 async function main(): Promise<void> {
   const gatewayCli = join(root, 'dist/cli/main.js');
   console.log(
-    `gateway bench: ${rounds} rounds x ${durationS}s, wrk -t1 -c${connections}, proxies on CPU ${PROXY_CPU}, wrk + origin on CPU ${LOAD_CPU}${canPin ? '' : ' (one CPU: NOT pinned)'}; access logs ${accessLog ? 'on (file)' : 'off'}`,
+    `gateway bench: ${rounds} rounds x ${durationS}s, wrk -t1 -c${connections}, one-core proxies on CPU ${PROXY_CPU}, two-core proxies on CPUs ${BOTH_CPUS}, wrk + origin on CPU ${LOAD_CPU}${canPin ? '' : ' (one CPU: NOT pinned)'}`,
   );
   console.log(`work dir (configs, logs): ${benchDir()}`);
+  console.log(
+    `machine load before the run (1/5/15 min): ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
 
   const originPort = await freePort();
   await startNginx('origin', originPort, originConfig(originPort, BODY), LOAD_CPU);
   const origin = `http://127.0.0.1:${originPort}`;
+  const env = { ...process.env, NODE_ENV: 'production' };
 
   const nginxPort = await freePort();
-  const nginx = await startNginx(
-    'nginx-proxy',
-    nginxPort,
-    proxyConfig(nginxPort, originPort, accessLog ? join(benchDir(), 'nginx-access.log') : undefined),
-    PROXY_CPU,
+  const nginx = await startNginx('nginx-proxy', nginxPort, proxyConfig(nginxPort, originPort), PROXY_CPU);
+  const nginx2Port = await freePort();
+  const nginx2 = await startNginx(
+    'nginx-proxy-2-workers',
+    nginx2Port,
+    proxyConfig(nginx2Port, originPort),
+    BOTH_CPUS,
+    2,
   );
 
   const fastifyPort = await freePort();
@@ -93,32 +108,55 @@ async function main(): Promise<void> {
     'fastify-proxy',
     process.execPath,
     [join(here, '_support/fastify-proxy.mjs'), String(fastifyPort), origin],
-    { cpu: PROXY_CPU, cwd: here, env: { ...process.env, NODE_ENV: 'production' } },
+    { cpu: PROXY_CPU, cwd: here, env },
   );
 
-  const trellisPort = await freePort();
-  const adminPort = await freePort();
-  const file = writeGatewayConfig(trellisPort, adminPort, origin);
-  const trellis = startProcess(
-    'trellis-gateway',
+  const forwarderPort = await freePort();
+  const forwarder = startProcess(
+    'node-forwarder',
     process.execPath,
-    [gatewayCli, 'gateway', '-c', file, '--no-watch', '--log-level', accessLog ? 'info' : 'warn'],
-    { cpu: PROXY_CPU, env: { ...process.env, NODE_ENV: 'production' } },
+    [join(here, '_support/node-forwarder.mjs'), String(forwarderPort), origin],
+    { cpu: PROXY_CPU, cwd: here, env },
   );
+
+  const startTrellis = async (
+    name: string,
+    cpu: number | string,
+    settings: { accessLog: boolean; workers: number },
+  ) => {
+    const port = await freePort();
+    const adminPort = await freePort();
+    const file = writeGatewayConfig(name, port, adminPort, origin, settings);
+    const proc = startProcess(name, process.execPath, [gatewayCli, 'gateway', '-c', file, '--no-watch'], {
+      cpu,
+      env,
+    });
+    return { port, adminPort, proc };
+  };
+  const trellis = await startTrellis('trellis', PROXY_CPU, { accessLog: false, workers: 1 });
+  const trellisLog = await startTrellis('trellis-access-log', PROXY_CPU, { accessLog: true, workers: 1 });
+  const trellis2 = await startTrellis('trellis-workers-2', BOTH_CPUS, { accessLog: false, workers: 2 });
 
   const path = '/api/catalog/items/42';
+  const url = (port: number) => `http://127.0.0.1:${port}${path}`;
   const targets: Target[] = [
-    { name: 'nginx-proxy', url: `http://127.0.0.1:${nginxPort}${path}`, proc: nginx },
-    { name: 'fastify-proxy', url: `http://127.0.0.1:${fastifyPort}${path}`, proc: fastify },
-    { name: 'trellis', url: `http://127.0.0.1:${trellisPort}${path}`, proc: trellis },
+    { name: 'nginx-proxy', url: url(nginxPort), proc: nginx },
+    { name: 'fastify-proxy', url: url(fastifyPort), proc: fastify },
+    { name: 'node-forwarder', url: url(forwarderPort), proc: forwarder },
+    { name: 'trellis', url: url(trellis.port), proc: trellis.proc },
+    { name: 'trellis-access-log', url: url(trellisLog.port), proc: trellisLog.proc },
+    { name: 'nginx-proxy-2-workers', url: url(nginx2Port), proc: nginx2 },
+    { name: 'trellis-workers-2', url: url(trellis2.port), proc: trellis2.proc },
   ];
-  for (const t of targets) await waitForHttp(t.url, 20_000).catch(explain(t));
+  for (const t of targets) await waitForHttp(t.url, 30_000).catch(explain(t));
   await checkSameAnswer(targets);
   // The metrics trellis exports must be live while it is measured ("access metrics on").
-  await waitForHttp(`http://127.0.0.1:${adminPort}/metrics`, 5_000);
-  const counted = await routeRequestCount(adminPort);
-  if (counted < 1)
-    throw new Error('trellis /metrics counts no request on the measured route: are metrics on?');
+  for (const t of [trellis, trellisLog, trellis2]) {
+    await waitForHttp(`http://127.0.0.1:${t.adminPort}/metrics`, 5_000);
+    const counted = await routeRequestCount(t.adminPort);
+    if (counted < 1)
+      throw new Error('trellis /metrics counts no request on the measured route: are metrics on?');
+  }
 
   const direct: Target = { name: 'origin (direct, reference)', url: `${origin}${path}` };
   const all = [...targets, direct];
@@ -130,11 +168,24 @@ async function main(): Promise<void> {
     { targets: all, rounds, onRun: (t, r) => console.log(`round ${r}: ${t.name}`) },
     (t) => measureRun(t.proc?.pid, { url: t.url, cpu: LOAD_CPU, connections, durationS }),
   );
-  report(all, results);
+  // The access-log target must really have logged what it served.
+  const logged = readFileSync(trellisLog.proc.logFile, 'utf8').split('"msg":"access"').length - 1;
+  report(all, results, logged);
+  console.log(
+    `machine load after the run (1/5/15 min): ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
 }
 
 /** A gateway file with a realistic small route table in front of the measured route. */
-function writeGatewayConfig(port: number, adminPort: number, origin: string): string {
+function writeGatewayConfig(
+  name: string,
+  port: number,
+  adminPort: number,
+  origin: string,
+  settings: { accessLog: boolean; workers: number },
+): string {
   const routes = [
     '  - match: { path: /health }\n    respond: { status: 200, body: ok }',
     ...Array.from(
@@ -148,14 +199,15 @@ function writeGatewayConfig(port: number, adminPort: number, origin: string): st
   ];
   const yaml = `listen: { host: 127.0.0.1, port: ${port} }
 admin: { host: 127.0.0.1, port: ${adminPort} }
-accessLog: ${accessLog}
+accessLog: ${settings.accessLog}
+workers: ${settings.workers}
 services:
   origin:
     upstreams: [${origin}]
 routes:
 ${routes.join('\n')}
 `;
-  const dir = join(benchDir(), 'trellis');
+  const dir = join(benchDir(), name);
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'gateway.yaml');
   writeFileSync(file, yaml);
@@ -173,7 +225,7 @@ async function checkSameAnswer(targets: Target[]): Promise<void> {
       );
     }
     // trellis is measured with its per-request features on: prove the request id is there.
-    if (t.name === 'trellis' && !res.headers.get('x-request-id')) {
+    if (t.name.startsWith('trellis') && !res.headers.get('x-request-id')) {
       throw new Error(
         'trellis answered without x-request-id: the benchmark must measure it with request ids on',
       );
@@ -199,7 +251,7 @@ function explain(t: Target) {
   };
 }
 
-function report(all: Target[], results: Map<Target, MeasuredRun[]>): void {
+function report(all: Target[], results: Map<Target, MeasuredRun[]>, accessLines: number): void {
   const summary = new Map(all.map((t) => [t.name, summarize(results.get(t)!)]));
   console.log(
     `\nGateway proxying, median of ${rounds} interleaved rounds (${durationS}s each, wrk -c${connections})\n`,
@@ -213,7 +265,7 @@ function report(all: Target[], results: Map<Target, MeasuredRun[]>): void {
         'p99 ms',
         'errors',
         'CPU µs/req',
-        'req/s per CPU-second',
+        'req per CPU-second',
         'req/s per round',
       ],
       [...summary].map(([name, s]) => [
@@ -229,28 +281,44 @@ function report(all: Target[], results: Map<Target, MeasuredRun[]>): void {
     ),
   );
   const t = summary.get('trellis')!;
+  const tl = summary.get('trellis-access-log')!;
+  const t2 = summary.get('trellis-workers-2')!;
+  const fw = summary.get('node-forwarder')!;
   const f = summary.get('fastify-proxy')!;
   const n = summary.get('nginx-proxy')!;
+  const n2 = summary.get('nginx-proxy-2-workers')!;
   console.log('\nratios');
   console.log(
     table(
       ['ratio', 'value'],
       [
-        ['trellis / fastify-proxy (req/s)', ratio(t.rps, f.rps)],
-        ['trellis / nginx-proxy (req/s)', ratio(t.rps, n.rps)],
-        ['fastify-proxy / nginx-proxy (req/s)', ratio(f.rps, n.rps)],
-        ['trellis p99 / fastify-proxy p99', ratio(t.p99, f.p99)],
-        ['trellis / fastify-proxy (req per CPU-second)', ratio(f.cpuUs, t.cpuUs)],
-        ['trellis / nginx-proxy (req per CPU-second)', ratio(n.cpuUs, t.cpuUs)],
+        ['one core: trellis / node-forwarder (req/s)', ratio(t.rps, fw.rps)],
+        ['one core: trellis / node-forwarder (req per CPU-second)', ratio(fw.cpuUs, t.cpuUs)],
+        ['one core: trellis / fastify-proxy (req/s)', ratio(t.rps, f.rps)],
+        ['one core: trellis / fastify-proxy (req per CPU-second)', ratio(f.cpuUs, t.cpuUs)],
+        ['one core: trellis / nginx-proxy (req/s)', ratio(t.rps, n.rps)],
+        ['one core: trellis p99 / node-forwarder p99', ratio(t.p99, fw.p99)],
+        ['one core: trellis p99 / fastify-proxy p99', ratio(t.p99, f.p99)],
+        ['one core: access log on / off (req/s)', ratio(tl.rps, t.rps)],
+        ['one core: access log on / off (req per CPU-second)', ratio(t.cpuUs, tl.cpuUs)],
+        ['two cores: trellis workers 2 / nginx 2 workers (req/s)', ratio(t2.rps, n2.rps)],
+        ['two cores: trellis workers 2 / one-core trellis (req/s)', ratio(t2.rps, t.rps)],
       ],
     ),
   );
   console.log('');
+  console.log(verdict('trellis/node-forwarder req/s', t.rps / fw.rps, 1.0));
+  console.log(verdict('trellis/node-forwarder req per CPU-second', fw.cpuUs / t.cpuUs, 1.0));
   console.log(verdict('trellis/fastify-proxy req/s', t.rps / f.rps, 1.3));
-  console.log(verdict('trellis/nginx-proxy req/s', t.rps / n.rps, 0.4));
+  console.log(verdict('trellis/fastify-proxy req per CPU-second', f.cpuUs / t.cpuUs, 1.3));
   console.log(verdict('trellis p99 / fastify-proxy p99', t.p99 / f.p99, 1, false));
-  if (t.errors + f.errors + n.errors > 0)
-    console.log('WARNING: some target answered with errors (see the table)');
+  console.log(verdict('trellis p99 / node-forwarder p99', t.p99 / fw.p99, 1, false));
+  console.log(verdict('trellis p99 / node-forwarder p99 (aim)', t.p99 / fw.p99, 1.5, false));
+  console.log(verdict('access log on / off req/s', tl.rps / t.rps, 0.9));
+  console.log(verdict('trellis workers 2 / nginx 2 workers req/s', t2.rps / n2.rps, 0.45));
+  console.log(`access lines the logging target wrote: ${accessLines.toLocaleString('en-US')}`);
+  const errors = [...summary.values()].reduce((sum, s) => sum + s.errors, 0);
+  if (errors > 0) console.log('WARNING: some target answered with errors (see the table)');
   console.log(
     '\nThe machine may be shared: req/s is noisy, so compare the ratios of one run. CPU per request is the',
   );

@@ -7,12 +7,16 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BenchProcess, benchDir, startProcess, waitForPort } from './process.js';
 
-/** Starts nginx with `http` block contents `httpBody`, listening on `port`. */
+/**
+ * Starts nginx with `http` block contents `httpBody`, listening on `port`. `workers` > 1 runs a
+ * master with that many worker processes (the pid is the master's; CPU is read over its tree).
+ */
 export async function startNginx(
   name: string,
   port: number,
   httpBody: string,
-  cpu?: number,
+  cpu?: number | string,
+  workers = 1,
 ): Promise<BenchProcess> {
   const prefix = join(benchDir(), name);
   mkdirSync(join(prefix, 'logs'), { recursive: true });
@@ -20,8 +24,8 @@ export async function startNginx(
   writeFileSync(
     conf,
     `daemon off;
-master_process off;
-worker_processes 1;
+master_process ${workers > 1 ? 'on' : 'off'};
+worker_processes ${workers};
 pid ${join(prefix, 'nginx.pid')};
 error_log ${join(prefix, 'logs/error.log')} warn;
 events { worker_connections 4096; }

@@ -24,8 +24,8 @@ export interface BenchProcess {
 }
 
 export interface StartOptions {
-  /** Pin to this CPU (taskset -c); ignored on a one-CPU machine. */
-  cpu?: number;
+  /** Pin to this CPU or CPU list (`taskset -c 0` / `0,1`); ignored on a one-CPU machine. */
+  cpu?: number | string;
   cwd?: string;
   env?: NodeJS.ProcessEnv;
 }

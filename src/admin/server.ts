@@ -9,14 +9,17 @@ export interface AdminSource {
   registry: Registry;
   /** False while starting, draining, or when a listener is not accepting: /readyz answers 503. */
   ready(): boolean;
-  /** What /readyz shows beside its status: each listener, each shared store's health. */
-  readiness?(): Promise<Record<string, unknown>>;
+  /** What /readyz shows beside its status: each listener, each shared store's health (a cluster: its worker counts). */
+  readiness?(): Promise<Record<string, unknown>> | Record<string, unknown>;
   /**
    * What the running parts report on their dependencies (a key service, a shared store). A
    * `degraded` or `unavailable` check is shown but keeps /readyz at 200: the process still
    * serves, and taking every instance out of rotation over a shared outage would make it total.
    */
   checks?(): Record<string, { status: string; detail?: string }>;
+  /** The /metrics text when it is not `registry`'s alone (a cluster merges its workers'). */
+  metrics?(): Promise<string>;
+  /** The views may answer later (a cluster asks a worker). */
   routes(): unknown;
   services(): unknown;
   /** Active version, last reload result and the configuration with secrets masked. */
@@ -63,17 +66,17 @@ export function createAdminServer(source: AdminSource): AdminServer {
         });
       }
       case '/metrics': {
-        const text = await source.registry.metrics();
+        const text = await (source.metrics ? source.metrics() : source.registry.metrics());
         res.writeHead(200, { 'content-type': source.registry.contentType });
         res.end(text);
         return;
       }
       case '/admin/routes':
-        return json(res, 200, source.routes());
+        return json(res, 200, await source.routes());
       case '/admin/services':
-        return json(res, 200, source.services());
+        return json(res, 200, await source.services());
       case '/admin/config':
-        return json(res, 200, source.config());
+        return json(res, 200, await source.config());
       default:
         sendProblem(res, {
           status: 404,

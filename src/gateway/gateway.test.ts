@@ -121,4 +121,31 @@ ${extra}`;
     expect(gw.ports.m).toBeUndefined();
     await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
   });
+
+  it('prepares without swapping: commit swaps, abort drops, and other reloads wait their turn', async () => {
+    gw = await startGateway({ text: file('one'), label: 'gw.yaml' });
+    const port = gw.ports.main;
+    const prepared = await gw.prepareConfig(file('two'), 'gw.yaml');
+    expect(prepared).toMatchObject({ ok: true, version: 2 });
+    // Prepared, not yet serving.
+    expect(await text(port, '/app/a')).toBe('200 one /app/a');
+    let later: string | undefined;
+    const waiting = gw.applyConfig(file('slow'), 'gw.yaml').then((r) => {
+      later = `${r.ok} ${r.version}`;
+    });
+    // A whole request later the waiting reload has still not run: the prepared one holds the turn.
+    expect(await text(port, '/app/a')).toBe('200 one /app/a');
+    expect(later).toBeUndefined();
+    expect(prepared.commit()).toMatchObject({ ok: true, version: 2 });
+    expect(gw.version).toBe(2);
+    await waiting;
+    expect(later).toBe('true 3');
+    const dropped = await gw.prepareConfig(file('one'), 'gw.yaml');
+    await dropped.abort();
+    expect(gw.version).toBe(3);
+    expect(await text(port, '/app/b')).toBe('200 slow /app/b');
+    const bad = await gw.prepareConfig(file('nope'), 'gw.yaml');
+    expect(bad.ok).toBe(false);
+    expect(bad.result?.errors?.join('\n')).toMatch(/unknown service "nope"/);
+  });
 });

@@ -2,13 +2,14 @@ import { isAbsolute, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError, parseConfig } from '../core/config.js';
+import type { AdminSource } from '../admin/server.js';
+import { ConfigError, parseConfig, shield } from '../core/config.js';
 import { TrellisError } from '../core/errors.js';
 import { fileProvider } from '../runtime/providers/file.js';
 import { memoryProvider } from '../runtime/providers/memory.js';
 import type { ConfigProvider, ReloadResult } from '../runtime/providers/types.js';
 import type { TypeRegistry } from '../runtime/registry.js';
-import { type RoleDefinition, type Runtime, startRuntime } from '../runtime/runtime.js';
+import { type RoleDefinition, type Runtime, type StagedConfig, startRuntime } from '../runtime/runtime.js';
 import { compileGateway } from './compile.js';
 import { type GatewayConfig, gatewaySchema } from './schema.js';
 import { gatewayTypes } from './types.js';
@@ -39,7 +40,12 @@ export interface StartGatewayOptions {
   sighup?: boolean;
   /** Environment for `${NAME}` interpolation; defaults to process.env. */
   env?: Record<string, string | undefined>;
+  /** Version number of the first configuration (default 1; a replacement worker starts at its cluster's). */
+  version?: number;
 }
+
+/** A configuration staged on a gateway (the runtime's `StagedConfig`): `commit()` or `abort()`. */
+export type PreparedConfig = StagedConfig;
 
 /** A running gateway. */
 export interface Gateway {
@@ -51,6 +57,13 @@ export interface Gateway {
   readonly drainTimeout: number;
   /** Validates, compiles and atomically swaps in a new configuration; invalid text is rejected. */
   applyConfig(text: string, label: string): Promise<ReloadResult>;
+  /**
+   * The first half of applyConfig: everything but the swap, new listeners bound (workers prepare
+   * everywhere, then commit everywhere). Other reloads wait until it is committed or aborted.
+   */
+  prepareConfig(text: string, label: string): Promise<PreparedConfig>;
+  /** What /admin/routes, /admin/services and /admin/config show (a cluster's primary asks a worker). */
+  adminViews(): Pick<AdminSource, 'routes' | 'services' | 'config'>;
   /** Reads the configuration again from where it came from (the file, the store) and applies it. */
   reload(): Promise<ReloadResult>;
   /** Stops accepting, lets in-flight requests finish within `deadlineMs`, closes everything. */
@@ -72,7 +85,8 @@ export function parseGatewayConfig(
   types: TypeRegistry = gatewayTypes,
 ): GatewayConfig {
   const config = parseConfig(text, gatewaySchema(types), label, env === undefined ? {} : { env });
-  const raw = parseYaml(text) as unknown;
+  // Only the top-level keys matter here; shielded so `${NAME}` inside a flow map parses.
+  const raw = parseYaml(shield(text).shielded) as unknown;
   const sections = raw !== null && typeof raw === 'object' ? Object.keys(raw) : [];
   if (!CONTENT_SECTIONS.some((s) => sections.includes(s))) {
     throw new ConfigError([
@@ -128,7 +142,7 @@ export const gatewayRole: RoleDefinition<GatewayConfig> = {
   referencedFiles: gatewayReferencedFiles,
   checkReload(next, current, text) {
     // A reload must not move the listener because `listen:` went missing (a half-written file).
-    const raw = parseYaml(text) as Record<string, unknown> | null;
+    const raw = parseYaml(shield(text).shielded) as Record<string, unknown> | null;
     if (raw !== null && typeof raw === 'object' && !('listen' in raw)) {
       if (JSON.stringify(next.listen) !== JSON.stringify(current.listen)) {
         return [
@@ -167,6 +181,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     // --no-watch: nothing is watched, the gateway file nor the files it refers to.
     watchReferenced: options.watch !== false,
     env: options.env,
+    version: options.version,
   });
   return {
     ports: runtime.ports,
@@ -180,6 +195,8 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
       return runtime.drainTimeout;
     },
     applyConfig: (text, label) => runtime.applyConfig(text, label),
+    prepareConfig: (text, label) => runtime.stage(text, label),
+    adminViews: () => runtime.adminViews(),
     reload: () => runtime.reload(),
     stop: (deadlineMs) => runtime.stop(deadlineMs),
   };

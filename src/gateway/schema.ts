@@ -145,6 +145,11 @@ export const accessLogSchema = z.union([
   z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn']).default('info') }),
 ]);
 
+/** `workers:`: how many processes serve the listeners. */
+export const workersSchema = z.union([z.number().int().min(1).max(64), z.literal('auto')], {
+  error: 'write workers as a number from 1 to 64, or auto (one per CPU)',
+});
+
 /** A client-specific frontend (Backends for Frontends). */
 export function frontendSchema(types: TypeRegistry = gatewayTypes) {
   return z
@@ -178,6 +183,8 @@ export function gatewaySchema(types: TypeRegistry = gatewayTypes) {
       /** What to do with `%2F` / `%5C` in a path: refuse (400), decode to `/`, or keep as is. */
       encodedSlashes: z.enum(['reject', 'decode', 'keep']).default('reject'),
       accessLog: accessLogSchema.default(true),
+      /** Worker processes behind the same listeners: a count, or `auto` for one per CPU (default 1). */
+      workers: workersSchema.default(1),
       /** How long in-flight requests may take to finish on shutdown. */
       drainTimeout: duration().default(10_000),
       stores: z.record(z.string(), storeUrlSchema).default({}),

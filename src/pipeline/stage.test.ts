@@ -81,3 +81,48 @@ describe('runStage over a MessageQueue', () => {
     await dlq.stop();
   });
 });
+
+describe('runStage with redeliveries of messages still in flight', () => {
+  it('a copy redelivered while its original runs settles with it: each input runs once and the next pipe keeps an unbroken chain', async () => {
+    queue = await openMessageQueue('memory:');
+    state = await openKeyValueStore('memory:');
+    const runs = new Map<number, number>();
+    stages.push(
+      await runStage({
+        name: 'slow',
+        queue,
+        state,
+        input: { topic: 'in' },
+        filters: [
+          map(
+            async (v: unknown) => {
+              const n = (v as { n: number }).n;
+              runs.set(n, (runs.get(n) ?? 0) + 1);
+              // Longer than ackWait: the queue hands the message out again while it runs.
+              if (n % 4 === 0) await new Promise((r) => setTimeout(r, 500));
+              return v;
+            },
+            { name: 'slow-work' },
+          ),
+        ],
+        output: { topic: 'out' },
+        ackWaitMs: 150,
+      }),
+    );
+    const out = await collect('out');
+    const producer = pipeProducer(queue, 'in');
+    for (let n = 0; n < 16; n++) await producer.send({ n }, { key: `k${n % 2}`, id: `m${n}` });
+    await until(async () => new Set(out.got.map((m) => m.id)).size === 16, 15_000, 'all messages');
+    expect(
+      [...runs.values()].every((r) => r === 1),
+      JSON.stringify([...runs]),
+    ).toBe(true);
+    for (const k of ['k0', 'k1']) {
+      const chain = out.got.filter((m) => m.key === k);
+      for (let i = 1; i < chain.length; i++) {
+        expect(chain[i]!.headers['trellis-prev'], `${k} #${i}`).toBe(chain[i - 1]!.headers['trellis-seq']);
+      }
+    }
+    await out.stop();
+  });
+});

@@ -93,10 +93,13 @@ export async function runStage(o: StageOptions): Promise<Stage> {
   interface KeyState {
     admitted: Cursor;
     emitted: string;
+    /** The next output's prev as of the last committed input (what its cursor records). */
+    committedEmitted: string;
     inFlight: number;
     commits: Promise<void>;
     waiting: Array<() => void>;
-    running: Map<string, Promise<void>>;
+    /** Inputs running here by position; each resolves to whether it got done (false: handed back). */
+    running: Map<string, Promise<boolean>>;
   }
   const keys = new Map<string, KeyState>();
 
@@ -146,6 +149,7 @@ export async function runStage(o: StageOptions): Promise<Stage> {
   // A chunk that failed is written again with the same envelopes: they keep the position they
   // got the first time, or a retry would look like the next part to the following stage.
   const stamped = new WeakMap<Envelope<unknown>, ChainPosition | undefined>();
+  const admittedIn = new WeakMap<StageTracker, KeyState>();
   const stamp = (env: Envelope<unknown>): ChainPosition | undefined => {
     if (stamped.has(env)) return stamped.get(env);
     const pos = position(env);
@@ -156,7 +160,8 @@ export async function runStage(o: StageOptions): Promise<Stage> {
     if (!cursors || env.key === undefined) return undefined;
     const tracker = env.trackers.at(-1) as StageTracker | undefined;
     if (!tracker?.position || tracker.key !== env.key) return undefined;
-    const ks = keys.get(env.key);
+    // The key state the input was admitted in, not whatever the map holds now.
+    const ks = admittedIn.get(tracker);
     if (!ks) return undefined;
     const seq = inputId(tracker.position);
     if (tracker.firstOutputOf !== seq) {
@@ -179,6 +184,7 @@ export async function runStage(o: StageOptions): Promise<Stage> {
     ks = {
       admitted: durable ?? { seq: '', part: -1, emitted: '' },
       emitted: durable?.emitted ?? '',
+      committedEmitted: durable?.emitted ?? '',
       inFlight: 0,
       commits: Promise.resolve(),
       waiting: [],
@@ -190,11 +196,16 @@ export async function runStage(o: StageOptions): Promise<Stage> {
 
   const holdLimitMs = Math.max(100, ackWaitMs * 0.8);
 
-  /** Waits until `pos` is next for its key; 'done' when it was finished already; 'timeout' to hand it back. */
+  /** Waits until `pos` is next for its key (its key state, counted in flight); 'done' when it was finished already; 'timeout' to hand it back. */
   const gate = async (
     key: string,
     pos: ChainPosition,
-  ): Promise<'next' | 'done' | 'timeout' | Promise<void>> => {
+  ): Promise<
+    | { next: KeyState; finished: (ok: boolean) => void }
+    | { settleWith: Promise<boolean> }
+    | 'done'
+    | 'timeout'
+  > => {
     const deadline = Date.now() + holdLimitMs;
     for (;;) {
       const ks = await keyState(key);
@@ -204,11 +215,19 @@ export async function runStage(o: StageOptions): Promise<Stage> {
         ks.admitted = { seq: pos.seq, part: pos.part, emitted: '' };
         // A successor already waiting here can go right after this one.
         if (ks.waiting.length > 0) queueMicrotask(() => wakeKey(ks));
-        return 'next';
+        // Counted in flight and running at once, in this turn: nothing may drop this state, and
+        // a copy arriving before the handler resumes must settle with this one.
+        ks.inFlight++;
+        let finished!: (ok: boolean) => void;
+        ks.running.set(inputId(pos), new Promise<boolean>((r) => (finished = r)));
+        return { next: ks, finished };
       }
       if (verdict === 'done') {
         // Still running here (a redelivery of an in-flight message): settle with it.
-        return ks.running.get(inputId(pos)) ?? 'done';
+        // Wrapped: an async function returning the promise itself would wait for it and
+        // resolve to nothing, and the copy would then run a second time as if admitted.
+        const running = ks.running.get(inputId(pos));
+        return running ? { settleWith: running } : 'done';
       }
       if (Date.now() > deadline || abort.signal.aborted) return 'timeout';
       // The predecessor is out: wait for this process to admit the next message of the key,
@@ -220,7 +239,10 @@ export async function runStage(o: StageOptions): Promise<Stage> {
           resolve();
         });
       });
-      if (ks.inFlight === 0) {
+      // Only this state, and only when nothing of the key runs: the map may hold a newer
+      // state by now (another waiter dropped this one), and dropping that one while its inputs
+      // run would rebuild the key from the durable cursor, behind what they already published.
+      if (ks.inFlight === 0 && keys.get(key) === ks) {
         keys.delete(key);
         cursors!.forget(key);
       }
@@ -240,7 +262,7 @@ export async function runStage(o: StageOptions): Promise<Stage> {
     if (m.sentAt) observe?.lag(Math.max(0, Date.now() - m.sentAt) / 1000);
     const ordered = cursors !== undefined && m.key !== undefined && m.chain !== undefined;
     let ks: KeyState | undefined;
-    let settleWith: (() => void) | undefined;
+    let settleWith: ((ok: boolean) => void) | undefined;
     if (ordered) {
       const verdict = await gate(m.key!, m.chain!);
       if (verdict === 'done') return;
@@ -248,19 +270,18 @@ export async function runStage(o: StageOptions): Promise<Stage> {
         await d.nack({ delayMs: 250 });
         return;
       }
-      if (typeof verdict === 'object') {
-        await verdict;
-        return;
+      if ('settleWith' in verdict) {
+        // The copy is the same broker message: ack it only if the original got done.
+        if (await verdict.settleWith) return;
+        throw new TrellisError('TRELLIS_E_PIPELINE_ABORTED', `stage ${o.name} stopped`);
       }
-      ks = keys.get(m.key!)!;
-      ks.inFlight++;
-      const running = new Promise<void>((r) => {
-        settleWith = r;
-      });
-      ks.running.set(inputId(m.chain!), running);
+      ks = verdict.next;
+      settleWith = verdict.finished;
     }
     inFlight++;
     observe?.inFlight(inFlight);
+    let handed: StageTracker | undefined;
+    let ok = false;
     try {
       await new Promise<void>((resolve, reject) => {
         if (failed) return reject(failed);
@@ -275,9 +296,11 @@ export async function runStage(o: StageOptions): Promise<Stage> {
           },
         );
         pending.add(tracker);
+        handed = tracker;
         if (ordered) {
           tracker.position = m.chain!;
           tracker.key = m.key!;
+          admittedIn.set(tracker, ks!);
         }
         const env: Envelope<unknown> = {
           value: m.value,
@@ -291,21 +314,30 @@ export async function runStage(o: StageOptions): Promise<Stage> {
       });
       if (ks) {
         const pos = m.chain!;
-        const next: Cursor = { seq: pos.seq, part: pos.part, emitted: ks.emitted };
-        // Cursors of one key are written in order; the ack waits for the write.
-        const commit = ks.commits.then(() => cursors!.advance(m.key!, next));
+        const k = ks;
+        const tracker = handed;
+        // Cursors of one key are written in order; the ack waits for the write. The cursor
+        // records the chain as of this input, not ks.emitted: a successor may already have
+        // published (and moved ks.emitted) while this one was finishing, and if the process then
+        // dies before the successor's own commit, its redelivery must get the same prev again.
+        const commit = k.commits.then(() => {
+          const id = inputId(pos);
+          if (tracker?.firstOutputOf === id) k.committedEmitted = id;
+          return cursors!.advance(m.key!, { seq: pos.seq, part: pos.part, emitted: k.committedEmitted });
+        });
         ks.commits = commit.catch(() => {});
         await commit;
       }
+      ok = true;
     } finally {
       inFlight--;
       observe?.inFlight(inFlight);
       if (ks) {
         ks.inFlight--;
         ks.running.delete(inputId(m.chain!));
-        settleWith?.();
+        settleWith?.(ok);
         wakeKey(ks);
-        if (ks.inFlight === 0 && ks.waiting.length === 0) keys.delete(m.key!);
+        if (ks.inFlight === 0 && ks.waiting.length === 0 && keys.get(m.key!) === ks) keys.delete(m.key!);
       }
     }
   };

@@ -7,6 +7,7 @@ import { type EncodedSlashes, normalizeTarget, type PathRejection } from '../htt
 import { sendProblem } from '../http/problem.js';
 import { TrellisResponse } from '../http/response.js';
 import type { UpgradeInfo } from '../http/types.js';
+import type { AccessLog } from './access-log.js';
 import type { CompiledListener, Generation } from './compile.js';
 import { RuntimeContext } from './context.js';
 import type { RuntimeMetrics } from './metrics.js';
@@ -22,8 +23,8 @@ import type { RuntimeMetrics } from './metrics.js';
 export interface EngineSettings {
   trusted: TrustedProxies;
   encodedSlashes: EncodedSlashes;
-  /** Access-log level, or false for none. */
-  accessLog: 'trace' | 'debug' | 'info' | 'warn' | false;
+  /** The access-log writer, or false for none. */
+  accessLog: AccessLog | false;
 }
 
 /** Where the engine reads the active generation; swapped atomically by reloads. */
@@ -200,27 +201,7 @@ export class ListenerEngine {
         error: ctx.errorCode ?? 'upstream_5xx',
       });
     }
-    const level = state.settings.accessLog;
-    if (level === false) return;
-    state.logger[level]({
-      msg: 'access',
-      reqId: ctx.requestId,
-      method: ctx.req.method,
-      path: ctx.path || ctx.req.url,
-      status,
-      route: ctx.routeName,
-      frontend: ctx.frontend,
-      service: ctx.serviceName,
-      upstream: ctx.upstream,
-      attempts: ctx.attempts,
-      retries: ctx.attempts === undefined ? undefined : ctx.attempts - 1,
-      retriedOn: ctx.retriedOn,
-      ms: Math.round(seconds * 1e6) / 1e3,
-      upstreamMs: ctx.upstreamMs === undefined ? undefined : Math.round(ctx.upstreamMs * 1e3) / 1e3,
-      bytesIn: Number(ctx.req.headers['content-length'] ?? 0),
-      bytesOut: ctx.responseBytes,
-      client: ctx.clientIp,
-      error: ctx.errorCode,
-    });
+    const accessLog = state.settings.accessLog;
+    if (accessLog !== false) accessLog(ctx, ctx.path || (ctx.req.url ?? ''), status, seconds);
   }
 }

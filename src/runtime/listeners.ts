@@ -15,7 +15,9 @@ interface Open {
 }
 
 /** The outcome of `ListenerSet.prepare`. */
-export type PreparedListeners = { ok: true; commit(): void } | { ok: false; error: string };
+export type PreparedListeners =
+  | { ok: true; commit(): void; abort(): Promise<void> }
+  | { ok: false; error: string };
 
 /**
  * Why a listener could not open, with advice that fits what failed: a taken port, a forbidden
@@ -158,6 +160,24 @@ export class ListenerSet {
     }
     return {
       ok: true,
+      abort: async () => {
+        // Nothing swapped: close what this reload bound, put back what it rebound in place.
+        await Promise.allSettled([...fresh.values()].map((o) => o.listener.close(0)));
+        for (const [k, previous] of replaced) {
+          try {
+            const back = await this.bind(k, JSON.parse(previous.listenKey) as ListenConfig);
+            this.bound.set(k, back);
+            this.ports[k] = back.port;
+          } catch (err) {
+            this.deps.logger.error(
+              { listener: k, err: messageOf(err) },
+              'a listener given up for an aborted reload could not be reopened: it is not serving',
+            );
+            this.bound.delete(k);
+            delete this.ports[k];
+          }
+        }
+      },
       commit: () => {
         for (const [key, o] of fresh) {
           const old = this.bound.get(key);

@@ -7,6 +7,7 @@ import { silentLogger } from '../core/logger.js';
 import { createMetricsRegistry } from '../core/metrics.js';
 import { TrustedProxies } from '../http/forwarded.js';
 import type { EncodedSlashes } from '../http/normalize.js';
+import { accessLog } from './access-log.js';
 import { adminView } from './admin-view.js';
 import { type CompileDeps, closeGeneration, type Generation } from './compile.js';
 import { type ActiveState, type EngineSettings, ListenerEngine } from './engine.js';
@@ -105,6 +106,8 @@ export interface RuntimeOptions {
   watchReferenced?: boolean | undefined;
   /** Environment for `${NAME}` interpolation; defaults to process.env. */
   env?: Record<string, string | undefined> | undefined;
+  /** Version number of the first configuration (default 1; a replacement worker starts at its cluster's). */
+  version?: number | undefined;
 }
 
 /** A compiled configuration waiting for `commit` (internal: workers prepare on all, then commit on all). */
@@ -112,6 +115,21 @@ export interface Prepared<C> {
   readonly generation: Generation<C>;
   readonly text: string;
   readonly label: string;
+}
+
+/**
+ * A configuration validated, compiled and with its new listeners bound, not yet serving (see
+ * `Runtime.stage`). `commit()` swaps it in; `abort()` drops it. Until one of them is called,
+ * other reloads wait.
+ */
+export interface StagedConfig {
+  readonly ok: boolean;
+  /** The version it gets when committed (absent when rejected). */
+  readonly version?: number;
+  /** Set when rejected: the result `commit()` returns too. */
+  readonly result?: ReloadResult;
+  commit(): ReloadResult;
+  abort(): Promise<void>;
 }
 
 /** A running runtime. */
@@ -131,6 +149,14 @@ export interface Runtime<C> {
   prepare(text: string, label?: string): Promise<Prepared<C>>;
   /** Opens listeners and swaps `prepared` in; rejected (and closed) if a listener cannot open. */
   commit(prepared: Prepared<C>): Promise<ReloadResult>;
+  /**
+   * prepare plus binding the listeners it adds or moves, holding the reload turn until
+   * `commit()` (a synchronous swap) or `abort()`: workers stage everywhere, then commit
+   * everywhere. A rejected stage (invalid, a port taken) releases the turn at once.
+   */
+  stage(text: string, label?: string): Promise<StagedConfig>;
+  /** What /admin/routes, /admin/services and /admin/config show (a cluster's primary asks a worker). */
+  adminViews(): Pick<AdminSource, 'routes' | 'services' | 'config'>;
   /** Stops accepting, lets in-flight requests finish within `deadlineMs`, closes everything. */
   stop(deadlineMs: number): Promise<void>;
 }
@@ -142,7 +168,7 @@ function settingsOf(s: RoleSettings, logger: Logger): EngineSettings {
     trusted: new TrustedProxies(s.trustedProxies),
     encodedSlashes: s.encodedSlashes,
     // Decided once, so a filtered-out access log costs nothing per request (not even its object).
-    accessLog: level !== false && logger.isLevelEnabled(level) ? level : false,
+    accessLog: level !== false && logger.isLevelEnabled(level) ? accessLog(logger, level) : false,
   };
 }
 
@@ -174,7 +200,7 @@ export async function startRuntime<C>(role: RoleDefinition<C>, options: RuntimeO
   try {
     firstText = await provider.initial();
     const config = role.parse(firstText, provider.label, types, options.env);
-    first = await compileAt(config, 1, undefined);
+    first = await compileAt(config, options.version ?? 1, undefined);
   } catch (err) {
     // Nothing may keep the process alive after a failed start (a store client, a watcher).
     await Promise.allSettled([provider.close?.(), stores.close()]);
@@ -192,7 +218,7 @@ export async function startRuntime<C>(role: RoleDefinition<C>, options: RuntimeO
       void release(g);
     },
   };
-  metrics.configVersion.set(1);
+  metrics.configVersion.set(first.version);
   const current = () => state.current as Generation<C>;
 
   /** Closes a generation's parts, then the stores no live generation names any more. */
@@ -259,6 +285,13 @@ export async function startRuntime<C>(role: RoleDefinition<C>, options: RuntimeO
       await closeGeneration(next, previous);
       return reject(prepared.label, [`a listener could not be opened: ${opened.error}`], at);
     }
+    return swap(prepared, opened.commit, at);
+  };
+
+  /** The synchronous second half of a commit: from here new requests see the new generation. */
+  const swap = (prepared: Prepared<C>, commitListeners: () => void, at: string): ReloadResult => {
+    const previous = state.current;
+    const next = prepared.generation;
     const warnings: string[] = [];
     if (JSON.stringify(role.admin(next.config)) !== JSON.stringify(role.admin(previous.config as C))) {
       warnings.push('admin: changes to the admin listener take effect after a restart');
@@ -266,7 +299,7 @@ export async function startRuntime<C>(role: RoleDefinition<C>, options: RuntimeO
     // The swap: from here new requests see `next`; requests in flight keep `previous`.
     state.current = next;
     state.settings = settingsOf(role.settings(next.config), logger);
-    opened.commit();
+    commitListeners();
     if (previous.inFlight === 0) void release(previous);
     else {
       state.retired.add(previous);
@@ -312,6 +345,64 @@ export async function startRuntime<C>(role: RoleDefinition<C>, options: RuntimeO
         return reject(label, errorsOf(err));
       }
       return commit(prepared);
+    });
+
+  const stage = (text: string, label = provider.label): Promise<StagedConfig> =>
+    new Promise<StagedConfig>((resolveStaged) => {
+      void serialised(async () => {
+        const at = new Date().toISOString();
+        const rejected = (result: ReloadResult): StagedConfig => ({
+          ok: false,
+          result,
+          commit: () => result,
+          abort: async () => {},
+        });
+        if (stopping) return resolveStaged(rejected(reject(label, ['the runtime is stopping'], at)));
+        let prepared: Prepared<C>;
+        try {
+          prepared = await prepare(text, label);
+        } catch (err) {
+          return resolveStaged(rejected(reject(label, errorsOf(err), at)));
+        }
+        const previous = state.current;
+        const opened = await listeners.prepare(prepared.generation, role.drainTimeout(previous.config as C));
+        if (!opened.ok) {
+          await closeGeneration(prepared.generation, previous);
+          return resolveStaged(
+            rejected(reject(label, [`a listener could not be opened: ${opened.error}`], at)),
+          );
+        }
+        // The turn is held until the caller commits or aborts.
+        let release!: () => void;
+        const settled = new Promise<void>((r) => {
+          release = r;
+        });
+        let done = false;
+        resolveStaged({
+          ok: true,
+          version: prepared.generation.version,
+          commit: () => {
+            if (done) throw new TrellisError('TRELLIS_E_USAGE', 'a staged configuration is committed once');
+            done = true;
+            try {
+              return swap(prepared, opened.commit, at);
+            } finally {
+              release();
+            }
+          },
+          abort: async () => {
+            if (done) return;
+            done = true;
+            try {
+              await opened.abort();
+              await closeGeneration(prepared.generation, previous);
+            } finally {
+              release();
+            }
+          },
+        });
+        await settled;
+      });
     });
 
   const sink: ConfigSink = {
@@ -388,6 +479,8 @@ export async function startRuntime<C>(role: RoleDefinition<C>, options: RuntimeO
     reload,
     prepare,
     commit: (prepared) => serialised(() => commit(prepared)),
+    stage,
+    adminViews: () => view,
     async stop(deadlineMs) {
       if (stopping) return;
       stopping = true;

@@ -1,8 +1,13 @@
 import { readConfigText } from '../../core/config.js';
 import { drainOnSignals } from '../../core/lifecycle.js';
-import { createLogger } from '../../core/logger.js';
-import { startGateway } from '../../gateway/gateway.js';
+import { BUFFERED } from '../../core/log-destination.js';
+import { createLogger, flushLogger, logMetrics } from '../../core/logger.js';
+import { createMetricsRegistry } from '../../core/metrics.js';
+import { parseGatewayConfig, startGateway } from '../../gateway/gateway.js';
 import { configStoreProvider } from '../../runtime/providers/config-store.js';
+import { fileProvider } from '../../runtime/providers/file.js';
+import type { ConfigProvider } from '../../runtime/providers/types.js';
+import { startGatewayCluster, workerCount } from '../../runtime/workers.js';
 import type { Command } from '../command.js';
 import { parseCommandArgs, usageError } from '../usage.js';
 
@@ -41,6 +46,25 @@ export function parseHostPort(value: string): { host: string; port: number } {
   return { host: m[1] || '127.0.0.1', port };
 }
 
+/**
+ * `provider` with its first text already read: the CLI reads it once to learn `workers:`, and a
+ * configuration-store provider must not open a second client for the same first text.
+ */
+function primed(provider: ConfigProvider, text: string): ConfigProvider {
+  return {
+    get label() {
+      return provider.label;
+    },
+    get baseDir() {
+      return provider.baseDir;
+    },
+    initial: async () => text,
+    ...(provider.start ? { start: (sink) => provider.start!(sink) } : {}),
+    ...(provider.reload ? { reload: (sink) => provider.reload!(sink) } : {}),
+    ...(provider.close ? { close: () => provider.close!() } : {}),
+  };
+}
+
 async function run(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs(argv, options, false);
   if (!values.config && !values['config-from']) {
@@ -49,16 +73,31 @@ async function run(argv: string[]): Promise<number> {
   if (values.config && values['config-from']) throw usageError('give -c FILE or --config-from, not both');
   // Say plainly that the file is missing or unreadable, as `trellis validate` does, before anything starts.
   if (values.config) readConfigText(values.config);
+  // Buffered: the access log must not cost a write per request (flushed on the way out).
   const logger = createLogger({
     name: 'gateway',
+    destination: BUFFERED,
     ...(values['log-level'] ? { level: values['log-level'] } : {}),
   });
   // The store's provider belongs to the gateway from here: a failed start closes it too, so the
   // process exits as it does with -c FILE instead of waiting on the store client.
-  const gateway = await startGateway({
-    ...(values['config-from']
-      ? { provider: configStoreProvider(values['config-from'], { logger }) }
-      : { file: values.config! }),
+  const source: ConfigProvider = values['config-from']
+    ? configStoreProvider(values['config-from'], { logger })
+    : fileProvider(values.config!, { watch: !values['no-watch'] });
+  // `workers:` decides between one process and a cluster. A first text that cannot be read or
+  // parsed starts one process, which reports it as always.
+  const firstText = await source.initial().catch(() => undefined);
+  let workers = 1;
+  if (firstText !== undefined) {
+    try {
+      workers = workerCount(parseGatewayConfig(firstText, source.label).workers);
+    } catch {
+      workers = 1;
+    }
+  }
+  const provider = firstText === undefined ? source : primed(source, firstText);
+  const common = {
+    provider,
     logger,
     sighup: true,
     watch: !values['no-watch'],
@@ -67,7 +106,19 @@ async function run(argv: string[]): Promise<number> {
       : values.admin
         ? { admin: parseHostPort(values.admin) }
         : {}),
-  });
+  };
+  let gateway: Awaited<ReturnType<typeof startGatewayCluster>> | Awaited<ReturnType<typeof startGateway>>;
+  if (workers > 1) {
+    gateway = await startGatewayCluster({
+      ...common,
+      workers,
+      ...(values['log-level'] ? { logLevel: values['log-level'] } : {}),
+    });
+  } else {
+    const registry = createMetricsRegistry({ defaults: true });
+    logMetrics(registry, logger);
+    gateway = await startGateway({ ...common, registry });
+  }
   logger.info({ ports: gateway.ports, version: gateway.version }, 'gateway started');
   await new Promise<void>((resolve) => {
     drainOnSignals([gateway], {
@@ -75,8 +126,9 @@ async function run(argv: string[]): Promise<number> {
       drainMs: gateway.drainTimeout,
       exit: (code) => {
         process.exitCode = code;
-        logger.flush?.();
-        resolve();
+        // Every access line of the drained requests is written before the process ends; a
+        // destination that cannot take them (a pipe nobody reads) must not keep it alive.
+        void flushLogger(logger, 5_000).then((flushed) => (flushed ? resolve() : process.exit(code)));
       },
     });
   });

@@ -1,0 +1,170 @@
+/**
+ * `npm run bench -- sidecar [--rounds 3] [--duration 5] [--connections 32]`
+ *
+ * One node:http app answering a small JSON body, called three ways: directly, through
+ * `trellis sidecar` (no middlewares, access log off, the app spawned by the sidecar), and through
+ * a hand-written node:http + undici forwarder (bench/_support/undici-forwarder.mjs). Proxies on
+ * CPU 0; wrk and the app on CPU 1. Targets run interleaved over rounds after a warm-up; the
+ * table shows the medians. A second pass at one connection shows the latency each hop adds.
+ *
+ * Targets (issue 16): the sidecar keeps >= 0.9x the forwarder's req/s and adds <= 0.3 ms p50.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import {
+  benchDir,
+  canPin,
+  freePort,
+  interleave,
+  measureRun,
+  ratio,
+  runWrk,
+  startProcess,
+  stopAll,
+  stopAllOnExit,
+  summarize,
+  table,
+  verdict,
+  waitForHttp,
+} from './_support/index.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+const { values: opts } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '5' },
+    connections: { type: 'string', default: '32' },
+    warmup: { type: 'string', default: '2' },
+  },
+});
+const rounds = Number(opts.rounds);
+const durationS = Number(opts.duration);
+const connections = Number(opts.connections);
+const PROXY_CPU = 0;
+const LOAD_CPU = 1;
+const BODY = JSON.stringify({ id: 42, name: 'trellis', tags: ['sidecar', 'bench'], ok: true });
+
+interface Target {
+  name: string;
+  url: string;
+  pid?: number;
+}
+
+stopAllOnExit();
+try {
+  await main();
+} finally {
+  await stopAll();
+}
+
+async function main(): Promise<void> {
+  console.log(
+    `sidecar bench: ${rounds} rounds x ${durationS}s, wrk -t1 -c${connections}, proxies on CPU ${PROXY_CPU}, wrk + app on CPU ${LOAD_CPU}${canPin ? '' : ' (one CPU: NOT pinned)'}`,
+  );
+  const dir = join(benchDir(), 'sidecar');
+  mkdirSync(dir, { recursive: true });
+  const appScript = join(here, '_support/plain-app.mjs');
+
+  // The sidecar spawns its own app (on CPU 1 with wrk, via taskset on the command).
+  const sidecarAppPort = await freePort();
+  const inbound = await freePort();
+  const file = join(dir, 'sidecar.yaml');
+  writeFileSync(
+    file,
+    `app: { name: bench, port: ${sidecarAppPort}, healthPath: /healthz }
+listen: { host: 127.0.0.1, port: ${inbound} }
+api: { port: 0 }
+admin: { enabled: false }
+accessLog: false
+`,
+  );
+  const appCommand = canPin
+    ? ['taskset', '-c', String(LOAD_CPU), process.execPath, appScript]
+    : [process.execPath, appScript];
+  const sidecar = startProcess(
+    'trellis-sidecar',
+    process.execPath,
+    [
+      join(root, 'dist/cli/main.js'),
+      'sidecar',
+      '-c',
+      file,
+      '--no-watch',
+      '--log-level',
+      'warn',
+      '--',
+      ...appCommand,
+    ],
+    { cpu: PROXY_CPU, cwd: dir, env: { ...process.env, NODE_ENV: 'production', BENCH_BODY: BODY } },
+  );
+
+  // The same app, started directly, for the direct and the forwarder targets.
+  const appPort = await freePort();
+  startProcess('app', process.execPath, [appScript], {
+    cpu: LOAD_CPU,
+    env: { ...process.env, PORT: String(appPort), BENCH_BODY: BODY },
+  });
+  const forwarderPort = await freePort();
+  const forwarder = startProcess(
+    'undici-forwarder',
+    process.execPath,
+    [join(here, '_support/undici-forwarder.mjs'), String(forwarderPort), `http://127.0.0.1:${appPort}`],
+    { cpu: PROXY_CPU, cwd: root, env: { ...process.env, NODE_ENV: 'production' } },
+  );
+
+  const path = '/items/42';
+  const targets: Target[] = [
+    { name: 'app (direct)', url: `http://127.0.0.1:${appPort}${path}` },
+    { name: 'undici forwarder', url: `http://127.0.0.1:${forwarderPort}${path}`, pid: forwarder.pid },
+    { name: 'trellis sidecar', url: `http://127.0.0.1:${inbound}${path}`, pid: sidecar.pid },
+  ];
+  for (const t of targets) {
+    await waitForHttp(t.url, 30_000);
+    const body = await fetch(t.url).then((r) => r.text());
+    if (body !== BODY) throw new Error(`${t.name} did not pass the app's answer through: ${body}`);
+  }
+  for (const t of targets)
+    await runWrk({ url: t.url, cpu: LOAD_CPU, connections, durationS: Number(opts.warmup) });
+
+  const load = await interleave(
+    { targets, rounds, onRun: (t, r) => console.log(`round ${r}: ${t.name}`) },
+    (t) => measureRun(t.pid, { url: t.url, cpu: LOAD_CPU, connections, durationS }),
+  );
+  const single = await interleave(
+    { targets, rounds, onRun: (t, r) => console.log(`round ${r} (1 connection): ${t.name}`) },
+    (t) =>
+      measureRun(t.pid, { url: t.url, cpu: LOAD_CPU, connections: 1, durationS: Math.max(2, durationS / 2) }),
+  );
+  const s = new Map(
+    targets.map((t) => [t.name, { load: summarize(load.get(t)!), single: summarize(single.get(t)!) }]),
+  );
+  const direct = s.get('app (direct)')!;
+  const fwd = s.get('undici forwarder')!;
+  const side = s.get('trellis sidecar')!;
+  console.log(
+    table(
+      ['target', 'req/s', 'per round', 'p50 ms', 'p99 ms', 'errors', 'p50 ms (1 conn)', 'added p50 (1 conn)'],
+      targets.map((t) => {
+        const r = s.get(t.name)!;
+        return [
+          t.name,
+          Math.round(r.load.rps),
+          r.load.perRound,
+          r.load.p50.toFixed(2),
+          r.load.p99.toFixed(2),
+          r.load.errors,
+          r.single.p50.toFixed(3),
+          (r.single.p50 - direct.single.p50).toFixed(3),
+        ];
+      }),
+    ),
+  );
+  console.log(`sidecar / forwarder req/s: ${ratio(side.load.rps, fwd.load.rps)}`);
+  console.log(verdict('sidecar req/s vs the undici forwarder', side.load.rps / fwd.load.rps, 0.9));
+  console.log(
+    verdict('p50 the sidecar adds at one connection (ms)', side.single.p50 - direct.single.p50, 0.3, false),
+  );
+}

@@ -1,0 +1,352 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { Readable } from 'node:stream';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import type { FromWorker, ToWorker, WorkerStart, WorkerStats } from '../protocol.js';
+import { toWire } from '../protocol.js';
+
+/**
+ * The code every workload worker runs, in a worker thread or a child process: loads the
+ * workload's module, runs it as its kind says, answers the host's heartbeats with its figures
+ * (a loop that cannot answer is blocked: the host's watchdog ends it), and drains on request.
+ */
+
+type Send = (m: FromWorker) => void;
+
+const send: Send = isMainThread ? (m) => process.send?.(m) : (m) => parentPort?.postMessage(m);
+
+const counters = { handled: 0, errors: 0, inFlight: 0 };
+const delay = monitorEventLoopDelay({ resolution: 10 });
+delay.enable();
+const eluStart = performance.eventLoopUtilization();
+
+function stats(): WorkerStats {
+  const mem = process.memoryUsage();
+  const elu = performance.eventLoopUtilization(eluStart);
+  const cpu = process.cpuUsage();
+  const s: WorkerStats = {
+    // Node 20 has no per-thread CPU clock: a thread's busy event-loop time stands in for it.
+    cpuMs: isMainThread ? (cpu.user + cpu.system) / 1000 : elu.active,
+    elu: elu.utilization,
+    loopDelay: Number.isNaN(delay.mean) ? 0 : delay.mean / 1e6,
+    heapUsed: mem.heapUsed,
+    rss: mem.rss,
+    ...counters,
+  };
+  delay.reset();
+  return s;
+}
+
+/** Calls into task pools, answered by the host. */
+const calls = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
+let nextCall = 1;
+
+/** Runs `input` on the task pool `pool` of this host; rejects with the task's (typed) error. */
+function runTask(pool: string, input: unknown): Promise<unknown> {
+  const id = nextCall++;
+  return new Promise((resolve, reject) => {
+    calls.set(id, { resolve, reject });
+    send({ t: 'call', id, pool, input });
+  });
+}
+
+/** What a workload's module receives beside its input. */
+export interface WorkloadEnv {
+  name: string;
+  config: Record<string, unknown>;
+  runTask: typeof runTask;
+}
+
+// Node handlers (req, res) get no env argument: they find it here.
+(globalThis as Record<symbol, unknown>)[Symbol.for('trellis.host')] = { runTask };
+
+let server: Server | undefined;
+let stopWork: (() => Promise<void>) | undefined;
+let taskFn: ((input: unknown, env: WorkloadEnv) => unknown) | undefined;
+
+type FetchHandler = (request: Request, env: WorkloadEnv) => Response | Promise<Response>;
+type NodeHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** The module's handler: `fetch` (or a default object with `fetch`) is fetch-style; a default function of 2+ parameters is a node:http handler. */
+function pickHttp(mod: Record<string, unknown>): { fetch?: FetchHandler; node?: NodeHandler } {
+  const d = mod.default as unknown;
+  if (typeof mod.fetch === 'function') return { fetch: mod.fetch as FetchHandler };
+  if (d && typeof d === 'object' && typeof (d as { fetch?: unknown }).fetch === 'function') {
+    const o = d as { fetch: FetchHandler };
+    return { fetch: (r, e) => o.fetch(r, e) };
+  }
+  if (typeof d === 'function')
+    return d.length >= 2 ? { node: d as NodeHandler } : { fetch: d as FetchHandler };
+  if (typeof mod.handler === 'function') return { node: mod.handler as NodeHandler };
+  throw new Error(
+    'an http module exports fetch(request), a default { fetch }, or a default (req, res) handler',
+  );
+}
+
+async function answer(fetch: FetchHandler, env: WorkloadEnv, req: IncomingMessage, res: ServerResponse) {
+  const url = `http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`;
+  const headers = new Headers();
+  for (let i = 0; i < req.rawHeaders.length; i += 2)
+    headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
+  const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
+  const request = new Request(url, {
+    method: req.method ?? 'GET',
+    headers,
+    ...(hasBody ? { body: Readable.toWeb(req) as ReadableStream, duplex: 'half' } : {}),
+  } as RequestInit);
+  const response = await fetch(request, env);
+  const out: Record<string, string | string[]> = {};
+  response.headers.forEach((v, k) => {
+    if (k !== 'set-cookie') out[k] = v;
+  });
+  const cookies = response.headers.getSetCookie();
+  if (cookies.length > 0) out['set-cookie'] = cookies;
+  res.writeHead(response.status, response.statusText, out);
+  if (!response.body || req.method === 'HEAD') {
+    res.end();
+    return;
+  }
+  await new Promise<void>((resolve, reject) => {
+    Readable.fromWeb(response.body as never)
+      .on('error', reject)
+      .pipe(res)
+      .on('finish', resolve)
+      .on('error', reject);
+  });
+}
+
+async function startHttp(mod: Record<string, unknown>, env: WorkloadEnv): Promise<number> {
+  const h = pickHttp(mod);
+  server = createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
+    counters.inFlight++;
+    idleCheck?.(); // a request during a drain postpones its end
+    let done = false;
+    const finish = (failed: boolean) => {
+      if (done) return;
+      done = true;
+      counters.inFlight--;
+      counters.handled++;
+      if (failed || res.statusCode >= 500) counters.errors++;
+      idleCheck?.();
+    };
+    res.on('close', () => finish(!res.writableFinished));
+    const fail = (err: unknown) => {
+      if (!res.headersSent) {
+        res.writeHead(500, { 'content-type': 'application/problem+json' });
+        res.end(JSON.stringify({ title: 'workload error', status: 500, detail: (err as Error)?.message }));
+      } else res.destroy();
+      finish(true);
+    };
+    try {
+      if (h.node) h.node(req, res);
+      else answer(h.fetch!, env, req, res).catch(fail);
+    } catch (err) {
+      fail(err);
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server!.once('error', reject);
+    server!.listen(0, '127.0.0.1', () => resolve());
+  });
+  return (server.address() as { port: number }).port;
+}
+
+async function startConsumer(
+  start: WorkerStart,
+  mod: Record<string, unknown>,
+  env: WorkloadEnv,
+): Promise<void> {
+  const fn = (mod.default ?? mod.handle) as
+    | ((payload: string, d: unknown, env: WorkloadEnv) => unknown)
+    | undefined;
+  if (typeof fn !== 'function')
+    throw new Error('a consumer module exports a default (payload, delivery, env) function');
+  const c = start.consumer!;
+  const { openMessageQueue } = await import('../../stores/queue/index.js');
+  const queue = await openMessageQueue(c.queue);
+  const consumer = await queue.consume(
+    c.topic,
+    c.group,
+    async (d) => {
+      counters.inFlight++;
+      try {
+        await fn((d as { payload: string }).payload, d, env);
+      } catch (err) {
+        counters.errors++;
+        throw err;
+      } finally {
+        counters.inFlight--;
+        counters.handled++;
+        idleCheck?.();
+      }
+    },
+    { concurrency: c.concurrency, ...(c.maxDeliver ? { maxDeliver: c.maxDeliver } : {}) },
+  );
+  stopWork = async () => {
+    await consumer.stop();
+    await queue.close();
+  };
+}
+
+async function startSchedule(
+  start: WorkerStart,
+  mod: Record<string, unknown>,
+  env: WorkloadEnv,
+): Promise<void> {
+  const fn = (mod.default ?? mod.run) as ((env: WorkloadEnv) => unknown) | undefined;
+  if (typeof fn !== 'function') throw new Error('a schedule module exports a default (env) function');
+  const { Cron } = await import('croner');
+  const s = start.schedule!;
+  let isLeader = () => true;
+  let stopElector = async () => {};
+  if (s.leader) {
+    // Only the leader runs the job; the others stay candidates and take over when it goes.
+    const { openLeaseStore } = await import('../../stores/lease/index.js');
+    const { LeaderElector } = await import('../../leader/elector.js');
+    const store = await openLeaseStore(s.leader.store);
+    const elector = new LeaderElector({
+      store,
+      group: s.leader.group,
+      // Lead until the term ends: the cron job checks isLeader at each run.
+      onStartedLeading: (ctx) =>
+        new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true })),
+    });
+    elector.start();
+    isLeader = () => elector.isLeader;
+    stopElector = async () => {
+      await elector.stop();
+      await store.close();
+    };
+  }
+  // protect: a run still going when the next is due is skipped rather than overlapped.
+  const job = new Cron(
+    s.cron,
+    { protect: true, ...(s.timezone ? { timezone: s.timezone } : {}) },
+    async () => {
+      if (!isLeader()) return;
+      counters.inFlight++;
+      try {
+        await fn(env);
+      } catch (err) {
+        counters.errors++;
+        send({ t: 'failed', error: toWire(err) });
+      } finally {
+        counters.inFlight--;
+        counters.handled++;
+        idleCheck?.();
+      }
+    },
+  );
+  stopWork = async () => {
+    job.stop();
+    await stopElector();
+  };
+}
+
+let idleCheck: (() => void) | undefined;
+
+async function drain(idleMs: number): Promise<void> {
+  // The host has already switched traffic away; requests the previous routes still send (a
+  // generation finishing its in-flight requests, a retry) keep being served. Once nothing has
+  // been in flight for idleMs, the listener closes and the worker ends.
+  await stopWork?.();
+  await new Promise<void>((resolve) => {
+    let timer: NodeJS.Timeout | undefined;
+    idleCheck = () => {
+      if (timer) clearTimeout(timer);
+      if (counters.inFlight === 0) timer = setTimeout(resolve, idleMs);
+    };
+    idleCheck();
+  });
+  await new Promise<void>((resolve) => {
+    if (!server) return resolve();
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
+  send({ t: 'drained' });
+}
+
+async function onMessage(m: ToWorker, env: () => WorkloadEnv): Promise<void> {
+  switch (m.t) {
+    case 'ping':
+      send({ t: 'pong', n: m.n, stats: stats() });
+      return;
+    case 'drain':
+      await drain(m.idleMs);
+      return;
+    case 'task': {
+      counters.inFlight++;
+      try {
+        const value = await taskFn!(m.input, env());
+        send({ t: 'result', id: m.id, ok: true, value });
+      } catch (err) {
+        counters.errors++;
+        send({ t: 'result', id: m.id, ok: false, error: toWire(err) });
+      } finally {
+        counters.inFlight--;
+        counters.handled++;
+      }
+      return;
+    }
+    case 'callResult': {
+      const c = calls.get(m.id);
+      calls.delete(m.id);
+      if (!c) return;
+      if (m.ok) c.resolve(m.value);
+      else c.reject(Object.assign(new Error(m.error?.message), { code: m.error?.code }));
+      return;
+    }
+    case 'start':
+      return;
+  }
+}
+
+async function boot(start: WorkerStart): Promise<void> {
+  const env: WorkloadEnv = { name: start.name, config: start.config, runTask };
+  const listen = (fn: (m: ToWorker) => void) =>
+    isMainThread ? process.on('message', fn) : parentPort!.on('message', fn);
+  listen((m) => {
+    onMessage(m, () => env).catch((err) => send({ t: 'failed', error: toWire(err) }));
+  });
+  try {
+    const mod = (await import(`${start.moduleUrl}?v=${start.generation}`)) as Record<string, unknown>;
+    switch (start.kind) {
+      case 'http':
+        send({ t: 'ready', port: await startHttp(mod, env) });
+        return;
+      case 'consumer':
+        await startConsumer(start, mod, env);
+        break;
+      case 'schedule':
+        await startSchedule(start, mod, env);
+        break;
+      case 'taskPool': {
+        const fn = (mod.default ?? mod.run) as typeof taskFn;
+        if (typeof fn !== 'function')
+          throw new Error('a task module exports a default (input, env) function');
+        taskFn = fn;
+        break;
+      }
+    }
+    send({ t: 'ready' });
+  } catch (err) {
+    send({ t: 'failed', error: toWire(err) });
+    process.exitCode = 1;
+    setImmediate(() => process.exit(1));
+  }
+}
+
+if (isMainThread) {
+  // A thread's uncaught error reaches the host as its 'error' event; a process says it here.
+  process.on('uncaughtException', (err) => {
+    process.exitCode = 1;
+    // Exit once the message is on its way (process.send is asynchronous).
+    const m: FromWorker = { t: 'failed', error: toWire(err), fatal: true };
+    if (!process.send?.(m, () => process.exit(1))) process.exit(1);
+  });
+  process.once('message', (m: ToWorker) => {
+    if (m.t === 'start') void boot(m.start);
+  });
+} else {
+  void boot(workerData as WorkerStart);
+}
