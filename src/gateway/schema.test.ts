@@ -51,7 +51,7 @@ describe('gateway file validation', () => {
 
   it('requires exactly one handler', () => {
     expect(problems(`${services}routes:\n  - match: { path: /a }\n`)).toEqual([
-      'gateway.yaml:4:5 routes[0]: a route needs one handler: add one of proxy, respond, aggregate, translate, static',
+      'gateway.yaml:4:5 routes[0]: a route needs one handler: add one of proxy, respond, aggregate, translate, static, strangler',
     ]);
     expect(
       problems(

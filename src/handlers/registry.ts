@@ -1,5 +1,6 @@
 import { translateHandler } from '../acl/handler.js';
 import { staticHandler } from '../static/index.js';
+import { stranglerHandler } from '../strangler/handler.js';
 import { aggregateHandler } from './aggregate/index.js';
 import { proxyHandler } from './proxy/index.js';
 import { respondHandler } from './respond/index.js';
@@ -16,4 +17,5 @@ export const handlerTypes: ReadonlyArray<HandlerDefinition> = [
   aggregateHandler,
   translateHandler as HandlerDefinition,
   staticHandler as HandlerDefinition,
+  stranglerHandler as HandlerDefinition,
 ];

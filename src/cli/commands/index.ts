@@ -10,6 +10,7 @@ import { projectionsCommand } from './projections.js';
 import { schemaCommand } from './schema.js';
 import { sidecarCommand } from './sidecar.js';
 import { staticCommand } from './static.js';
+import { stranglerCommand } from './strangler.js';
 import { validateCommand } from './validate.js';
 
 /** Every `trellis` command; one file each under `cli/commands/`. */
@@ -24,6 +25,7 @@ export const commands: Command[] = [
   sidecarCommand,
   aclCommand,
   staticCommand,
+  stranglerCommand,
   pipelineCommand,
   hostCommand,
 ];

@@ -1,0 +1,183 @@
+/**
+ * `npm run bench -- strangler [--rounds 3] [--duration 4] [--connections 32]`
+ *
+ * One trellis gateway (pinned to CPU 0) with the same route four ways in front of nginx origins
+ * (legacy and modern, on CPU 1 with wrk): a plain `proxy:`, `strangler:` in legacy mode, in
+ * canary 50 %, and in shadow mode (every GET copied to modern, both answers compared with the
+ * JSON diff). Interleaved rounds after a warm-up; medians. The shadow side's work (the copy, the
+ * comparison) runs in the same gateway process, so its req/s includes it.
+ *
+ * Targets (issue 14): shadow adds <= 1 ms p50 and <= 3 ms p99 to the primary answer and keeps
+ * >= 0.8x the plain route's req/s; legacy and canary >= 0.95x plain.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import {
+  benchDir,
+  canPin,
+  freePort,
+  interleave,
+  measureRun,
+  originConfig,
+  ratio,
+  runWrk,
+  startNginx,
+  startProcess,
+  stopAll,
+  stopAllOnExit,
+  summarize,
+  table,
+  verdict,
+  waitForHttp,
+} from './_support/index.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+const { values: opts } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '4' },
+    connections: { type: 'string', default: '32' },
+    warmup: { type: 'string', default: '2' },
+  },
+});
+const rounds = Number(opts.rounds);
+const durationS = Number(opts.duration);
+const connections = Number(opts.connections);
+const GATEWAY_CPU = 0;
+const LOAD_CPU = 1;
+const LEGACY = JSON.stringify({
+  id: 42,
+  name: 'lamp',
+  price: 189,
+  tags: ['a', 'b'],
+  stock: { n: 3, at: 'AAR-1' },
+});
+const MODERN = JSON.stringify({
+  id: 42,
+  name: 'lamp',
+  price: 189,
+  tags: ['a', 'b'],
+  stock: { n: 3, at: 'aar-1' },
+});
+
+stopAllOnExit();
+try {
+  await main();
+} finally {
+  await stopAll();
+}
+
+async function main(): Promise<void> {
+  console.log(
+    `strangler bench: ${rounds} rounds x ${durationS}s, wrk -c${connections}, gateway on CPU ${GATEWAY_CPU}, wrk + origins on CPU ${LOAD_CPU}${canPin ? '' : ' (one CPU: NOT pinned)'}`,
+  );
+  const legacyPort = await freePort();
+  const modernPort = await freePort();
+  await startNginx('legacy', legacyPort, originConfig(legacyPort, LEGACY), LOAD_CPU);
+  await startNginx('modern', modernPort, originConfig(modernPort, MODERN), LOAD_CPU);
+  const port = await freePort();
+  const adminPort = await freePort();
+  const dir = join(benchDir(), 'strangler');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'gateway.yaml');
+  const s = (mode: string, extra = '') =>
+    `strangler: { legacy: legacy, modern: modern, mode: ${mode}${extra} }`;
+  writeFileSync(
+    file,
+    `listen: { host: 127.0.0.1, port: ${port} }
+admin: { host: 127.0.0.1, port: ${adminPort} }
+accessLog: false
+services:
+  legacy: { upstreams: ['http://127.0.0.1:${legacyPort}'] }
+  modern: { upstreams: ['http://127.0.0.1:${modernPort}'] }
+routes:
+  - name: plain
+    match: { path: /plain/items/:id }
+    proxy: { service: legacy }
+  - name: legacy-mode
+    match: { path: /legacy/items/:id }
+    ${s('legacy')}
+  - name: canary-50
+    match: { path: /canary/items/:id }
+    ${s('canary', ', weight: 50, sticky: { header: x-user }')}
+  - name: shadow-diff
+    match: { path: /shadow/items/:id }
+    ${s('shadow', ', shadow: { concurrency: 256, queue: 1024 }')}
+`,
+  );
+  const gateway = startProcess(
+    'trellis-gateway',
+    process.execPath,
+    [join(root, 'dist/cli/main.js'), 'gateway', '-c', file, '--no-watch', '--log-level', 'warn'],
+    { cpu: GATEWAY_CPU, env: { ...process.env, NODE_ENV: 'production' } },
+  );
+  const base = `http://127.0.0.1:${port}`;
+  const targets = [
+    { name: 'proxy (plain)', url: `${base}/plain/items/42` },
+    { name: 'strangler legacy', url: `${base}/legacy/items/42` },
+    { name: 'strangler canary 50', url: `${base}/canary/items/42` },
+    { name: 'strangler shadow + diff', url: `${base}/shadow/items/42` },
+  ];
+  for (const t of targets) {
+    await waitForHttp(t.url, 20_000).catch((err: Error) => {
+      throw new Error(`${t.name}: ${err.message}\n${gateway.tail()}`);
+    });
+    const body = await (await fetch(t.url)).text();
+    if (body !== LEGACY && !(t.name.includes('canary') && body === MODERN))
+      throw new Error(`${t.name} answered ${body.slice(0, 100)}, not an origin's body`);
+  }
+  console.log(`warm-up: ${opts.warmup}s per target`);
+  for (const t of targets)
+    await runWrk({ url: t.url, cpu: LOAD_CPU, connections, durationS: Number(opts.warmup) });
+  const results = await interleave(
+    { targets, rounds, onRun: (t, r) => console.log(`round ${r}: ${t.name}`) },
+    (t) => measureRun(gateway.pid, { url: t.url, cpu: LOAD_CPU, connections, durationS }),
+  );
+  const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+  const count = (prefix: string) =>
+    metrics
+      .split('\n')
+      .filter((l) => l.startsWith(prefix))
+      .reduce((a, l) => a + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  const summary = new Map(targets.map((t) => [t.name, summarize(results.get(t)!)]));
+  console.log(
+    `\nStrangler Fig, median of ${rounds} interleaved rounds (${durationS}s each, wrk -c${connections})\n`,
+  );
+  console.log(
+    table(
+      ['target', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'CPU µs/req', 'req/s per round'],
+      [...summary].map(([name, r]) => [name, r.rps, r.p50, r.p99, r.errors, r.cpuUs, r.perRound]),
+    ),
+  );
+  const plain = summary.get('proxy (plain)')!;
+  const legacy = summary.get('strangler legacy')!;
+  const canary = summary.get('strangler canary 50')!;
+  const shadow = summary.get('strangler shadow + diff')!;
+  const sent = count('trellis_strangler_shadow_total{route="shadow-diff",outcome="sent"');
+  const dropped = count('trellis_strangler_shadow_total{route="shadow-diff",outcome="dropped"');
+  const compared = count('trellis_strangler_comparisons_total{route="shadow-diff"');
+  console.log(`\nshadow copies: ${sent} sent, ${dropped} dropped (queue full), ${compared} compared`);
+  console.log('\nratios');
+  console.log(
+    table(
+      ['ratio', 'value'],
+      [
+        ['strangler legacy / plain (req/s)', ratio(legacy.rps, plain.rps)],
+        ['strangler canary 50 / plain (req/s)', ratio(canary.rps, plain.rps)],
+        ['strangler shadow + diff / plain (req/s)', ratio(shadow.rps, plain.rps)],
+        ['shadow p50 - plain p50 (ms)', (shadow.p50 - plain.p50).toFixed(2)],
+        ['shadow p99 - plain p99 (ms)', (shadow.p99 - plain.p99).toFixed(2)],
+      ],
+    ),
+  );
+  console.log('');
+  console.log(verdict('legacy/plain req/s', legacy.rps / plain.rps, 0.95));
+  console.log(verdict('canary 50/plain req/s', canary.rps / plain.rps, 0.95));
+  console.log(verdict('shadow/plain req/s', shadow.rps / plain.rps, 0.8));
+  console.log(verdict('shadow p50 added (ms, <= 1)', shadow.p50 - plain.p50, 1, false));
+  console.log(verdict('shadow p99 added (ms, <= 3)', shadow.p99 - plain.p99, 3, false));
+  console.log('\nThe machine may be shared: compare the ratios of one run, not absolute req/s.');
+}

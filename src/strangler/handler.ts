@@ -1,0 +1,342 @@
+import { TrellisError } from '../core/errors.js';
+import { compileRewrite } from '../handlers/proxy/rewrite.js';
+import { defineHandler } from '../handlers/types.js';
+import { type ForwardOptions, forward } from '../http/exchange/index.js';
+import { sendProblem } from '../http/problem.js';
+import type { RequestContext } from '../http/types.js';
+import type { ServicePool } from '../http/upstream/types.js';
+import { type Answer, compareAnswers, compileIgnore, type IgnoreRules } from './diff.js';
+import { stickyKeyFunction } from './key.js';
+import { GuardRails, LiveState } from './live.js';
+import { stranglerMetrics } from './metrics.js';
+import { MismatchLog } from './mismatches.js';
+import { NoiseModel } from './noise.js';
+import { stranglerSchema } from './options.js';
+import { ReportPublisher } from './reports.js';
+import { type CopyOutcome, captureAnswer, copyRequest, sendCopy, teeRequestBody } from './shadow.js';
+import { ShadowQueue } from './shadow-queue.js';
+import { defaultStateStore, MigrationState } from './state.js';
+import { toModern } from './sticky.js';
+import { type StranglerRouteView, stranglerRoutes } from './views.js';
+
+interface Evidence {
+  noise: NoiseModel;
+  mismatches: MismatchLog;
+  counts: { legacy: number; modern: number; retired: number; legacyErrors: number; modernErrors: number };
+  shadowCounts: { sent: number; skipped: number };
+}
+const evidence = new Map<string, Evidence>();
+function evidenceOf(key: string, make: () => Evidence): Evidence {
+  let e = evidence.get(key);
+  if (e === undefined) {
+    e = make();
+    evidence.set(key, e);
+  }
+  return e;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+const ROUTE_NAME = /^[\w.:-]{1,200}$/;
+
+/**
+ * Strangler Fig: `strangler:` on a route moves it from a `legacy` service to a `modern` one
+ * with a mode that changes live (see docs/strangler-fig.md): `legacy`, `shadow` (legacy
+ * answers, modern gets a copy, both answers compared), `canary` (a sticky share of keys to
+ * modern), `modern` (optionally shadowing legacy in reverse) and `retired` (410).
+ */
+export const stranglerHandler = defineHandler({
+  type: 'strangler',
+  options: stranglerSchema,
+  references: (o) => [
+    { path: ['legacy'], service: o.legacy },
+    { path: ['modern'], service: o.modern },
+  ],
+  async create(o, deps) {
+    const route = deps.routeName;
+    if (!ROUTE_NAME.test(route)) {
+      throw new TrellisError(
+        'TRELLIS_E_ROUTE_INVALID',
+        `route "${route}": a strangler route needs a name of letters, digits, . _ : - (its migration state is kept under it)`,
+      );
+    }
+    const pool = (name: string): ServicePool => {
+      const p = deps.services.get(name);
+      if (p === undefined)
+        throw new TrellisError(
+          'TRELLIS_E_UNKNOWN_SERVICE',
+          `unknown service "${name}": define it under services:`,
+        );
+      return p;
+    };
+    const legacy = pool(o.legacy);
+    const modern = pool(o.modern);
+    const log = deps.logger;
+    const metrics = stranglerMetrics(deps.metrics, route);
+    // The runtime's shared store of that name or URL: one connection per process.
+    const store = await deps.shared.keyValue(o.store ?? defaultStateStore(deps.baseDir));
+    const state = new MigrationState(store, o.statePrefix);
+    const live = new LiveState(
+      route,
+      state,
+      { mode: o.mode, weight: o.weight, reverseShadow: o.reverseShadow },
+      log,
+    );
+    await Promise.race([live.ready, new Promise((r) => setTimeout(r, 2000).unref())]);
+
+    const target = compileRewrite(o);
+    const forwardOptions: ForwardOptions = {
+      retryNonIdempotent: false,
+      preserveHost: o.preserveHost,
+      target,
+      ...(o.timeout === undefined ? {} : { timeoutMs: o.timeout }),
+    };
+    const stickyKey = stickyKeyFunction(o.sticky);
+    const queue = new ShadowQueue(o.shadow.concurrency, o.shadow.queue);
+    const limits = {
+      timeoutMs: o.shadow.timeout,
+      maxBodySize: o.shadow.maxBodySize,
+      maxResponseSize: o.shadow.maxResponseSize,
+    };
+    const shadowUnsafe = o.shadowUnsafe ?? o.shadow.unsafe;
+    const rules: IgnoreRules = {
+      paths: o.diff.ignore,
+      headers: o.diff.ignoreHeaders,
+      compareHeaders: o.diff.headers.map((h) => h.toLowerCase()),
+    };
+    const ignore = compileIgnore(rules);
+    // The evidence (mismatches, noise, counts) outlives a reload of the same route.
+    const ev = evidenceOf(`${route}\0${legacy.name}\0${modern.name}`, () => ({
+      noise: new NoiseModel(),
+      mismatches: new MismatchLog({
+        keep: o.mismatches.keep,
+        sample: o.mismatches.sample,
+        redact: o.mismatches.redact,
+        maxBodySize: o.mismatches.maxBodySize,
+      }),
+      counts: { legacy: 0, modern: 0, retired: 0, legacyErrors: 0, modernErrors: 0 },
+      shadowCounts: { sent: 0, skipped: 0 },
+    }));
+    const { noise, mismatches, counts, shadowCounts } = ev;
+    const guard =
+      o.guard === undefined
+        ? undefined
+        : new GuardRails(
+            route,
+            live,
+            {
+              maxErrorRate: o.guard.maxErrorRate,
+              maxP99Ms: o.guard.maxP99,
+              minSamples: o.guard.minSamples,
+              windowMs: o.guard.window,
+              stepBack: o.guard.stepBack,
+              canaryWeight: o.weight > 0 && o.weight < 100 ? o.weight : 10,
+            },
+            metrics,
+            log,
+          );
+
+    /** Counts an answer of the primary side when the client's response closes. */
+    const watchPrimary = (ctx: RequestContext, side: 'legacy' | 'modern', mode: string) => {
+      const started = performance.now();
+      counts[side]++;
+      metrics.answered(side, mode);
+      ctx.serviceName = side === 'legacy' ? legacy.name : modern.name;
+      ctx.res.once('close', () => {
+        const error = ctx.res.statusCode >= 500 || !ctx.res.writableFinished;
+        if (error) counts[side === 'legacy' ? 'legacyErrors' : 'modernErrors']++;
+        if (side === 'modern') guard?.record(error, performance.now() - started);
+      });
+    };
+
+    const compare = (
+      ctx: RequestContext,
+      primarySide: 'legacy' | 'modern',
+      primary: Answer | undefined,
+      copy: CopyOutcome,
+    ) => {
+      const copySide = primarySide === 'legacy' ? 'modern' : 'legacy';
+      const failed = !copy.ok || copy.answer.status >= 500;
+      if (copySide === 'modern') guard?.record(failed, copy.ms);
+      if (failed) counts[copySide === 'legacy' ? 'legacyErrors' : 'modernErrors']++;
+      log.info(
+        {
+          shadow: true,
+          reqId: ctx.requestId,
+          side: copySide,
+          method: ctx.req.method,
+          path: ctx.path,
+          status: copy.ok ? copy.answer.status : undefined,
+          failure: copy.ok ? undefined : copy.failure,
+          ms: Math.round(copy.ms * 10) / 10,
+        },
+        'shadow request',
+      );
+      // A primary that did not complete (client gone) or that the gateway answered itself
+      // (legacy down: 502) leaves nothing to compare the copy with.
+      if (primary === undefined || ctx.errorCode !== undefined || !copy.ok) {
+        mismatches.failure();
+        metrics.compared('failed');
+        return;
+      }
+      const difference = compareAnswers(primary, copy.answer, { ignore, noise: noise.paths, rules });
+      mismatches.record(
+        { requestId: ctx.requestId, method: ctx.req.method ?? 'GET', path: ctx.path, primary: primarySide },
+        difference,
+        primary,
+        copy.answer,
+      );
+      metrics.compared(difference.equal ? 'match' : 'mismatch');
+    };
+
+    /** Answers from `primaryPool` and sends a copy to `copyPool`, then compares. */
+    const shadowed = (ctx: RequestContext, primarySide: 'legacy' | 'modern', mode: string) => {
+      const primaryPool = primarySide === 'legacy' ? legacy : modern;
+      const copyPool = primarySide === 'legacy' ? modern : legacy;
+      const copySide = primarySide === 'legacy' ? 'modern' : 'legacy';
+      watchPrimary(ctx, primarySide, mode);
+      const method = ctx.req.method ?? 'GET';
+      const safe = SAFE_METHODS.has(method);
+      if (ctx.upgrade !== undefined || (!safe && !shadowUnsafe)) {
+        if (!safe) metrics.shadowSkipped('unsafe');
+        shadowCounts.skipped++;
+        forward(ctx, primaryPool, forwardOptions);
+        return;
+      }
+      const h = ctx.req.headers;
+      const hasBody =
+        h['transfer-encoding'] !== undefined ||
+        (h['content-length'] !== undefined && h['content-length'] !== '0');
+      if (hasBody && Number(h['content-length'] ?? 0) > limits.maxBodySize) {
+        metrics.shadowSkipped('body');
+        shadowCounts.skipped++;
+        forward(ctx, primaryPool, forwardOptions);
+        return;
+      }
+      const slot = queue.reserve();
+      if (slot === undefined) {
+        metrics.shadowSkipped('full');
+        forward(ctx, primaryPool, forwardOptions);
+        return;
+      }
+      const path = target(ctx);
+      const request = copyRequest(ctx, copyPool, path);
+      const body = hasBody ? teeRequestBody(ctx, limits.maxBodySize) : Promise.resolve(undefined);
+      const { filter, answer, abandon } = captureAnswer(limits.maxResponseSize);
+      ctx.onResponse(filter);
+      // Noise learning: a sampled share of safe requests goes to legacy a second time; what
+      // differs between its two answers differs by itself.
+      const learn =
+        o.noise !== undefined &&
+        primarySide === 'legacy' &&
+        safe &&
+        !hasBody &&
+        Math.random() < o.noise.sample;
+      const again = learn ? copyRequest(ctx, legacy, path) : undefined;
+      // A client that leaves before the end leaves nothing to compare (and nothing waiting).
+      ctx.res.once('close', abandon);
+      forward(ctx, primaryPool, forwardOptions);
+      void (async () => {
+        let copy: CopyOutcome;
+        try {
+          const copyBody = await body;
+          if (hasBody && copyBody === undefined) {
+            // Larger than the limit once streamed (chunked), or the client left midway.
+            slot.done();
+            metrics.shadowSkipped('body');
+            shadowCounts.skipped++;
+            return;
+          }
+          await slot.start;
+          metrics.shadowSent(copySide);
+          shadowCounts.sent++;
+          copy = await sendCopy(copyPool, request, copyBody, limits);
+        } catch (err) {
+          copy = { ok: false, failure: (err as Error).message, ms: 0 };
+        } finally {
+          slot.done();
+        }
+        const primary = await answer;
+        const slot2 = learn && primary !== undefined ? queue.reserve() : undefined;
+        if (slot2 !== undefined) {
+          try {
+            await slot2.start;
+            const second = await sendCopy(legacy, again!, undefined, limits);
+            if (second.ok && primary !== undefined) noise.learn(primary, second.answer);
+          } finally {
+            slot2.done();
+          }
+        }
+        // Compared off the request's path: the client has its answer by now.
+        setImmediate(() => compare(ctx, primarySide, primary, copy));
+      })();
+    };
+
+    const handler = (ctx: RequestContext) => {
+      const now = live.current;
+      switch (now.mode) {
+        case 'legacy':
+          watchPrimary(ctx, 'legacy', 'legacy');
+          forward(ctx, legacy, forwardOptions);
+          return;
+        case 'shadow':
+          shadowed(ctx, 'legacy', 'shadow');
+          return;
+        case 'canary': {
+          const side = toModern(route, stickyKey(ctx), now.weight) ? 'modern' : 'legacy';
+          watchPrimary(ctx, side, 'canary');
+          forward(ctx, side === 'modern' ? modern : legacy, forwardOptions);
+          return;
+        }
+        case 'modern':
+          if (now.reverseShadow) shadowed(ctx, 'modern', 'modern');
+          else {
+            watchPrimary(ctx, 'modern', 'modern');
+            forward(ctx, modern, forwardOptions);
+          }
+          return;
+        default:
+          counts.retired++;
+          metrics.answered('none', 'retired');
+          ctx.errorCode = 'TRELLIS_E_STRANGLER_RETIRED';
+          sendProblem(ctx, {
+            status: 410,
+            title: 'Gone',
+            code: 'TRELLIS_E_STRANGLER_RETIRED',
+            detail: `route ${route} was retired: its legacy service has been switched off and the capability lives elsewhere`,
+          });
+      }
+    };
+
+    const view: StranglerRouteView = {
+      route,
+      legacy: legacy.name,
+      modern: modern.name,
+      live: () => live.current,
+      split: () => ({ legacy: counts.legacy, modern: counts.modern, retired: counts.retired }),
+      errors: () => ({ legacy: counts.legacyErrors, modern: counts.modernErrors }),
+      shadow: () => ({
+        sent: shadowCounts.sent,
+        dropped: queue.dropped,
+        skipped: shadowCounts.skipped,
+        ...queue.load,
+      }),
+      guard: () => (guard === undefined ? undefined : { ...guard.window.stats(), verdict: guard.verdict }),
+      report: (top) => {
+        const r = mismatches.report(top);
+        const noisy = noise.paths;
+        return { ...r, fields: r.fields.filter((f) => !noisy.has(f.path)), noise: noise.summary() };
+      },
+    };
+    stranglerRoutes.set(route, view);
+    const publisher = new ReportPublisher(store, o.statePrefix, view, log);
+
+    return Object.assign(handler, {
+      async close() {
+        live.close();
+        guard?.close();
+        await publisher.close();
+        if (stranglerRoutes.get(route) === view) stranglerRoutes.delete(route);
+      },
+    });
+  },
+});
