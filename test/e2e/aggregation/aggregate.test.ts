@@ -121,10 +121,11 @@ routes:
     );
     const r = await runCli(['validate', file]);
     expect(r.code).toBe(1);
+    // Sorted by line and column; an unknown service gets a suggestion.
     expect(r.stderr.trim().split('\n')).toEqual([
-      `${file}:9:35 routes[0].aggregate.parts.c.path: {prodct.id}: unknown part "prodct"`,
       `${file}:7:12 routes[0].aggregate.parts.a: parts form a cycle: a -> b -> a: a part can only use parts that do not use it`,
-      `${file}:9:23 routes[0].aggregate.parts.c.service: unknown service "shpo": define it under services:`,
+      `${file}:9:23 routes[0].aggregate.parts.c.service: unknown service "shpo" (did you mean "shop"?): define it under services:`,
+      `${file}:9:35 routes[0].aggregate.parts.c.path: {prodct.id}: unknown part "prodct"`,
     ]);
   });
 });
