@@ -2,10 +2,8 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, parseConfig } from '../core/config.js';
-import { TrellisError } from '../core/errors.js';
 import { adminView } from '../runtime/admin-view.js';
-import { fileProvider } from '../runtime/providers/file.js';
-import { memoryProvider } from '../runtime/providers/memory.js';
+import { providerFromOptions } from '../runtime/providers/from-options.js';
 import type { ConfigProvider, ReloadResult } from '../runtime/providers/types.js';
 import type { TypeRegistry } from '../runtime/registry.js';
 import { type RoleDefinition, type Runtime, startRuntime } from '../runtime/runtime.js';
@@ -129,22 +127,10 @@ export interface Ambassador {
   stop(deadlineMs: number): Promise<void>;
 }
 
-function providerOf(options: StartAmbassadorOptions): ConfigProvider {
-  if (options.provider !== undefined) return options.provider;
-  if (options.file !== undefined) {
-    return fileProvider(options.file, {
-      ...(options.watch === undefined ? {} : { watch: options.watch }),
-      ...(options.label === undefined ? {} : { label: options.label }),
-    });
-  }
-  if (options.text !== undefined) return memoryProvider(options.text, { label: options.label ?? '<inline>' });
-  throw new TrellisError('TRELLIS_E_USAGE', 'startAmbassador needs a file, a text or a provider');
-}
-
 /** Starts an ambassador: the ambassador role on the shared runtime. */
 export async function startAmbassador(options: StartAmbassadorOptions): Promise<Ambassador> {
   const runtime: Runtime<AmbassadorConfig> = await startRuntime(ambassadorRole, {
-    provider: providerOf(options),
+    provider: providerFromOptions(options, 'startAmbassador'),
     types: options.types,
     admin: options.admin,
     logger: options.logger,

@@ -4,9 +4,7 @@ import type { Registry } from 'prom-client';
 import { parse as parseYaml } from 'yaml';
 import type { AdminSource } from '../admin/server.js';
 import { ConfigError, parseConfig, shield } from '../core/config.js';
-import { TrellisError } from '../core/errors.js';
-import { fileProvider } from '../runtime/providers/file.js';
-import { memoryProvider } from '../runtime/providers/memory.js';
+import { providerFromOptions } from '../runtime/providers/from-options.js';
 import type { ConfigProvider, ReloadResult } from '../runtime/providers/types.js';
 import type { TypeRegistry } from '../runtime/registry.js';
 import { type RoleDefinition, type Runtime, type StagedConfig, startRuntime } from '../runtime/runtime.js';
@@ -154,25 +152,13 @@ export const gatewayRole: RoleDefinition<GatewayConfig> = {
   },
 };
 
-function providerOf(options: StartGatewayOptions): ConfigProvider {
-  if (options.provider !== undefined) return options.provider;
-  if (options.file !== undefined) {
-    return fileProvider(options.file, {
-      ...(options.watch === undefined ? {} : { watch: options.watch }),
-      ...(options.label === undefined ? {} : { label: options.label }),
-    });
-  }
-  if (options.text !== undefined) return memoryProvider(options.text, { label: options.label ?? '<inline>' });
-  throw new TrellisError('TRELLIS_E_USAGE', 'startGateway needs a file, a text or a provider');
-}
-
 /**
  * Starts a gateway: the gateway role on the shared runtime, fed by a file (watched), a text, or
  * any provider (`memoryProvider`, `configStoreProvider`).
  */
 export async function startGateway(options: StartGatewayOptions): Promise<Gateway> {
   const runtime: Runtime<GatewayConfig> = await startRuntime(gatewayRole, {
-    provider: providerOf(options),
+    provider: providerFromOptions(options, 'startGateway'),
     types: options.types,
     admin: options.admin,
     logger: options.logger,
