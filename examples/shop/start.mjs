@@ -9,8 +9,9 @@
 // file with other ports runs a second shop beside the first.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 
@@ -22,6 +23,8 @@ const cli = join(root, 'dist/cli/main.js');
 // The web front's folder, absolute so a copy of gateway.yaml elsewhere still finds it.
 process.env.SHOP_PUBLIC ??= join(here, 'public');
 
+// Loaded into every child: it stops the child when this script dies, even by SIGKILL (see the file).
+const withParent = pathToFileURL(join(here, 'with-parent.mjs')).href;
 const children = [];
 let stopping = false;
 let ready = false;
@@ -41,12 +44,16 @@ function relay(stream, name) {
   });
 }
 
-function start(name, args, { terminal = false } = {}) {
+function start(name, args, { terminal = false, restarts = 0 } = {}) {
   // On a terminal the gateway writes straight to it, so its logs come out readable (pino-pretty).
   const stdio = terminal ? ['ignore', 'inherit', 'inherit'] : ['ignore', 'pipe', 'pipe'];
   // Each child in its own process group: Ctrl-C reaches only this script, which stops the gateway
   // first and lets it drain (a second signal straight from the terminal would cut the drain short).
-  const child = spawn(process.execPath, args, { cwd: root, stdio, detached: true });
+  const child = spawn(process.execPath, ['--import', withParent, ...args], {
+    cwd: root,
+    stdio,
+    detached: true,
+  });
   child.label = name;
   if (!terminal) {
     relay(child.stdout, name);
@@ -58,16 +65,40 @@ function start(name, args, { terminal = false } = {}) {
     log(`[shop] ${name} exited (${signal ?? `code ${code}`})`);
     // Without its gateway the shop is down, and a service that dies while starting (its port is
     // taken) leaves it broken: stop the rest instead of leaving them behind.
-    if (name === 'gateway' || !ready) stop(1);
+    if (name === 'gateway' || !ready) return stop(1);
+    // A service that crashes later is restarted with backoff (1 s, 2 s, 4 s ... 30 s); meanwhile
+    // the gateway's health check takes it out and the dashboard shows it failing.
+    const delay = Math.min(30_000, 1000 * 2 ** restarts);
+    log(`[shop] restarting ${name} in ${delay / 1000} s`);
+    setTimeout(() => {
+      if (stopping) return;
+      children.splice(children.indexOf(child), 1);
+      start(name, args, { restarts: restarts + 1 });
+    }, delay).unref();
   });
   children.push(child);
   return child;
 }
 
-/** Polls a URL until it answers 2xx or the deadline passes. */
-async function waitFor(url, deadlineMs = 30_000) {
+/** True when something already listens on 127.0.0.1:port (another shop, or any other program). */
+function portTaken(port) {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', (err) => resolve(err.code === 'EADDRINUSE'));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(false)));
+  });
+}
+
+/**
+ * Polls a URL until it answers 2xx or the deadline passes. With `child`, the answer counts only
+ * while that child is alive: a port held by another process must not pass for our child's.
+ */
+async function waitFor(url, deadlineMs = 30_000, child = undefined) {
   const until = Date.now() + deadlineMs;
   for (;;) {
+    if (child && (child.exitCode !== null || child.signalCode !== null)) {
+      throw new Error(`${child.label} exited before ${url} answered`);
+    }
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
       await res.arrayBuffer();
@@ -115,6 +146,22 @@ async function main() {
     if (r.status !== 0) throw new Error('npm run build failed');
   }
   const config = parse(readFileSync(configFile, 'utf8'));
+  // Every port the shop will listen on must be free before anything starts: a second `npm start`
+  // beside a running shop would otherwise look as if it worked while talking to the first one.
+  const wanted = [config.listen?.port ?? 8080, config.admin?.port ?? 9901];
+  for (const def of Object.values(config.services ?? {})) {
+    for (const u of def.upstreams) wanted.push(Number(new URL(typeof u === 'string' ? u : u.url).port));
+  }
+  const taken = [];
+  for (const p of wanted) if (await portTaken(p)) taken.push(p);
+  if (taken.length > 0) {
+    log(
+      `[shop] cannot start: port${taken.length > 1 ? 's' : ''} ${taken.join(', ')} already in use.\n` +
+        '[shop] Is another shop running? Stop it (Ctrl-C in its terminal), or run a copy of the gateway\n' +
+        '[shop] file with other ports: node examples/shop/start.mjs --config my-gateway.yaml',
+    );
+    process.exit(1);
+  }
   for (const [service, def] of Object.entries(config.services ?? {})) {
     const script = join(here, 'services', `${service}.mjs`);
     if (!existsSync(script))
@@ -128,13 +175,15 @@ async function main() {
   }
   await Promise.all(Object.values(config.services ?? {}).flatMap((d) => d.ready.map((u) => waitFor(u))));
 
-  start('gateway', [cli, 'gateway', '-c', configFile], { terminal: process.stdout.isTTY === true });
+  const gateway = start('gateway', [cli, 'gateway', '-c', configFile], {
+    terminal: process.stdout.isTTY === true,
+  });
   const port = config.listen?.port ?? 8080;
   const adminPort = config.admin?.port ?? 9901;
   const base = `http://127.0.0.1:${port}`;
   const admin = `http://127.0.0.1:${adminPort}`;
-  // Ready means the listeners are bound and the configuration is loaded.
-  await waitFor(`${admin}/readyz`);
+  // Ready means the listeners are bound and the configuration is loaded, by the gateway started here.
+  await waitFor(`${admin}/readyz`, 30_000, gateway);
 
   ready = true;
   const web = config.frontends?.web?.pathPrefix ?? '/web';
@@ -145,7 +194,7 @@ async function main() {
 Trellis example shop is running: gateway ${base}, admin ${admin}
 
 Try:
-  curl -si ${base}/api/catalog/products            # routing, balanced over two catalog instances (x-served-by)
+  curl -si ${base}/api/catalog/products            # routing over two catalog instances: run it a few times, x-served-by alternates
   curl -s  ${base}${web}/products/1                # web product page: four services composed into one answer
   curl -s  ${base}${mobile}/products/1             # the same page for mobile: trimmed, two images
   curl -si ${base}${mobile}/products/4             # slow reviews miss mobile's timeout: trellis-completed: false
@@ -155,7 +204,10 @@ Try:
   curl -si ${base}/                                # the web front (static:), open it in a browser
   curl -sI ${base}/products/1                      # a client-side route: the same page (spa)
   curl -s  ${admin}/admin/routes                   # routes grouped by frontend
-  open     ${admin}/                                # dashboard: routes, upstream health, traffic, last reload
+
+Dashboard (open it in a browser): ${admin}/  (routes, upstream health, traffic, last reload)
+To see balancing and ejection: kill one catalog instance (ps ax | grep catalog.mjs); the gateway ejects it
+and the dashboard shows it failing; the shop restarts it.
 
 Edit ${shown} and save: the gateway reloads it (a broken file is refused, traffic keeps flowing).
 Ctrl-C stops everything.

@@ -34,7 +34,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       base,
       transport: {
         target: 'pino-pretty',
-        options: { destination: 2, colorize: true, ignore: 'pid,hostname' },
+        // One line per entry: a multi-line access log entry per request scrolls everything else away.
+        options: { destination: 2, colorize: true, ignore: 'pid,hostname', singleLine: true },
       },
     });
     plain.add(logger);

@@ -30,7 +30,21 @@ export function serve(kind, routes) {
         body += c;
       });
       req.on('end', () => {
-        const out = fn(params, url, req, body);
+        // A handler that throws (a body that is not JSON, a bug) answers this request with an
+        // error and leaves the service running: one bad request must not take it down.
+        let out;
+        try {
+          out = fn(params, url, req, body);
+        } catch (err) {
+          const bad = err instanceof SyntaxError || err instanceof BadRequest;
+          if (!bad) console.error(`${name}: ${req.method} ${url.pathname} failed: ${err?.stack ?? err}`);
+          return send(
+            res,
+            bad ? 400 : 500,
+            { error: `${kind}: ${bad ? err.message : 'internal error'}` },
+            name,
+          );
+        }
         const reply = out && typeof out === 'object' && 'body' in out ? out : { body: out };
         if (reply.body === undefined) return send(res, 404, { error: `${kind}: not found` });
         const answer = () => send(res, reply.status ?? 200, reply.body, name);
@@ -60,6 +74,19 @@ export function serve(kind, routes) {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   return server;
+}
+
+/** Thrown by a handler for a request it cannot take: answered 400 with the message. */
+export class BadRequest extends Error {}
+
+/** The request body as JSON (an empty body is `{}`); a body that is not JSON is a BadRequest. */
+export function jsonBody(text) {
+  if (!text) return {};
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new BadRequest('the body is not JSON: send a JSON object, e.g. {"pay":"card"}');
+  }
 }
 
 /** The `:name` values when the pattern matches the path's segments, else undefined. */

@@ -6,7 +6,10 @@ import { serve } from './http.mjs';
 serve('reviews', {
   '/reviews/:productId': ({ productId }) => {
     const list = products[productId] ? (reviews[productId] ?? []) : undefined;
-    const average = list?.length ? list.reduce((s, r) => s + r.stars, 0) / list.length : null;
+    // Rounded to one decimal, as a shop shows it (4.7, not 4.666666666666667).
+    const average = list?.length
+      ? Math.round((list.reduce((s, r) => s + r.stars, 0) / list.length) * 10) / 10
+      : null;
     return {
       body: list && { productId: Number(productId), average, count: list.length, reviews: list },
       delay: productId === '4' ? 600 : 40,

@@ -153,7 +153,12 @@ function renderTraffic(rows) {
 }
 
 function upstreamState(u) {
-  const health = u.healthy ? badge('ok', 'healthy') : badge('bad', 'unhealthy');
+  // Failing but not (yet) ejected or marked unhealthy is still failing: never show it green.
+  const health = !u.healthy
+    ? badge('bad', 'unhealthy')
+    : u.consecutiveFailures > 0
+      ? badge('warn', `failing (${u.consecutiveFailures} in a row)`)
+      : badge('ok', 'healthy');
   const ejected = u.ejected
     ? badge('warn', `ejected until ${time(u.ejectedUntil)}`)
     : el('span', { class: 'muted' }, 'not ejected');
