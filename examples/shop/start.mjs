@@ -146,14 +146,25 @@ async function main() {
     if (r.status !== 0) throw new Error('npm run build failed');
   }
   const config = parse(readFileSync(configFile, 'utf8'));
+  const port = config.listen?.port ?? 8080;
+  const adminPort = config.admin?.port ?? 9901;
+  // One process per upstream URL of each service, on that URL's port.
+  const instances = Object.entries(config.services ?? {}).flatMap(([service, def]) => {
+    const script = join(here, 'services', `${service}.mjs`);
+    if (!existsSync(script))
+      throw new Error(`no example service for "${service}" (${relative(root, script)})`);
+    return def.upstreams.map((upstream, i) => ({
+      script,
+      name: def.upstreams.length > 1 ? `${service}-${i + 1}` : service,
+      url: new URL(typeof upstream === 'string' ? upstream : upstream.url),
+    }));
+  });
   // Every port the shop will listen on must be free before anything starts: a second `npm start`
   // beside a running shop would otherwise look as if it worked while talking to the first one.
-  const wanted = [config.listen?.port ?? 8080, config.admin?.port ?? 9901];
-  for (const def of Object.values(config.services ?? {})) {
-    for (const u of def.upstreams) wanted.push(Number(new URL(typeof u === 'string' ? u : u.url).port));
-  }
   const taken = [];
-  for (const p of wanted) if (await portTaken(p)) taken.push(p);
+  for (const p of [port, adminPort, ...instances.map((i) => Number(i.url.port))]) {
+    if (await portTaken(p)) taken.push(p);
+  }
   if (taken.length > 0) {
     log(
       `[shop] cannot start: port${taken.length > 1 ? 's' : ''} ${taken.join(', ')} already in use.\n` +
@@ -162,24 +173,12 @@ async function main() {
     );
     process.exit(1);
   }
-  for (const [service, def] of Object.entries(config.services ?? {})) {
-    const script = join(here, 'services', `${service}.mjs`);
-    if (!existsSync(script))
-      throw new Error(`no example service for "${service}" (${relative(root, script)})`);
-    def.upstreams.forEach((upstream, i) => {
-      const url = new URL(typeof upstream === 'string' ? upstream : upstream.url);
-      const name = def.upstreams.length > 1 ? `${service}-${i + 1}` : service;
-      start(name, [script, '--port', url.port, '--name', name]);
-      def.ready = [...(def.ready ?? []), `${url.origin}/healthz`];
-    });
-  }
-  await Promise.all(Object.values(config.services ?? {}).flatMap((d) => d.ready.map((u) => waitFor(u))));
+  for (const { script, name, url } of instances) start(name, [script, '--port', url.port, '--name', name]);
+  await Promise.all(instances.map(({ url }) => waitFor(`${url.origin}/healthz`)));
 
   const gateway = start('gateway', [cli, 'gateway', '-c', configFile], {
     terminal: process.stdout.isTTY === true,
   });
-  const port = config.listen?.port ?? 8080;
-  const adminPort = config.admin?.port ?? 9901;
   const base = `http://127.0.0.1:${port}`;
   const admin = `http://127.0.0.1:${adminPort}`;
   // Ready means the listeners are bound and the configuration is loaded, by the gateway started here.

@@ -36,7 +36,7 @@ export function serve(kind, routes) {
         try {
           out = fn(params, url, req, body);
         } catch (err) {
-          const bad = err instanceof SyntaxError || err instanceof BadRequest;
+          const bad = err instanceof BadRequest;
           if (!bad) console.error(`${name}: ${req.method} ${url.pathname} failed: ${err?.stack ?? err}`);
           return send(
             res,
