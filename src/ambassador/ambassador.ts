@@ -53,7 +53,7 @@ export const ambassadorRole: RoleDefinition<AmbassadorConfig> = {
     encodedSlashes: 'keep',
     accessLog: c.accessLog,
   }),
-  admin: (c) => (c.admin.enabled ? { host: c.admin.host, port: c.admin.port } : undefined),
+  admin: (c) => (c.admin.enabled ? c.admin : undefined),
   drainTimeout: (c) => c.drainTimeout,
   stores: (c) => c.stores,
   view(current, meta) {

@@ -23,6 +23,7 @@ export {
 } from './document.js';
 export { evaluateFlag, type FeatureFlag, type FlagContext, flagSchema, rolloutBucket } from './flags.js';
 export { ConfigHttpClient, type ConfigHttpClientOptions } from './http-client.js';
+export { configPanel } from './panel.js';
 export { ConfigRepository, type ConfigRepositoryOptions } from './repository.js';
 export { isSecretRef, maskSecrets, resolveSecrets } from './secrets.js';
 export { type ConfigServer, type ConfigServerOptions, startConfigServer } from './server.js';

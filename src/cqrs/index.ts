@@ -8,6 +8,7 @@ export * from './errors.js';
 export * from './given.js';
 export * from './http.js';
 export * from './idempotency.js';
+export { projectionsPanel } from './panel.js';
 export * from './projection.js';
 export * from './snapshots.js';
 export { sql } from './sql.js';

@@ -2,7 +2,7 @@ import { isAbsolute, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { parse as parseYaml } from 'yaml';
-import type { AdminSource } from '../admin/server.js';
+import type { AdminViews } from '../admin/server.js';
 import { ConfigError, parseConfig, shield } from '../core/config.js';
 import { providerFromOptions } from '../runtime/providers/from-options.js';
 import type { ConfigProvider, ReloadResult } from '../runtime/providers/types.js';
@@ -61,7 +61,7 @@ export interface Gateway {
    */
   prepareConfig(text: string, label: string): Promise<PreparedConfig>;
   /** What /admin/routes, /admin/services and /admin/config show (a cluster's primary asks a worker). */
-  adminViews(): Pick<AdminSource, 'routes' | 'services' | 'config'>;
+  adminViews(): AdminViews;
   /** Reads the configuration again from where it came from (the file, the store) and applies it. */
   reload(): Promise<ReloadResult>;
   /** Stops accepting, lets in-flight requests finish within `deadlineMs`, closes everything. */
@@ -134,7 +134,7 @@ export const gatewayRole: RoleDefinition<GatewayConfig> = {
     encodedSlashes: c.encodedSlashes,
     accessLog: c.accessLog,
   }),
-  admin: (c) => (c.admin.enabled ? { host: c.admin.host, port: c.admin.port } : undefined),
+  admin: (c) => (c.admin.enabled ? c.admin : undefined),
   drainTimeout: (c) => c.drainTimeout,
   stores: (c) => c.stores,
   referencedFiles: gatewayReferencedFiles,

@@ -24,7 +24,7 @@ describe('gateway file validation', () => {
       {},
     );
     expect(cfg.listen).toMatchObject({ host: '0.0.0.0', port: 8080, maxHeaderSize: 16384 });
-    expect(cfg.admin).toEqual({ host: '127.0.0.1', port: 9901, enabled: true });
+    expect(cfg.admin).toEqual({ host: '127.0.0.1', port: 9901, enabled: true, peers: [] });
     expect(cfg.routes[0]).toMatchObject({ match: { pathPrefix: '/api', priority: 0 }, middlewares: [] });
   });
 

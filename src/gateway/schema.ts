@@ -137,6 +137,23 @@ export const adminSchema = z.strictObject({
   port: z.number().int().min(0).max(65535).default(9901),
   /** Set false to run without an admin listener. */
   enabled: z.boolean().default(true),
+  /**
+   * Bearer token for `POST /admin/actions/<name>` (switching a strangler route, replaying a dead
+   * letter…). Without one, actions are refused; write it as `${TRELLIS_ADMIN_TOKEN}`, not inline.
+   */
+  token: z
+    .string()
+    .min(16, { error: 'admin.token is too short: use at least 16 random characters (openssl rand -hex 16)' })
+    .optional(),
+  /** Other Trellis processes' admin URLs: their panels are shown on this dashboard too. */
+  peers: z
+    .array(
+      z.url({
+        protocol: /^https?$/,
+        error: 'admin.peers entries are admin URLs such as http://127.0.0.1:9902',
+      }),
+    )
+    .default([]),
 });
 
 /** Access log: on/off and its level. */

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { z } from 'zod';
+import type { AdminParts } from '../admin/panels.js';
 import type { Handler } from '../http/types.js';
 import type { ServicePool } from '../http/upstream/types.js';
 import type { SharedStores } from '../stores/shared.js';
@@ -21,8 +22,8 @@ export interface HandlerDeps {
   routeName: string;
 }
 
-/** A created handler; `close` releases what it holds when a reload replaces it. */
-export type HandlerInstance = Handler & { close?: () => Promise<void> };
+/** A created handler; `close` releases what it holds when a reload replaces it; `panels` and `actions` show it on the admin API. */
+export type HandlerInstance = Handler & { close?: () => Promise<void> } & AdminParts;
 
 /** A service name used somewhere inside a handler's options, for load-time checking. */
 export interface ServiceReference {

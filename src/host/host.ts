@@ -9,6 +9,7 @@ import { messageOf, TrellisError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
 import { createMetricsRegistry } from '../core/metrics.js';
 import { type Gateway, startGateway } from '../gateway/gateway.js';
+import { adminListen } from '../runtime/admin-listen.js';
 import { type MemoryProvider, memoryProvider } from '../runtime/providers/memory.js';
 import { watchFiles } from '../runtime/providers/watch.js';
 import type { InstanceExit, WorkerInstance } from './instance.js';
@@ -273,12 +274,7 @@ export async function startHost(options: StartHostOptions): Promise<Host> {
     }
     if (front) Object.assign(ports, front.ports);
     registerHostMetrics(registry, () => status());
-    const adminAt =
-      options.admin === undefined
-        ? config.admin.enabled
-          ? config.admin
-          : undefined
-        : options.admin || undefined;
+    const adminAt = adminListen(options.admin, config.admin.enabled ? config.admin : undefined);
     if (adminAt) {
       admin = createAdminServer({
         registry,
@@ -293,6 +289,8 @@ export async function startHost(options: StartHostOptions): Promise<Host> {
         routes: () => frontConfig().routes,
         services: () => ({ workloads: status() }),
         config: () => ({ file: options.file, config }),
+        token: adminAt.token,
+        peers: adminAt.peers,
       });
       ports.admin = (await admin.listen(adminAt.host, adminAt.port)).port;
     }

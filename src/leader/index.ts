@@ -13,6 +13,7 @@ export {
   type ElectionTiming,
   electionTiming,
 } from './options.js';
+export { leaderPanel } from './panel.js';
 export {
   describeExit,
   EXIT_CRASH_LOOP,

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { z } from 'zod';
+import type { AdminParts } from '../admin/panels.js';
 import type { Middleware } from '../http/types.js';
 import type { SharedStores } from '../stores/shared.js';
 
@@ -32,7 +33,7 @@ export interface HealthReport {
 export type MiddlewareInstance = Middleware & {
   close?: () => Promise<void>;
   health?: () => HealthReport;
-};
+} & AdminParts;
 
 /**
  * One kind of middleware, as written in a file: `middlewares: { name: { <type>: options } }`.

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { AdminAction, AdminPanel, AdminParts } from '../admin/panels.js';
 import { TrellisError } from '../core/errors.js';
 import type { HandlerInstance } from '../handlers/types.js';
 import type { ListenConfig } from '../http/listener.js';
@@ -54,6 +55,9 @@ export interface Generation<C = unknown> {
   readonly closeables: readonly (() => Promise<void>)[];
   /** Middlewares that report on what they depend on (for `/readyz`), by name. */
   readonly checks: ReadonlyMap<string, () => HealthReport>;
+  /** Dashboard panels and admin actions the handlers and middlewares carry. */
+  readonly panels: readonly AdminPanel[];
+  readonly actions: readonly AdminAction[];
   inFlight: number;
 }
 
@@ -78,6 +82,8 @@ export class GenerationParts {
   readonly middlewares = new Map<string, MiddlewareInstance>();
   readonly closeables: (() => Promise<void>)[] = [];
   readonly checks = new Map<string, () => HealthReport>();
+  readonly panels: AdminPanel[] = [];
+  readonly actions: AdminAction[] = [];
   private readonly created: ServicePool[] = [];
 
   constructor(
@@ -124,6 +130,7 @@ export class GenerationParts {
       this.middlewares.set(name, instance);
       if (instance.close) this.closeables.push(instance.close);
       if (instance.health) this.checks.set(name, instance.health);
+      this.addAdminParts(instance);
     }
   }
 
@@ -150,6 +157,7 @@ export class GenerationParts {
       routeName: name,
     });
     if (instance.close) this.closeables.push(instance.close);
+    this.addAdminParts(instance);
     const chain: Middleware[] = middlewareNames.map((n) => this.middlewares.get(n)!);
     const service = refs[0]?.service ?? '';
     return {
@@ -164,6 +172,11 @@ export class GenerationParts {
     };
   }
 
+  private addAdminParts(instance: AdminParts): void {
+    if (instance.panels) this.panels.push(...instance.panels);
+    if (instance.actions) this.actions.push(...instance.actions);
+  }
+
   /** The finished generation. */
   seal<C>(version: number, config: C, listeners: ReadonlyMap<string, CompiledListener>): Generation<C> {
     return {
@@ -174,6 +187,8 @@ export class GenerationParts {
       serviceKeys: this.serviceKeys,
       closeables: this.closeables,
       checks: this.checks,
+      panels: this.panels,
+      actions: this.actions,
       inFlight: 0,
     };
   }

@@ -4,11 +4,14 @@
  * and the type registries of handlers and middlewares. See docs/architecture.md.
  */
 
+export type { ActionCaller, AdminAction, AdminPanel, AdminParts, PanelView } from '../admin/panels.js';
+export { type AdminListener, type AdminListenerOptions, startAdminListener } from '../admin/standalone.js';
 export type { ResponseFilter, ResponseHead, ResponseSink } from '../http/response.js';
 export { FlatHead, TrellisResponse } from '../http/response.js';
 export type { Handler, Middleware, RequestContext } from '../http/types.js';
 export { compose } from '../http/types.js';
 export type { SharedStoreHealth, SharedStores } from '../stores/shared.js';
+export type { AdminListen } from './admin-listen.js';
 export {
   type CompileDeps,
   type CompiledListener,

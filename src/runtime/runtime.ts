@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { type AdminServer, type AdminSource, createAdminServer } from '../admin/server.js';
+import type { AdminAction, AdminPanel } from '../admin/panels.js';
+import { type AdminServer, type AdminSource, type AdminViews, createAdminServer } from '../admin/server.js';
 import { ConfigError } from '../core/config.js';
 import { messageOf, TrellisError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
@@ -8,6 +9,7 @@ import { createMetricsRegistry } from '../core/metrics.js';
 import { TrustedProxies } from '../http/forwarded.js';
 import type { EncodedSlashes } from '../http/normalize.js';
 import { accessLog } from './access-log.js';
+import { type AdminListen, adminListen } from './admin-listen.js';
 import { adminView } from './admin-view.js';
 import { type CompileDeps, closeGeneration, type Generation } from './compile.js';
 import { type ActiveState, type EngineSettings, ListenerEngine } from './engine.js';
@@ -57,7 +59,7 @@ export interface RoleDefinition<C> {
   /** What the request engine needs from a configuration. */
   settings(config: C): RoleSettings;
   /** The admin listener the configuration asks for, or undefined for none. */
-  admin(config: C): { host: string; port: number } | undefined;
+  admin(config: C): AdminListen | undefined;
   /** How long in-flight requests may take to finish when a listener closes. */
   drainTimeout(config: C): number;
   /** Named store URLs (`stores:`), opened once per process on first use. */
@@ -108,6 +110,10 @@ export interface RuntimeOptions {
   env?: Record<string, string | undefined> | undefined;
   /** Version number of the first configuration (default 1; a replacement worker starts at its cluster's). */
   version?: number | undefined;
+  /** The role's own dashboard panels (a sidecar's app, an ambassador's breakers), beside its routes'. */
+  panels?: (() => readonly AdminPanel[]) | undefined;
+  /** The role's own admin actions, beside its routes'. */
+  actions?: (() => readonly AdminAction[]) | undefined;
 }
 
 /** A compiled configuration waiting for `commit` (internal: workers prepare on all, then commit on all). */
@@ -156,7 +162,7 @@ export interface Runtime<C> {
    */
   stage(text: string, label?: string): Promise<StagedConfig>;
   /** What /admin/routes, /admin/services and /admin/config show (a cluster's primary asks a worker). */
-  adminViews(): Pick<AdminSource, 'routes' | 'services' | 'config'>;
+  adminViews(): AdminViews;
   /** Stops accepting, lets in-flight requests finish within `deadlineMs`, closes everything. */
   stop(deadlineMs: number): Promise<void>;
 }
@@ -412,14 +418,18 @@ export async function startRuntime<C>(role: RoleDefinition<C>, options: RuntimeO
   const reload = (): Promise<ReloadResult> =>
     provider.reload ? provider.reload(sink) : applyConfig(activeText, activeLabel);
 
-  const adminConfig = options.admin === false ? undefined : (options.admin ?? role.admin(first.config));
+  const adminConfig = adminListen(options.admin, role.admin(first.config));
   let admin: AdminServer | undefined;
-  const view = (role.view ?? adminView)(current, () => ({
-    version: state.current.version,
-    source: activeLabel,
-    loadedAt,
-    lastReload,
-  }));
+  const view: AdminViews = {
+    ...(role.view ?? adminView)(current, () => ({
+      version: state.current.version,
+      source: activeLabel,
+      loadedAt,
+      lastReload,
+    })),
+    panels: () => [...(options.panels?.() ?? []), ...state.current.panels],
+    actions: () => [...(options.actions?.() ?? []), ...state.current.actions],
+  };
   try {
     await listeners.open(first);
     if (adminConfig !== undefined) {
@@ -435,6 +445,8 @@ export async function startRuntime<C>(role: RoleDefinition<C>, options: RuntimeO
           Object.fromEntries(
             [...state.current.checks].map(([name, health]) => [`middleware:${name}`, health()]),
           ),
+        token: adminConfig.token,
+        peers: adminConfig.peers,
         ...view,
       });
       const address = await admin.listen(adminConfig.host, adminConfig.port).catch((err: unknown) => {

@@ -24,7 +24,8 @@ export type WorkerRequest =
   | { t: 'commit'; id: number }
   | { t: 'abort'; id: number }
   | { t: 'metrics'; id: number }
-  | { t: 'view'; id: number; what: 'routes' | 'services' | 'config' };
+  | { t: 'view'; id: number; what: 'routes' | 'services' | 'config' }
+  | { t: 'panels'; id: number };
 
 /** Sent by the primary to end a worker: drain within `deadlineMs`, flush logs, exit 0. */
 export interface StopMessage {

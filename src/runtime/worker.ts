@@ -1,3 +1,4 @@
+import { localPanels } from '../admin/extension.js';
 import { drainOnSignals } from '../core/lifecycle.js';
 import { BUFFERED } from '../core/log-destination.js';
 import { createLogger, flushLogger, logMetrics } from '../core/logger.js';
@@ -82,6 +83,8 @@ async function start(message: StartMessage): Promise<void> {
         return registry.getMetricsAsJSON();
       case 'view':
         return gw.adminViews()[req.what]();
+      case 'panels':
+        return localPanels(gw.adminViews().panels?.() ?? [], `worker pid ${process.pid}`);
     }
   };
   process.on('message', (message: ToWorker) => {

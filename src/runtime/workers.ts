@@ -3,12 +3,14 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { AggregatorRegistry, Counter, Gauge, type Registry } from 'prom-client';
+import type { PanelView } from '../admin/panels.js';
 import { type AdminServer, createAdminServer } from '../admin/server.js';
 import { ConfigError } from '../core/config.js';
 import { messageOf, TrellisError } from '../core/errors.js';
 import { logMetrics } from '../core/logger.js';
 import { createMetricsRegistry } from '../core/metrics.js';
 import { type Gateway, parseGatewayConfig, type ReloadResult } from '../gateway/gateway.js';
+import { adminListen } from './admin-listen.js';
 import { runtimeMetrics } from './metrics.js';
 import type { ConfigProvider, ConfigSink } from './providers/types.js';
 import type { FromWorker, MetricsReply, PrepareReply, ToWorker, WorkerRequest } from './worker-messages.js';
@@ -323,10 +325,7 @@ export async function startGatewayCluster(options: StartGatewayClusterOptions): 
   let admin: AdminServer | undefined;
   try {
     for (let i = 1; i <= count; i++) await fork(i);
-    const adminConfig =
-      options.admin === false
-        ? undefined
-        : (options.admin ?? (config.admin.enabled ? config.admin : undefined));
+    const adminConfig = adminListen(options.admin, config.admin.enabled ? config.admin : undefined);
     if (adminConfig !== undefined) {
       const anyWorker = async (what: 'routes' | 'services' | 'config') => {
         const slot = readySlots()[0];
@@ -353,6 +352,15 @@ export async function startGatewayCluster(options: StartGatewayClusterOptions): 
         routes: () => anyWorker('routes'),
         services: () => anyWorker('services'),
         config: () => anyWorker('config'),
+        // Panels are one worker's: each part's shared state (a strangler route's mode) lives in
+        // its store, the same for every worker. Actions need a worker too, so a cluster has none.
+        panelViews: () => {
+          const slot = readySlots()[0];
+          if (!slot) return Promise.resolve([]);
+          return call<PanelView[]>(slot, { t: 'panels' });
+        },
+        token: adminConfig.token,
+        peers: adminConfig.peers,
       });
       const address = await admin.listen(adminConfig.host, adminConfig.port);
       ports.admin = address.port;

@@ -78,7 +78,7 @@ export function sidecarRole(gate: AppGate): RoleDefinition<SidecarConfig> {
       encodedSlashes: c.encodedSlashes,
       accessLog: c.accessLog,
     }),
-    admin: (c) => (c.admin.enabled ? { host: c.admin.host, port: c.admin.port } : undefined),
+    admin: (c) => (c.admin.enabled ? c.admin : undefined),
     drainTimeout: (c) => c.drainTimeout,
     stores: (c) => c.stores,
     referencedFiles: (c, baseDir) =>

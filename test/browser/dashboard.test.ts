@@ -1,7 +1,6 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type GatewayProcess,
@@ -13,19 +12,8 @@ import {
   tempDir,
   waitUntil,
 } from '../e2e/support/index.js';
+import { type Browser, hasChromium, launchChromium } from './chromium.js';
 
-// Debian's Chromium, never a downloaded one. Under CI a missing browser fails the tier; on a
-// developer machine the tier is skipped with a message saying how to enable it.
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium && process.env.CI === 'true') {
-  throw new Error(
-    `${CHROMIUM} is missing: the browser tier needs Debian's chromium (apt-get install -y chromium)`,
-  );
-}
-if (!hasChromium) {
-  console.warn(`browser tier skipped: ${CHROMIUM} not found (apt-get install -y chromium to run it)`);
-}
 const SCREENSHOTS = join(ROOT, 'test/browser/__screenshots__');
 
 function gatewayYaml(a: OriginProcess, b: OriginProcess, service = 'catalog'): string {
@@ -54,10 +42,9 @@ describe.skipIf(!hasChromium)('gateway dashboard in a browser', () => {
   let a: OriginProcess;
   let b: OriginProcess;
   let gw: GatewayProcess;
-  let profile: string;
-  let context: BrowserContext;
+  let browser: Browser;
   let page: Page;
-  const pageErrors: string[] = [];
+  let pageErrors: string[];
 
   /** Sends `n` requests to the gateway and waits for their answers. */
   const traffic = async (path: string, n: number) => {
@@ -70,36 +57,16 @@ describe.skipIf(!hasChromium)('gateway dashboard in a browser', () => {
     dir = tempDir('trellis-browser-');
     [a, b] = await Promise.all([spawnOrigin('a'), spawnOrigin('b')]);
     gw = await startGatewayCli(join(dir.path, 'gateway.yaml'), gatewayYaml(a, b));
-    profile = mkdtempSync(join(tmpdir(), 'trellis-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-      viewport: { width: 1280, height: 900 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    // A CSP violation or script error shows up here; the page must produce none.
-    page.on('pageerror', (err) => pageErrors.push(String(err)));
-    page.on('console', (msg) => {
-      if (msg.type() === 'error') pageErrors.push(msg.text());
-    });
+    browser = await launchChromium();
+    page = browser.page;
+    pageErrors = browser.pageErrors;
   });
 
   afterAll(async () => {
-    await context?.close();
+    await browser?.close();
     await gw?.stop();
     await Promise.all([a?.signal('SIGKILL'), b?.signal('SIGKILL')]);
     dir?.cleanup();
-    if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
   it('shows the routes by frontend, with match, handler, service and middleware order', async () => {

@@ -1,3 +1,4 @@
+import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { join } from 'node:path';
@@ -13,7 +14,27 @@ const FILES: Record<string, { file: string; type: string }> = {
   '/dashboard/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
   '/dashboard/metrics.js': { file: 'metrics.js', type: 'text/javascript; charset=utf-8' },
   '/dashboard/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
+  '/dashboard/dom.js': { file: 'dom.js', type: 'text/javascript; charset=utf-8' },
+  '/dashboard/panels.js': { file: 'panels.js', type: 'text/javascript; charset=utf-8' },
+  // Each part's panel renderer, public/panels/<kind>.js: listed once from the folder, so a new
+  // renderer needs no registration and no request path ever reaches the file system.
+  ...Object.fromEntries(
+    renderers()
+      .filter((f) => /^[a-z][a-z0-9-]*\.js$/.test(f))
+      .map((f) => [
+        `/dashboard/panels/${f}`,
+        { file: `panels/${f}`, type: 'text/javascript; charset=utf-8' },
+      ]),
+  ),
 };
+
+function renderers(): string[] {
+  try {
+    return readdirSync(join(PUBLIC, 'panels'));
+  } catch {
+    return []; // no part has a renderer of its own yet: every panel is drawn by the generic one
+  }
+}
 
 /** Content-Security-Policy of every dashboard file: only this origin's scripts, styles and fetches. */
 export const DASHBOARD_CSP =

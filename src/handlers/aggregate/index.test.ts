@@ -40,9 +40,9 @@ const once = (o: Origin) => ({ upstreams: [o.url], retry: { attempts: 1 } });
 describe('aggregate handler', () => {
   it('fetches parts in parallel: the response takes about the slowest part, not the sum', async () => {
     const o = await origin({
-      '/a': { body: { a: 1 }, delay: 100 },
-      '/b': { body: { b: 2 }, delay: 150 },
-      '/c': { body: { c: 3 }, delay: 300 },
+      '/a': { body: { a: 1 }, delay: 300 },
+      '/b': { body: { b: 2 }, delay: 450 },
+      '/c': { body: { c: 3 }, delay: 600 },
     });
     const g = await gateway(
       `parts:
@@ -56,8 +56,9 @@ describe('aggregate handler', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('trellis-completed')).toBe('true');
     expect(body).toEqual({ a: { a: 1 }, b: { b: 2 }, c: { c: 3 } });
-    expect(ms).toBeGreaterThanOrEqual(295);
-    expect(ms).toBeLessThan(500); // the sum would be 550
+    // Delays wide apart, so a loaded machine's scheduling noise cannot blur parallel and serial.
+    expect(ms).toBeGreaterThanOrEqual(595);
+    expect(ms).toBeLessThan(1_000); // the sum would be 1,350
   });
 
   it('starts a dependent part as soon as its input arrived, beside independent ones', async () => {

@@ -1,6 +1,8 @@
 // The gateway dashboard: polls the admin API every 2 s and renders it. Every piece of data goes
 // into the page through textContent (never innerHTML), so nothing the API returns can become markup.
+import { badge, dateTime, el, fixed, ms, percent, table, time } from './dom.js';
 import { parseSamples, routeTotals, trafficBetween } from './metrics.js';
+import { renderPanels } from './panels.js';
 
 const INTERVAL_MS = 2000;
 const TIMEOUT_MS = 1500;
@@ -12,45 +14,6 @@ const state = {
   timer: undefined,
   busy: false,
 };
-
-/** Creates an element; string children become text nodes. */
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === 'class') node.className = v;
-    else node.setAttribute(k, v);
-  }
-  for (const c of children.flat()) {
-    if (c === undefined || c === null || c === false) continue;
-    node.append(typeof c === 'string' || typeof c === 'number' ? document.createTextNode(String(c)) : c);
-  }
-  return node;
-}
-
-/** A table with a caption, column headers and rows of cells (strings or nodes). */
-function table(caption, headers, rows) {
-  const head = el(
-    'tr',
-    {},
-    headers.map((h) => el('th', { scope: 'col', ...(h.num ? { class: 'num' } : {}) }, h.label ?? h)),
-  );
-  const body = rows.map((cells) =>
-    el(
-      'tr',
-      {},
-      cells.map((c, i) => el('td', headers[i]?.num ? { class: 'num' } : {}, c)),
-    ),
-  );
-  return el('table', {}, el('caption', {}, caption), el('thead', {}, head), el('tbody', {}, body));
-}
-
-const badge = (kind, text) => el('span', { class: `badge ${kind}` }, text);
-const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '—');
-const dateTime = (iso) => (iso ? new Date(iso).toLocaleString() : '—');
-const fixed = (n, digits) => (n === undefined ? '—' : n.toFixed(digits));
-const percent = (r) => (r === undefined ? '—' : `${(r * 100).toFixed(r > 0 && r < 0.01 ? 2 : 1)} %`);
-const ms = (s) =>
-  s === undefined ? '—' : s < 0.01 ? `${(s * 1000).toFixed(2)} ms` : `${(s * 1000).toFixed(0)} ms`;
 
 function replace(id, ...nodes) {
   document.getElementById(id).replaceChildren(...nodes);
@@ -308,12 +271,13 @@ async function refresh() {
   if (state.busy) return;
   state.busy = true;
   try {
-    const [config, routes, services, metrics, readiness] = await Promise.all([
+    const [config, routes, services, metrics, readiness, panels] = await Promise.all([
       getJson('/admin/config'),
       getJson('/admin/routes'),
       getJson('/admin/services'),
       getText('/metrics'),
       getReadiness(),
+      getJson('/admin/panels'),
     ]).catch((err) => {
       throw Object.assign(err, { unreachable: true });
     });
@@ -325,6 +289,7 @@ async function refresh() {
     renderServices(services);
     renderStores(readiness);
     renderRoutes(routes);
+    await renderPanels(document.getElementById('panels'), panels);
     state.previous = { at: now, totals };
     state.lastOkAt = now;
     setConnection(
