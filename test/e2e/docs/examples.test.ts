@@ -57,7 +57,7 @@ describe('docs examples run as written', () => {
     it(`${example.page}: ${example.name}`, { timeout: 120_000 }, async () => {
       const dir = tempDir('trellis-docs-example-');
       try {
-        await runExample(example, dir.path, ROOT);
+        await runExample(example, dir.path, { root: ROOT });
       } finally {
         dir.cleanup();
       }

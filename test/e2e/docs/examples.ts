@@ -91,8 +91,23 @@ export function docsExamples(root: string): DocExample[] {
     .flatMap((f) => extractExamples(`docs/${f}`, readFileSync(join(dir, f), 'utf8')));
 }
 
+/**
+ * Where an example finds Trellis: this clone (`root`, the built CLI and its node_modules), or a
+ * folder where the package was installed from its tarball (`installed`, as a user has it).
+ */
+export interface ExampleSource {
+  root: string;
+  installed?: string;
+}
+
 /** Prepares `folder` as a user's project: `trellis` on PATH and this package in node_modules. */
-export function prepareFolder(folder: string, root: string): { PATH: string } {
+export function prepareFolder(folder: string, source: ExampleSource): { PATH: string } {
+  if (source.installed !== undefined) {
+    // The real install: its node_modules (trellis, its dependencies, tsx) and its .bin/trellis.
+    symlinkSync(join(source.installed, 'node_modules'), join(folder, 'node_modules'), 'dir');
+    return { PATH: `${join(source.installed, 'node_modules/.bin')}:${process.env.PATH}` };
+  }
+  const { root } = source;
   const bin = join(folder, '.bin');
   mkdirSync(bin, { recursive: true });
   writeFileSync(
@@ -103,7 +118,6 @@ export function prepareFolder(folder: string, root: string): { PATH: string } {
   const modules = join(folder, 'node_modules');
   mkdirSync(modules, { recursive: true });
   symlinkSync(root, join(modules, 'trellis'), 'dir');
-  // The package's own dependencies, as npm would have installed them beside it.
   for (const entry of readdirSync(join(root, 'node_modules'))) {
     if (entry === 'trellis' || entry.startsWith('.')) continue;
     symlinkSync(join(root, 'node_modules', entry), join(modules, entry));
@@ -115,10 +129,10 @@ export function prepareFolder(folder: string, root: string): { PATH: string } {
 export async function runExample(
   example: DocExample,
   folder: string,
-  root: string,
+  source: ExampleSource,
   timeoutMs = 90_000,
 ): Promise<string> {
-  const { PATH } = prepareFolder(folder, root);
+  const { PATH } = prepareFolder(folder, source);
   let output = '';
   for (const block of example.blocks) {
     if (block.file) {
