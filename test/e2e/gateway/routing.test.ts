@@ -246,7 +246,7 @@ describe('trellis validate and trellis schema', () => {
   it('validate prints ok for a good file and exits 0', async () => {
     const file = dir.write('good.yaml', 'routes:\n  - match: { path: /a }\n    respond: { body: hi }\n');
     const r = await runCli(['validate', file]);
-    expect(r).toMatchObject({ code: 0, stdout: `${file}: ok\n` });
+    expect(r).toMatchObject({ code: 0, stdout: `${file}: ok (gateway)\n` });
   });
 
   it('validate prints every problem with file:line:column and exits 1', async () => {
