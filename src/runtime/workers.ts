@@ -9,10 +9,16 @@ import { ConfigError } from '../core/config.js';
 import { messageOf, TrellisError } from '../core/errors.js';
 import { logMetrics } from '../core/logger.js';
 import { createMetricsRegistry } from '../core/metrics.js';
-import { type Gateway, parseGatewayConfig, type ReloadResult } from '../gateway/gateway.js';
+import {
+  type Gateway,
+  gatewayReferencedFiles,
+  parseGatewayConfig,
+  type ReloadResult,
+} from '../gateway/gateway.js';
 import { adminListen } from './admin-listen.js';
 import { runtimeMetrics } from './metrics.js';
 import type { ConfigProvider, ConfigSink } from './providers/types.js';
+import { watchFiles } from './providers/watch.js';
 import type { FromWorker, MetricsReply, PrepareReply, ToWorker, WorkerRequest } from './worker-messages.js';
 
 /**
@@ -51,6 +57,8 @@ export interface StartGatewayClusterOptions {
   admin?: { host: string; port: number } | false;
   logger: Logger;
   sighup?: boolean;
+  /** Watch the files the configuration refers to (JWKS files, translations); default true. */
+  watch?: boolean;
   /** Passed to the workers as TRELLIS_LOG_LEVEL. */
   logLevel?: string;
 }
@@ -278,6 +286,7 @@ export async function startGatewayCluster(options: StartGatewayClusterOptions): 
     activeLabel = newLabel;
     metrics.reloads.inc({ result: 'applied' });
     metrics.configVersion.set(version);
+    watchReferenced();
     lastReload = {
       ok: true,
       version,
@@ -290,6 +299,26 @@ export async function startGatewayCluster(options: StartGatewayClusterOptions): 
       'configuration applied on every worker',
     );
     return lastReload;
+  };
+
+  // The workers do not watch (each would recompile on its own, outside the two-phase reload):
+  // the primary watches the files the committed configuration names, and a change reloads
+  // every worker together, as a changed gateway file does: a replaced JWKS file is used by every
+  // worker from the same moment. (Certificates are the TLS listeners' own watch, in each worker.)
+  let stopReferenced: (() => void) | undefined;
+  const watchReferenced = () => {
+    stopReferenced?.();
+    stopReferenced = undefined;
+    if (options.watch === false || stopping) return;
+    const files = gatewayReferencedFiles(config, provider.baseDir);
+    if (files.length === 0) return;
+    stopReferenced = watchFiles(files, () => {
+      logger.info(
+        { source: activeLabel },
+        'a file the configuration refers to changed: reloading every worker',
+      );
+      void applyConfig(text, activeLabel);
+    });
   };
 
   const applyConfig = (newText: string, newLabel: string): Promise<ReloadResult> => {
@@ -378,6 +407,7 @@ export async function startGatewayCluster(options: StartGatewayClusterOptions): 
   running = true;
 
   provider.start?.(sink);
+  watchReferenced();
   const onHup = () => void reload();
   if (options.sighup) process.on('SIGHUP', onHup);
 
@@ -403,6 +433,7 @@ export async function startGatewayCluster(options: StartGatewayClusterOptions): 
       if (stopping) return;
       stopping = true;
       if (options.sighup) process.off('SIGHUP', onHup);
+      stopReferenced?.();
       await provider.close?.();
       await chain.catch(() => undefined);
       await stopWorkers(deadlineMs);
