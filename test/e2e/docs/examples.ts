@@ -1,6 +1,17 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * Runnable documentation examples. A fenced block preceded by the comment
@@ -125,12 +136,68 @@ export function prepareFolder(folder: string, source: ExampleSource): { PATH: st
   return { PATH: `${bin}:${join(root, 'node_modules/.bin')}:${process.env.PATH}` };
 }
 
+const LOCK = join(tmpdir(), 'trellis-docs-examples.lock');
+
+/**
+ * Examples listen on the ports the docs print (8080, 3001…), so two test files running
+ * examples at once (the clone's and the installed package's) would take each other's ports:
+ * one example runs at a time across processes. The lock is a folder (mkdir is atomic) holding
+ * its owner's pid; a lock whose owner died is taken over.
+ */
+async function exclusively<T>(run: () => Promise<T>): Promise<T> {
+  for (;;) {
+    try {
+      mkdirSync(LOCK);
+      writeFileSync(join(LOCK, 'pid'), String(process.pid));
+      break;
+    } catch {
+      if (!ownerAlive()) rmSync(LOCK, { recursive: true, force: true });
+      else await sleep(100);
+    }
+  }
+  try {
+    return await run();
+  } finally {
+    rmSync(LOCK, { recursive: true, force: true });
+  }
+}
+
+function ownerAlive(): boolean {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(LOCK, 'pid'), 'utf8'));
+  } catch {
+    // Just made and its pid not written yet (alive), unless it stayed so for seconds (its
+    // owner died between the two calls); or gone already (then mkdir is retried at once).
+    try {
+      return Date.now() - statSync(LOCK).mtimeMs < 5_000;
+    } catch {
+      return true;
+    }
+  }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Runs one example in `folder`; resolves with what it printed, rejects with it on failure. */
-export async function runExample(
+export function runExample(
   example: DocExample,
   folder: string,
   source: ExampleSource,
   timeoutMs = 90_000,
+): Promise<string> {
+  return exclusively(() => runBlocks(example, folder, source, timeoutMs));
+}
+
+async function runBlocks(
+  example: DocExample,
+  folder: string,
+  source: ExampleSource,
+  timeoutMs: number,
 ): Promise<string> {
   const { PATH } = prepareFolder(folder, source);
   let output = '';

@@ -23,9 +23,10 @@ describe('trellis gateway: workers: 2 and a file the configuration refers to', (
   let first: Awaited<ReturnType<typeof keyPair>>;
   let second: Awaited<ReturnType<typeof keyPair>>;
 
-  const jwks = async (kid: string, key: CryptoKey) =>
+  type Key = Awaited<ReturnType<typeof keyPair>>['publicKey'];
+  const jwks = async (kid: string, key: Key) =>
     JSON.stringify({ keys: [{ ...(await exportJWK(key)), kid, alg: 'RS256' }] });
-  const token = (kid: string, key: CryptoKey) =>
+  const token = (kid: string, key: Key) =>
     new SignJWT({ sub: 'u1' })
       .setProtectedHeader({ alg: 'RS256', kid })
       .setIssuer(ISS)
