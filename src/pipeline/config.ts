@@ -148,6 +148,13 @@ export function pipelineSchema() {
       queue: z.string().default('sqlite:./data/trellis-pipeline.db'),
       /** KeyValueStore for cursors, dedupe and status (default: the queue's URL when it is sqlite/memory/redis). */
       state: z.string().optional(),
+      /** The admin listener of `trellis pipeline run` (`--admin HOST:PORT` overrides it: one per stage instance). */
+      admin: z
+        .strictObject({
+          host: z.string().default('127.0.0.1'),
+          port: z.int().min(0).max(65535),
+        })
+        .optional(),
       stages: z.array(stage).min(1),
     })
     .superRefine((p, ctx) => {

@@ -76,3 +76,8 @@ export const carts = {
     ],
   },
 };
+
+export const customers = {
+  alice: { id: 'alice', name: 'Alice', email: 'alice@shop.example', country: 'NL' },
+  bob: { id: 'bob', name: 'Bob', email: 'bob@shop.example', country: 'BE' },
+};

@@ -29,7 +29,8 @@ running stages write every 2 s to the state store.
 
 options:
   --stage NAME        (run) only this stage
-  --admin HOST:PORT   (run) admin listener: /metrics, /healthz, /readyz, /admin/routes (the chain)
+  --admin HOST:PORT   (run) admin listener: /metrics, /healthz, /readyz, /admin/routes (the chain);
+                      overrides the file's admin: { host, port }
   --from-dlq STAGE    (replay) the stage whose dead letters to move
   --dry-run           (replay) list, do not move
   --limit N           (replay) move at most N
@@ -72,7 +73,8 @@ async function run(argv: string[]): Promise<number> {
     onListening: (stage, a) => logger.info({ stage, port: a.port }, 'http input listening'),
   });
   let adminPort: number | undefined;
-  const admin = values.admin
+  const adminAt = values.admin ? parseHostPort(values.admin) : p.admin;
+  const admin = adminAt
     ? createAdminServer({
         registry: running.registry,
         ready: () => true,
@@ -81,10 +83,7 @@ async function run(argv: string[]): Promise<number> {
         config: () => maskSecrets(p),
       })
     : undefined;
-  if (admin) {
-    const { host, port } = parseHostPort(values.admin!);
-    adminPort = (await admin.listen(host, port)).port;
-  }
+  if (admin && adminAt) adminPort = (await admin.listen(adminAt.host, adminAt.port)).port;
   logger.info(
     {
       pipeline: p.name,

@@ -62,6 +62,8 @@ export interface WorkloadEnv {
 
 let server: Server | undefined;
 let stopWork: (() => Promise<void>) | undefined;
+// The module's own `stop(env)`, run last in a drain, once no work reaches it any more.
+let stopModule: (() => Promise<unknown>) | undefined;
 let taskFn: ((input: unknown, env: WorkloadEnv) => unknown) | undefined;
 
 type FetchHandler = (request: Request, env: WorkloadEnv) => Response | Promise<Response>;
@@ -263,6 +265,7 @@ async function drain(idleMs: number): Promise<void> {
     server.close(() => resolve());
     server.closeIdleConnections();
   });
+  await stopModule?.();
   send({ t: 'drained' });
 }
 
@@ -310,6 +313,14 @@ async function boot(start: WorkerStart): Promise<void> {
   });
   try {
     const mod = (await import(`${start.moduleUrl}?v=${start.generation}`)) as Record<string, unknown>;
+    // Optional lifecycle hooks of any kind of module: `start(env)` opens what the workload needs
+    // (stores, background loops) before it counts as ready, so its first request or run finds
+    // them; a throw fails this start like a crash. `stop(env)` closes them at the end of a drain.
+    if (typeof mod.start === 'function') await (mod.start as (env: WorkloadEnv) => unknown)(env);
+    if (typeof mod.stop === 'function') {
+      const stop = mod.stop as (env: WorkloadEnv) => unknown;
+      stopModule = async () => stop(env);
+    }
     switch (start.kind) {
       case 'http':
         send({ t: 'ready', port: await startHttp(mod, env) });

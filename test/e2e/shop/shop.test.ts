@@ -1,75 +1,49 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, ROOT, tempDir, waitUntil } from '../support/index.js';
+import { ROOT, tempDir, waitUntil } from '../support/index.js';
+import {
+  killShop,
+  listening,
+  type Proc,
+  runNode,
+  type Shop,
+  startShop,
+  type TourCall,
+  tourCalls,
+} from './support.js';
 
-// `npm start` as a newcomer runs it: start.mjs with a copy of examples/shop/gateway.yaml (on free
-// ports, so it can run beside anything else), the printed URLs tried through the gateway, the
-// file edited and broken while it runs, then Ctrl-C (SIGINT) and no process left behind.
-const DEFAULT_PORTS = [8080, 9901, 3001, 3002, 3003, 3004, 3005, 3006, 3007];
-
-interface Shop {
-  proc: Proc;
-  file: string;
-  ports: Map<number, number>;
-  /** The free port that stands for one of the file's default ports. */
-  port(p: number): number;
-}
-
-/** Writes a copy of the shop's gateway file on free ports into `dir` and starts start.mjs with it. */
-async function startShop(dir: string): Promise<Shop> {
-  const file = join(dir, 'gateway.yaml');
-  const ports = new Map<number, number>();
-  for (const p of DEFAULT_PORTS) ports.set(p, await freePort());
-  const port = (p: number) => ports.get(p)!;
-  let yaml = readFileSync(join(ROOT, 'examples/shop/gateway.yaml'), 'utf8');
-  yaml = yaml.replace(/port: (8080|9901)\b/g, (_m, p) => `port: ${port(Number(p))}`);
-  yaml = yaml.replace(/127\.0\.0\.1:(300[1-7])\b/g, (_m, p) => `127.0.0.1:${port(Number(p))}`);
-  // The copy lives in a temporary folder: files the shop's gateway file refers to stay where they are.
-  yaml = yaml.replace(/file: \.\/acl\//g, `file: ${join(ROOT, 'examples/shop/acl')}/`);
-  writeFileSync(file, yaml);
-  const proc = runNode([join(ROOT, 'examples/shop/start.mjs'), '--config', file]);
-  await waitUntil(
-    () => proc.output().includes('Ctrl-C stops everything'),
-    'the shop to print its URLs',
-    60_000,
-  );
-  return { proc, file, ports, port };
-}
+// The shop's lifecycle as a newcomer meets it: the tour's URLs, an edit of the file while it runs,
+// a crashed service, a second start beside the first, Ctrl-C and kill -9. What each pattern does
+// in the shop is checked in parts.test.ts.
 
 describe('the example shop (npm start)', () => {
   const tmp = tempDir('trellis-shop-');
+  let started: Shop | undefined;
   let file: string;
   let ports: Map<number, number>;
   let shop: Proc;
-  let urls: { url: string; post: boolean }[] = [];
+  let calls: TourCall[] = [];
   let port: (p: number) => number;
 
   beforeAll(async () => {
-    const started = await startShop(tmp.path);
+    started = await startShop(tmp.path);
     ({ file, ports, port } = started);
     shop = started.proc;
-    urls = [...shop.output().matchAll(/^\s+curl [^\n]*?(http:\/\/\S+)([^\n]*)$/gm)].map((m) => ({
-      url: m[1]!,
-      post: m[2]!.includes('-X POST'),
-    }));
-  }, 90_000);
+    calls = tourCalls(shop.output());
+  }, 150_000);
 
   afterAll(async () => {
-    if (shop && shop.child.exitCode === null) {
-      shop.child.kill('SIGKILL');
-      await shop.exited;
-    }
+    await killShop(started);
     tmp.cleanup();
   });
 
   it('prints curl lines that all answer through the gateway', async () => {
-    expect(urls.length).toBeGreaterThanOrEqual(6);
-    for (const { url, post } of urls) {
-      const res = await fetch(url, post ? { method: 'POST', body: '{"pay":"card"}' } : {});
-      expect(res.status, url).toBe(200);
+    expect(calls.length).toBeGreaterThanOrEqual(12);
+    for (const { url, method, headers, body } of calls) {
+      const res = await fetch(url, { method, headers, ...(body !== undefined ? { body } : {}) });
+      expect(res.status, `${method} ${url}`).toBe(200);
       await res.arrayBuffer();
     }
     const page = (await (await fetch(`http://127.0.0.1:${port(8080)}/web/products/1`)).json()) as Record<
@@ -125,7 +99,7 @@ describe('the example shop (npm start)', () => {
     expect(await images()).toBe(3);
   });
 
-  it('answers a checkout body that is not JSON with 400, and the cart keeps serving', async () => {
+  it('answers a checkout body that is not JSON with 400, and the services keep serving', async () => {
     const res = await fetch(`http://127.0.0.1:${port(8080)}/web/carts/alice/checkout`, {
       method: 'POST',
       body: 'notjson',
@@ -136,6 +110,7 @@ describe('the example shop (npm start)', () => {
     expect(cart.status).toBe(200);
     await cart.arrayBuffer();
     expect(shop.output()).not.toContain('cart exited');
+    expect(shop.output()).not.toContain('host exited');
   });
 
   it('rounds the average rating as a shop shows it', async () => {
@@ -165,7 +140,12 @@ describe('the example shop (npm start)', () => {
     const second = runNode([join(ROOT, 'examples/shop/start.mjs'), '--config', file]);
     const { code } = await second.exited;
     expect(code).toBe(1);
-    expect(second.output()).toContain(`port${''}s ${port(8080)}, ${port(9901)}`);
+    const refused =
+      second
+        .output()
+        .split('\n')
+        .find((l) => l.includes('cannot start: ports')) ?? '';
+    for (const p of [8080, 9901, 3021, 7070]) expect(refused).toContain(` ${port(p)}`);
     expect(second.output()).toContain('Is another shop running?');
     expect(second.output()).not.toContain('Ctrl-C stops everything');
   });
@@ -194,35 +174,5 @@ describe('the example shop when start.mjs is killed with SIGKILL', () => {
     for (const p of shop.ports.values()) {
       await waitUntil(async () => !(await listening(p)), `port ${p} to be released`, 15_000);
     }
-  }, 90_000);
+  }, 150_000);
 });
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
-interface Proc {
-  child: ChildProcess;
-  output(): string;
-  exited: Promise<{ code: number | null }>;
-}
-
-/** Runs `node <args>` from the repository root with its output captured (start.mjs is not the CLI). */
-function runNode(args: string[]): Proc {
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  for (const stream of [child.stdout, child.stderr]) {
-    stream.setEncoding('utf8').on('data', (c: string) => {
-      out += c;
-    });
-  }
-  const exited = new Promise<{ code: number | null }>((r) => child.once('exit', (code) => r({ code })));
-  return { child, output: () => out, exited };
-}
