@@ -3,11 +3,13 @@ import type { Registry } from 'prom-client';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, parseConfig } from '../core/config.js';
 import { adminView } from '../runtime/admin-view.js';
+import type { Generation } from '../runtime/compile.js';
 import { providerFromOptions } from '../runtime/providers/from-options.js';
 import type { ConfigProvider, ReloadResult } from '../runtime/providers/types.js';
 import type { TypeRegistry } from '../runtime/registry.js';
 import { type RoleDefinition, type Runtime, startRuntime } from '../runtime/runtime.js';
 import { ambassadorTypes, compileAmbassador, generationBreakers } from './compile.js';
+import { ambassadorPanel } from './panel.js';
 import { type AmbassadorConfig, ambassadorSchema } from './schema.js';
 
 /** Parses and validates ambassador YAML; an empty file (no `remotes:`) is refused. */
@@ -57,27 +59,24 @@ export const ambassadorRole: RoleDefinition<AmbassadorConfig> = {
   drainTimeout: (c) => c.drainTimeout,
   stores: (c) => c.stores,
   view(current, meta) {
-    const base = adminView(current, meta);
-    return {
-      ...base,
-      services() {
-        // Each upstream's breaker state beside its health and ejection.
-        const breakers = generationBreakers.get(current()) ?? new Map();
-        return {
-          services: [...current().services.values()].map((p) => {
-            const status = p.status();
-            const states = breakers.get(p.name)?.status() ?? {};
-            return {
-              ...status,
-              policies: policiesOf(current().config.remotes[p.name]),
-              upstreams: status.upstreams.map((u) => ({ ...u, breaker: states[u.id] ?? 'closed' })),
-            };
-          }),
-        };
-      },
-    };
+    return { ...adminView(current, meta), services: () => ({ services: remotesView(current()) }) };
   },
+  panels: (current) => [ambassadorPanel(() => remotesView(current()))],
 };
+
+/** Each remote's pool with its policies, and each upstream's breaker beside its health and ejection. */
+function remotesView(generation: Generation<AmbassadorConfig>) {
+  const breakers = generationBreakers.get(generation) ?? new Map();
+  return [...generation.services.values()].map((p) => {
+    const status = p.status();
+    const states = breakers.get(p.name)?.status() ?? {};
+    return {
+      ...status,
+      policies: policiesOf(generation.config.remotes[p.name]),
+      upstreams: status.upstreams.map((u) => ({ ...u, breaker: states[u.id] ?? 'closed' })),
+    };
+  });
+}
 
 /** The policies of a remote in the order they apply, as the admin API shows them. */
 function policiesOf(remote: AmbassadorConfig['remotes'][string] | undefined): unknown[] {

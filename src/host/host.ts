@@ -15,6 +15,7 @@ import { watchFiles } from '../runtime/providers/watch.js';
 import type { InstanceExit, WorkerInstance } from './instance.js';
 import { registerHostMetrics } from './metrics.js';
 import { startOrder } from './order.js';
+import { hostPanel } from './panel.js';
 import type { FromWorker, WorkerStart } from './protocol.js';
 import { type HostConfig, hostSchema, type WorkloadConfig } from './schema.js';
 import { Supervisor, type WorkloadState } from './supervisor.js';
@@ -289,6 +290,7 @@ export async function startHost(options: StartHostOptions): Promise<Host> {
         routes: () => frontConfig().routes,
         services: () => ({ workloads: status() }),
         config: () => ({ file: options.file, config }),
+        panels: () => [hostPanel(status)],
         token: adminAt.token,
         peers: adminAt.peers,
       });

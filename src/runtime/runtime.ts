@@ -68,6 +68,8 @@ export interface RoleDefinition<C> {
   referencedFiles?(config: C, baseDir: string): string[];
   /** Refuses a reload the validator cannot see is harmful (e.g. a section that disappeared). */
   checkReload?(next: C, current: C, text: string): string[];
+  /** The role's own dashboard panels (an ambassador's breakers), beside its routes'. */
+  panels?(current: () => Generation<C>): readonly AdminPanel[];
   /** /admin/routes, /admin/services, /admin/config; default: the runtime's view of a Generation. */
   view?(
     current: () => Generation<C>,
@@ -427,7 +429,7 @@ export async function startRuntime<C>(role: RoleDefinition<C>, options: RuntimeO
       loadedAt,
       lastReload,
     })),
-    panels: () => [...(options.panels?.() ?? []), ...state.current.panels],
+    panels: () => [...(options.panels?.() ?? []), ...(role.panels?.(current) ?? []), ...state.current.panels],
     actions: () => [...(options.actions?.() ?? []), ...state.current.actions],
   };
   try {

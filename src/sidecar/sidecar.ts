@@ -16,6 +16,7 @@ import { openMessageQueue } from '../stores/queue/index.js';
 import type { Store } from '../stores/types.js';
 import { type PlatformApi, startPlatformApi } from './api/server.js';
 import { type Deliveries, startDeliveries } from './deliveries.js';
+import { sidecarPanel } from './panel.js';
 import { type AppGate, parseSidecarConfig, sidecarRole } from './role.js';
 import type { SidecarConfig } from './schema.js';
 import { type AppExit, type AppState, AppSupervisor } from './supervisor.js';
@@ -172,6 +173,7 @@ export async function startSidecar(options: StartSidecarOptions): Promise<Sideca
       runtime = await startRuntime(sidecarRole(gate), {
         provider: fileProvider(file, { watch: options.watch !== false }),
         admin: options.admin,
+        panels: () => [sidecarPanel(app, urls, config.pubsub.subscriptions)],
         logger,
         registry,
         sighup: true,

@@ -5,6 +5,7 @@ import { createLogger } from '../../core/logger.js';
 import { inputTopicOf, loadPipelineFile, stageIndex } from '../../pipeline/config.js';
 import { HEADERS } from '../../pipeline/pipe.js';
 import { readStatus, startPipeline } from '../../pipeline/run.js';
+import { pipelinePanel, pipelineStatus } from '../../pipeline/status.js';
 import { openKeyValueStore } from '../../stores/kv/index.js';
 import { openMessageQueue } from '../../stores/queue/index.js';
 import type { Command } from '../command.js';
@@ -74,15 +75,20 @@ async function run(argv: string[]): Promise<number> {
   });
   let adminPort: number | undefined;
   const adminAt = values.admin ? parseHostPort(values.admin) : p.admin;
-  const admin = adminAt
-    ? createAdminServer({
-        registry: running.registry,
-        ready: () => true,
-        routes: () => running.describe(),
-        services: () => [],
-        config: () => maskSecrets(p),
-      })
-    : undefined;
+  // The panel reads every instance's status records: its own handle on the state store.
+  const statusStore = adminAt ? await openKeyValueStore(p.state) : undefined;
+  const here = running.stages.map((s) => s.name);
+  const admin =
+    adminAt && statusStore
+      ? createAdminServer({
+          registry: running.registry,
+          ready: () => true,
+          routes: () => running.describe(),
+          services: () => [],
+          config: () => maskSecrets(p),
+          panels: () => [pipelinePanel(statusStore, p, here)],
+        })
+      : undefined;
   if (admin && adminAt) adminPort = (await admin.listen(adminAt.host, adminAt.port)).port;
   logger.info(
     {
@@ -92,12 +98,16 @@ async function run(argv: string[]): Promise<number> {
     },
     'pipeline started',
   );
-  drainOnSignals([{ stop: (ms) => running.stop(ms) }, ...(admin ? [{ stop: () => admin.close() }] : [])], {
+  const closeAdmin = async () => {
+    await admin?.close();
+    await statusStore?.close();
+  };
+  drainOnSignals([{ stop: (ms) => running.stop(ms) }, { stop: closeAdmin }], {
     logger,
   });
   await running.done;
   await running.stop();
-  await admin?.close();
+  await closeAdmin();
   logger.info({ pipeline: p.name }, 'pipeline finished: every input was read');
   return 0;
 }
@@ -105,29 +115,7 @@ async function run(argv: string[]): Promise<number> {
 async function status(p: ReturnType<typeof loadPipelineFile>, json: boolean): Promise<number> {
   const store = await openKeyValueStore(p.state);
   try {
-    const records = await readStatus(store, p.name);
-    const now = Date.now();
-    const rows = p.stages.map((s, i) => {
-      const mine = records.filter((r) => r.stage === s.name);
-      const live = mine.filter((r) => now - r.updatedAt < 10_000);
-      const sum = (f: (r: (typeof mine)[number]) => number, from = mine) =>
-        from.reduce((a, r) => a + f(r), 0);
-      const prev = i > 0 ? records.filter((r) => r.stage === p.stages[i - 1]!.name) : [];
-      const depth =
-        i > 0 ? Math.max(0, sum((r) => r.out, prev) - sum((r) => r.in - r.redeliveries)) : undefined;
-      return {
-        stage: s.name,
-        instances: live.length,
-        in: sum((r) => r.in),
-        out: sum((r) => r.out),
-        errors: sum((r) => r.errors),
-        deadLetters: sum((r) => r.deadLettered),
-        redeliveries: sum((r) => r.redeliveries),
-        rate: Math.round(sum((r) => r.rate, live) * 10) / 10,
-        lagSeconds: live.length ? Math.max(...live.map((r) => r.lagSeconds)) : 0,
-        ...(depth === undefined ? {} : { depth }),
-      };
-    });
+    const rows = await pipelineStatus(store, p);
     if (json) {
       process.stdout.write(`${JSON.stringify({ pipeline: p.name, stages: rows }, null, 2)}\n`);
       return 0;

@@ -154,6 +154,8 @@ describe('the example shop: every pattern in its place', () => {
       peers: { url: string; ok: boolean }[];
     };
     expect(peers.map((p) => p.ok)).toEqual([true, true, true, true, true]);
-    expect(panels.map((p) => p.kind)).toEqual(expect.arrayContaining(['projections', 'config']));
+    expect(panels.map((p) => p.kind).sort()).toEqual(
+      ['ambassador', 'config', 'host', 'pipeline', 'projections', 'sidecar'].sort(),
+    );
   });
 });
