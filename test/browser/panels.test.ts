@@ -32,7 +32,7 @@ describe.skipIf(!hasChromium)('dashboard panels in a browser', () => {
   beforeAll(async () => {
     peer = createAdminServer(
       source(() => [
-        { kind: 'pipeline', id: 'pipeline:orders', title: 'Order events', view: () => ({ stages }) },
+        { kind: 'order-feed', id: 'feed:orders', title: 'Order events', view: () => ({ stages }) },
       ]),
     );
     const peerPort = (await peer.listen('127.0.0.1', 0)).port;
@@ -104,7 +104,7 @@ describe.skipIf(!hasChromium)('dashboard panels in a browser', () => {
   });
 
   it('shows a peer’s panels with their origin, follows their data, and names an unreachable peer', async () => {
-    const article = page.locator('article.panel[data-panel-id="pipeline:orders"]');
+    const article = page.locator('article.panel[data-panel-id="feed:orders"]');
     await article.waitFor({ timeout: 15_000 });
     expect(await article.locator('h3').textContent()).toMatch(/Order events.*http:\/\/127\.0\.0\.1:\d+/);
     stages = 3;
