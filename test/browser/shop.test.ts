@@ -2,8 +2,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, tempDir } from '../e2e/support/index.js';
 import { killShop, type Shop, startShop } from '../e2e/shop/support.js';
+import { ROOT, tempDir } from '../e2e/support/index.js';
 import { type Browser, hasChromium, launchChromium } from './chromium.js';
 
 const SCREENSHOTS = join(ROOT, 'test/browser/__screenshots__');
@@ -25,7 +25,9 @@ describe.skipIf(!hasChromium)('the example shop’s dashboard in a browser', () 
       const res = await fetch(`${gw}/web/carts/${customer}/checkout`, { method: 'POST', body: '{}' });
       await res.arrayBuffer();
     }
-    await (await fetch(`${gw}/api/wishlist/alice`, { method: 'POST', body: '{"productId":1}' })).arrayBuffer();
+    await (
+      await fetch(`${gw}/api/wishlist/alice`, { method: 'POST', body: '{"productId":1}' })
+    ).arrayBuffer();
     browser = await launchChromium();
     page = browser.page;
     await page.goto(`${shop.url(9901)}/`);
@@ -56,6 +58,8 @@ describe.skipIf(!hasChromium)('the example shop’s dashboard in a browser', () 
     await panel('pipeline').locator('tr', { hasText: 'notify' }).waitFor({ timeout: 20_000 });
     mkdirSync(SCREENSHOTS, { recursive: true });
     await page.screenshot({ path: join(SCREENSHOTS, 'shop-dashboard.png'), fullPage: true });
-    expect(browser.pageErrors.filter((e) => !/Failed to load resource|404 \(Not Found\)/.test(e))).toEqual([]);
+    expect(browser.pageErrors.filter((e) => !/Failed to load resource|404 \(Not Found\)/.test(e))).toEqual(
+      [],
+    );
   });
 });
