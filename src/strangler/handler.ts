@@ -12,10 +12,12 @@ import { stranglerMetrics } from './metrics.js';
 import { MismatchLog } from './mismatches.js';
 import { NoiseModel } from './noise.js';
 import { stranglerSchema } from './options.js';
+import { stranglerPanel, stranglerSetAction } from './panel.js';
 import { ReportPublisher } from './reports.js';
 import { type CopyOutcome, captureAnswer, copyRequest, sendCopy, teeRequestBody } from './shadow.js';
 import { ShadowQueue } from './shadow-queue.js';
 import { defaultStateStore, MigrationState } from './state.js';
+import { stepRoute } from './step.js';
 import { toModern } from './sticky.js';
 import { type StranglerRouteView, stranglerRoutes } from './views.js';
 
@@ -326,11 +328,14 @@ export const stranglerHandler = defineHandler({
         const noisy = noise.paths;
         return { ...r, fields: r.fields.filter((f) => !noisy.has(f.path)), noise: noise.summary() };
       },
+      step: (request) => stepRoute(store, o.statePrefix, route, request),
     };
     stranglerRoutes.set(route, view);
     const publisher = new ReportPublisher(store, o.statePrefix, view, log);
 
     return Object.assign(handler, {
+      panels: [stranglerPanel(view)],
+      actions: [stranglerSetAction],
       async close() {
         live.close();
         guard?.close();

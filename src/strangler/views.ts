@@ -1,6 +1,8 @@
 import type { GuardVerdict } from './guard.js';
 import type { LiveMode } from './live.js';
 import type { MismatchReport } from './mismatches.js';
+import type { HistoryEntry, RouteState } from './state.js';
+import type { StepRequest } from './step.js';
 
 /**
  * The strangled routes of this process, by name, as the admin API and `trellis strangler
@@ -19,6 +21,8 @@ export interface StranglerRouteView {
   shadow(): { sent: number; dropped: number; skipped: number; running: number; waiting: number };
   guard(): { samples: number; errorRate: number; p99Ms: number; verdict: GuardVerdict } | undefined;
   report(top?: number): MismatchReport & { noise: { samples: number; paths: Record<string, number> } };
+  /** Writes the route's next mode to the shared migration state (guard rails checked). */
+  step(request: StepRequest): Promise<{ before: RouteState | undefined; written: HistoryEntry }>;
 }
 
 export const stranglerRoutes = new Map<string, StranglerRouteView>();

@@ -42,7 +42,7 @@ describe.skipIf(!hasChromium)('the example shop’s dashboard in a browser', () 
   const panel = (kind: string) => page.locator(`article.panel[data-panel-kind="${kind}"]`);
 
   it('shows a panel for each part, drawn by its renderer', async () => {
-    for (const kind of ['host', 'pipeline', 'ambassador', 'sidecar', 'projections', 'config']) {
+    for (const kind of ['host', 'pipeline', 'ambassador', 'sidecar', 'projections', 'config', 'strangler']) {
       await panel(kind).locator('table, dl').first().waitFor({ timeout: 20_000 });
       expect(await panel(kind).textContent(), kind).not.toMatch(/cannot show|unavailable/);
     }

@@ -7,13 +7,8 @@ import { TrellisError } from '../../core/errors.js';
 import { openKeyValueStore } from '../../stores/kv/index.js';
 import type { KeyValueStore } from '../../stores/types.js';
 import { type RouteSnapshot, readSnapshots } from '../../strangler/reports.js';
-import {
-  defaultStateStore,
-  MigrationState,
-  MODES,
-  type Mode,
-  type RouteState,
-} from '../../strangler/state.js';
+import { defaultStateStore, MigrationState, MODES, type Mode } from '../../strangler/state.js';
+import { describeState, stepRoute } from '../../strangler/step.js';
 import type { Command } from '../command.js';
 import { parseCommandArgs, usageError } from '../usage.js';
 
@@ -131,13 +126,6 @@ const print = (values: Values, json: unknown, text: string) =>
 
 const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
 
-/** Position of a state on the way from legacy to retired (canary by its weight). */
-function rank(s: { mode: Mode; weight: number } | undefined): number {
-  if (s === undefined) return 0;
-  const i = MODES.indexOf(s.mode);
-  return s.mode === 'canary' ? i + s.weight / 100 : i;
-}
-
 async function set(route: string, values: Values): Promise<number> {
   if (values.mode === undefined && values.weight === undefined && values['reverse-shadow'] === undefined)
     throw usageError('say what to change: --mode MODE and/or --weight W');
@@ -158,34 +146,18 @@ async function set(route: string, values: Values): Promise<number> {
     }
   }
   return withStore(values, route, async (store, prefix) => {
-    const state = new MigrationState(store, prefix);
-    const before = await state.get(route);
-    const mode = (values.mode ?? before?.mode ?? 'legacy') as Mode;
-    const next = { mode, weight: weight ?? (mode === 'canary' ? (before?.weight ?? 0) : 0) };
-    if (!values.force && rank(next) > rank(before) && mode !== 'shadow') {
-      // The minimum sample: every instance's guard must have seen enough of the modern side.
-      const held = (await readSnapshots(store, prefix, route)).filter(
-        (s) => s.guard !== undefined && s.guard !== null && s.guard.verdict.action !== 'ok',
-      );
-      if (held.length > 0) {
-        const g = held[0]!.guard!;
-        throw new TrellisError(
-          'TRELLIS_E_STRANGLER_STEP_REFUSED',
-          `${route}: not stepping forward to ${mode}${mode === 'canary' ? ` ${next.weight} %` : ''}: the guard rails on ${held[0]!.instance} say "${'why' in g.verdict ? g.verdict.why : g.verdict.action}"; wait for the evidence or add --force; nothing changed`,
-        );
-      }
-    }
-    const written = await state.set(route, {
-      ...(values.mode === undefined ? {} : { mode }),
+    const { before, written } = await stepRoute(store, prefix, route, {
+      ...(values.mode === undefined ? {} : { mode: values.mode as Mode }),
       ...(weight === undefined ? {} : { weight }),
       ...(values['reverse-shadow'] === undefined ? {} : { reverseShadow: values['reverse-shadow'] }),
       by: values.by ?? safeUser(),
       ...(values.reason === undefined ? {} : { reason: values.reason }),
+      ...(values.force ? { force: true } : {}),
     });
     print(
       values,
       written,
-      `${route}: ${describe(before)} -> ${describe(written)} (revision ${written.revision}, by ${written.by})\n`,
+      `${route}: ${describeState(before)} -> ${describeState(written)} (revision ${written.revision}, by ${written.by})\n`,
     );
     return 0;
   });
@@ -197,11 +169,6 @@ function safeUser(): string {
   } catch {
     return 'cli';
   }
-}
-
-function describe(s: Pick<RouteState, 'mode' | 'weight'> | undefined): string {
-  if (s === undefined) return "the file's mode";
-  return s.mode === 'canary' ? `canary ${s.weight} %` : s.mode;
 }
 
 /** `trellis_strangler_requests_total{route="a",side="legacy",mode="canary"} 12` lines of /metrics. */
@@ -276,7 +243,7 @@ async function status(values: Values): Promise<number> {
       const split = e ? splitText(e.split.legacy, e.split.modern) : '-';
       return [
         route,
-        state ? describe(state) : "file's mode",
+        state ? describeState(state) : "file's mode",
         split,
         l ? splitText(l.legacy, l.modern) : '',
         e ? `${pct(e.mismatchRate)} of ${e.compared}` : '-',
@@ -396,7 +363,7 @@ async function history(route: string, values: Values): Promise<number> {
     const text =
       entries.length === 0
         ? `${route}: never changed (the file's mode applies)\n`
-        : `${entries.map((e) => `${e.at}  ${describe(e).padEnd(12)}  by ${e.by}${e.reason ? `: ${e.reason}` : ''}`).join('\n')}\n`;
+        : `${entries.map((e) => `${e.at}  ${describeState(e).padEnd(12)}  by ${e.by}${e.reason ? `: ${e.reason}` : ''}`).join('\n')}\n`;
     print(values, entries, text);
     return 0;
   });

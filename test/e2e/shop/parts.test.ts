@@ -155,7 +155,7 @@ describe('the example shop: every pattern in its place', () => {
     };
     expect(peers.map((p) => p.ok)).toEqual([true, true, true, true, true]);
     expect(panels.map((p) => p.kind).sort()).toEqual(
-      ['ambassador', 'config', 'host', 'pipeline', 'projections', 'sidecar'].sort(),
+      ['ambassador', 'config', 'host', 'pipeline', 'projections', 'sidecar', 'strangler'].sort(),
     );
   });
 });
