@@ -111,7 +111,8 @@ async function status(p: ReturnType<typeof loadPipelineFile>, json: boolean): Pr
     const now = Date.now();
     const rows = p.stages.map((s, i) => {
       const mine = records.filter((r) => r.stage === s.name);
-      const live = mine.filter((r) => now - r.updatedAt < 10_000);
+      // Up: refreshed in the last 10 s (every 2 s while running) and not stopped since.
+      const live = mine.filter((r) => !r.stopped && now - r.updatedAt < 10_000);
       const sum = (f: (r: (typeof mine)[number]) => number, from = mine) =>
         from.reduce((a, r) => a + f(r), 0);
       const prev = i > 0 ? records.filter((r) => r.stage === p.stages[i - 1]!.name) : [];

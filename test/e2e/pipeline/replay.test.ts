@@ -11,7 +11,7 @@ afterAll(() => {
   for (const d of dirs) d.cleanup();
 });
 
-describe('pipeline replay', () => {
+describe('pipeline status and replay', () => {
   it('refuses to replay a file-input stage, leaving its dead letters in the DLQ', { timeout: 60_000 }, async () => {
     const dir = tempDir('trellis-pipeline-replay-');
     dirs.push(dir);
@@ -34,6 +34,16 @@ describe('pipeline replay', () => {
     );
     const opts = { cwd: dir.path, env: { TRELLIS_LOG_LEVEL: 'warn' } };
     expect((await runCli(['pipeline', 'run', 'pipeline.yaml', '--stage', 'price'], opts)).code).toBe(0);
+
+    // The stage finished (its file was read): its counts stay, it is no longer up.
+    const status = await runCli(['pipeline', 'status', 'pipeline.yaml', '--json'], opts);
+    expect(JSON.parse(status.stdout).stages[0]).toMatchObject({
+      stage: 'price',
+      instances: 0,
+      in: 2,
+      out: 1,
+      deadLetters: 1,
+    });
 
     const listed = await runCli(['pipeline', 'replay', 'pipeline.yaml', '--from-dlq', 'price', '--dry-run'], opts);
     expect(listed.code).toBe(0);
