@@ -12,7 +12,9 @@ afterAll(() => {
 });
 
 describe('pipeline status and replay', () => {
-  it('refuses to replay a file-input stage, leaving its dead letters in the DLQ', { timeout: 60_000 }, async () => {
+  it('refuses to replay a file-input stage, leaving its dead letters in the DLQ', {
+    timeout: 60_000,
+  }, async () => {
     const dir = tempDir('trellis-pipeline-replay-');
     dirs.push(dir);
     dir.write('orders.ndjson', '{"n":1,"price":2}\n{"n":2,"price":"two"}\n');
@@ -45,7 +47,10 @@ describe('pipeline status and replay', () => {
       deadLetters: 1,
     });
 
-    const listed = await runCli(['pipeline', 'replay', 'pipeline.yaml', '--from-dlq', 'price', '--dry-run'], opts);
+    const listed = await runCli(
+      ['pipeline', 'replay', 'pipeline.yaml', '--from-dlq', 'price', '--dry-run'],
+      opts,
+    );
     expect(listed.code).toBe(0);
     expect(listed.stdout).toContain('"id":"./orders.ndjson:2"');
 
@@ -54,7 +59,10 @@ describe('pipeline status and replay', () => {
     expect(replay.stderr).toContain('TRELLIS_E_PIPELINE_REPLAY_REFUSED');
     expect(replay.stderr).toContain('reads a file input');
 
-    const again = await runCli(['pipeline', 'replay', 'pipeline.yaml', '--from-dlq', 'price', '--dry-run'], opts);
+    const again = await runCli(
+      ['pipeline', 'replay', 'pipeline.yaml', '--from-dlq', 'price', '--dry-run'],
+      opts,
+    );
     expect(again.stdout).toContain('"id":"./orders.ndjson:2"');
   });
 });
