@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as jsondiffpatch from 'jsondiffpatch';
 import * as consoleFormatter from 'jsondiffpatch/formatters/console';
@@ -274,6 +274,8 @@ export async function recordCase(
       ...(response.body === undefined ? {} : { body: redact(response.body, fields) }),
     },
   };
+  // The first recording of a new translation makes its cases folder.
+  mkdirSync(join(dir, 'cases'), { recursive: true });
   const file = join(dir, 'cases', `${name}.yaml`);
   writeFileSync(
     file,

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runGolden } from './golden.js';
+import { recordCase, runGolden } from './golden.js';
 import { translateSchema } from './schema.js';
 import { createTranslation, type TranslationError } from './translation.js';
 import type { ModernRequest } from './types.js';
@@ -126,5 +126,24 @@ export function fromLegacy(a) { return { status: 201, body: { doubled: Number(a.
     expect(r!.ok).toBe(false);
     expect(r!.diffs.join('\n')).toContain('modern response');
     expect(r!.diffs.join('\n')).toMatch(/4.*3|3.*4/s);
+  });
+
+  it('recording the first case of a translation makes its cases folder', async () => {
+    const g = join(dir, 'first-recording');
+    rmSync(g, { recursive: true, force: true });
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(g, { recursive: true });
+    writeFileSync(
+      join(g, 'translation.yaml'),
+      'service: s\nlegacy: { format: json, path: /q }\ntoLegacy: { id: $params.id }\nfromLegacy: { qty: { from: q, type: integer } }\n',
+    );
+    const modern = { method: 'GET', path: '/x/7', params: { id: '7' }, query: {}, headers: {} };
+    await recordCase(g, 'one', modern, async () => ({
+      status: 200,
+      headers: {},
+      body: Buffer.from('{"q":"3"}'),
+    }));
+    const [r] = await runGolden(g);
+    expect(r).toMatchObject({ name: 'one', ok: true });
   });
 });

@@ -31,6 +31,8 @@ export interface StatusRecord extends StageCounts {
   updatedAt: number;
   /** Messages per second written, over the last interval. */
   rate: number;
+  /** Set by the last record an instance writes as it stops: its counts stay, it is not up. */
+  stopped?: boolean;
 }
 
 /** A running pipeline file (all its stages, or the one --stage named). */
@@ -146,14 +148,21 @@ export async function startPipeline(p: LoadedPipeline, o: RunOptions = {}): Prom
   }
 
   // Status records for `trellis pipeline status`, and the depth gauge from them.
-  const publishStatus = async () => {
+  const publishStatus = async (stopped = false) => {
     const store = await openState();
     for (const ob of observers) {
       const now = Date.now();
       const rate = ((ob.counts.out - ob.lastOut) * 1000) / Math.max(1, now - ob.lastAt);
       ob.lastOut = ob.counts.out;
       ob.lastAt = now;
-      const record: StatusRecord = { ...ob.counts, stage: ob.stage, instance, updatedAt: now, rate };
+      const record: StatusRecord = {
+        ...ob.counts,
+        stage: ob.stage,
+        instance,
+        updatedAt: now,
+        rate: stopped ? 0 : rate,
+        ...(stopped ? { stopped } : {}),
+      };
       await store.put(`${statusPrefix(p.name)}${ob.stage}/${instance}`, JSON.stringify(record));
     }
     const all = await readStatus(store, p.name);
@@ -164,7 +173,12 @@ export async function startPipeline(p: LoadedPipeline, o: RunOptions = {}): Prom
       metrics.depth.set({ pipeline: p.name, stage: s.name }, Math.max(0, sent - got));
     });
   };
-  const timer = setInterval(() => void publishStatus().catch(onError), 2000);
+  // One write at a time, so the record a stopping instance writes last is the one that stays.
+  let publishing: Promise<void> = Promise.resolve();
+  const publish = (stopped = false) =>
+    (publishing = publishing.then(() => publishStatus(stopped)).catch(stopped ? () => {} : onError));
+  void publish(); // up from the start, not only after the first interval
+  const timer = setInterval(() => void publish(), 2000);
   timer.unref();
 
   const done = Promise.all(stages.map((s) => s.done)).then(() => {});
@@ -186,7 +200,7 @@ export async function startPipeline(p: LoadedPipeline, o: RunOptions = {}): Prom
       stopping ??= (async () => {
         clearInterval(timer);
         await Promise.all(stages.map((s) => s.stop(drainMs)));
-        await publishStatus().catch(() => {});
+        await publish(true);
         for (const c of closers) await c().catch(() => {});
         for (const q of extraQueues.values()) await q.close();
         await queue.close();

@@ -6,7 +6,7 @@ import { readStatus } from './run.js';
 /** One stage as `trellis pipeline status` and the dashboard show it, over every instance. */
 export interface StageStatus {
   stage: string;
-  /** Instances that reported within the last 10 s. */
+  /** Instances that reported within the last 10 s and have not stopped since. */
   instances: number;
   in: number;
   out: number;
@@ -26,7 +26,8 @@ export async function pipelineStatus(store: KeyValueStore, p: LoadedPipeline): P
   const now = Date.now();
   return p.stages.map((s, i) => {
     const mine = records.filter((r) => r.stage === s.name);
-    const live = mine.filter((r) => now - r.updatedAt < 10_000);
+    // Up: refreshed in the last 10 s (every 2 s while running) and not stopped since.
+    const live = mine.filter((r) => !r.stopped && now - r.updatedAt < 10_000);
     const sum = (f: (r: (typeof mine)[number]) => number, from = mine) => from.reduce((a, r) => a + f(r), 0);
     const prev = i > 0 ? records.filter((r) => r.stage === p.stages[i - 1]!.name) : [];
     const depth =

@@ -1,5 +1,6 @@
 import { maskSecrets } from '../../admin/mask.js';
 import { createAdminServer } from '../../admin/server.js';
+import { TrellisError } from '../../core/errors.js';
 import { drainOnSignals } from '../../core/lifecycle.js';
 import { createLogger } from '../../core/logger.js';
 import { inputTopicOf, loadPipelineFile, stageIndex } from '../../pipeline/config.js';
@@ -151,7 +152,18 @@ async function replay(
   limit: number,
 ): Promise<number> {
   const i = stageIndex(p, stage);
-  const target = inputTopicOf(p, i) ?? stage;
+  const input = inputTopicOf(p, i);
+  if (input === undefined && !dryRun) {
+    // A first stage reading a file, HTTP or a schedule reads no pipe: whatever was put back
+    // would sit on a topic no stage consumes, and be gone from the DLQ.
+    const kind = Object.keys(p.stages[i]!.input ?? {})[0] ?? 'input';
+    throw new TrellisError(
+      'TRELLIS_E_PIPELINE_REPLAY_REFUSED',
+      `stage "${stage}" reads a ${kind} input, not a pipe, so its dead letters cannot be put back on its input: ` +
+        `list them with --dry-run and send them to the source again (the DLQ keeps them)`,
+    );
+  }
+  const target = input ?? stage;
   const dlq = `${target}.dlq`;
   const queue = await openMessageQueue(p.queue);
   const state = await openKeyValueStore(p.state);
