@@ -7,41 +7,70 @@
 //   pipeline.yaml         `trellis pipeline run`: the order pipeline
 //   ambassador.yaml       `trellis ambassador`; its upstream is the payment provider's process
 //   wishlist/sidecar.yaml `trellis sidecar` with the Python wishlist app
+//
+// With `cluster`, cluster.mjs derives two instances of the gateway, the host and the pipeline
+// from these files, on PostgreSQL, Redis, NATS JetStream and etcd.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { parse } from 'yaml';
+import { clusterLayout } from './cluster.mjs';
 
 /** A process to start: `args` after `node`, the URL that says it is ready, the ports it holds. */
 function proc(name, args, ready, ports, extra = {}) {
   return { name, args, ready, ports: ports.map(Number).filter((p) => p > 0), ...extra };
 }
 
-const read = (file) => parse(readFileSync(file, 'utf8'));
+const read = (file) => ({ file, doc: parse(readFileSync(file, 'utf8')) });
+const url = (port) => `http://127.0.0.1:${port}`;
+
+/** The shop's own files, for one instance of each part on embedded stores. */
+function localLayout(base, data) {
+  return {
+    gateways: [base.gateway],
+    hosts: [base.host],
+    pipelines: [base.pipeline],
+    sidecar: base.sidecar,
+    ambassador: base.ambassador,
+    configStore: `sqlite:${join(data, 'config.db')}`,
+    leases: `sqlite:${join(data, 'leases.db')}`,
+    folder: base.dir,
+  };
+}
 
 /**
- * The shop's processes in start order (`stage`: processes of one stage start together, each
+ * The shop's processes in start order (`stages`: processes of one stage start together, each
  * stage once the previous one is ready), plus what the banner needs.
  */
-export function planShop({ here, root, configFile, data }) {
+export async function planShop({ here, root, configFile, data, cluster = false, prefix = 'shop' }) {
   const dir = dirname(configFile);
   const cli = join(root, 'dist/cli/main.js');
-  const file = (name) => join(dir, name);
-  const gateway = read(configFile);
-  const host = read(file('host.yaml'));
-  const pipeline = read(file('pipeline.yaml'));
-  const ambassador = read(file('ambassador.yaml'));
-  const sidecar = read(file('wishlist/sidecar.yaml'));
+  const base = {
+    dir,
+    gateway: read(configFile),
+    host: read(join(dir, 'host.yaml')),
+    pipeline: read(join(dir, 'pipeline.yaml')),
+    ambassador: read(join(dir, 'ambassador.yaml')),
+    sidecar: read(join(dir, 'wishlist/sidecar.yaml')),
+  };
+  const layout = cluster ? await clusterLayout(base, { data, prefix }) : localLayout(base, data);
+  const many = (list, name) =>
+    list.map((x, i) => ({ ...x, name: list.length > 1 ? `${name}-${i + 1}` : name }));
+  const gateways = many(layout.gateways, 'gateway');
+  const hosts = many(layout.hosts, 'host');
+  const pipelines = many(layout.pipelines, 'pipeline');
+  const sidecar = layout.sidecar.doc;
+  const ambassador = layout.ambassador.doc;
 
-  const orders = host.workloads.orders.config;
-  const configUrl = new URL(orders.configServer);
-  const hostPorts = Object.values(host.workloads).flatMap((w) => (w.listen ? [w.listen.port] : []));
-  const servedByParts = new Set([...hostPorts, sidecar.listen.port]);
-  const payments = ambassador.remotes.payments;
-  const provider = new URL(payments.service.upstreams[0]);
-  const input = pipeline.stages[0].input.http;
-  const url = (port) => `http://127.0.0.1:${port}`;
+  const configUrl = new URL(base.host.doc.workloads.orders.config.configServer);
+  const ordersPorts = hosts.map((h) => h.doc.workloads.orders.listen.port);
+  const servedByParts = new Set([
+    ...hosts.flatMap((h) => Object.values(h.doc.workloads).flatMap((w) => (w.listen ? [w.listen.port] : []))),
+    sidecar.listen.port,
+  ]);
+  const provider = new URL(ambassador.remotes.payments.service.upstreams[0]);
 
   // Plain services: one process per upstream URL of each gateway service no part serves.
+  const gateway = gateways[0].doc;
   const services = Object.entries(gateway.services ?? {}).flatMap(([service, def]) => {
     const urls = def.upstreams.map((u) => new URL(typeof u === 'string' ? u : u.url));
     return urls
@@ -65,7 +94,7 @@ export function planShop({ here, root, configFile, data }) {
   );
   const configServer = proc(
     'config',
-    [cli, 'config', 'serve', '--store', `sqlite:${join(data, 'config.db')}`, '--listen', configUrl.host],
+    [cli, 'config', 'serve', '--store', layout.configStore, '--listen', configUrl.host],
     `${configUrl.origin}/healthz`,
     [configUrl.port],
     { env: { TRELLIS_CONFIG_WRITE_TOKEN: WRITE_TOKEN } },
@@ -73,36 +102,43 @@ export function planShop({ here, root, configFile, data }) {
   const parts = [
     proc(
       'ambassador',
-      [cli, 'ambassador', '-c', file('ambassador.yaml')],
+      [cli, 'ambassador', '-c', layout.ambassador.file],
       `${url(ambassador.admin.port)}/readyz`,
       [ambassador.admin.port, ...Object.values(ambassador.remotes).map((r) => r.listen?.port)],
     ),
-    proc('pipeline', [cli, 'pipeline', 'run', file('pipeline.yaml')], `${url(pipeline.admin.port)}/readyz`, [
-      pipeline.admin.port,
-      input.port,
-    ]),
+    ...pipelines.map((p) =>
+      proc(p.name, [cli, 'pipeline', 'run', p.file], `${url(p.doc.admin.port)}/readyz`, [
+        p.doc.admin.port,
+        p.doc.stages[0].input.http.port,
+      ]),
+    ),
     proc(
       'wishlist',
-      [cli, 'sidecar', '-c', file('wishlist/sidecar.yaml'), '--', 'python3', join(here, 'wishlist/app.py')],
+      [cli, 'sidecar', '-c', layout.sidecar.file, '--', 'python3', join(here, 'wishlist/app.py')],
       `${url(sidecar.listen.port)}/healthz`,
       [sidecar.listen.port, sidecar.app.port, sidecar.api.port, sidecar.admin.port],
     ),
   ];
-  const hostProc = proc('host', [cli, 'host', '-c', file('host.yaml')], `${url(host.admin.port)}/readyz`, [
-    host.admin.port,
-    host.listen?.port ?? 8080,
-    orders.admin,
-    ...hostPorts,
-  ]);
-  const gatewayProc = proc(
-    'gateway',
-    [cli, 'gateway', '-c', configFile],
-    `${url(gateway.admin?.port ?? 9901)}/readyz`,
-    [gateway.listen?.port ?? 8080, gateway.admin?.port ?? 9901],
-    { terminal: true },
+  const hostProcs = hosts.map((h) =>
+    proc(h.name, [cli, 'host', '-c', h.file], `${url(h.doc.admin.port)}/readyz`, [
+      h.doc.admin.port,
+      h.doc.listen?.port ?? 8080,
+      h.doc.workloads.orders.config.admin,
+      ...Object.values(h.doc.workloads).flatMap((w) => (w.listen ? [w.listen.port] : [])),
+    ]),
   );
+  const gatewayProcs = gateways.map((g, i) =>
+    proc(
+      g.name,
+      [cli, 'gateway', '-c', g.file],
+      `${url(g.doc.admin?.port ?? 9901)}/readyz`,
+      [g.doc.listen?.port ?? 8080, g.doc.admin?.port ?? 9901],
+      { terminal: i === 0 },
+    ),
+  );
+  const input = pipelines[0].doc.stages[0].input.http;
   return {
-    stages: [[...services, configServer], parts, [hostProc], [gatewayProc]],
+    stages: [[...services, configServer], parts, hostProcs, gatewayProcs],
     config: { url: configUrl.origin, seed: SEED },
     banner: {
       base: url(gateway.listen?.port ?? 8080),
@@ -111,9 +147,18 @@ export function planShop({ here, root, configFile, data }) {
       mobile: gateway.frontends?.mobile?.pathPrefix ?? '/mobile',
       config: configUrl.origin,
       pipelineInput: `${url(input.port)}${input.path}`,
-      hostAdmin: `127.0.0.1:${host.admin.port}`,
+      hostAdmin: `127.0.0.1:${hosts[0].doc.admin.port}`,
+      leases: layout.leases,
       data,
-      dir,
+      dir: layout.folder,
+      cluster: cluster
+        ? {
+            gateways: gateways.map((g) => url(g.doc.listen.port)),
+            orders: ordersPorts.map(url),
+            hosts: hosts.map((h) => url(h.doc.admin.port)),
+            pipelines: pipelines.map((p) => url(p.doc.admin.port)),
+          }
+        : undefined,
     },
   };
 }

@@ -3,11 +3,13 @@
 // pipeline, ambassador, sidecar) and `trellis gateway` in front of them — prints a tour of what
 // to try, and stops everything on Ctrl-C / SIGTERM.
 //
-//   node examples/shop/start.mjs [--config FILE] [--data DIR]
+//   node examples/shop/start.mjs [--config FILE] [--data DIR] [--cluster [--prefix NAME]]
 //
 // What runs on which port is read from the shop's files (plan.mjs): a copy of gateway.yaml with
 // the other files beside it, on other ports, runs a second shop beside the first. --data is where
 // the SQLite files live (default examples/shop/.data): orders, configuration, queues, leases.
+// --cluster (`npm run shop:cluster`) runs two instances of the gateway, the host and the pipeline
+// on PostgreSQL, Redis, NATS JetStream and etcd instead (cluster.mjs), their names prefixed.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -19,8 +21,17 @@ import { planShop, WRITE_TOKEN } from './plan.mjs';
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../..');
 const { values } = parseArgs({
-  options: { config: { type: 'string', short: 'c' }, data: { type: 'string' } },
+  options: {
+    config: { type: 'string', short: 'c' },
+    data: { type: 'string' },
+    cluster: { type: 'boolean' },
+    prefix: { type: 'string' },
+  },
 });
+if (values.prefix !== undefined && !/^[A-Za-z][A-Za-z0-9_]{0,30}$/.test(values.prefix)) {
+  console.error('--prefix is a letter then letters, digits or _ (it names tables, keys and streams)');
+  process.exit(2);
+}
 const configFile = resolve(values.config ?? join(here, 'gateway.yaml'));
 const data = resolve(values.data ?? join(here, '.data'));
 const cli = join(root, 'dist/cli/main.js');
@@ -193,7 +204,14 @@ async function main() {
     if (r.status !== 0) throw new Error('npm run build failed');
   }
   mkdirSync(data, { recursive: true });
-  const plan = planShop({ here, root, configFile, data });
+  const plan = await planShop({
+    here,
+    root,
+    configFile,
+    data,
+    cluster: values.cluster === true,
+    prefix: values.prefix ?? 'shop',
+  });
   // Every port the shop will listen on must be free before anything starts: a second `npm start`
   // beside a running shop would otherwise look as if it worked while talking to the first one.
   const taken = [];
@@ -222,7 +240,19 @@ async function main() {
   log(tour(plan.banner));
 }
 
-function tour({ base, admin, web, mobile, config, pipelineInput, hostAdmin, data: dataDir, dir }) {
+function tour({
+  base,
+  admin,
+  web,
+  mobile,
+  config,
+  pipelineInput,
+  hostAdmin,
+  leases,
+  data: dataDir,
+  dir,
+  cluster,
+}) {
   const near = (f) => {
     const r = relative(process.cwd(), f);
     return r && !r.startsWith('..') ? r : f;
@@ -252,14 +282,25 @@ And watch:
                       echo '{"enabled": true, "rollout": 100}' | node dist/cli/main.js config set flags/new-checkout --format json
                       then check out again: every customer gets "flow": "new" (20 % did), no restart
   leader election     cat ${near(join(dataDir, 'restock-report.json'))}   # written every 5 s by one of two candidates: "ranBy"
-                      node dist/cli/main.js leader status --group restock --store sqlite:${near(join(dataDir, 'leases.db'))}
+                      node dist/cli/main.js leader status --group restock --store '${leases}'
   pipes and filters   tail ${near(join(dataDir, 'notifications.ndjson'))}   # each paid order, enriched and fraud-checked (${pipelineInput})
   consolidation       node dist/cli/main.js host status --admin ${hostAdmin}   # orders and both job candidates in one process
   ambassador          the payment provider fails every third call; checkouts still pass (retries, see the dashboard)
   routing failover    kill one catalog instance (ps ax | grep catalog.mjs): the gateway ejects it, the shop restarts it
 
-Dashboard: ${admin}/  one panel per part (routes, upstreams, orders' projections and flags, host, pipeline,
-ambassador, sidecar). Edit ${shown} (or the files beside it in ${near(dir)}) and save: each part reloads it.
+${
+  cluster
+    ? `Cluster (kill -9 any one instance: the other carries on, and the shop restarts it):
+  gateways   ${cluster.gateways.join(', ')}
+  orders     ${cluster.orders.join(', ')}
+  hosts      ${cluster.hosts.join(', ')}
+  pipelines  ${cluster.pipelines.join(', ')}
+The instances' files are in ${near(dir)}.
+
+`
+    : ''
+}Dashboard: ${admin}/  one panel per part (routes, upstreams, orders' projections and flags, host, pipeline,
+ambassador, sidecar). Edit ${cluster ? `the instances' files in ${near(dir)}` : `${shown} (or the files beside it)`} and save: each part reloads it.
 Ctrl-C stops everything.
 `;
 }

@@ -32,11 +32,11 @@ let service;
 /** Opens the stores, follows the configuration, starts the projections (the host awaits this). */
 export async function start(env) {
   const c = env.config;
-  const store = await openEventStore(`sqlite:${join(c.data, 'orders.db')}`);
-  const kv = await openKeyValueStore(`sqlite:${join(c.data, 'orders-idempotency.db')}`);
+  const store = await openEventStore(c.events);
+  const kv = await openKeyValueStore(c.idempotency);
   const config = await createConfigClient({
     source: c.configServer,
-    cacheFile: join(c.data, 'orders-config-cache.json'),
+    cacheFile: join(c.data, `orders-config-cache${c.instance ? `-${c.instance}` : ''}.json`),
   });
   const stopping = new AbortController();
   const feed = orderFeed((event) => post(`${c.pipeline}`, event, { 'idempotency-key': event.eventId }));
@@ -68,7 +68,8 @@ export default {
     const url = new URL(request.url);
     try {
       if (url.pathname === '/healthz') {
-        return Response.json({ ok: true, name: 'orders', config: service.config.health().source });
+        const { source, revision } = service.config.health();
+        return Response.json({ ok: true, name: 'orders', config: { source, revision } });
       }
       const customer = /^\/orders\/([A-Za-z0-9_-]{1,64})$/.exec(url.pathname)?.[1];
       if (!customer) return problem(404, 'no such endpoint: POST or GET /orders/CUSTOMER');

@@ -9,7 +9,7 @@ const PRODUCTS = [1, 2, 3, 4];
 const LOW = 5;
 
 export default async function restock(env) {
-  const { inventory, data } = env.config;
+  const { inventory, data, instance } = env.config;
   const levels = await Promise.all(
     PRODUCTS.map(async (id) => {
       const res = await fetch(`${inventory}/stock/${id}`, { signal: AbortSignal.timeout(2000) });
@@ -19,7 +19,7 @@ export default async function restock(env) {
   );
   const report = {
     at: new Date().toISOString(),
-    ranBy: env.name,
+    ranBy: instance ? `${instance}/${env.name}` : env.name,
     low: levels
       .filter((l) => l.available < LOW)
       .map(({ productId, available }) => ({ productId, available })),

@@ -30,7 +30,10 @@ export interface Shop {
 }
 
 /** Writes a copy of the shop's files on free ports into `dir` and starts start.mjs with it. */
-export async function startShop(dir: string): Promise<Shop> {
+export async function startShop(
+  dir: string,
+  options: { args?: string[]; env?: Record<string, string> } = {},
+): Promise<Shop> {
   const ports = new Map<number, number>();
   for (const p of DEFAULT_PORTS) ports.set(p, await freePort());
   const port = (p: number) => ports.get(p)!;
@@ -47,7 +50,10 @@ export async function startShop(dir: string): Promise<Shop> {
   }
   const file = join(dir, 'gateway.yaml');
   const data = join(dir, 'data');
-  const proc = runNode([join(shop, 'start.mjs'), '--config', file, '--data', data]);
+  const proc = runNode(
+    [join(shop, 'start.mjs'), '--config', file, '--data', data, ...(options.args ?? [])],
+    options.env,
+  );
   await waitUntil(
     () => {
       if (proc.child.exitCode !== null) throw new Error(`the shop exited:\n${proc.output()}`);
@@ -85,8 +91,12 @@ export interface Proc {
 }
 
 /** Runs `node <args>` from the repository root with its output captured (start.mjs is not the CLI). */
-export function runNode(args: string[]): Proc {
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+export function runNode(args: string[], env: Record<string, string> = {}): Proc {
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   let out = '';
   for (const stream of [child.stdout, child.stderr]) {
     stream.setEncoding('utf8').on('data', (c: string) => {
