@@ -3,7 +3,8 @@
 // <data>/cluster/) with the stores switched to PostgreSQL, Redis, NATS JetStream and etcd and the
 // second instance on free ports:
 //
-//   2 gateways        rate limits shared in Redis; both balance over both orders instances
+//   2 gateways        rate limits shared in Redis; both balance over both orders instances and
+//                     two instances of every plain service
 //   2 hosts           orders on one PostgreSQL event store (read model and feed checkpoints
 //                     shared), Idempotency-Key records in Redis, 4 restock candidates on etcd
 //   2 pipelines       one consumer group per stage on NATS JetStream, state in Redis
@@ -125,8 +126,19 @@ export async function clusterLayout(base, { data, prefix }) {
     `http://127.0.0.1:${base.ambassador.doc.admin.port}`,
     `http://127.0.0.1:${sidecar.admin.port}`,
   ];
+  // Two instances of every plain service too (the catalog has two already): the second on a free port.
+  const partPorts = new Set(
+    [...ordersUrls, `http://127.0.0.1:${sidecar.listen.port}`].map((u) => new URL(u).port),
+  );
+  const upstreams = {};
+  for (const [name, def] of Object.entries(base.gateway.doc.services ?? {})) {
+    const list = def.upstreams.map((u) => (typeof u === 'string' ? u : u.url));
+    if (list.some((u) => partPorts.has(new URL(u).port)) || list.length > 1) continue;
+    upstreams[name] = [...list, `http://127.0.0.1:${await freePort()}`];
+  }
   for (const i of instances) {
     const g = clone(base.gateway.doc);
+    for (const [name, list] of Object.entries(upstreams)) g.services[name].upstreams = list;
     g.listen = { ...g.listen, port: await port(g.listen?.port ?? 8080, i) };
     g.admin = { ...g.admin, port: await port(g.admin?.port ?? 9901, i), peers };
     g.services.orders.upstreams = ordersUrls;

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openEventStore } from '../stores/events/index.js';
 import { serviceUrl } from '../testing/services.js';
 import { aggregateStream, handleCommand } from './decider.js';
-import { runProjection, waitForProjection } from './projection.js';
+import { projectionTable, runProjection, waitForProjection } from './projection.js';
 import { sqlSnapshots } from './snapshots.js';
 import { sql } from './sql.js';
 import { counterDecider, countingProjection } from './testing/fixtures.js';
@@ -18,8 +18,11 @@ afterAll(async () => {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   for (const u of uniques) {
-    await c.query(`DROP VIEW IF EXISTS counts_${u}`);
-    await c.query(`DROP TABLE IF EXISTS counts_${u}__g1, counts_${u}__g2, ev_${u}`);
+    // Beside table ev_<u>, the read model and checkpoints carry its name (see projectionTable).
+    await c.query(`DROP VIEW IF EXISTS ev_${u}_counts_${u}, counts_${u}`);
+    await c.query(
+      `DROP TABLE IF EXISTS ev_${u}_counts_${u}__g1, ev_${u}_counts_${u}__g2, counts_${u}__g1, counts_${u}__g2, ev_${u}_projections, ev_${u}`,
+    );
     await c.query(`DROP FUNCTION IF EXISTS ev_${u}_append, ev_${u}_append_batch`);
     await c.query(`DROP TABLE IF EXISTS snap_${u}`);
     await c.query(`DELETE FROM trellis_projections WHERE name = $1`, [`p_${u}`]).catch(() => {});
@@ -113,7 +116,10 @@ describe.skipIf(!url)('CQRS on PostgreSQL', () => {
       const head = await writer.headPosition();
       await waitForProjection(writer, projection.name, head, { timeoutMs: 30_000 });
       const rows = await writer.transaction((tx) =>
-        sql<{ events: number }>(tx, `SELECT events FROM counts_${u} ORDER BY stream_id`),
+        sql<{ events: number }>(
+          tx,
+          `SELECT events FROM ${projectionTable(writer, `counts_${u}`)} ORDER BY stream_id`,
+        ),
       );
       // 60 events over three streams: 21, 21, 18; exactly once each despite the killed connections.
       expect(rows.map((r) => Number(r.events))).toEqual([21, 21, 18]);

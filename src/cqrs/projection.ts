@@ -45,7 +45,24 @@ export interface ProjectionStatus {
   rebuild?: { generation: number; position: number };
 }
 
-const REGISTRY = 'trellis_projections';
+/**
+ * Where a store's projections live. Beside the default events table the names are as written
+ * (`trellis_projections`, `order_list`); beside any other (`?table=shop_events`) they carry that
+ * table's name (`shop_events_projections`, `shop_events_order_list`), so two event stores in one
+ * database never share a checkpoint or a read model. Queries find a read model's name with
+ * `projectionTable(store, 'order_list')`.
+ */
+const DEFAULT_EVENTS = 'trellis_events';
+function scopeOf(eventsTable: string | undefined): string {
+  return eventsTable === undefined || eventsTable === DEFAULT_EVENTS ? '' : `${eventsTable}_`;
+}
+const scope = (tx: AppendTransaction) => scopeOf(tx.eventsTable);
+const registryOf = (tx: AppendTransaction) => (scope(tx) ? `${scope(tx)}projections` : 'trellis_projections');
+
+/** The name queries read a projection's table by (its view over the current copy). */
+export function projectionTable(store: EventStore, logical: string): string {
+  return `${scopeOf(store.eventsTable)}${logical}`;
+}
 
 interface Row {
   name: string;
@@ -64,13 +81,22 @@ function checkName(name: string): void {
   }
 }
 
-/** The physical table namer for copy `generation`. */
-export function tablesOf(generation: number): TableNamer {
-  return (logical) => `${logical}__g${generation}`;
+/** The physical table namer for copy `generation` (`scope`: the events table's, see scopeOf). */
+export function tablesOf(generation: number, scope = ''): TableNamer {
+  return (logical) => {
+    const name = `${scope}${logical}__g${generation}`;
+    if (name.length > 63) {
+      throw new TrellisError(
+        'TRELLIS_E_PROJECTION_INVALID',
+        `table "${name}" is longer than 63 characters: shorten the events table's or the projection's name`,
+      );
+    }
+    return name;
+  };
 }
 
 async function readRow(tx: AppendTransaction, name: string): Promise<Row | undefined> {
-  const [r] = await sql<Row>(tx, `SELECT * FROM ${REGISTRY} WHERE name = $1`, [name]);
+  const [r] = await sql<Row>(tx, `SELECT * FROM ${registryOf(tx)} WHERE name = $1`, [name]);
   if (!r) return undefined;
   return {
     ...r,
@@ -82,10 +108,10 @@ async function readRow(tx: AppendTransaction, name: string): Promise<Row | undef
 }
 
 async function pointViews(tx: AppendTransaction, p: Projection, generation: number): Promise<void> {
-  const t = tablesOf(generation);
+  const t = tablesOf(generation, scope(tx));
   for (const logical of p.tables) {
-    await sql(tx, `DROP VIEW IF EXISTS ${logical}`);
-    await sql(tx, `CREATE VIEW ${logical} AS SELECT * FROM ${t(logical)}`);
+    await sql(tx, `DROP VIEW IF EXISTS ${scope(tx)}${logical}`);
+    await sql(tx, `CREATE VIEW ${scope(tx)}${logical} AS SELECT * FROM ${t(logical)}`);
   }
 }
 
@@ -93,11 +119,11 @@ async function pointViews(tx: AppendTransaction, p: Projection, generation: numb
 async function registryExists(tx: AppendTransaction): Promise<boolean> {
   const rows =
     tx.backend === 'postgres'
-      ? await sql<{ t: string | null }>(tx, 'SELECT to_regclass($1)::text AS t', [REGISTRY])
+      ? await sql<{ t: string | null }>(tx, 'SELECT to_regclass($1)::text AS t', [registryOf(tx)])
       : await sql<{ t: string }>(
           tx,
           `SELECT name AS t FROM sqlite_master WHERE type = 'table' AND name = $1`,
-          [REGISTRY],
+          [registryOf(tx)],
         );
   return rows.length > 0 && rows[0]!.t !== null;
 }
@@ -110,20 +136,21 @@ export async function ensureProjection(store: EventStore, p: Projection): Promis
     if (tx.backend === 'postgres') {
       // Two processes starting projections at once must not both create the same tables
       // (CREATE TABLE IF NOT EXISTS is not safe against a concurrent twin on PostgreSQL).
-      await tx.sql('SELECT pg_advisory_xact_lock(hashtext($1))', [REGISTRY]);
+      await tx.sql('SELECT pg_advisory_xact_lock(hashtext($1))', [registryOf(tx)]);
     }
     await sql(
       tx,
-      `CREATE TABLE IF NOT EXISTS ${REGISTRY} (name TEXT PRIMARY KEY, generation INTEGER NOT NULL, position BIGINT NOT NULL,
+      `CREATE TABLE IF NOT EXISTS ${registryOf(tx)} (name TEXT PRIMARY KEY, generation INTEGER NOT NULL, position BIGINT NOT NULL,
         rebuild_generation INTEGER, rebuild_position BIGINT, updated_at BIGINT NOT NULL)`,
     );
     if (await readRow(tx, p.name)) return;
-    await p.setup(tx, tablesOf(1));
+    await p.setup(tx, tablesOf(1, scope(tx)));
     await pointViews(tx, p, 1);
-    await sql(tx, `INSERT INTO ${REGISTRY} (name, generation, position, updated_at) VALUES ($1, 1, 0, $2)`, [
-      p.name,
-      Date.now(),
-    ]);
+    await sql(
+      tx,
+      `INSERT INTO ${registryOf(tx)} (name, generation, position, updated_at) VALUES ($1, 1, 0, $2)`,
+      [p.name, Date.now()],
+    );
   });
 }
 
@@ -150,7 +177,7 @@ export function inlineProjection(p: Projection): InlineHandler {
     // Taking the checkpoint row first orders us behind a rebuild's swap, so we write its copy.
     const [row] = await sql<{ generation: number }>(
       tx,
-      `UPDATE ${REGISTRY} SET position = $1, updated_at = $2 WHERE name = $3 RETURNING generation`,
+      `UPDATE ${registryOf(tx)} SET position = $1, updated_at = $2 WHERE name = $3 RETURNING generation`,
       [last, Date.now(), p.name],
     );
     if (!row) {
@@ -160,7 +187,7 @@ export function inlineProjection(p: Projection): InlineHandler {
       );
     }
     const chosen = relevant(p, events);
-    if (chosen.length) await p.apply(chosen, tx, tablesOf(Number(row.generation)));
+    if (chosen.length) await p.apply(chosen, tx, tablesOf(Number(row.generation), scope(tx)));
   };
 }
 
@@ -181,12 +208,12 @@ async function applyBatch(
   return store.transaction(async (tx) => {
     const moved = await sql(
       tx,
-      `UPDATE ${REGISTRY} SET ${column} = $1, updated_at = $2 WHERE name = $3 AND ${genColumn} = $4 AND ${column} = $5 RETURNING name`,
+      `UPDATE ${registryOf(tx)} SET ${column} = $1, updated_at = $2 WHERE name = $3 AND ${genColumn} = $4 AND ${column} = $5 RETURNING name`,
       [last, Date.now(), p.name, from.generation, from.position],
     );
     if (moved.length === 0) return false;
     const chosen = relevant(p, events);
-    if (chosen.length) await p.apply(chosen, tx, tablesOf(from.generation));
+    if (chosen.length) await p.apply(chosen, tx, tablesOf(from.generation, scope(tx)));
     return true;
   });
 }
@@ -224,7 +251,10 @@ export async function projectionStatus(
 
 /** The position a projection's current copy has reached. */
 export async function projectionPosition(store: EventStore, name: string): Promise<number> {
-  const row = await store.transaction((tx) => readRow(tx, name));
+  // A projection that never ran (its store has no checkpoint table yet) is at 0.
+  const row = await store.transaction(async (tx) =>
+    (await registryExists(tx)) ? readRow(tx, name) : undefined,
+  );
   return row?.position ?? 0;
 }
 
@@ -329,14 +359,15 @@ export async function rebuildProjection(
     if (row.rebuild_generation !== null)
       return { generation: row.rebuild_generation, position: row.rebuild_position ?? 0 };
     const generation = row.generation + 1;
-    const t = tablesOf(generation);
+    const t = tablesOf(generation, scope(tx));
     // Leftovers of a copy with this number (a rebuild abandoned long ago) would mix in.
     for (const logical of p.tables) await sql(tx, `DROP TABLE IF EXISTS ${t(logical)}`);
     await p.setup(tx, t);
-    await sql(tx, `UPDATE ${REGISTRY} SET rebuild_generation = $1, rebuild_position = 0 WHERE name = $2`, [
-      generation,
-      p.name,
-    ]);
+    await sql(
+      tx,
+      `UPDATE ${registryOf(tx)} SET rebuild_generation = $1, rebuild_position = 0 WHERE name = $2`,
+      [generation, p.name],
+    );
     return { generation, position: 0 };
   });
   const startedAt = performance.now();
@@ -376,7 +407,7 @@ export async function rebuildProjection(
   }
   const old = await store.transaction(async (tx) => {
     // Lock the checkpoint row first: runners and inline writers queue behind the swap.
-    await sql(tx, `UPDATE ${REGISTRY} SET updated_at = $1 WHERE name = $2`, [Date.now(), p.name]);
+    await sql(tx, `UPDATE ${registryOf(tx)} SET updated_at = $1 WHERE name = $2`, [Date.now(), p.name]);
     const row = (await readRow(tx, p.name))!;
     if (row.rebuild_generation !== target.generation || row.rebuild_position !== target.position) {
       throw new TrellisError(
@@ -390,21 +421,22 @@ export async function rebuildProjection(
       const events = await store.readAll({ from: position, limit: batchSize });
       if (events.length === 0) break;
       const chosen = relevant(p, events);
-      if (chosen.length) await p.apply(chosen, tx, tablesOf(target.generation));
+      if (chosen.length) await p.apply(chosen, tx, tablesOf(target.generation, scope(tx)));
       position = events.at(-1)!.position;
       done += events.length;
     }
     await pointViews(tx, p, target.generation);
     await sql(
       tx,
-      `UPDATE ${REGISTRY} SET generation = $1, position = $2, rebuild_generation = NULL, rebuild_position = NULL, updated_at = $3 WHERE name = $4`,
+      `UPDATE ${registryOf(tx)} SET generation = $1, position = $2, rebuild_generation = NULL, rebuild_position = NULL, updated_at = $3 WHERE name = $4`,
       [target.generation, position, Date.now(), p.name],
     );
     return row.generation;
   });
   report();
   await store.transaction(async (tx) => {
-    for (const logical of p.tables) await sql(tx, `DROP TABLE IF EXISTS ${tablesOf(old)(logical)}`);
+    for (const logical of p.tables)
+      await sql(tx, `DROP TABLE IF EXISTS ${tablesOf(old, scope(tx))(logical)}`);
   });
   return (await projectionStatus(store, [p]))[0]!;
 }

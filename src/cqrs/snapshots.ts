@@ -29,8 +29,16 @@ export function memorySnapshots(): SnapshotStore {
   };
 }
 
-/** Snapshots in a table beside the events (SQLite or PostgreSQL store). */
-export function sqlSnapshots(store: EventStore, table = 'trellis_snapshots'): SnapshotStore {
+/**
+ * Snapshots in a table beside the events (SQLite or PostgreSQL store): by default
+ * `trellis_snapshots`, or `<events table>_snapshots` beside a store opened with its own `table`.
+ */
+export function sqlSnapshots(
+  store: EventStore,
+  table = store.eventsTable && store.eventsTable !== 'trellis_events'
+    ? `${store.eventsTable}_snapshots`
+    : 'trellis_snapshots',
+): SnapshotStore {
   let ready: Promise<unknown> | undefined;
   const ensure = () =>
     (ready ??= store.transaction(async (tx) => {

@@ -166,6 +166,8 @@ export type SubscriptionItem =
  */
 export interface AppendTransaction {
   readonly backend: 'memory' | 'sqlite' | 'postgres';
+  /** The events table of the store (sqlite, postgres): projections name their tables after it. */
+  readonly eventsTable?: string;
   sql<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<R[]>;
 }
 
@@ -185,6 +187,8 @@ export interface AppendOptions {
  */
 export interface EventStore extends Store {
   readonly features: FeatureList<EventStoreFeature>;
+  /** The events table (sqlite, postgres; `?table=`): read models and checkpoints beside it are named after it. */
+  readonly eventsTable?: string;
   /** Throws TRELLIS_E_EVENT_VERSION_CONFLICT when expectedVersion does not hold. */
   append(streamId: string, events: NewEvent[], options?: AppendOptions): Promise<AppendResult>;
   readStream(streamId: string, options?: { fromVersion?: number; limit?: number }): Promise<RecordedEvent[]>;

@@ -18,6 +18,7 @@ import {
   kvIdempotencyStore,
   openEventStore,
   projectionsPanel,
+  projectionTable,
   runProjection,
   sql,
   waitForProjection,
@@ -140,9 +141,11 @@ async function checkout(store, config, c, { customer, pay }) {
 
 async function history(customer, after) {
   const { store } = service;
+  // The read model's name beside this event store (prefixed when the store has its own table).
+  const history = projectionTable(store, 'order_history');
   if (after) await waitForProjection(store, 'order_history', Number(after), { timeoutMs: 2000 });
   const rows = await store.transaction((tx) =>
-    sql(tx, 'SELECT * FROM order_history WHERE customer = $1 ORDER BY placed_at DESC LIMIT 20', [customer]),
+    sql(tx, `SELECT * FROM ${history} WHERE customer = $1 ORDER BY placed_at DESC LIMIT 20`, [customer]),
   );
   return { customer, orders: rows };
 }

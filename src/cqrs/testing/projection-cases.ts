@@ -10,6 +10,7 @@ import {
   inlineProjection,
   type Projection,
   projectionStatus,
+  projectionTable,
   rebuildProjection,
   runProjection,
   waitForProjection,
@@ -35,7 +36,7 @@ async function readModel(store: EventStore, table: string): Promise<Counts> {
   const rows = await store.transaction((tx) =>
     sql<{ stream_id: string; events: number; total: number }>(
       tx,
-      `SELECT * FROM ${table} ORDER BY stream_id`,
+      `SELECT * FROM ${projectionTable(store, table)} ORDER BY stream_id`,
     ),
   );
   return new Map(rows.map((r) => [r.stream_id, { events: Number(r.events), total: Number(r.total) }]));
@@ -174,10 +175,12 @@ export function projectionCases(name: string, place: ProjectionPlace): void {
       expect(await readModel(store, table)).toEqual(expected);
       // The old copy is gone; the new one is what the view reads.
       const [{ n }] = (await store.transaction((tx) =>
-        sql<{ n: number }>(tx, `SELECT count(*) AS n FROM ${table}__g2`),
+        sql<{ n: number }>(tx, `SELECT count(*) AS n FROM ${projectionTable(store, table)}__g2`),
       )) as [{ n: number }];
       expect(Number(n)).toBe(5);
-      await expect(store.transaction((tx) => sql(tx, `SELECT * FROM ${table}__g1`))).rejects.toThrow();
+      await expect(
+        store.transaction((tx) => sql(tx, `SELECT * FROM ${projectionTable(store, table)}__g1`)),
+      ).rejects.toThrow();
     });
 
     it('a rebuild that stopped part-way resumes where it stopped', async () => {

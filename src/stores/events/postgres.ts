@@ -159,6 +159,9 @@ export class PostgresEventStore implements EventStore {
   readonly features = DATABASE_FEATURES;
   private readonly notifier = new Notifier();
   private readonly t: string;
+  get eventsTable(): string {
+    return this.t;
+  }
   private readonly pollMs: number;
   private listener: pg.Client | undefined;
   private listenerStarting: Promise<void> | undefined;
@@ -386,6 +389,7 @@ export class PostgresEventStore implements EventStore {
     client.on('error', onLost);
     const tx: AppendTransaction = {
       backend: 'postgres',
+      eventsTable: this.t,
       sql: async <R>(text: string, params: unknown[] = []) => (await client.query(text, params)).rows as R[],
     };
     let broken: unknown;

@@ -10,9 +10,11 @@ export async function sqliteTransaction<T>(
   db: Database.Database,
   begin: 'BEGIN' | 'BEGIN IMMEDIATE',
   fn: (tx: AppendTransaction) => Promise<T>,
+  eventsTable?: string,
 ): Promise<T> {
   const tx: AppendTransaction = {
     backend: 'sqlite',
+    ...(eventsTable === undefined ? {} : { eventsTable }),
     async sql<R>(text: string, params: unknown[] = []) {
       const stmt = db.prepare(text);
       if (stmt.reader) return stmt.all(...params) as R[];

@@ -49,6 +49,9 @@ export class SqliteEventStore implements EventStore {
   readonly features = DATABASE_FEATURES;
   private readonly notifier = new Notifier();
   private readonly t: string;
+  get eventsTable(): string {
+    return this.t;
+  }
   private readonly pollMs: number;
   // One connection, one transaction at a time: async inline handlers must not interleave.
   private tail: Promise<unknown> = Promise.resolve();
@@ -197,7 +200,7 @@ export class SqliteEventStore implements EventStore {
   private transactionNow<T>(fn: (tx: AppendTransaction) => Promise<T>): Promise<T> {
     return this.serial(async () => {
       this.ensureOpen();
-      return sqliteTransaction(this.db, this.readOnly ? 'BEGIN' : 'BEGIN IMMEDIATE', fn);
+      return sqliteTransaction(this.db, this.readOnly ? 'BEGIN' : 'BEGIN IMMEDIATE', fn, this.t);
     });
   }
 

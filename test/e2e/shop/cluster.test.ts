@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serviceUrl } from '../../../src/testing/services.js';
 import { CLI, tempDir, waitUntil } from '../support/index.js';
@@ -10,8 +11,8 @@ import { killShop, type Shop, startShop } from './support.js';
 // candidates), two pipeline instances, on PostgreSQL, Redis, NATS JetStream and etcd, with every
 // name prefixed for this run. What an operator counts on: rate limits shared by the gateways, a
 // configuration change seen by every orders instance within a second, exactly one job runner,
-// one read model whichever instance answers, and no paid order lost when a host and a pipeline
-// instance are SIGKILLed under load.
+// one read model whichever instance answers, and no paid order lost when one instance of each
+// kind (gateway, host, pipeline, service) is SIGKILLed under load.
 
 const engines = await Promise.all(
   (['postgres', 'redis', 'nats', 'etcd'] as const).map(async (s) => [s, await serviceUrl(s)] as const),
@@ -57,6 +58,17 @@ describe.skipIf(!all)('the example shop as a cluster on the real engines', () =>
   afterAll(async () => {
     await killShop(shop);
     tmp.cleanup();
+    // This run's tables, views and functions (every name starts with the prefix).
+    const db = new pg.Client({ connectionString: url.postgres });
+    await db.connect();
+    const drop = async (kind: string, query: string) => {
+      for (const { name } of (await db.query<{ name: string }>(query, [`${prefix}%`])).rows)
+        await db.query(`DROP ${kind} IF EXISTS ${name} CASCADE`).catch(() => {});
+    };
+    await drop('VIEW', 'SELECT viewname AS name FROM pg_views WHERE viewname LIKE $1');
+    await drop('TABLE', 'SELECT tablename AS name FROM pg_tables WHERE tablename LIKE $1');
+    await drop('FUNCTION', 'SELECT proname AS name FROM pg_proc WHERE proname LIKE $1');
+    await db.end();
   });
 
   const checkout = async (base: string, customer = 'alice') => {
@@ -152,7 +164,7 @@ describe.skipIf(!all)('the example shop as a cluster on the real engines', () =>
     expect(status).toMatch(/leader/i);
   });
 
-  it('loses no paid order when a host and a pipeline instance are SIGKILLed under load', async () => {
+  it('loses no paid order when a gateway, a host, a pipeline instance and a service are SIGKILLed under load', async () => {
     const paid: string[] = [];
     let running = true;
     const load = (async () => {
@@ -171,11 +183,15 @@ describe.skipIf(!all)('the example shop as a cluster on the real engines', () =>
         .find((l) => l.includes(pattern))
         ?.trim()
         .split(/\s+/)[0];
-    const hostPid = pidOf(join(shop.data, 'cluster/host-1.yaml'));
-    const pipelinePid = pidOf(join(shop.data, 'cluster/pipeline-1.yaml'));
-    expect(hostPid && pipelinePid).toBeTruthy();
-    process.kill(Number(hostPid), 'SIGKILL');
-    process.kill(Number(pipelinePid), 'SIGKILL');
+    // One instance of each kind: a gateway, a host, a pipeline instance, a plain service.
+    const victims = [
+      'cluster/gateway-2.yaml',
+      'cluster/host-1.yaml',
+      'cluster/pipeline-1.yaml',
+      '--name cart-2',
+    ].map((p) => pidOf(p.startsWith('cluster/') ? join(shop.data, p) : p));
+    expect(victims.every(Boolean), String(victims)).toBe(true);
+    for (const pid of victims) process.kill(Number(pid), 'SIGKILL');
     const before = paid.length;
     await waitUntil(() => paid.length >= before + 10, 'ten more paid orders after the kills', 45_000);
     running = false;
