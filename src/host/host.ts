@@ -50,6 +50,8 @@ export interface WorkloadStatus {
   errors: number;
   inFlight: number;
   queueDepth?: number;
+  /** A leader-elected schedule: whether it leads its election (runs the job) now. */
+  leading?: boolean;
 }
 
 export interface StartHostOptions {
@@ -361,6 +363,7 @@ export async function startHost(options: StartHostOptions): Promise<Host> {
         handled: t.handled,
         errors: t.errors,
         inFlight: t.stats?.inFlight ?? 0,
+        ...(t.stats?.leading === undefined ? {} : { leading: t.stats.leading }),
       };
     }
     return out;

@@ -27,6 +27,7 @@ export function hostPanel(
         errors: s.errors,
         inFlight: s.inFlight,
         ...(s.queueDepth === undefined ? {} : { queueDepth: s.queueDepth }),
+        ...(s.leading === undefined ? {} : { leading: s.leading }),
       })),
     }),
   };

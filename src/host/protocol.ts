@@ -29,6 +29,8 @@ export interface WorkerStats {
   handled: number;
   errors: number;
   inFlight: number;
+  /** A schedule with `leader:`: whether this worker leads its election now. */
+  leading?: boolean;
 }
 
 export type ToWorker =

@@ -28,6 +28,8 @@ describe.skipIf(!hasChromium)('the example shop’s dashboard in a browser', () 
     await (
       await fetch(`${gw}/api/wishlist/alice`, { method: 'POST', body: '{"productId":1}' })
     ).arrayBuffer();
+    // The strangled stock route, shadowed: its panel shows the field the rewrite gets wrong.
+    for (const id of [1, 2, 3, 4]) await (await fetch(`${gw}/api/stock/${id}`)).arrayBuffer();
     browser = await launchChromium();
     page = browser.page;
     await page.goto(`${shop.url(9901)}/`);
@@ -51,9 +53,13 @@ describe.skipIf(!hasChromium)('the example shop’s dashboard in a browser', () 
   it('shows what each part is doing', async () => {
     expect(await panel('host').textContent()).toMatch(/orders.*ready/);
     expect(await panel('host').textContent()).toMatch(/restock-a.*restock-b/);
+    // Which of the two job candidates leads, and that the other stands by.
+    await panel('host').locator('.badge', { hasText: 'leading' }).waitFor({ timeout: 20_000 });
+    expect(await panel('host').locator('.badge', { hasText: 'standby' }).count()).toBe(1);
     expect(await panel('sidecar').textContent()).toMatch(/wishlist.*healthy/);
     expect(await panel('ambassador').textContent()).toMatch(/payments.*breaker closed/);
     expect(await panel('config').textContent()).toContain('new-checkout');
+    await panel('strangler').locator('td', { hasText: 'warehouse' }).waitFor({ timeout: 20_000 });
     // The pipeline's stages fill as the paid orders go through.
     await panel('pipeline').locator('tr', { hasText: 'notify' }).waitFor({ timeout: 20_000 });
     mkdirSync(SCREENSHOTS, { recursive: true });

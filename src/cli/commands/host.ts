@@ -60,7 +60,7 @@ export function formatStatus(workloads: Record<string, WorkloadStatus>): string 
     rows.push([
       name,
       `${s.kind}${s.isolation === 'process' ? '/process' : ''}`,
-      s.state,
+      s.leading === undefined ? s.state : `${s.state} (${s.leading ? 'leading' : 'standby'})`,
       String(s.restarts),
       String(s.handled),
       String(s.errors),

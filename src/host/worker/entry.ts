@@ -32,6 +32,7 @@ function stats(): WorkerStats {
     heapUsed: mem.heapUsed,
     rss: mem.rss,
     ...counters,
+    ...(leading === undefined ? {} : { leading: leading() }),
   };
   delay.reset();
   return s;
@@ -61,6 +62,8 @@ export interface WorkloadEnv {
 (globalThis as Record<symbol, unknown>)[Symbol.for('trellis.host')] = { runTask };
 
 let server: Server | undefined;
+// A leader-elected schedule says in each heartbeat whether it leads (the host's status shows it).
+let leading: (() => boolean) | undefined;
 let stopWork: (() => Promise<void>) | undefined;
 // The module's own `stop(env)`, run last in a drain, once no work reaches it any more.
 let stopModule: (() => Promise<unknown>) | undefined;
@@ -215,6 +218,7 @@ async function startSchedule(
     });
     elector.start();
     isLeader = () => elector.isLeader;
+    leading = isLeader;
     stopElector = async () => {
       await elector.stop();
       await store.close();

@@ -128,6 +128,15 @@ describe('the example shop: every pattern in its place', () => {
       { encoding: 'utf8' },
     );
     expect(status).toMatch(/leader/i);
+    // The host's status (and its dashboard panel) says which candidate leads.
+    const leading = await waitUntil(async () => {
+      const host = (await (await fetch(`${shop.url(9902)}/admin/services`)).json()) as {
+        workloads: Record<string, { leading?: boolean }>;
+      };
+      const l = ['restock-a', 'restock-b'].filter((w) => host.workloads[w]?.leading === true);
+      return l.length === 1 ? l : undefined;
+    }, 'one leading candidate in the host status');
+    expect(report.ranBy).toBe(leading[0]);
   });
 
   it('keeps wishlists in the Python service under its sidecar: state, pub/sub deliveries', async () => {

@@ -29,10 +29,27 @@ export interface Shop {
   url(p: number): string;
 }
 
-/** Writes a copy of the shop's files on free ports into `dir` and starts start.mjs with it. */
+/**
+ * Writes a copy of the shop's files on free ports into `dir` and starts start.mjs with it. A port
+ * taken between choosing it and the shop's check (other tests run beside) makes the shop refuse
+ * to start, as it should: then new ports are chosen, up to three times.
+ */
 export async function startShop(
   dir: string,
   options: { args?: string[]; env?: Record<string, string> } = {},
+): Promise<Shop> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startShopOnce(dir, options);
+    } catch (err) {
+      if (attempt === 3 || !String(err).includes('cannot start: port')) throw err;
+    }
+  }
+}
+
+async function startShopOnce(
+  dir: string,
+  options: { args?: string[]; env?: Record<string, string> },
 ): Promise<Shop> {
   const ports = new Map<number, number>();
   for (const p of DEFAULT_PORTS) ports.set(p, await freePort());
