@@ -120,12 +120,33 @@ export function ambassadorMetrics(registry: Registry, remote: string): Ambassado
   const latency = duration.labels(remote);
   const exhaustedChild = exhausted.labels(remote);
   const rejectedChild = rejected.labels(remote);
+  // Children by label value, made once: prom-client's labels() hashes its values on every call,
+  // and these two run for every call and every attempt.
+  const byStatus = new Map<number, ReturnType<typeof requests.labels>>();
+  const byAttempt = new Map<string, Map<string, ReturnType<typeof attempts.labels>>>();
   return {
     call(status, seconds) {
-      requests.labels(remote, String(status)).inc();
+      let child = byStatus.get(status);
+      if (child === undefined) {
+        child = requests.labels(remote, String(status));
+        byStatus.set(status, child);
+      }
+      child.inc();
       latency.observe(seconds);
     },
-    attempt: (upstream, outcome) => attempts.labels(remote, upstream, outcome).inc(),
+    attempt(upstream, outcome) {
+      let outcomes = byAttempt.get(upstream);
+      if (outcomes === undefined) {
+        outcomes = new Map();
+        byAttempt.set(upstream, outcomes);
+      }
+      let child = outcomes.get(outcome);
+      if (child === undefined) {
+        child = attempts.labels(remote, upstream, outcome);
+        outcomes.set(outcome, child);
+      }
+      child.inc();
+    },
     retry: (reason) => retries.labels(remote, reason).inc(),
     budgetExhausted: () => exhaustedChild.inc(),
     breaker(upstream, state) {
