@@ -210,9 +210,10 @@ function exchangeHooks(remote: RemoteConfig, deps: RemoteDeps, bulkhead: Bulkhea
   const retryAfter = String(Math.max(1, Math.ceil(remote.breaker.halfOpenAfter / 1000)));
   return {
     admit: (upstream) => breakers.of(upstream.id).admit(),
-    attemptEnded(upstream, outcome, ticket) {
+    attemptEnded(upstream, outcome, ticket, dropped) {
       breakers.of(upstream.id).record(outcome, ticket);
-      metrics.attempt(upstream.id, outcome);
+      // An answer dropped for a retry is counted by its status, as the metric's docs say.
+      metrics.attempt(upstream.id, dropped === 0 ? outcome : String(dropped));
     },
     refused: (pool) => ({
       status: 503,

@@ -413,7 +413,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const upstream = this.upstream!;
     const outcome = this.status >= 500 ? 'http5xx' : 'success';
     this.pool.end(upstream, outcome, performance.now() - this.attemptStart);
-    this.options.hooks?.attemptEnded(upstream, outcome, this.ticket);
+    this.options.hooks?.attemptEnded(upstream, outcome, this.ticket, this.discarding ? this.status : 0);
     if (this.discarding) {
       this.retryLater();
       return;
@@ -427,7 +427,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const { outcome, kind } = this.clientGone || this.clientSlow ? CANCELLED : failureOf(err);
     this.pool.end(upstream, outcome, performance.now() - this.attemptStart);
     if (this.tryTimer !== undefined) this.clearTryTimer();
-    this.options.hooks?.attemptEnded(upstream, outcome, this.ticket);
+    this.options.hooks?.attemptEnded(upstream, outcome, this.ticket, 0);
     if (this.clientGone) {
       this.finish();
       return;

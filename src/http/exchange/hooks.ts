@@ -15,8 +15,11 @@ export interface ExchangeHooks {
    * `attemptEnded`, or -1 to skip the upstream for this attempt as if it were tried.
    */
   admit(upstream: Upstream): number;
-  /** An attempt ended: the outcome the pool was told (`pool.end`) and its admission ticket. */
-  attemptEnded(upstream: Upstream, outcome: AttemptOutcome, ticket: number): void;
+  /**
+   * An attempt ended: the outcome the pool was told (`pool.end`), its admission ticket, and the
+   * status of an answer read and dropped for a retry (502/503/504, 429), else 0.
+   */
+  attemptEnded(upstream: Upstream, outcome: AttemptOutcome, ticket: number, dropped: number): void;
   /** The answer when every upstream refused admission (the circuit-open problem). */
   refused(pool: ServicePool): Problem;
   /** A retry was decided, by the condition it answers (`503`, `reset`, …). */
