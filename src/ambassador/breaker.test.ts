@@ -1,8 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BrokenCircuitError, Cancelled, UpstreamBreakers } from './breaker.js';
-
-const fail = () => Promise.reject(new Error('boom'));
-const ok = () => Promise.resolve('ok');
+import { ADMITTED, PROBE, REFUSED, UpstreamBreakers } from './breaker.js';
 
 describe('UpstreamBreakers', () => {
   const config = {
@@ -13,44 +10,70 @@ describe('UpstreamBreakers', () => {
     halfOpenAfter: 50,
   };
 
-  it('opens after consecutive failures, refuses until a probe is due, closes on its success', async () => {
+  function clocked(c = config) {
+    let now = 1_000;
     const changes: string[] = [];
-    const b = new UpstreamBreakers(config, (_u, s) => changes.push(s));
-    const p = b.of('u');
-    for (let i = 0; i < 3; i++) await expect(p.execute(fail)).rejects.toThrow('boom');
+    const b = new UpstreamBreakers(
+      c,
+      (_u, s) => changes.push(s),
+      () => now,
+    );
+    return { b, changes, advance: (ms: number) => (now += ms) };
+  }
+
+  it('opens after consecutive failures, refuses until a probe is due, closes on its success', () => {
+    const { b, changes, advance } = clocked();
+    const u = b.of('u');
+    for (let i = 0; i < 3; i++) u.record('http5xx', u.admit());
     expect(changes).toEqual(['open']);
-    expect(b.refuses('u')).toBe(true);
-    await expect(p.execute(ok)).rejects.toBeInstanceOf(BrokenCircuitError);
-    await new Promise((r) => setTimeout(r, 60));
-    expect(b.refuses('u')).toBe(false);
-    await expect(p.execute(ok)).resolves.toBe('ok');
+    expect(u.admit()).toBe(REFUSED);
+    advance(60);
+    expect(u.admit()).toBe(PROBE);
+    // One probe at a time: the others go elsewhere meanwhile.
+    expect(u.admit()).toBe(REFUSED);
+    u.record('success', PROBE);
     expect(changes).toEqual(['open', 'half-open', 'closed']);
     expect(b.status()).toEqual({ u: 'closed' });
+    expect(u.admit()).toBe(ADMITTED);
   });
 
-  it('a failed probe opens it again', async () => {
-    const changes: string[] = [];
-    const b = new UpstreamBreakers(config, (_u, s) => changes.push(s));
-    const p = b.of('u');
-    for (let i = 0; i < 3; i++) await expect(p.execute(fail)).rejects.toThrow();
-    await new Promise((r) => setTimeout(r, 60));
-    await expect(p.execute(fail)).rejects.toThrow('boom');
+  it('a failed probe opens it again; a cancelled one lets the next call probe', () => {
+    const { b, changes, advance } = clocked();
+    const u = b.of('u');
+    for (let i = 0; i < 3; i++) u.record('timeout', u.admit());
+    advance(60);
+    u.record('cancelled', u.admit());
+    expect(b.status()).toEqual({ u: 'half-open' });
+    u.record('reset', u.admit());
     expect(changes).toEqual(['open', 'half-open', 'open']);
-    expect(b.refuses('u')).toBe(true);
+    expect(u.admit()).toBe(REFUSED);
   });
 
-  it('opens on the failure ratio, and a cancellation counts for nothing', async () => {
-    const b = new UpstreamBreakers(
-      { consecutiveFailures: 0, failureRatio: 0.5, minimumAttempts: 4, window: 1_000, halfOpenAfter: 1_000 },
-      () => {},
-    );
-    const p = b.of('u');
-    for (let i = 0; i < 10; i++)
-      await expect(p.execute(() => Promise.reject(new Cancelled('gone')))).rejects.toThrow();
+  it('ignores late results of attempts admitted before it opened', () => {
+    const { b, advance } = clocked();
+    const u = b.of('u');
+    const late = u.admit();
+    for (let i = 0; i < 3; i++) u.record('http5xx', u.admit());
+    advance(60);
+    expect(u.admit()).toBe(PROBE);
+    u.record('success', late);
+    expect(b.status()).toEqual({ u: 'half-open' });
+  });
+
+  it('opens on the failure ratio, and a cancellation counts for nothing', () => {
+    const { b } = clocked({
+      consecutiveFailures: 0,
+      failureRatio: 0.5,
+      minimumAttempts: 4,
+      window: 1_000,
+      halfOpenAfter: 1_000,
+    });
+    const u = b.of('u');
+    for (let i = 0; i < 10; i++) u.record('cancelled', u.admit());
     expect(b.status()).toEqual({ u: 'closed' });
     // More than half of the window's attempts failed (and past minimumAttempts): open.
-    for (let i = 0; i < 3; i++) await p.execute(ok);
-    for (let i = 0; i < 4; i++) await p.execute(fail).catch(() => {});
+    for (let i = 0; i < 3; i++) u.record('success', u.admit());
+    for (let i = 0; i < 4; i++) u.record('http5xx', u.admit());
     expect(b.status()).toEqual({ u: 'open' });
   });
 });

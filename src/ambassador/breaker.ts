@@ -1,30 +1,26 @@
-import {
-  CircuitBreakerPolicy,
-  CircuitState,
-  ConsecutiveBreaker,
-  circuitBreaker,
-  handleWhen,
-  type IBreaker,
-  SamplingBreaker,
-} from 'cockatiel';
+import { CircuitState, ConsecutiveBreaker, type IBreaker, SamplingBreaker } from 'cockatiel';
+import type { AttemptOutcome } from '../http/upstream/types.js';
 import type { BreakerConfig } from './schema.js';
 
 /**
- * Circuit breakers per upstream, cockatiel's: closed (attempts pass), open (refused at once for
- * `halfOpenAfter`), half-open (one probe; success closes, failure opens again). Cockatiel has
- * one breaking condition per policy; `EitherBreaker` combines the two the ambassador offers
- * (consecutive failures and a failure ratio over a time window) so one policy holds the state.
+ * Circuit breakers per upstream: closed (attempts pass), open (refused at once for
+ * `halfOpenAfter`), half-open (one probe; success closes, failure opens again).
+ *
+ * The breaking conditions are cockatiel's (`ConsecutiveBreaker`, `SamplingBreaker`, combined by
+ * `EitherBreaker`); the three-state machine around them is this file's, not cockatiel's
+ * `CircuitBreakerPolicy`, because that one only judges a function it runs (`execute(fn)`: a
+ * promise per attempt, and the answer is judged when the promise settles). The streaming
+ * exchange admits an attempt and reports its end through synchronous hooks (src/http/exchange/
+ * hooks.ts), which is what keeps the ambassador as fast as the gateway.
  */
 
 /** The state names used in metrics and the admin API. */
-export type BreakerStateName = 'closed' | 'open' | 'half-open' | 'isolated';
+export type BreakerStateName = 'closed' | 'open' | 'half-open';
 
-const STATE_NAME: Record<CircuitState, BreakerStateName> = {
-  [CircuitState.Closed]: 'closed',
-  [CircuitState.Open]: 'open',
-  [CircuitState.HalfOpen]: 'half-open',
-  [CircuitState.Isolated]: 'isolated',
-};
+/** Admission tickets: a normal attempt, the half-open probe, refused. */
+export const ADMITTED = 0;
+export const PROBE = 1;
+export const REFUSED = -1;
 
 /** Opens when any of its breakers says so; every breaker sees every result. */
 class EitherBreaker implements IBreaker {
@@ -51,31 +47,98 @@ class EitherBreaker implements IBreaker {
   }
 }
 
-/** Marks an error that must not count against the upstream (the caller gave up). */
-export class Cancelled extends Error {
-  readonly cancelled = true;
+/** One upstream's breaker. */
+export class Breaker {
+  private state: CircuitState = CircuitState.Closed;
+  private openedAt = 0;
+  /** In half-open: the probe is out (everyone else goes elsewhere until it ends). */
+  private probing = false;
+
+  constructor(
+    private readonly condition: IBreaker | undefined,
+    private readonly halfOpenAfter: number,
+    private readonly onChange: (state: BreakerStateName) => void,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get stateName(): BreakerStateName {
+    return this.state === CircuitState.Open
+      ? 'open'
+      : this.state === CircuitState.HalfOpen
+        ? 'half-open'
+        : 'closed';
+  }
+
+  /** Admits an attempt: ADMITTED, PROBE (the first due after `halfOpenAfter`) or REFUSED. */
+  admit(): number {
+    switch (this.state) {
+      case CircuitState.Closed:
+        return ADMITTED;
+      case CircuitState.Open:
+        if (this.now() - this.openedAt < this.halfOpenAfter) return REFUSED;
+        this.enter(CircuitState.HalfOpen);
+        this.probing = true;
+        return PROBE;
+      default:
+        if (this.probing) return REFUSED;
+        this.probing = true;
+        return PROBE;
+    }
+  }
+
+  /**
+   * How an admitted attempt ended. A cancellation (the caller gave up) says nothing about the
+   * upstream; a cancelled probe lets the next attempt probe instead. Results of attempts
+   * admitted before the breaker opened are ignored: they predate what opened it.
+   */
+  record(outcome: AttemptOutcome, ticket: number): void {
+    if (ticket === PROBE) {
+      this.probing = false;
+      if (outcome === 'cancelled' || this.state !== CircuitState.HalfOpen) return;
+      if (outcome === 'success') {
+        this.condition?.success(CircuitState.HalfOpen);
+        this.enter(CircuitState.Closed);
+      } else {
+        this.condition?.failure(CircuitState.HalfOpen);
+        this.open();
+      }
+      return;
+    }
+    if (outcome === 'cancelled' || this.state !== CircuitState.Closed || this.condition === undefined) return;
+    if (outcome === 'success') this.condition.success(CircuitState.Closed);
+    else if (this.condition.failure(CircuitState.Closed)) this.open();
+  }
+
+  private open(): void {
+    this.openedAt = this.now();
+    this.enter(CircuitState.Open);
+  }
+
+  private enter(state: CircuitState): void {
+    this.state = state;
+    this.onChange(this.stateName);
+  }
 }
 
 /** The breakers of one remote's upstreams, made on first use. */
 export class UpstreamBreakers {
-  private readonly byUpstream = new Map<string, CircuitBreakerPolicy>();
-  /** When each breaker last opened (cockatiel keeps its own privately). */
-  private readonly openedAt = new Map<string, number>();
+  private readonly byUpstream = new Map<string, Breaker>();
 
   constructor(
     private readonly config: BreakerConfig,
     private readonly onChange: (upstream: string, state: BreakerStateName) => void,
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** The breaker of `upstream`. */
-  of(upstream: string): CircuitBreakerPolicy {
-    let policy = this.byUpstream.get(upstream);
-    if (policy !== undefined) return policy;
+  of(upstream: string): Breaker {
+    let breaker = this.byUpstream.get(upstream);
+    if (breaker !== undefined) return breaker;
     const c = this.config;
-    const breakers: IBreaker[] = [];
-    if (c.consecutiveFailures > 0) breakers.push(new ConsecutiveBreaker(c.consecutiveFailures));
+    const conditions: IBreaker[] = [];
+    if (c.consecutiveFailures > 0) conditions.push(new ConsecutiveBreaker(c.consecutiveFailures));
     if (c.failureRatio > 0) {
-      breakers.push(
+      conditions.push(
         new SamplingBreaker({
           threshold: c.failureRatio,
           duration: c.window,
@@ -84,44 +147,20 @@ export class UpstreamBreakers {
         }),
       );
     }
-    policy = circuitBreaker(
-      handleWhen((err) => !(err instanceof Cancelled)),
-      {
-        halfOpenAfter: c.halfOpenAfter,
-        breaker: new EitherBreaker(breakers),
-      },
+    breaker = new Breaker(
+      conditions.length === 0 ? undefined : new EitherBreaker(conditions),
+      c.halfOpenAfter,
+      (state) => this.onChange(upstream, state),
+      this.now,
     );
-    policy.onStateChange((state) => {
-      if (state === CircuitState.Open) this.openedAt.set(upstream, Date.now());
-      this.onChange(upstream, STATE_NAME[state]);
-    });
-    this.byUpstream.set(upstream, policy);
-    return policy;
-  }
-
-  /** Whether `upstream` takes no attempt now: open (not yet due a probe) or probing already. */
-  refuses(upstream: string): boolean {
-    const policy = this.byUpstream.get(upstream);
-    if (policy === undefined) return false;
-    switch (policy.state) {
-      case CircuitState.Closed:
-        return false;
-      case CircuitState.Open:
-        // Due a probe: the first caller goes through as it (cockatiel moves to half-open).
-        return Date.now() - (this.openedAt.get(upstream) ?? 0) < this.config.halfOpenAfter;
-      default:
-        // Half-open would make everyone else wait for the probe: they go elsewhere instead.
-        return true;
-    }
+    this.byUpstream.set(upstream, breaker);
+    return breaker;
   }
 
   /** State per upstream, for the admin API. */
   status(): Record<string, BreakerStateName> {
     const out: Record<string, BreakerStateName> = {};
-    for (const [id, p] of this.byUpstream) out[id] = STATE_NAME[p.state];
+    for (const [id, b] of this.byUpstream) out[id] = b.stateName;
     return out;
   }
 }
-
-export { BrokenCircuitError } from 'cockatiel';
-export { CircuitBreakerPolicy };

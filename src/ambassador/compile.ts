@@ -51,7 +51,7 @@ const remoteType = defineHandler({
       kept = {
         key,
         breakers: new UpstreamBreakers(o.remote.breaker, (u, s) => {
-          if (s !== 'isolated') metrics.breaker(u, s);
+          metrics.breaker(u, s);
           deps.logger.warn({ upstream: u, state: s }, 'circuit breaker state changed');
         }),
       };

@@ -45,16 +45,38 @@ interface Token {
   expiresAt: number;
 }
 
-/** The headers to add to a call; rejects with TokenUnavailable. */
-export type CredentialSource = () => Promise<Record<string, string>>;
+type Headers = Readonly<Record<string, string>>;
+
+/**
+ * The headers to add to a call: at once when they are at hand (static headers, a cached token
+ * not yet due a refresh), so the common call waits for no promise; else a promise that rejects
+ * with TokenUnavailable.
+ */
+export type CredentialSource = () => Headers | Promise<Headers>;
 
 /** A credential source for a remote, or undefined when it has none. */
 export function credentialSource(config: CredentialsConfig | undefined): CredentialSource | undefined {
   if (config === undefined || (config.headers === undefined && config.oauth2 === undefined)) return undefined;
   const fixed = config.headers ?? {};
-  if (config.oauth2 === undefined) return () => Promise.resolve(fixed);
+  if (config.oauth2 === undefined) return () => fixed;
   const tokens = new TokenCache(config.oauth2);
-  return async () => ({ ...fixed, authorization: `Bearer ${await tokens.get()}` });
+  // One headers object per token, not per call.
+  let last: { token: string; headers: Headers } | undefined;
+  const headersOf = (token: string): Headers => {
+    if (last?.token !== token) last = { token, headers: { ...fixed, authorization: `Bearer ${token}` } };
+    return last.headers;
+  };
+  return () => {
+    const fresh = tokens.fresh();
+    return fresh !== undefined ? headersOf(fresh) : tokens.get().then(headersOf);
+  };
+}
+
+/** The header names (lower case) a remote's credentials set: the client's own are dropped. */
+export function credentialNames(config: CredentialsConfig | undefined): string[] {
+  const names = Object.keys(config?.headers ?? {}).map((n) => n.toLowerCase());
+  if (config?.oauth2 !== undefined) names.push('authorization');
+  return names;
 }
 
 /** The cached client-credentials token with single-flight refresh. */
@@ -69,6 +91,14 @@ export class TokenCache {
     private readonly config: NonNullable<CredentialsConfig['oauth2']>,
     private readonly now: () => number = Date.now,
   ) {}
+
+  /** The cached token when it is not yet due a refresh (nothing to wait for), else undefined. */
+  fresh(): string | undefined {
+    const token = this.token;
+    return token !== undefined && this.now() < token.expiresAt - this.config.refreshBefore
+      ? token.value
+      : undefined;
+  }
 
   /** A token valid now; refreshes ahead of expiry, in the background while the old one is good. */
   async get(): Promise<string> {

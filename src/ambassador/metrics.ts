@@ -26,6 +26,43 @@ function shared<T>(registry: Registry, name: string, make: () => T): T {
   return (registry.getSingleMetric(name) as T | undefined) ?? make();
 }
 
+/**
+ * The per-call and per-attempt counts of one remote, kept in plain numbers and added to their
+ * prom-client counters when the registry is scraped: an `inc` hashes its label values on every
+ * call, a visible share of a forwarded call's CPU time. One per registry and remote name, so a
+ * reload's new handler keeps counting into the same one.
+ */
+class PendingCounts {
+  readonly byStatus = new Map<number, number>();
+  readonly byAttempt = new Map<string, Map<string, number>>();
+
+  constructor(
+    private readonly remote: string,
+    private readonly requests: Counter<string>,
+    private readonly attempts: Counter<string>,
+  ) {}
+
+  flush(): void {
+    for (const [status, n] of this.byStatus) {
+      if (n > 0) this.requests.labels(this.remote, String(status)).inc(n);
+      this.byStatus.set(status, 0);
+    }
+    for (const [upstream, outcomes] of this.byAttempt) {
+      for (const [outcome, n] of outcomes) {
+        if (n > 0) this.attempts.labels(this.remote, upstream, outcome).inc(n);
+        outcomes.set(outcome, 0);
+      }
+    }
+  }
+}
+
+const pendingOf = new WeakMap<Registry, Map<string, PendingCounts>>();
+
+/** Adds every remote's pending counts of `registry` (a counter's `collect`, run on scrape). */
+function flushPending(registry: Registry): void {
+  for (const p of pendingOf.get(registry)?.values() ?? []) p.flush();
+}
+
 /** Metrics of one remote service, labels bound once. */
 export function ambassadorMetrics(registry: Registry, remote: string): AmbassadorMetrics {
   const requests = shared(
@@ -37,6 +74,7 @@ export function ambassadorMetrics(registry: Registry, remote: string): Ambassado
         help: 'Calls answered to the local client, by remote service and status',
         labelNames: ['remote', 'status'],
         registers: [registry],
+        collect: () => flushPending(registry),
       }),
   );
   const duration = shared(
@@ -60,6 +98,7 @@ export function ambassadorMetrics(registry: Registry, remote: string): Ambassado
         help: 'Attempts sent to upstreams, by remote service, upstream and outcome',
         labelNames: ['remote', 'upstream', 'outcome'],
         registers: [registry],
+        collect: () => flushPending(registry),
       }),
   );
   const retries = shared(
@@ -120,12 +159,30 @@ export function ambassadorMetrics(registry: Registry, remote: string): Ambassado
   const latency = duration.labels(remote);
   const exhaustedChild = exhausted.labels(remote);
   const rejectedChild = rejected.labels(remote);
+  let remotes = pendingOf.get(registry);
+  if (remotes === undefined) {
+    remotes = new Map();
+    pendingOf.set(registry, remotes);
+  }
+  let pending = remotes.get(remote);
+  if (pending === undefined) {
+    pending = new PendingCounts(remote, requests, attempts);
+    remotes.set(remote, pending);
+  }
+  const { byStatus, byAttempt } = pending;
   return {
     call(status, seconds) {
-      requests.labels(remote, String(status)).inc();
+      byStatus.set(status, (byStatus.get(status) ?? 0) + 1);
       latency.observe(seconds);
     },
-    attempt: (upstream, outcome) => attempts.labels(remote, upstream, outcome).inc(),
+    attempt(upstream, outcome) {
+      let outcomes = byAttempt.get(upstream);
+      if (outcomes === undefined) {
+        outcomes = new Map();
+        byAttempt.set(upstream, outcomes);
+      }
+      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+    },
     retry: (reason) => retries.labels(remote, reason).inc(),
     budgetExhausted: () => exhaustedChild.inc(),
     breaker(upstream, state) {

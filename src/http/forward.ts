@@ -1,13 +1,17 @@
-import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
+import type { ExchangeHooks, ForwardCall } from './exchange/hooks.js';
 import { failureOf } from './exchange/outcome.js';
-import { retryAllowed } from './exchange/retry-rules.js';
-import { pushForwardingHeaders, socketPeer } from './forwarded.js';
-import { sendProblem } from './problem.js';
+import { retryAfterOfRaw } from './exchange/retry-after.js';
+import { retryRefusal } from './exchange/retry-rules.js';
+import { clientResponseHeaders, relayInformational, upstreamRequestHeaders } from './forward-headers.js';
+import { type Problem, sendProblem } from './problem.js';
+import { nextTraceparent } from './trace.js';
 import type { RequestContext } from './types.js';
 import type { AttemptOutcome, ServicePool, Upstream } from './upstream/types.js';
 
+export type { ExchangeHooks, ForwardCall } from './exchange/hooks.js';
 export { outcomeOf } from './exchange/outcome.js';
+export { clientResponseHeaders, upstreamRequestHeaders } from './forward-headers.js';
 
 /**
  * The streaming form of the forwarding exchange (see src/http/exchange/index.ts), and the
@@ -30,128 +34,31 @@ export interface ForwardOptions {
   target(ctx: RequestContext): string;
   /** The consistent-hash key for this request, when the service balances by hash. */
   hashKey?(ctx: RequestContext): string | undefined;
-}
 
-// Hop-by-hop headers (RFC 9110 7.6.1) plus the obsolete proxy-connection: never passed on.
-const HOP_BY_HOP = [
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-];
+  // The options below are the ambassador's policies; the proxy handler sets none of them, and
+  // each costs the exchange one test of an absent field when unset.
 
-// Request headers never forwarded as they are: hop-by-hop ones, ones undici sets itself, and the
-// ones the gateway rewrites (host, forwarding, request id).
-const DROP_REQUEST = new Set([
-  ...HOP_BY_HOP,
-  'proxy-authorization',
-  'expect',
-  'host',
-  'x-forwarded-for',
-  'x-forwarded-proto',
-  'x-forwarded-host',
-  'forwarded',
-  'x-request-id',
-]);
-
-const DROP_RESPONSE = new Set([...HOP_BY_HOP, 'proxy-authenticate', 'x-request-id']);
-
-/** Header names listed in a `Connection` header, which are hop-by-hop too. */
-function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
-  // The usual values name no extra header: skip the parse on the hot path.
-  if (value === undefined || value === 'keep-alive' || value === 'close' || value === 'Keep-Alive')
-    return undefined;
-  const tokens = new Set<string>();
-  for (const t of (Array.isArray(value) ? value.join(',') : value).split(',')) {
-    const x = t.trim().toLowerCase();
-    if (x !== '' && x !== 'close' && x !== 'keep-alive' && x !== 'upgrade') tokens.add(x);
-  }
-  return tokens.size > 0 ? tokens : undefined;
-}
-
-/** The headers sent upstream, as a flat `[name, value, …]` list. */
-export function upstreamRequestHeaders(ctx: RequestContext, host: string | undefined): string[] {
-  const raw = ctx.req.rawHeaders;
-  const headers: IncomingHttpHeaders = ctx.req.headers;
-  // The headers a client named in Connection were removed at the edge (src/http/edge.ts), before
-  // the middlewares ran: removing them here would let a client strip what a middleware set.
-  const out: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    const lower = name.toLowerCase();
-    if (DROP_REQUEST.has(lower)) continue;
-    out.push(name, raw[i + 1]!);
-  }
-  if (typeof headers.te === 'string' && /(^|,)\s*trailers\s*(,|$)/i.test(headers.te))
-    out.push('te', 'trailers');
-  if (host !== undefined) out.push('host', host);
-  out.push('x-request-id', ctx.requestId);
-  const known = socketPeer(ctx.req.socket);
-  pushForwardingHeaders(out, headers, {
-    peer: ctx.peer ?? known.peer,
-    forNode: ctx.peer === undefined || ctx.peer === known.peer ? known.forNode : undefined,
-    trustedPeer: ctx.peerTrusted === true,
-    protocol: ctx.protocol,
-    host: headers.host,
-  });
-  return out;
-}
-
-/**
- * Whether a response header name is dropped: hop-by-hop (DROP_RESPONSE) or the upstream's own
- * x-request-id. Tested by length and first letter before any lower-casing because this runs for
- * every header of every response and almost every name is kept: a Set lookup of the lower-cased
- * name cost a string allocation per header.
- */
-function dropsResponseHeader(name: string): boolean {
-  const first = name.charCodeAt(0) | 0x20; // ASCII lower case
-  switch (name.length) {
-    case 2: // te
-      return first === 0x74 && DROP_RESPONSE.has(name.toLowerCase());
-    case 7: // trailer, upgrade
-    case 10: // connection, keep-alive
-    case 12: // x-request-id
-    case 16: // proxy-connection
-    case 17: // transfer-encoding
-    case 18: // proxy-authenticate
-      return (
-        (first === 0x74 ||
-          first === 0x75 ||
-          first === 0x63 ||
-          first === 0x6b ||
-          first === 0x78 ||
-          first === 0x70) &&
-        DROP_RESPONSE.has(name.toLowerCase())
-      );
-    default:
-      return false;
-  }
-}
-
-/** Response headers for the client from undici's raw list, hop-by-hop ones removed. */
-export function clientResponseHeaders(raw: Buffer[] | string[], requestId: string): string[] {
-  const out: string[] = [];
-  let extra: Set<string> | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1');
-    if (dropsResponseHeader(name)) {
-      // Only a Connection header can name more hop-by-hop headers: parsed only when present.
-      if (name.length === 10 && (name.charCodeAt(0) | 0x20) === 0x63)
-        extra = connectionTokens(raw[i + 1]!.toString('latin1'));
-      continue;
-    }
-    out.push(name, raw[i + 1]!.toString('latin1'));
-  }
-  if (extra !== undefined) {
-    for (let i = out.length - 2; i >= 0; i -= 2) {
-      if (extra.has(out[i]!.toLowerCase())) out.splice(i, 2);
-    }
-  }
-  out.push('x-request-id', requestId);
-  return out;
+  /**
+   * Count `timeoutMs` from the request's arrival, not from the end of its body: a total deadline
+   * that includes what the caller did first (a bulkhead queue, a buffered body, a token). No
+   * retry starts that could not begin before it.
+   */
+  deadlineFromArrival?: boolean;
+  /** Deadline of one attempt until its response head, ms (0 or absent: none). */
+  perTryTimeoutMs?: number;
+  /** Header telling the upstream how many ms its attempt has left (absent: none is sent). */
+  deadlineHeader?: string;
+  /** Continue the client's W3C trace (or start one) with a new span id on every attempt. */
+  traceparent?: boolean;
+  /** Retry 429 answers too (when `retry.on` names 429), after at least their Retry-After. */
+  retryAfter?: boolean;
+  /**
+   * Request headers (lower case) set on every attempt by the exchange or the caller, so the
+   * client's are dropped: `traceparent`, `deadlineHeader`, the names in `ForwardCall.headers`.
+   */
+  replacedHeaders?: ReadonlySet<string>;
+  /** Per-attempt policies: admission (breakers), outcome reporting, metrics. */
+  hooks?: ExchangeHooks;
 }
 
 const CANCELLED = { outcome: 'cancelled', kind: 'reset' } as const;
@@ -182,12 +89,25 @@ class HeadersTimeout extends Error {
   readonly code = 'UND_ERR_HEADERS_TIMEOUT';
 }
 
+/** The per-try deadline (until the response head) cut the attempt: a timeout, retryable. */
+class PerTryTimeout extends Error {
+  readonly code = 'TRELLIS_TIMEOUT';
+}
+
 /** The longest silence of a client's body when the listener sets none (nginx's default). */
 const DEFAULT_BODY_TIMEOUT = 60_000;
 
-/** Proxies one request to a service, with retries, timeouts and streaming both ways. */
-export function forward(ctx: RequestContext, pool: ServicePool, options: ForwardOptions): void {
-  new Exchange(ctx, pool, options).start();
+/**
+ * Proxies one request to a service, with retries, timeouts and streaming both ways; `call`
+ * carries what this request adds (a body read already, credentials).
+ */
+export function forward(
+  ctx: RequestContext,
+  pool: ServicePool,
+  options: ForwardOptions,
+  call?: ForwardCall,
+): void {
+  new Exchange(ctx, pool, options, call).start();
 }
 
 function onExchangeTimeout(exchange: Exchange): void {
@@ -202,6 +122,10 @@ function onBodyIdle(exchange: Exchange): void {
   exchange.bodyIdle();
 }
 
+function onPerTryTimeout(exchange: Exchange): void {
+  exchange.perTryExpired();
+}
+
 function onClientClose(this: Exchange): void {
   this.clientClosed();
 }
@@ -210,6 +134,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   private readonly ctx: RequestContext;
   private readonly pool: ServicePool;
   private readonly options: ForwardOptions;
+  private readonly call: ForwardCall | undefined;
+  /** The client's body streams upstream (it cannot be sent twice). */
   private readonly hasBody: boolean;
   private readonly path: string;
   private upstream: Upstream | undefined;
@@ -219,6 +145,17 @@ class Exchange implements Dispatcher.DispatchHandler {
   private abortAttempt: ((err?: Error) => void) | undefined;
   private resumeUpstream: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** When the whole exchange must be over (performance.now()), with `deadlineFromArrival`. */
+  private deadline = Number.POSITIVE_INFINITY;
+  /** The current attempt's per-try timer, until its response head. */
+  private tryTimer: NodeJS.Timeout | undefined;
+  private tryExpired = false;
+  /** The current attempt's admission ticket (`hooks.admit`). */
+  private ticket = 0;
+  /** Every upstream refused admission: answered with `hooks.refused`. */
+  private allRefused = false;
+  /** The wait before the retry decided last. */
+  private delay = 0;
   /** Our own headers timer, for requests with a body (undici's would start before the body is sent). */
   private headersTimer: NodeJS.Timeout | undefined;
   /** Watches the client's body for silence; cleared once the body has been read. */
@@ -239,14 +176,21 @@ class Exchange implements Dispatcher.DispatchHandler {
   private timedOut = false;
   private clientGone = false;
 
-  constructor(ctx: RequestContext, pool: ServicePool, options: ForwardOptions) {
+  constructor(
+    ctx: RequestContext,
+    pool: ServicePool,
+    options: ForwardOptions,
+    call: ForwardCall | undefined,
+  ) {
     this.ctx = ctx;
     this.pool = pool;
     this.options = options;
+    this.call = call;
     const h = ctx.req.headers;
     this.hasBody =
-      h['transfer-encoding'] !== undefined ||
-      (h['content-length'] !== undefined && h['content-length'] !== '0');
+      call?.body === undefined &&
+      (h['transfer-encoding'] !== undefined ||
+        (h['content-length'] !== undefined && h['content-length'] !== '0'));
     this.path = options.target(ctx);
     this.bodySent = !this.hasBody;
   }
@@ -272,7 +216,11 @@ class Exchange implements Dispatcher.DispatchHandler {
   private startUpstreamTimers(): void {
     if (this.upstreamTimersStarted) return;
     this.upstreamTimersStarted = true;
-    const timeout = this.options.timeoutMs ?? this.pool.timeouts.request;
+    let timeout = this.options.timeoutMs ?? this.pool.timeouts.request;
+    if (timeout > 0 && this.options.deadlineFromArrival === true) {
+      this.deadline = this.ctx.startedAt + timeout;
+      timeout = Math.max(1, this.deadline - performance.now());
+    }
     // Module-level callbacks with the exchange as argument: no closures allocated per request.
     if (timeout > 0) this.timer = setTimeout(onExchangeTimeout, timeout, this);
     if (this.hasBody && !this.gotHeaders && this.pool.timeouts.headers > 0)
@@ -313,6 +261,13 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (!this.gotHeaders) this.abortAttempt?.(new HeadersTimeout('no response headers in time'));
   }
 
+  /** The attempt's per-try deadline passed before its response head. */
+  perTryExpired(): void {
+    this.tryTimer = undefined;
+    this.tryExpired = true;
+    this.abortAttempt?.(new PerTryTimeout('per-try timeout'));
+  }
+
   /** The client's connection closed: stop the upstream exchange unless it already ended. */
   clientClosed(): void {
     if (this.done) return;
@@ -324,30 +279,50 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   private dispatch(): void {
     const ctx = this.ctx;
-    const hashKey = this.options.hashKey?.(ctx);
-    const upstream = this.pool.pick(hashKey, this.tried);
+    const options = this.options;
+    const hashKey = options.hashKey?.(ctx);
+    const hooks = options.hooks;
+    const upstream =
+      hooks === undefined ? this.pool.pick(hashKey, this.tried) : this.pickAdmitted(hooks, hashKey);
     if (upstream === undefined) {
-      this.fail(
-        503,
-        'TRELLIS_E_NO_UPSTREAM',
-        `service "${this.pool.name}" has no upstream to send the request to`,
-      );
+      if (this.allRefused) this.answer(hooks!.refused(this.pool));
+      else
+        this.fail(
+          503,
+          'TRELLIS_E_NO_UPSTREAM',
+          `service "${this.pool.name}" has no upstream to send the request to`,
+        );
       return;
     }
     this.upstream = upstream;
     this.attempt++;
     this.discarding = false;
     this.abortAttempt = undefined;
+    this.tryExpired = false;
     ctx.upstream = upstream.id;
-    const host = this.options.preserveHost ? ctx.req.headers.host : upstream.origin.host;
+    const host = options.preserveHost ? ctx.req.headers.host : upstream.origin.host;
+    const headers = upstreamRequestHeaders(ctx, host, options.replacedHeaders);
+    if (options.perTryTimeoutMs !== undefined || options.deadlineHeader !== undefined) {
+      // The attempt's time: its per-try deadline, never past the whole exchange's.
+      const left = this.deadline - performance.now();
+      const perTry = options.perTryTimeoutMs ?? 0;
+      const budget = perTry > 0 ? Math.min(perTry, left) : left;
+      if (perTry > 0) this.tryTimer = setTimeout(onPerTryTimeout, Math.max(1, budget), this);
+      if (options.deadlineHeader !== undefined && Number.isFinite(budget))
+        headers.push(options.deadlineHeader, String(Math.max(1, Math.floor(budget))));
+    }
+    if (options.traceparent === true)
+      headers.push('traceparent', nextTraceparent(ctx.req.headers.traceparent));
+    const added = this.call?.headers;
+    if (added !== undefined) for (const name in added) headers.push(name, added[name]!);
     this.pool.begin(upstream);
     this.attemptStart = performance.now();
     upstream.dispatcher.dispatch(
       {
         path: this.path,
         method: ctx.req.method as Dispatcher.HttpMethod,
-        headers: upstreamRequestHeaders(ctx, host),
-        body: this.hasBody ? ctx.req : null,
+        headers,
+        body: this.call?.body ?? (this.hasBody ? ctx.req : null),
         // With a body, our own timer starts at the body's end; undici's would start now.
         headersTimeout: this.hasBody ? 0 : this.pool.timeouts.headers,
       },
@@ -355,11 +330,46 @@ class Exchange implements Dispatcher.DispatchHandler {
     );
   }
 
+  /**
+   * An upstream whose admission (its breaker) lets this attempt through. The pool's pick widens
+   * to excluded upstreams rather than return none, so refused ones are skipped here; when every
+   * upstream refuses, none (and `allRefused`).
+   */
+  private pickAdmitted(hooks: ExchangeHooks, hashKey: string | undefined): Upstream | undefined {
+    const n = this.pool.upstreams.length;
+    let refused: Set<Upstream> | undefined;
+    let exclude = this.tried;
+    for (let i = 0; i <= n; i++) {
+      const u = this.pool.pick(hashKey, exclude);
+      if (u === undefined) return undefined;
+      if (refused === undefined || !refused.has(u)) {
+        const ticket = hooks.admit(u);
+        if (ticket >= 0) {
+          this.ticket = ticket;
+          return u;
+        }
+        refused ??= new Set();
+        refused.add(u);
+      }
+      if (refused.size >= n) break;
+      exclude = new Set(this.tried === undefined ? refused : [...this.tried, ...refused]);
+    }
+    this.allRefused = true;
+    return undefined;
+  }
+
   onConnect(abort: (err?: Error) => void): void {
     this.abortAttempt = abort;
     if (this.timedOut) abort(new RequestTimeout('request timeout'));
     else if (this.clientGone) abort(new ClientGone('client closed the connection'));
     else if (this.clientSlow) abort(new ClientTooSlow('the client did not send its body in time'));
+    else if (this.tryExpired) abort(new PerTryTimeout('per-try timeout'));
+  }
+
+  private clearTryTimer(): void {
+    if (this.tryTimer === undefined) return;
+    clearTimeout(this.tryTimer);
+    this.tryTimer = undefined;
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
@@ -369,10 +379,14 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
     this.gotHeaders = true;
     if (this.headersTimer !== undefined) clearTimeout(this.headersTimer);
+    if (this.tryTimer !== undefined) this.clearTryTimer();
     this.status = statusCode;
     if (
-      (statusCode === 502 || statusCode === 503 || statusCode === 504) &&
-      this.mayRetry('http5xx', statusCode)
+      (statusCode === 502 ||
+        statusCode === 503 ||
+        statusCode === 504 ||
+        (statusCode === 429 && this.options.retryAfter === true)) &&
+      this.mayRetry('http5xx', statusCode, rawHeaders)
     ) {
       this.discarding = true;
       return true;
@@ -380,6 +394,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const ctx = this.ctx;
     ctx.upstreamMs = performance.now() - this.attemptStart;
     this.resumeUpstream = resume;
+    this.options.hooks?.answered(ctx, statusCode);
     ctx.res.writeHead(statusCode, clientResponseHeaders(rawHeaders, ctx.requestId));
     return true;
   }
@@ -396,11 +411,9 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onComplete(): void {
     const upstream = this.upstream!;
-    this.pool.end(
-      upstream,
-      this.status >= 500 ? 'http5xx' : 'success',
-      performance.now() - this.attemptStart,
-    );
+    const outcome = this.status >= 500 ? 'http5xx' : 'success';
+    this.pool.end(upstream, outcome, performance.now() - this.attemptStart);
+    this.options.hooks?.attemptEnded(upstream, outcome, this.ticket, this.discarding ? this.status : 0);
     if (this.discarding) {
       this.retryLater();
       return;
@@ -413,6 +426,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     const upstream = this.upstream!;
     const { outcome, kind } = this.clientGone || this.clientSlow ? CANCELLED : failureOf(err);
     this.pool.end(upstream, outcome, performance.now() - this.attemptStart);
+    if (this.tryTimer !== undefined) this.clearTryTimer();
+    this.options.hooks?.attemptEnded(upstream, outcome, this.ticket, 0);
     if (this.clientGone) {
       this.finish();
       return;
@@ -447,29 +462,47 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
   }
 
-  private mayRetry(outcome: AttemptOutcome, status: number | undefined): boolean {
+  /** Whether to retry after this failure; sets `delay`, the wait before the next attempt. */
+  private mayRetry(outcome: AttemptOutcome, status: number | undefined, raw?: Buffer[]): boolean {
     if (this.timedOut || this.clientGone || this.clientSlow) return false;
+    const options = this.options;
     // The shared rule set decides; what only the streaming form knows is whether the client's
     // body has started to be read: a stream cannot be replayed.
-    const retry = retryAllowed(this.pool, {
+    const refusal = retryRefusal(this.pool, {
       method: this.ctx.req.method ?? 'GET',
       attempt: this.attempt,
       outcome,
       status,
-      retryNonIdempotent: this.options.retryNonIdempotent,
+      retryNonIdempotent: options.retryNonIdempotent,
       bodySent: this.hasBody && this.ctx.req.readableDidRead,
+      retry429: options.retryAfter === true,
     });
-    if (retry) {
-      this.retriedOn ??= [];
-      this.retriedOn.push(status === undefined ? RETRY_REASON[outcome] : String(status));
+    if (refusal !== undefined) {
+      if (refusal !== 'not-retryable') options.hooks?.retryRefused(refusal);
+      return false;
     }
-    return retry;
+    let delay = this.pool.retry.backoffMs(this.attempt);
+    if (options.retryAfter === true && raw !== undefined) {
+      const after = retryAfterOfRaw(raw);
+      if (after !== undefined && after > delay) delay = after;
+    }
+    // A retry that could not start before the deadline would only turn this answer into a 504.
+    if (performance.now() + delay >= this.deadline) {
+      options.hooks?.retryRefused('deadline');
+      return false;
+    }
+    this.delay = delay;
+    const reason = status === undefined ? RETRY_REASON[outcome] : String(status);
+    this.retriedOn ??= [];
+    this.retriedOn.push(reason);
+    options.hooks?.retried(reason);
+    return true;
   }
 
   private retryLater(): void {
     this.tried ??= new Set();
     this.tried.add(this.upstream!);
-    const delay = this.pool.retry.backoffMs(this.attempt);
+    const delay = this.delay;
     const next = () => {
       if (this.timedOut)
         this.fail(504, 'TRELLIS_E_UPSTREAM_TIMEOUT', `service "${this.pool.name}" did not answer in time`);
@@ -481,9 +514,14 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   private fail(status: number, code: string, detail: string): void {
+    this.answer({ status, code, detail });
+  }
+
+  private answer(problem: Problem): void {
+    this.ctx.errorCode = problem.code;
+    this.options.hooks?.answered(this.ctx, problem.status);
     this.finish();
-    this.ctx.errorCode = code;
-    sendProblem(this.ctx, { status, code, detail });
+    sendProblem(this.ctx, problem);
   }
 
   private finish(): void {
@@ -492,44 +530,10 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.timer !== undefined) clearTimeout(this.timer);
     if (this.headersTimer !== undefined) clearTimeout(this.headersTimer);
     if (this.bodyTimer !== undefined) clearTimeout(this.bodyTimer);
+    if (this.tryTimer !== undefined) this.clearTryTimer();
     this.ctx.attempts = this.attempt;
     if (this.retriedOn !== undefined) this.ctx.retriedOn = this.retriedOn;
     this.ctx.responseBytes = this.bytes;
-  }
-}
-
-/**
- * Relays a 1xx interim answer of the origin to the client before the final one (RFC 9110 15.2):
- * 103 Early Hints with its headers, 102 Processing. 100 Continue is never relayed (the gateway
- * does not forward Expect, so the client did not ask), nor is any 1xx to an HTTP/1.0 client.
- * Written with node's informational-response API, so none of it reaches the response phase
- * (nothing is cached) and the final answer follows on the same response.
- */
-function relayInformational(ctx: RequestContext, status: number, raw: Buffer[]): void {
-  const res = ctx.res;
-  if (ctx.req.httpVersionMinor < 1 || res.headersSent) return;
-  if (status === 102) {
-    res.writeProcessing();
-    return;
-  }
-  if (status !== 103) return;
-  const hints: Record<string, string | string[]> = {};
-  const headers = clientResponseHeaders(raw, ctx.requestId);
-  for (let i = 0; i < headers.length; i += 2) {
-    const name = headers[i]!.toLowerCase();
-    if (name === 'x-request-id') continue;
-    const prev = hints[name];
-    hints[name] =
-      prev === undefined ? headers[i + 1]! : [...(Array.isArray(prev) ? prev : [prev]), headers[i + 1]!];
-  }
-  // Node validates each Link value alone: a combined `<a>; rel=x, <b>; rel=y` goes as a list.
-  const link = hints.link;
-  if (link !== undefined)
-    hints.link = (Array.isArray(link) ? link : [link]).flatMap((v) => v.split(/,\s*(?=<)/));
-  try {
-    res.writeEarlyHints(hints);
-  } catch (err) {
-    // A Link value node refuses to write: the hint is dropped, the final answer still follows.
-    ctx.log.debug({ err }, 'early hints from the origin not relayed');
+    this.options.hooks?.done(this.ctx);
   }
 }

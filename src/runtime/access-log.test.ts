@@ -75,4 +75,12 @@ describe('access log line', () => {
     });
     expect(JSON.parse(fast[0]!)).not.toHaveProperty('route');
   });
+
+  it('shows a request refused before any attempt as zero retries, with the refusal as its error', async () => {
+    const [fast, slow] = await bothLines([
+      context({ serviceName: 'payments', attempts: 0, errorCode: 'TRELLIS_E_CIRCUIT_OPEN' }),
+    ]);
+    expect(fast).toEqual(slow);
+    expect(JSON.parse(fast[0]!)).toMatchObject({ attempts: 0, retries: 0, error: 'TRELLIS_E_CIRCUIT_OPEN' });
+  });
 });

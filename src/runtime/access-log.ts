@@ -28,7 +28,7 @@ export function accessFields(ctx: RequestContext, path: string, status: number, 
   if (ctx.frontend !== undefined) s += `,"frontend":${JSON.stringify(ctx.frontend)}`;
   if (ctx.serviceName !== undefined) s += `,"service":${JSON.stringify(ctx.serviceName)}`;
   if (ctx.upstream !== undefined) s += `,"upstream":${JSON.stringify(ctx.upstream)}`;
-  if (ctx.attempts !== undefined) s += `,"attempts":${ctx.attempts},"retries":${ctx.attempts - 1}`;
+  if (ctx.attempts !== undefined) s += `,"attempts":${ctx.attempts},"retries":${retriesOf(ctx.attempts)}`;
   if (ctx.retriedOn !== undefined) s += `,"retriedOn":${JSON.stringify(ctx.retriedOn)}`;
   s += `,"ms":${Math.round(seconds * 1e6) / 1e3}`;
   if (ctx.upstreamMs !== undefined) s += `,"upstreamMs":${Math.round(ctx.upstreamMs * 1e3) / 1e3}`;
@@ -52,7 +52,7 @@ export function accessObject(ctx: RequestContext, path: string, status: number, 
     service: ctx.serviceName,
     upstream: ctx.upstream,
     attempts: ctx.attempts,
-    retries: ctx.attempts === undefined ? undefined : ctx.attempts - 1,
+    retries: ctx.attempts === undefined ? undefined : retriesOf(ctx.attempts),
     retriedOn: ctx.retriedOn,
     ms: Math.round(seconds * 1e6) / 1e3,
     upstreamMs: ctx.upstreamMs === undefined ? undefined : Math.round(ctx.upstreamMs * 1e3) / 1e3,
@@ -61,6 +61,14 @@ export function accessObject(ctx: RequestContext, path: string, status: number, 
     client: ctx.clientIp,
     error: ctx.errorCode,
   };
+}
+
+/**
+ * Retries are the attempts after the first; a request refused before any attempt (an open
+ * breaker, a full bulkhead, no upstream) made none and retried none: its `error` says why.
+ */
+function retriesOf(attempts: number): number {
+  return attempts > 0 ? attempts - 1 : 0;
 }
 
 function bytesIn(ctx: RequestContext): number {

@@ -7,7 +7,10 @@ import { parseSidecarConfig } from './role.js';
 describe('sidecar file', () => {
   it("the docs' example is a valid sidecar file", () => {
     const doc = readFileSync(join(import.meta.dirname, '../../docs/sidecar.md'), 'utf8');
-    const yaml = /```yaml\n([\s\S]*?)```/.exec(doc)![1]!;
+    // The reference example (the runnable one earlier on the page is checked by running it).
+    const yaml = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)]
+      .map((m) => m[1]!)
+      .find((block) => block.includes('inbound: { middlewares: [auth, limit] }'))!;
     const config = parseSidecarConfig(yaml, 'docs/sidecar.md', { DB_PASSWORD: 'x' });
     expect(config.app.port).toBe(3000);
     expect(config.inbound.middlewares).toEqual(['auth', 'limit']);

@@ -24,4 +24,4 @@ export {
   exchange,
 } from './buffered.js';
 export { type FailureKind, failureOf, outcomeOf } from './outcome.js';
-export { type AttemptFacts, isRetryableStatus, retryAllowed } from './retry-rules.js';
+export { type AttemptFacts, isRetryableStatus, retryAllowed, retryRefusal } from './retry-rules.js';

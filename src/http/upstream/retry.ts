@@ -1,5 +1,8 @@
 import type { RetryDef, RetryOn } from './schema.js';
-import type { AttemptOutcome, RetryDecisionInput, RetryPolicy } from './types.js';
+import type { AttemptOutcome, RetryDecisionInput, RetryPolicy, RetryRefusal } from './types.js';
+
+export type { RetryRefusal };
+
 import type { Clock } from './upstream.js';
 
 /** Methods RFC 9110 defines as idempotent: sending one twice has the effect of sending it once. */
@@ -90,14 +93,15 @@ export class ServiceRetryPolicy implements RetryPolicy {
   }
 
   shouldRetry(input: RetryDecisionInput): boolean {
+    return this.decide(input) === undefined;
+  }
+
+  decide(input: RetryDecisionInput): RetryRefusal | undefined {
     const refusal = this.refusal(input);
-    if (refusal === undefined) {
-      this.onDecision?.(true, undefined);
-      return true;
-    }
+    if (refusal === undefined) this.onDecision?.(true, undefined);
     // Only refusals a retry was otherwise due for are worth counting.
-    if (refusal === 'budget') this.onDecision?.(false, refusal);
-    return false;
+    else if (refusal === 'budget') this.onDecision?.(false, refusal);
+    return refusal;
   }
 
   /** Why `input` may not be retried, or undefined when it may (and the budget was charged). */
@@ -116,9 +120,6 @@ export class ServiceRetryPolicy implements RetryPolicy {
     return Math.floor(this.random() * ceiling);
   }
 }
-
-/** Why a retry was refused. */
-export type RetryRefusal = 'attempts' | 'body-sent' | 'not-idempotent' | 'condition' | 'budget';
 
 function conditionOf(input: RetryDecisionInput): string {
   if (input.outcome === 'http5xx') return String(input.status ?? 500);

@@ -79,10 +79,18 @@ export interface RetryDecisionInput {
   bodySent: boolean;
 }
 
+/** Why a retry was refused. */
+export type RetryRefusal = 'attempts' | 'body-sent' | 'not-idempotent' | 'condition' | 'budget';
+
 export interface RetryPolicy {
   readonly attempts: number;
   /** Whether another attempt may be made; also charges the retry budget when it says yes. */
   shouldRetry(input: RetryDecisionInput): boolean;
+  /**
+   * `shouldRetry` that says why not (undefined: retry, budget charged), for callers that count
+   * budget exhaustion. Optional so other implementations of this contract need not have it.
+   */
+  decide?(input: RetryDecisionInput): RetryRefusal | undefined;
   /** Jittered backoff before attempt `attempt + 1`, ms. */
   backoffMs(attempt: number): number;
 }

@@ -245,6 +245,9 @@ remotes:
     expect(refused.status).toBe(503);
     expect(JSON.parse(refused.body).code).toBe('TRELLIS_E_CIRCUIT_OPEN');
     expect(o.breaker!.requests.length).toBe(hits);
+    // The access log shows the refusal as the call's outcome, with no attempt and no retry.
+    const logged = JSON.parse(await amb.waitForOutput(/"error":"TRELLIS_E_CIRCUIT_OPEN"/));
+    expect(logged).toMatchObject({ status: 503, attempts: 0, retries: 0 });
     expect(await metrics()).toMatch(
       /trellis_ambassador_breaker_state\{remote="breaker",upstream="[^"]+"\} 1/,
     );

@@ -42,7 +42,8 @@ export async function startShop(
     try {
       return await startShopOnce(dir, options);
     } catch (err) {
-      if (attempt === 3 || !String(err).includes('cannot start: port')) throw err;
+      const clash = /cannot start: port|the address is taken/.test(String(err));
+      if (attempt === 3 || !clash) throw err;
     }
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { retryAfterMs } from './call.js';
+import { retryAfterMs, retryAfterOfRaw } from './exchange/retry-after.js';
 import { nextTraceparent } from './trace.js';
 
 describe('nextTraceparent', () => {
@@ -29,5 +29,17 @@ describe('retryAfterMs', () => {
     expect(retryAfterMs('Wed, 02 Dec 2026 09:00:00 GMT', now)).toBe(0);
     expect(retryAfterMs('soon')).toBeUndefined();
     expect(retryAfterMs(undefined)).toBeUndefined();
+  });
+
+  it('finds the header in a raw list, in any case', () => {
+    expect(
+      retryAfterOfRaw([
+        Buffer.from('Content-Type'),
+        Buffer.from('x'),
+        Buffer.from('Retry-After'),
+        Buffer.from('1'),
+      ]),
+    ).toBe(1_000);
+    expect(retryAfterOfRaw(['content-type', 'x'])).toBeUndefined();
   });
 });
