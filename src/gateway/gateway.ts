@@ -7,7 +7,13 @@ import { ConfigError, parseConfig, shield } from '../core/config.js';
 import { providerFromOptions } from '../runtime/providers/from-options.js';
 import type { ConfigProvider, ReloadResult } from '../runtime/providers/types.js';
 import type { TypeRegistry } from '../runtime/registry.js';
-import { type RoleDefinition, type Runtime, type StagedConfig, startRuntime } from '../runtime/runtime.js';
+import {
+  type RoleDefinition,
+  type Runtime,
+  type RuntimeOptions,
+  type StagedConfig,
+  startRuntime,
+} from '../runtime/runtime.js';
 import { compileGateway } from './compile.js';
 import { type GatewayConfig, gatewaySchema } from './schema.js';
 import { gatewayTypes } from './types.js';
@@ -40,6 +46,8 @@ export interface StartGatewayOptions {
   env?: Record<string, string | undefined>;
   /** Version number of the first configuration (default 1; a replacement worker starts at its cluster's). */
   version?: number;
+  /** Dispatchers for origins reached another way than TCP (`trellis host`'s worker channels). */
+  dispatcherFor?: RuntimeOptions['dispatcherFor'];
 }
 
 /** A configuration staged on a gateway (the runtime's `StagedConfig`): `commit()` or `abort()`. */
@@ -168,6 +176,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
     watchReferenced: options.watch !== false,
     env: options.env,
     version: options.version,
+    dispatcherFor: options.dispatcherFor,
   });
   return {
     ports: runtime.ports,

@@ -12,6 +12,7 @@ import { type Gateway, startGateway } from '../gateway/gateway.js';
 import { adminListen } from '../runtime/admin-listen.js';
 import { type MemoryProvider, memoryProvider } from '../runtime/providers/memory.js';
 import { watchFiles } from '../runtime/providers/watch.js';
+import type { ChannelDispatcher } from './channel.js';
 import type { InstanceExit, WorkerInstance } from './instance.js';
 import { registerHostMetrics } from './metrics.js';
 import { startOrder } from './order.js';
@@ -145,6 +146,15 @@ export async function startHost(options: StartHostOptions): Promise<Host> {
   let frontProvider: MemoryProvider | undefined;
   /** The loopback port each http workload's current instance answers on. */
   const upstreams = new Map<string, number>();
+  /** The origin the workload's route proxies to: its loopback port, or its thread's channel. */
+  const origins = new Map<string, string>();
+  /**
+   * Channel dispatchers by the origin that names them. A channel's origin names its instance
+   * (a made-up `.invalid` host): a later instance that happens to get the same loopback port
+   * still gets a pool of its own, not the dead one's.
+   */
+  const channels = new Map<string, ChannelDispatcher>();
+  const dispatcherFor = (origin: URL) => channels.get(origin.origin);
   let frontChain = Promise.resolve();
   let stopping = false;
 
@@ -154,13 +164,13 @@ export async function startHost(options: StartHostOptions): Promise<Host> {
     const frontends: Record<string, unknown> = {};
     for (const [name, u] of units) {
       const w = u.config;
-      const port = upstreams.get(name);
-      if (w.kind !== 'http' || port === undefined) continue;
+      const origin = origins.get(name);
+      if (w.kind !== 'http' || origin === undefined) continue;
       const service = `workload-${name}`;
       // One loopback upstream: nothing to eject to; a connect failure or reset (an instance that
       // just ended) is retried, a workload's own 5xx goes back to the client as it is.
       services[service] = {
-        upstreams: [`http://127.0.0.1:${port}`],
+        upstreams: [origin],
         outlier: { consecutive5xx: 0, consecutiveConnectFailures: 0 },
         retry: { on: ['connect-failure', 'reset'] },
       };
@@ -244,7 +254,19 @@ export async function startHost(options: StartHostOptions): Promise<Host> {
         switchTo: async (instance) => {
           if (w.kind !== 'http' || instance.port === undefined) return;
           upstreams.set(name, instance.port);
+          let origin = `http://127.0.0.1:${instance.port}`;
+          if (instance.channel) {
+            origin = `http://${name}-${instance.start.generation}.workload.invalid:${instance.port}`;
+            channels.set(origin, instance.channel);
+          }
+          origins.set(name, origin);
           await updateFront();
+        },
+        onExit: (instance) => {
+          // The routes may still name an ended instance's channel (it refuses at once): forget
+          // it only once they have moved on.
+          for (const [origin, channel] of channels)
+            if (channel === instance.channel && origins.get(name) !== origin) channels.delete(origin);
         },
       });
     }
@@ -272,7 +294,13 @@ export async function startHost(options: StartHostOptions): Promise<Host> {
           label: `${options.file} (workload routes)`,
           baseDir,
         });
-        front = await startGateway({ provider: frontProvider, admin: false, logger, registry });
+        front = await startGateway({
+          provider: frontProvider,
+          admin: false,
+          logger,
+          registry,
+          dispatcherFor,
+        });
       }
     }
     if (front) Object.assign(ports, front.ports);
@@ -391,6 +419,7 @@ export async function startHost(options: StartHostOptions): Promise<Host> {
       units.delete(name);
       pools.delete(name);
       upstreams.delete(name);
+      origins.delete(name);
       reloaded.push(name);
     }
     config = next;
@@ -406,7 +435,13 @@ export async function startHost(options: StartHostOptions): Promise<Host> {
               label: `${options.file} (workload routes)`,
               baseDir,
             });
-            front = await startGateway({ provider: frontProvider, admin: false, logger, registry });
+            front = await startGateway({
+              provider: frontProvider,
+              admin: false,
+              logger,
+              registry,
+              dispatcherFor,
+            });
             Object.assign(ports, front.ports);
           }
           reloaded.push(name);
@@ -473,6 +508,7 @@ export async function startHost(options: StartHostOptions): Promise<Host> {
         if (!u) continue;
         if (u.config.kind === 'http' && front) {
           upstreams.delete(name);
+          origins.delete(name);
           await updateFront().catch(() => {});
         }
         await stopUnit(u, deadlineMs).catch((err: unknown) =>

@@ -1,6 +1,8 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import { Pool } from 'undici';
+import { ChannelDispatcher } from './channel.js';
 import type { FromWorker, ToWorker, WireError, WorkerStart, WorkerStats } from './protocol.js';
 import type { Limits } from './schema.js';
 
@@ -45,6 +47,9 @@ export class WorkerInstance {
   readonly startedAt = Date.now();
   stats: WorkerStats | undefined;
   port: number | undefined;
+  /** An http thread's request channel, once its worker serves it (fetch-style modules). */
+  channel: ChannelDispatcher | undefined;
+  #channelPort: MessagePort | undefined;
   ready = false;
   #thread: Worker | undefined;
   #child: ChildProcess | undefined;
@@ -67,8 +72,13 @@ export class WorkerInstance {
     });
     const heapMb = Math.max(16, Math.round(limits.heap / MB));
     if (isolation === 'thread') {
+      // An http workload's requests come over a MessagePort, not a loopback connection (see
+      // channel.ts); the worker says in its ready message whether it serves it.
+      const mc = start.kind === 'http' ? new MessageChannel() : undefined;
+      this.#channelPort = mc?.port1;
       const w = new Worker(ENTRY, {
-        workerData: start,
+        workerData: mc ? { ...start, channel: mc.port2 } : start,
+        ...(mc ? { transferList: [mc.port2] } : {}),
         resourceLimits: {
           maxOldGenerationSizeMb: heapMb,
           maxYoungGenerationSizeMb: Math.min(64, Math.max(4, heapMb / 8)),
@@ -160,6 +170,10 @@ export class WorkerInstance {
     } else if (m.t === 'ready') {
       this.ready = true;
       this.port = m.port;
+      if (m.channel && this.#channelPort && m.port !== undefined) {
+        const loopback = `http://127.0.0.1:${m.port}`;
+        this.channel = new ChannelDispatcher(this.#channelPort, () => new Pool(loopback));
+      } else this.#channelPort?.close();
       this.events.onReady(m.port);
     } else if (m.t === 'drained') {
       for (const fn of this.#drainedWaiters.splice(0)) fn();
@@ -175,6 +189,8 @@ export class WorkerInstance {
     if (this.#exited) return;
     this.#exited = true;
     clearInterval(this.#watchdog);
+    if (this.channel) this.channel.ended();
+    else this.#channelPort?.close();
     const r = this.#reason ?? { reason: 'exit' as const, message: `exited with code ${code}` };
     const exit = { ...r, code };
     this.#lastExit = exit;

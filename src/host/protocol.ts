@@ -1,3 +1,5 @@
+import type { MessagePort } from 'node:worker_threads';
+
 /**
  * Messages between the host and a workload's worker (a thread's port or a child process's IPC
  * channel carry the same shapes).
@@ -14,6 +16,8 @@ export interface WorkerStart {
   generation: number;
   consumer?: { queue: string; topic: string; group: string; concurrency: number; maxDeliver?: number };
   schedule?: { cron: string; timezone?: string; leader?: { store: string; group: string } };
+  /** An http thread's end of its request channel (transferred with workerData). */
+  channel?: MessagePort;
 }
 
 /** Per-worker figures sent with each heartbeat answer. */
@@ -41,7 +45,8 @@ export type ToWorker =
   | { t: 'callResult'; id: number; ok: boolean; value?: unknown; error?: WireError };
 
 export type FromWorker =
-  | { t: 'ready'; port?: number }
+  /** `channel`: an http thread serves requests over the MessagePort it was given, too. */
+  | { t: 'ready'; port?: number; channel?: boolean }
   | { t: 'pong'; n: number; stats: WorkerStats }
   | { t: 'result'; id: number; ok: boolean; value?: unknown; error?: WireError }
   | { t: 'call'; id: number; pool: string; input: unknown }

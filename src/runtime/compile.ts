@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { Dispatcher } from 'undici';
 import type { AdminAction, AdminPanel, AdminParts } from '../admin/panels.js';
 import { TrellisError } from '../core/errors.js';
 import type { HandlerInstance } from '../handlers/types.js';
@@ -73,6 +74,8 @@ export interface CompileDeps {
   shared: SharedStores;
   /** The generation being replaced: unchanged services keep their pools (and health state). */
   previous?: Generation | undefined;
+  /** Dispatchers for origins reached another way than TCP (see `ServicePoolDeps.dispatcherFor`). */
+  dispatcherFor?: ((origin: URL) => Dispatcher | undefined) | undefined;
 }
 
 /** The parts of a generation under construction; `abandon` closes what was made if it fails. */
@@ -103,7 +106,11 @@ export class GenerationParts {
         this.services.set(name, reuse);
         continue;
       }
-      const pool = createServicePool(name, def, { logger: this.deps.logger, metrics: this.deps.registry });
+      const pool = createServicePool(name, def, {
+        logger: this.deps.logger,
+        metrics: this.deps.registry,
+        dispatcherFor: this.deps.dispatcherFor,
+      });
       this.created.push(pool);
       this.services.set(name, pool);
     }

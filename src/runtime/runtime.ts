@@ -116,6 +116,8 @@ export interface RuntimeOptions {
   panels?: (() => readonly AdminPanel[]) | undefined;
   /** The role's own admin actions, beside its routes'. */
   actions?: (() => readonly AdminAction[]) | undefined;
+  /** Dispatchers for origins reached another way than TCP (see `ServicePoolDeps.dispatcherFor`). */
+  dispatcherFor?: CompileDeps['dispatcherFor'];
 }
 
 /** A compiled configuration waiting for `commit` (internal: workers prepare on all, then commit on all). */
@@ -197,7 +199,16 @@ export async function startRuntime<C>(role: RoleDefinition<C>, options: RuntimeO
   const storesUsed = new WeakMap<Generation, ReadonlySet<string>>();
   const compileAt = async (config: C, version: number, previous: Generation | undefined) => {
     const shared = stores.view(role.stores(config));
-    const deps: CompileDeps = { logger, registry, metrics, baseDir, types, shared, previous };
+    const deps: CompileDeps = {
+      logger,
+      registry,
+      metrics,
+      baseDir,
+      types,
+      shared,
+      previous,
+      dispatcherFor: options.dispatcherFor,
+    };
     const generation = await role.compile(config, version, deps);
     storesUsed.set(generation, shared.used);
     return generation;

@@ -1,7 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
-import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { isMainThread, type MessagePort, parentPort, workerData } from 'node:worker_threads';
+import { type FromChannel, type ToChannel, tight, WINDOW } from '../channel-protocol.js';
 import type { FromWorker, ToWorker, WorkerStart, WorkerStats } from '../protocol.js';
 import { toWire } from '../protocol.js';
 
@@ -88,6 +89,49 @@ function pickHttp(mod: Record<string, unknown>): { fetch?: FetchHandler; node?: 
   );
 }
 
+/** The answer's headers as a flat [name, value, …] list (each Set-Cookie on its own). */
+function responseHeaders(response: Response): string[] {
+  const out: string[] = [];
+  let cookies = false;
+  response.headers.forEach((v, k) => {
+    if (k === 'set-cookie') cookies = true;
+    else out.push(k, v);
+  });
+  if (cookies) for (const c of response.headers.getSetCookie()) out.push('set-cookie', c);
+  return out;
+}
+
+const SOON = Symbol('soon');
+/**
+ * Settles after a few microtask turns: a read of a stream that has already closed settles
+ * sooner, one that waits for its source does not (a timer here would cost one per request).
+ */
+const soon = () =>
+  Promise.resolve()
+    .then(() => undefined)
+    .then(() => undefined)
+    .then(() => undefined)
+    .then((): typeof SOON => SOON);
+
+/**
+ * Reads a body's first chunk and, when the stream ends at once (a JSON or text answer: the
+ * usual case), the whole of it: `whole` is then the entire body, sent in one piece with its
+ * length. A body that is still streaming is not waited for (an event stream's first event goes
+ * out now): `next` is the read in progress.
+ */
+async function firstChunk(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<{
+  first?: Uint8Array;
+  whole: boolean;
+  next?: ReturnType<ReadableStreamDefaultReader<Uint8Array>['read']>;
+}> {
+  const r = await reader.read();
+  if (r.done) return { whole: true };
+  const next = reader.read();
+  const quick = await Promise.race([next, soon()]);
+  if (quick !== SOON && quick.done) return { first: r.value, whole: true };
+  return { first: r.value, whole: false, next };
+}
+
 async function answer(fetch: FetchHandler, env: WorkloadEnv, req: IncomingMessage, res: ServerResponse) {
   const url = `http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`;
   const headers = new Headers();
@@ -100,28 +144,244 @@ async function answer(fetch: FetchHandler, env: WorkloadEnv, req: IncomingMessag
     ...(hasBody ? { body: Readable.toWeb(req) as ReadableStream, duplex: 'half' } : {}),
   } as RequestInit);
   const response = await fetch(request, env);
-  const out: Record<string, string | string[]> = {};
-  response.headers.forEach((v, k) => {
-    if (k !== 'set-cookie') out[k] = v;
-  });
-  const cookies = response.headers.getSetCookie();
-  if (cookies.length > 0) out['set-cookie'] = cookies;
-  res.writeHead(response.status, response.statusText, out);
+  const out = responseHeaders(response);
   if (!response.body || req.method === 'HEAD') {
+    res.writeHead(response.status, response.statusText, out);
     res.end();
     return;
   }
-  await new Promise<void>((resolve, reject) => {
-    Readable.fromWeb(response.body as never)
-      .on('error', reject)
-      .pipe(res)
-      .on('finish', resolve)
-      .on('error', reject);
-  });
+  const reader = response.body.getReader() as ReadableStreamDefaultReader<Uint8Array>;
+  const { first, whole, next } = await firstChunk(reader);
+  if (whole) {
+    if (first && response.headers.get('content-length') === null)
+      out.push('content-length', String(first.byteLength));
+    res.writeHead(response.status, response.statusText, out);
+    res.end(first);
+    return;
+  }
+  res.writeHead(response.status, response.statusText, out);
+  const closed = new Promise<void>((resolve) => res.once('close', resolve));
+  let ok = res.write(first!);
+  let pending = next!;
+  for (;;) {
+    if (!ok) await Promise.race([new Promise((resolve) => res.once('drain', resolve)), closed]);
+    if (res.destroyed) {
+      await reader.cancel().catch(() => {});
+      return;
+    }
+    const r = await pending;
+    if (r.done) break;
+    ok = res.write(r.value);
+    pending = reader.read();
+  }
+  res.end();
 }
 
-async function startHttp(mod: Record<string, unknown>, env: WorkloadEnv): Promise<number> {
+/**
+ * Serves the host's request channel (see src/host/channel.ts): each request arrives as a
+ * message, its body as chunks; the answer goes back as a head, chunks and an end, within the
+ * byte window each way.
+ */
+function serveChannel(port: MessagePort, fetch: FetchHandler, env: WorkloadEnv): () => void {
+  interface Req {
+    aborted: boolean;
+    queue: Uint8Array[];
+    ended: boolean;
+    wake: (() => void) | undefined;
+    /** Response bytes sent and not yet acknowledged. */
+    out: number;
+    acked: (() => void) | undefined;
+    reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  }
+  const reqs = new Map<number, Req>();
+  let closed = false;
+  const post = (m: FromChannel) => port.postMessage(m);
+
+  const run = async (id: number, q: Extract<ToChannel, { t: 'q' }>, r: Req) => {
+    counters.inFlight++;
+    idleCheck?.(); // a request during a drain postpones its end
+    let failed = false;
+    let headSent = false;
+    try {
+      const headers = new Headers();
+      let host = 'localhost';
+      for (let i = 0; i < q.h.length; i += 2) {
+        const name = q.h[i]!;
+        if (name.length === 4 && name.toLowerCase() === 'host') host = q.h[i + 1]!;
+        headers.append(name, q.h[i + 1]!);
+      }
+      let body: ReadableStream<Uint8Array> | undefined;
+      if (q.b) {
+        body = new ReadableStream<Uint8Array>(
+          {
+            pull: async (c) => {
+              while (r.queue.length === 0 && !r.ended && !r.aborted)
+                await new Promise<void>((resolve) => {
+                  r.wake = resolve;
+                });
+              if (r.aborted) return c.error(new Error('the request was aborted'));
+              const chunk = r.queue.shift();
+              if (chunk === undefined) return c.close();
+              c.enqueue(chunk);
+              post({ t: 'k', id, n: chunk.byteLength });
+            },
+          },
+          { highWaterMark: 0 },
+        );
+      }
+      const request = new Request(`http://${host}${q.p}`, {
+        method: q.m,
+        headers,
+        ...(body && q.m !== 'GET' && q.m !== 'HEAD' ? { body, duplex: 'half' } : {}),
+      } as RequestInit);
+      const response = await fetch(request, env);
+      if (r.aborted) {
+        await response.body?.cancel().catch(() => {});
+        return;
+      }
+      const status = response.status;
+      if (status >= 500) failed = true;
+      const out = responseHeaders(response);
+      if (!response.body || q.m === 'HEAD') {
+        post({ t: 'h', id, s: status, st: response.statusText, h: out, e: true });
+        headSent = true;
+        return;
+      }
+      const reader = response.body.getReader() as ReadableStreamDefaultReader<Uint8Array>;
+      r.reader = reader;
+      const { first, whole, next } = await firstChunk(reader);
+      if (r.aborted) return;
+      if (whole) {
+        if (first && response.headers.get('content-length') === null)
+          out.push('content-length', String(first.byteLength));
+        post({
+          t: 'h',
+          id,
+          s: status,
+          st: response.statusText,
+          h: out,
+          ...(first ? { c: tight(first) } : {}),
+          e: true,
+        });
+        headSent = true;
+        return;
+      }
+      post({ t: 'h', id, s: status, st: response.statusText, h: out, c: tight(first!) });
+      headSent = true;
+      r.out += first!.byteLength;
+      let pending = next!;
+      for (;;) {
+        if (r.out > WINDOW)
+          await new Promise<void>((resolve) => {
+            r.acked = resolve;
+          });
+        if (r.aborted) {
+          await reader.cancel().catch(() => {});
+          return;
+        }
+        const x = await pending;
+        if (x.done) break;
+        if (r.aborted) return;
+        post({ t: 'd', id, c: tight(x.value) });
+        r.out += x.value.byteLength;
+        pending = reader.read();
+      }
+      post({ t: 'e', id });
+    } catch (err) {
+      failed = true;
+      if (r.aborted) return;
+      if (!headSent) {
+        const text = JSON.stringify({
+          title: 'workload error',
+          status: 500,
+          detail: (err as Error)?.message,
+        });
+        post({
+          t: 'h',
+          id,
+          s: 500,
+          st: 'Internal Server Error',
+          h: ['content-type', 'application/problem+json'],
+          c: new TextEncoder().encode(text),
+          e: true,
+        });
+      } else post({ t: 'x', id, code: 'UND_ERR_SOCKET', msg: (err as Error)?.message ?? 'workload error' });
+    } finally {
+      reqs.delete(id);
+      counters.inFlight--;
+      counters.handled++;
+      if (failed || r.aborted) counters.errors++;
+      idleCheck?.();
+    }
+  };
+
+  port.on('message', (m: ToChannel) => {
+    if (m.t === 'q') {
+      if (closed) {
+        // The listener has closed (the end of a drain): as a refused connection would be.
+        post({ t: 'x', id: m.id, code: 'ECONNREFUSED', msg: 'the workload has stopped' });
+        return;
+      }
+      const r: Req = {
+        aborted: false,
+        queue: [],
+        ended: !m.b,
+        wake: undefined,
+        out: 0,
+        acked: undefined,
+        reader: undefined,
+      };
+      reqs.set(m.id, r);
+      void run(m.id, m, r);
+      return;
+    }
+    const r = reqs.get(m.id);
+    if (r === undefined) return;
+    switch (m.t) {
+      case 'd':
+        r.queue.push(m.c);
+        r.wake?.();
+        return;
+      case 'e':
+        r.ended = true;
+        r.wake?.();
+        return;
+      case 'k':
+        r.out -= m.n;
+        if (r.out <= WINDOW) {
+          const a = r.acked;
+          r.acked = undefined;
+          a?.();
+        }
+        return;
+      case 'x': {
+        r.aborted = true;
+        r.wake?.();
+        const a = r.acked;
+        r.acked = undefined;
+        a?.();
+        void r.reader?.cancel().catch(() => {});
+        return;
+      }
+    }
+  });
+  return () => {
+    closed = true;
+  };
+}
+
+let closeChannel: (() => void) | undefined;
+
+async function startHttp(
+  mod: Record<string, unknown>,
+  env: WorkloadEnv,
+  channel: MessagePort | undefined,
+): Promise<{ port: number; channel: boolean }> {
   const h = pickHttp(mod);
+  // A fetch-style module is served over the host's channel; a node:http handler needs a real
+  // request and response, so it keeps the loopback listener only (which also serves upgrades).
+  if (channel && h.fetch) closeChannel = serveChannel(channel, h.fetch, env);
+  else channel?.close();
   server = createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
     counters.inFlight++;
     idleCheck?.(); // a request during a drain postpones its end
@@ -153,7 +413,7 @@ async function startHttp(mod: Record<string, unknown>, env: WorkloadEnv): Promis
     server!.once('error', reject);
     server!.listen(0, '127.0.0.1', () => resolve());
   });
-  return (server.address() as { port: number }).port;
+  return { port: (server.address() as { port: number }).port, channel: closeChannel !== undefined };
 }
 
 async function startConsumer(
@@ -264,6 +524,7 @@ async function drain(idleMs: number): Promise<void> {
     };
     idleCheck();
   });
+  closeChannel?.();
   await new Promise<void>((resolve) => {
     if (!server) return resolve();
     server.close(() => resolve());
@@ -327,7 +588,7 @@ async function boot(start: WorkerStart): Promise<void> {
     }
     switch (start.kind) {
       case 'http':
-        send({ t: 'ready', port: await startHttp(mod, env) });
+        send({ t: 'ready', ...(await startHttp(mod, env, start.channel)) });
         return;
       case 'consumer':
         await startConsumer(start, mod, env);

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { Pool } from 'undici';
+import { type Dispatcher, Pool } from 'undici';
 import { type Balancer, createBalancer, type UpstreamFilter } from './balancers/index.js';
 import { hashKeyOf } from './hash-key.js';
 import { HealthChecker } from './health-check.js';
@@ -18,6 +18,12 @@ export interface ServicePoolDeps {
   metrics?: Registry;
   /** Wall clock in epoch ms; tests pass a fake one to step through ejections. */
   clock?: Clock;
+  /**
+   * The dispatcher for an origin instead of a keep-alive undici Pool (undefined: a Pool): an
+   * embedder that reaches an origin another way (`trellis host` talks to a worker thread over a
+   * MessagePort) keeps the whole forwarding exchange, retries and outlier feedback included.
+   */
+  dispatcherFor?: ((origin: URL) => Dispatcher | undefined) | undefined;
 }
 
 const ANY: UpstreamFilter = () => true;
@@ -50,16 +56,18 @@ export class UpstreamPool implements ServicePool {
     this.nodes = def.upstreams.map((entry) => {
       const { url, weight } = typeof entry === 'string' ? { url: entry, weight: 1 } : entry;
       const origin = new URL(url);
-      const dispatcher = new Pool(origin.origin, {
-        connections: def.pool.connections,
-        pipelining: def.pool.pipelining,
-        keepAliveTimeout: def.pool.keepAliveTimeout,
-        connectTimeout: def.connectTimeout,
-        headersTimeout: def.headersTimeout,
-        // undici's body timeout is the longest silence between body chunks; the whole-request
-        // timeout is the proxy's to enforce, and silence longer than that can never be fine.
-        bodyTimeout: def.timeout,
-      });
+      const dispatcher =
+        deps.dispatcherFor?.(origin) ??
+        new Pool(origin.origin, {
+          connections: def.pool.connections,
+          pipelining: def.pool.pipelining,
+          keepAliveTimeout: def.pool.keepAliveTimeout,
+          connectTimeout: def.connectTimeout,
+          headersTimeout: def.headersTimeout,
+          // undici's body timeout is the longest silence between body chunks; the whole-request
+          // timeout is the proxy's to enforce, and silence longer than that can never be fine.
+          bodyTimeout: def.timeout,
+        });
       return new UpstreamNode(origin, weight, dispatcher, clock);
     });
     const seen = new Set<string>();

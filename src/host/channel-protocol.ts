@@ -1,0 +1,39 @@
+/**
+ * The messages of an http workload's request channel (host: src/host/channel.ts, worker:
+ * src/host/worker/entry.ts). Kept apart so a worker loads no undici.
+ */
+
+/** Unacknowledged body bytes either side may have in flight per request. */
+export const WINDOW = 256 * 1024;
+
+/** host -> worker */
+export type ToChannel =
+  /** A request: id, method, path (with query), flat [name, value, …] headers, whether a body follows. */
+  | { t: 'q'; id: number; m: string; p: string; h: string[]; b: boolean }
+  /** A request body chunk. */
+  | { t: 'd'; id: number; c: Uint8Array }
+  /** The request body ended. */
+  | { t: 'e'; id: number }
+  /** The host gave up on the request (client gone, timeout). */
+  | { t: 'x'; id: number }
+  /** `n` bytes of the response body were passed on. */
+  | { t: 'k'; id: number; n: number };
+
+/** worker -> host */
+export type FromChannel =
+  /** Response head; `c` the first body chunk; `e` the whole answer (no more messages follow). */
+  | { t: 'h'; id: number; s: number; st: string; h: string[]; c?: Uint8Array; e?: boolean }
+  | { t: 'd'; id: number; c: Uint8Array }
+  | { t: 'e'; id: number }
+  /** The request failed without (or in the middle of) an answer; `code` like a socket error's. */
+  | { t: 'x'; id: number; code: string; msg: string }
+  /** `n` bytes of the request body were read by the workload. */
+  | { t: 'k'; id: number; n: number };
+
+/**
+ * A chunk as it should cross the channel: structured clone copies a view's whole ArrayBuffer,
+ * so a slice of a larger buffer (Node's pooled Buffers, a socket read) is copied out first.
+ */
+export function tight(c: Uint8Array): Uint8Array {
+  return c.byteOffset === 0 && c.byteLength === c.buffer.byteLength ? c : new Uint8Array(c);
+}
