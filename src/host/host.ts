@@ -189,7 +189,9 @@ export async function startHost(options: StartHostOptions): Promise<Host> {
       }
     }
     return {
-      listen: config.listen,
+      // The shared listener is for mounted workloads: with none, an ephemeral loopback port stands
+      // in (the runtime needs a main listener), so a host of own-port workloads never takes 8080.
+      listen: routes.length > 0 ? config.listen : { host: '127.0.0.1', port: 0 },
       accessLog: false,
       drainTimeout: config.drainTimeout,
       services,

@@ -34,10 +34,10 @@ export default { fetch: () => { note('request'); return new Response(opened ?? '
 `,
     );
     const port = await freePort();
+    // No listen: and no mounted workload: the host must not take the shared default port 8080.
     dir.write(
       'host.yaml',
-      `listen: { host: 127.0.0.1, port: ${await freePort()} }
-admin: { port: ${await freePort()} }
+      `admin: { port: ${await freePort()} }
 workloads:
   svc:
     kind: http
@@ -47,7 +47,11 @@ workloads:
 `,
     );
     host = spawnCli(['host', '-c', join(dir.path, 'host.yaml')]);
-    await host.waitForOutput(/"msg":"host started"/, 45_000);
+    const started = JSON.parse(await host.waitForOutput(/"msg":"host started"/, 45_000)) as {
+      ports: Record<string, number>;
+    };
+    expect(started.ports.main).toBeGreaterThan(0);
+    expect(started.ports.main).not.toBe(8080);
     expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe('hello');
     expect(await host.stop()).toBe(0);
     host = undefined;
