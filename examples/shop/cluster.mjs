@@ -92,7 +92,7 @@ export async function clusterLayout(base, { data, prefix }) {
   const hosts = [];
   for (const i of instances) {
     const h = clone(base.host.doc);
-    h.listen = { ...h.listen, port: await port(h.listen.port, i) };
+    if (h.listen) h.listen = { ...h.listen, port: await port(h.listen.port, i) };
     h.admin = { ...h.admin, port: await port(h.admin.port, i) };
     for (const [name, w] of Object.entries(h.workloads)) {
       w.module = absolute(base.dir, w.module);

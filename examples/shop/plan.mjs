@@ -122,7 +122,8 @@ export async function planShop({ here, root, configFile, data, cluster = false, 
   const hostProcs = hosts.map((h) =>
     proc(h.name, [cli, 'host', '-c', h.file], `${url(h.doc.admin.port)}/readyz`, [
       h.doc.admin.port,
-      h.doc.listen?.port ?? 8080,
+      // The shared listener opens only for mounted workloads.
+      ...(Object.values(h.doc.workloads).some((w) => w.mount) ? [h.doc.listen?.port ?? 8080] : []),
       h.doc.workloads.orders.config.admin,
       ...Object.values(h.doc.workloads).flatMap((w) => (w.listen ? [w.listen.port] : [])),
     ]),

@@ -11,8 +11,8 @@ import { freePort, ROOT, waitUntil } from '../support/index.js';
 
 /** Every port the shop's files name, each replaced by a free one in the copy. */
 export const DEFAULT_PORTS = [
-  8080, 9901, 9902, 9904, 9921, 9930, 9940, 7070, 3001, 3002, 3003, 3004, 3005, 3006, 3007, 3020, 3021, 3030,
-  3040, 3041, 3042, 3050, 3051,
+  8080, 9901, 9902, 9904, 9921, 9930, 9940, 7070, 3001, 3002, 3003, 3004, 3005, 3006, 3007, 3021, 3030, 3040,
+  3041, 3042, 3050, 3051,
 ];
 /** The shop's files start.mjs reads, relative to examples/shop. */
 const FILES = ['gateway.yaml', 'host.yaml', 'pipeline.yaml', 'ambassador.yaml', 'wishlist/sidecar.yaml'];
