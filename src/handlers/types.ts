@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { z } from 'zod';
 import type { AdminParts } from '../admin/panels.js';
-import type { Handler } from '../http/types.js';
+import type { AccessLog, Handler } from '../http/types.js';
 import type { ServicePool } from '../http/upstream/types.js';
 import type { SharedStores } from '../stores/shared.js';
 
@@ -20,6 +20,8 @@ export interface HandlerDeps {
   shared: SharedStores;
   /** The route's name (for metrics and logs). */
   routeName: string;
+  /** The access log (false: off), for the lines a handler writes itself, such as shadow copies'. */
+  accessLog?: AccessLog | false;
 }
 
 /** A created handler; `close` releases what it holds when a reload replaces it; `panels` and `actions` show it on the admin API. */

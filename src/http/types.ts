@@ -46,6 +46,8 @@ export interface RequestContext {
   responseBytes?: number;
   /** The TRELLIS_E_* code of an error the gateway answered with, for metrics and the access log. */
   errorCode?: string;
+  /** The access line is a shadow copy's (the Strangler Fig's), not the client's answer. */
+  shadow?: true;
   /**
    * The response phase: `filter` sees the head (status, headers) of the answer the calling
    * middleware wraps just before it goes out, then its body chunks and end, and may rewrite all
@@ -76,3 +78,6 @@ export function compose(middlewares: readonly Middleware[], handler: Handler): H
 }
 
 export type { IncomingMessage, ServerResponse };
+
+/** Writes the access line of one finished request (the runtime's access log). */
+export type AccessLog = (ctx: RequestContext, path: string, status: number, seconds: number) => void;

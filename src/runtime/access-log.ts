@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { lineWriter } from '../core/logger.js';
-import type { RequestContext } from '../http/types.js';
+import type { AccessLog, RequestContext } from '../http/types.js';
 
 /**
  * The gateway's access log: one line per finished request. Built as a JSON string directly
@@ -9,8 +9,7 @@ import type { RequestContext } from '../http/types.js';
  * pino's defaults (a library user's) still get an object through their own logger.
  */
 
-/** Writes the access line of one finished request. */
-export type AccessLog = (ctx: RequestContext, path: string, status: number, seconds: number) => void;
+export type { AccessLog } from '../http/types.js';
 
 /** The access log at `level` on `logger`. */
 export function accessLog(logger: Logger, level: 'trace' | 'debug' | 'info' | 'warn'): AccessLog {
@@ -36,6 +35,7 @@ export function accessFields(ctx: RequestContext, path: string, status: number, 
   if (ctx.responseBytes !== undefined) s += `,"bytesOut":${ctx.responseBytes}`;
   s += `,"client":${JSON.stringify(ctx.clientIp)}`;
   if (ctx.errorCode !== undefined) s += `,"error":${JSON.stringify(ctx.errorCode)}`;
+  if (ctx.shadow) s += ',"shadow":true';
   return s;
 }
 
@@ -60,6 +60,7 @@ export function accessObject(ctx: RequestContext, path: string, status: number, 
     bytesOut: ctx.responseBytes,
     client: ctx.clientIp,
     error: ctx.errorCode,
+    shadow: ctx.shadow,
   };
 }
 

@@ -11,6 +11,7 @@ import type { ServiceDef } from '../http/upstream/schema.js';
 import type { ServicePool } from '../http/upstream/types.js';
 import type { HealthReport, MiddlewareInstance } from '../middlewares/types.js';
 import type { SharedStores } from '../stores/shared.js';
+import type { AccessLog } from './access-log.js';
 import type { RuntimeMetrics } from './metrics.js';
 import { findMiddlewareType, type TypeRegistry } from './registry.js';
 import type { RouteStats } from './route-stats.js';
@@ -76,6 +77,8 @@ export interface CompileDeps {
   previous?: Generation | undefined;
   /** Dispatchers for origins reached another way than TCP (see `ServicePoolDeps.dispatcherFor`). */
   dispatcherFor?: ((origin: URL) => Dispatcher | undefined) | undefined;
+  /** The role's access log (false: off), for lines a handler writes itself (shadow copies). */
+  accessLog?: AccessLog | false | undefined;
 }
 
 /** The parts of a generation under construction; `abandon` closes what was made if it fails. */
@@ -162,6 +165,7 @@ export class GenerationParts {
       stores: this.stores,
       shared: this.deps.shared,
       routeName: name,
+      accessLog: this.deps.accessLog ?? false,
     });
     if (instance.close) this.closeables.push(instance.close);
     this.addAdminParts(instance);

@@ -208,6 +208,7 @@ export async function startRuntime<C>(role: RoleDefinition<C>, options: RuntimeO
       shared,
       previous,
       dispatcherFor: options.dispatcherFor,
+      accessLog: settingsOf(role.settings(config), logger).accessLog,
     };
     const generation = await role.compile(config, version, deps);
     storesUsed.set(generation, shared.used);

@@ -3,7 +3,7 @@ import { compileRewrite } from '../handlers/proxy/rewrite.js';
 import { defineHandler } from '../handlers/types.js';
 import { type ForwardOptions, forward } from '../http/exchange/index.js';
 import { sendProblem } from '../http/problem.js';
-import type { RequestContext } from '../http/types.js';
+import type { AccessLog, RequestContext } from '../http/types.js';
 import type { ServicePool } from '../http/upstream/types.js';
 import { type Answer, compareAnswers, compileIgnore, type IgnoreRules } from './diff.js';
 import { stickyKeyFunction } from './key.js';
@@ -257,6 +257,7 @@ export const stranglerHandler = defineHandler({
         } finally {
           slot.done();
         }
+        if (deps.accessLog) logShadow(deps.accessLog, ctx, copyPool.name, request.path, copy);
         const primary = await answer;
         const slot2 = learn && primary !== undefined ? queue.reserve() : undefined;
         if (slot2 !== undefined) {
@@ -345,3 +346,32 @@ export const stranglerHandler = defineHandler({
     });
   },
 });
+
+/**
+ * A shadow copy's access line: the client's request id, route and path, the copy's service,
+ * status and time, marked `"shadow":true` (a copy that got no answer: 504 when it ran out of
+ * time, else 502, with the reason as its error).
+ */
+function logShadow(
+  log: AccessLog,
+  ctx: RequestContext,
+  service: string,
+  path: string,
+  copy: CopyOutcome,
+): void {
+  const line = {
+    requestId: ctx.requestId,
+    req: ctx.req,
+    routeName: ctx.routeName,
+    frontend: ctx.frontend,
+    serviceName: service,
+    clientIp: ctx.clientIp,
+    attempts: 1,
+    shadow: true,
+    ...(copy.ok
+      ? {}
+      : { errorCode: `TRELLIS_E_SHADOW_${copy.failure === 'timeout' ? 'TIMEOUT' : 'FAILED'}` }),
+  } as unknown as RequestContext;
+  const status = copy.ok ? copy.answer.status : copy.failure === 'timeout' ? 504 : 502;
+  log(line, path, status, copy.ms / 1000);
+}

@@ -84,6 +84,22 @@ routes:
     expect(data).toMatchObject({ mode: 'shadow', legacy: 'legacy', modern: 'modern', mismatchRate: 1 });
     expect(data.split).toMatchObject({ legacy: 10, modern: 0 });
     expect(data.fields).toEqual([{ path: 'price', count: 10 }]);
+    // Each copy has its own access line, marked shadow, beside the client's (same request id).
+    const accessLines = () =>
+      gw
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('"msg":"access"'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = await waitUntil(() => {
+      const all = accessLines();
+      return all.filter((l) => l.shadow === true).length >= 10 ? all : undefined;
+    }, 'ten shadow access lines');
+    const copies = lines.filter((l) => l.shadow === true);
+    expect(copies).toHaveLength(10);
+    expect(copies[0]).toMatchObject({ route: 'prices', service: 'modern', status: 200, method: 'GET' });
+    const clients = new Set(lines.filter((l) => l.shadow === undefined).map((l) => l.reqId));
+    for (const c of copies) expect(clients.has(c.reqId)).toBe(true);
   });
 
   it('refuses a call without the token, a bad body and an unknown route, and changes nothing', async () => {
