@@ -156,13 +156,11 @@ async function stop(code = 0) {
   if (stopping) return;
   stopping = true;
   log('[shop] stopping…');
-  // The gateway first, so it drains in-flight requests while the services still answer.
-  const gateway = children.find((c) => c.label === 'gateway');
+  // The gateways first, so they drain in-flight requests while the services still answer.
   const alive = (c) => c.exitCode === null && c.signalCode === null;
-  if (gateway && alive(gateway)) {
-    gateway.kill('SIGTERM');
-    await Promise.race([gateway.exited, new Promise((r) => setTimeout(r, 12_000))]);
-  }
+  const gateways = children.filter((c) => /^gateway(-\d+)?$/.test(c.label) && alive(c));
+  for (const g of gateways) g.kill('SIGTERM');
+  await Promise.race([Promise.all(gateways.map((g) => g.exited)), new Promise((r) => setTimeout(r, 12_000))]);
   for (const c of children) if (alive(c)) c.kill('SIGTERM');
   const all = Promise.all(children.map((c) => c.exited));
   const late = setTimeout(() => {
