@@ -86,6 +86,7 @@ export function pipelineMetrics(registry: Registry) {
         inFlight: 0,
         lagSeconds: 0,
       };
+      const filterLabels = new Map<string, { pipeline: string; stage: string; filter: string }>();
       return {
         counts,
         received(n) {
@@ -112,8 +113,13 @@ export function pipelineMetrics(registry: Registry) {
           counts.inFlight = n;
           m.inFlight.set(l, n);
         },
-        processed(filter, seconds) {
-          m.latency.observe({ ...l, filter }, seconds);
+        processed(filter, seconds, count = 1) {
+          let labels = filterLabels.get(filter);
+          if (!labels) {
+            labels = { ...l, filter };
+            filterLabels.set(filter, labels);
+          }
+          for (let i = 0; i < count; i++) m.latency.observe(labels, seconds);
         },
         failed(filter) {
           counts.errors++;

@@ -11,7 +11,7 @@ import {
   pause,
   type RetryPolicy,
 } from './engine.js';
-import { type Envelope, type Message, release, Tracker, toEnvelope } from './message.js';
+import { type Envelope, type Message, NO_TRACKERS, release, toEnvelope } from './message.js';
 
 /** Marks a Source object (as opposed to a plain iterable of values). */
 export const SOURCE: unique symbol = Symbol.for('trellis.pipeline.source');
@@ -133,10 +133,11 @@ async function* chunksOf<T>(
     }
     return;
   }
+  // Values from an iterable are acked by nobody: they carry no Tracker (see NO_TRACKERS).
   if (Symbol.iterator in source && !(Symbol.asyncIterator in source)) {
     let chunk: Envelope<T>[] = [];
     for (const item of source as Iterable<T>) {
-      chunk.push(toEnvelope(item, new Tracker(), asMessages));
+      chunk.push(toEnvelope(item, NO_TRACKERS, asMessages));
       if (chunk.length === CHUNK) {
         counted(chunk.length);
         yield chunk;
@@ -152,7 +153,7 @@ async function* chunksOf<T>(
   }
   for await (const item of source as AsyncIterable<T>) {
     counted(1);
-    yield [toEnvelope(item, new Tracker(), asMessages)];
+    yield [toEnvelope(item, NO_TRACKERS, asMessages)];
     if (signal.aborted) return;
   }
 }
