@@ -16,12 +16,44 @@ import {
 // Entry fields: p payload, k key, h headers (JSON), i publish id, n deliveries before this entry
 // (an entry re-added by a delayed nack carries its history, since XPENDING counts restart).
 
-/** Publish with dedupe: the id claims a key for the window, and only the first claim appends. */
-const PUBLISH_ONCE = `
-if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then
-  return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+/**
+ * The publishes to one topic gathered in one turn, in order, as one script call (sent as EVALSHA):
+ * a message with an id claims its dedupe key for the window (KEYS[2..], one per such message)
+ * and is appended only if the claim is new. ARGV: the window, then per message its field count,
+ * whether it dedupes, and its fields. Returns each message's entry id, '' for a duplicate.
+ */
+const PUBLISH_BATCH = `
+local out = {}
+local a, k = 2, 2
+while a <= #ARGV do
+  local n = tonumber(ARGV[a])
+  local fresh = true
+  if ARGV[a + 1] == '1' then
+    fresh = redis.call('SET', KEYS[k], '1', 'NX', 'PX', ARGV[1])
+    k = k + 1
+  end
+  if fresh then
+    out[#out + 1] = redis.call('XADD', KEYS[1], '*', unpack(ARGV, a + 2, a + 1 + n))
+  else
+    out[#out + 1] = ''
+  end
+  a = a + 2 + n
 end
-return false`;
+return out`;
+
+/** Messages in one publish script call at most: a script blocks the server while it runs. */
+const PUBLISH_BATCH_MAX = 256;
+
+interface PublishBatch {
+  stream: string;
+  keys: string[];
+  args: string[];
+  waiting: Array<{
+    id: string | undefined;
+    resolve: (r: { id: string; duplicate: boolean }) => void;
+    reject: (err: unknown) => void;
+  }>;
+}
 
 // Settling is fenced: only the consumer that holds the entry (per XPENDING) may nack or dead-letter
 // it, so a consumer that lost it to XAUTOCLAIM after ackWait cannot move it under the new holder.
@@ -127,12 +159,17 @@ export class RedisMessageQueue extends BaseMessageQueue {
   readonly backend = 'redis';
   readonly features = FEATURES;
 
+  /** Publishes of this turn not sent yet, per stream (see PUBLISH_BATCH). */
+  private batches = new Map<string, PublishBatch>();
+
   private constructor(
     private readonly redis: Redis,
     private readonly url: string,
     options: ResolvedQueueOptions,
   ) {
     super(options);
+    // Defined once: ioredis sends EVALSHA and falls back to EVAL when the server lost its scripts.
+    redis.defineCommand('trellisPublishBatch', { lua: PUBLISH_BATCH });
   }
 
   /** Connects to `redis://[user:pass@]host:port[/db]`; rejects with TRELLIS_E_STORE_UNAVAILABLE. */
@@ -150,23 +187,60 @@ export class RedisMessageQueue extends BaseMessageQueue {
     return `${this.options.prefix}:q:{${topic}}${part}`;
   }
 
-  protected async append(topic: string, payload: string, o: PublishOptions) {
+  protected append(
+    topic: string,
+    payload: string,
+    o: PublishOptions,
+  ): Promise<{ id: string; duplicate: boolean }> {
+    const stream = this.key(topic);
     const flat = flatten(payload, o);
-    if (o.id === undefined) {
-      const entry = await this.call(() => this.redis.xadd(this.key(topic), '*', ...flat));
-      return { id: entry!, duplicate: false };
+    let batch = this.batches.get(stream);
+    if (o.id === undefined && !batch) {
+      // Nothing of this topic waits to be sent, so a plain XADD keeps publish order (auto-pipelined).
+      return this.call(() => this.redis.xadd(stream, '*', ...flat)).then((entry) => ({
+        id: entry!,
+        duplicate: false,
+      }));
     }
-    const entry = await this.call(() =>
-      this.redis.eval(
-        PUBLISH_ONCE,
-        2,
-        this.key(topic),
-        this.key(topic, `:dedupe:${o.id}`),
-        String(this.options.dedupeWindowMs),
-        ...flat,
-      ),
+    // A dedupe claim plus XADD per message, but one script call for every publish to this topic
+    // in this turn (a stage's chunk, concurrent publishes): one round trip and one script run
+    // instead of one per message. Later publishes of the turn join the batch, which keeps order.
+    if (!batch) {
+      batch = { stream, keys: [stream], args: [String(this.options.dedupeWindowMs)], waiting: [] };
+      this.batches.set(stream, batch);
+      queueMicrotask(() => this.sendBatch(stream));
+    }
+    if (o.id !== undefined) batch.keys.push(this.key(topic, `:dedupe:${o.id}`));
+    batch.args.push(String(flat.length), o.id === undefined ? '0' : '1');
+    for (const f of flat) batch.args.push(f);
+    const id = o.id;
+    const done = new Promise<{ id: string; duplicate: boolean }>((resolve, reject) => {
+      batch.waiting.push({ id, resolve, reject });
+    });
+    if (batch.waiting.length >= PUBLISH_BATCH_MAX) this.sendBatch(stream);
+    return done;
+  }
+
+  private sendBatch(stream: string): void {
+    const batch = this.batches.get(stream);
+    if (!batch) return;
+    this.batches.delete(stream);
+    const send = (
+      this.redis as unknown as Record<string, (...args: (string | number)[]) => Promise<string[]>>
+    ).trellisPublishBatch!;
+    this.call(() => send.call(this.redis, batch.keys.length, ...batch.keys, ...batch.args)).then(
+      (entries) => {
+        batch.waiting.forEach((w, i) => {
+          const entry = entries[i] ?? '';
+          w.resolve(
+            w.id === undefined ? { id: entry, duplicate: false } : { id: w.id, duplicate: entry === '' },
+          );
+        });
+      },
+      (err: unknown) => {
+        for (const w of batch.waiting) w.reject(err);
+      },
     );
-    return { id: o.id, duplicate: entry === null };
   }
 
   protected async subscribe(topic: string, group: string, o: ResolvedConsumeOptions): Promise<PullSource> {
