@@ -173,7 +173,9 @@ export async function runStage(o: StageOptions): Promise<Stage> {
     return { seq, part: tracker.partsOut++, prev: tracker.prevOut ?? '' };
   };
 
-  const sink: Sink<unknown> = 'topic' in o.output ? pipeSink(o.queue, o.output.topic, stamp) : o.output;
+  // Without a state store nothing is stamped: no WeakMap entry per message.
+  const sink: Sink<unknown> =
+    'topic' in o.output ? pipeSink(o.queue, o.output.topic, cursors ? stamp : undefined) : o.output;
 
   const keyState = async (key: string): Promise<KeyState> => {
     let ks = keys.get(key);

@@ -75,39 +75,26 @@ export function startConsumer(
         m.deadLetter(`not acknowledged after ${o.maxDeliver} deliveries (maxDeliver ${o.maxDeliver})`),
       );
     }
-    let settled = false;
-    const once = (what: () => Promise<void>) => {
-      if (settled) return Promise.resolve();
-      settled = true;
-      return what();
-    };
-    const backoff = o.backoffMs[Math.min(m.deliveryCount, o.backoffMs.length) - 1]!;
-    const delivery: Delivery = {
-      id: m.id,
+    const delivery = new PulledDelivery(
+      m,
       topic,
-      payload: m.payload,
-      ...(m.key === undefined ? {} : { key: m.key }),
-      headers: m.headers,
-      deliveryCount: m.deliveryCount,
-      ack: () => once(() => m.ack()),
-      nack: (opts) => once(() => m.nack(opts?.delayMs ?? backoff)),
-      term: (reason) => once(() => m.deadLetter(reason ?? 'terminated by the handler')),
-    };
+      o.backoffMs[Math.min(m.deliveryCount, o.backoffMs.length) - 1]!,
+    );
     try {
       await handler(delivery);
-      if (!settled) {
-        settled = true;
-        background(m.ack);
+      if (!delivery.settled) {
+        delivery.settled = true;
+        background(() => m.ack());
       }
     } catch (err) {
-      if (settled) return onError(err);
-      settled = true;
+      if (delivery.settled) return onError(err);
+      delivery.settled = true;
       if (m.deliveryCount >= o.maxDeliver) {
         background(() =>
           m.deadLetter(`handler failed on delivery ${m.deliveryCount} of ${o.maxDeliver}: ${messageOf(err)}`),
         );
       } else {
-        background(() => m.nack(backoff));
+        background(() => m.nack(delivery.backoff));
       }
     }
   };
@@ -164,6 +151,45 @@ export function startConsumer(
   };
   signal?.addEventListener('abort', () => void stop(), { once: true });
   return { stop };
+}
+
+/**
+ * A pulled message as the handler sees it. A class, not an object of closures: one allocation
+ * per message on the hot path. The first settle wins; later ones do nothing.
+ */
+class PulledDelivery implements Delivery {
+  readonly id: string;
+  readonly payload: string;
+  readonly key?: string;
+  readonly headers: Record<string, string>;
+  readonly deliveryCount: number;
+  settled = false;
+  constructor(
+    private readonly m: Pulled,
+    readonly topic: string,
+    readonly backoff: number,
+  ) {
+    this.id = m.id;
+    this.payload = m.payload;
+    if (m.key !== undefined) this.key = m.key;
+    this.headers = m.headers;
+    this.deliveryCount = m.deliveryCount;
+  }
+  ack(): Promise<void> {
+    if (this.settled) return Promise.resolve();
+    this.settled = true;
+    return this.m.ack();
+  }
+  nack(opts?: { delayMs?: number }): Promise<void> {
+    if (this.settled) return Promise.resolve();
+    this.settled = true;
+    return this.m.nack(opts?.delayMs ?? this.backoff);
+  }
+  term(reason?: string): Promise<void> {
+    if (this.settled) return Promise.resolve();
+    this.settled = true;
+    return this.m.deadLetter(reason ?? 'terminated by the handler');
+  }
 }
 
 /** A pause that ends early when the signal aborts (a retry delay, not a wait for a condition). */
