@@ -2,7 +2,7 @@ import { TrellisError } from '../core/errors.js';
 import type { Consumer, Delivery, KeyValueStore, MessageQueue } from '../stores/types.js';
 import type { Chunks, DeadLetter, Filter, FilterObserver } from './engine.js';
 import { type Envelope, Tracker } from './message.js';
-import { type ChainPosition, decodeDelivery, encodeMessage, pipeSink } from './pipe.js';
+import { type ChainPosition, type Decoded, decodeDelivery, encodeMessage, pipeSink } from './pipe.js';
 import { runPipeline, type Sink, SOURCE, type Source } from './pipeline.js';
 import { admit, type Cursor, CursorStore, inputId } from './sequencer.js';
 
@@ -257,12 +257,50 @@ export async function runStage(o: StageOptions): Promise<Stage> {
     for (const f of w) f();
   };
 
-  const handle = async (d: Delivery): Promise<void> => {
+  /** The envelope of a delivery, tracked by `tracker`. */
+  const envelopeOf = (m: Decoded, d: Delivery, tracker: StageTracker): Envelope<unknown> =>
+    ({
+      value: m.value,
+      key: m.key,
+      id: m.id,
+      headers: m.headers,
+      trackers: [tracker],
+      attempt: d.deliveryCount,
+    }) as Envelope<unknown>;
+
+  const handle = (d: Delivery): Promise<void> => {
     const m = decodeDelivery(d);
     observe?.received(1);
     if (d.deliveryCount > 1) observe?.redelivered();
     if (m.sentAt) observe?.lag(Math.max(0, Date.now() - m.sentAt) / 1000);
-    const ordered = cursors !== undefined && m.key !== undefined && m.chain !== undefined;
+    if (cursors !== undefined && m.key !== undefined && m.chain !== undefined) return handleOrdered(d, m);
+    // Unordered (no state store, or a message without a key or chain): no gate and no cursor,
+    // so no async frame either: the handler's promise is the one its tracker settles.
+    if (failed) return Promise.reject(failed);
+    inFlight++;
+    observe?.inFlight(inFlight);
+    return new Promise<void>((resolve, reject) => {
+      const tracker = new StageTracker(
+        () => {
+          pending.delete(tracker);
+          inFlight--;
+          observe?.inFlight(inFlight);
+          resolve();
+        },
+        (err) => {
+          pending.delete(tracker);
+          inFlight--;
+          observe?.inFlight(inFlight);
+          reject(err);
+        },
+      );
+      pending.add(tracker);
+      push(envelopeOf(m, d, tracker));
+    });
+  };
+
+  const handleOrdered = async (d: Delivery, m: Decoded): Promise<void> => {
+    const ordered = true;
     let ks: KeyState | undefined;
     let settleWith: ((ok: boolean) => void) | undefined;
     if (ordered) {
@@ -304,15 +342,7 @@ export async function runStage(o: StageOptions): Promise<Stage> {
           tracker.key = m.key!;
           admittedIn.set(tracker, ks!);
         }
-        const env: Envelope<unknown> = {
-          value: m.value,
-          id: m.id,
-          headers: m.headers,
-          trackers: [tracker],
-          attempt: d.deliveryCount,
-          ...(m.key === undefined ? {} : { key: m.key }),
-        };
-        push(env);
+        push(envelopeOf(m, d, tracker));
       });
       if (ks) {
         const pos = m.chain!;
