@@ -68,40 +68,72 @@ export function startConsumer(
     });
   };
 
-  const handle = async (m: Pulled): Promise<void> => {
+  // The ack of a handled message: shared callbacks, so an ack costs one promise, not three.
+  const settled = () => {
+    if (--settling === 0) for (const wake of drained) wake();
+  };
+  const settleFailed = (err: unknown) => {
+    onError(err);
+    settled();
+  };
+  const ackInBackground = (m: Pulled) => {
+    settling++;
+    let p: Promise<void>;
+    try {
+      p = m.ack();
+    } catch (err) {
+      p = Promise.reject(err);
+    }
+    p.then(settled, settleFailed);
+  };
+
+  const failedHandler = (m: Pulled, delivery: PulledDelivery, err: unknown) => {
+    if (delivery.settled) return onError(err);
+    delivery.settled = true;
+    if (m.deliveryCount >= o.maxDeliver) {
+      background(() =>
+        m.deadLetter(`handler failed on delivery ${m.deliveryCount} of ${o.maxDeliver}: ${messageOf(err)}`),
+      );
+    } else {
+      background(() => m.nack(delivery.backoff));
+    }
+  };
+
+  // No async frame per message: the handler's own promise drives the settle.
+  const deliver = (m: Pulled) => {
+    running++;
     if (m.deliveryCount > o.maxDeliver) {
       // The consumer died (or hung) during the last allowed attempt.
-      return background(() =>
+      background(() =>
         m.deadLetter(`not acknowledged after ${o.maxDeliver} deliveries (maxDeliver ${o.maxDeliver})`),
       );
+      return handled();
     }
     const delivery = new PulledDelivery(
       m,
       topic,
       o.backoffMs[Math.min(m.deliveryCount, o.backoffMs.length) - 1]!,
     );
+    let r: Promise<void>;
     try {
-      await handler(delivery);
-      if (!delivery.settled) {
-        delivery.settled = true;
-        background(() => m.ack());
-      }
+      // Promise.resolve: a plain JS handler may return nothing (a native promise passes through as is).
+      r = Promise.resolve(handler(delivery));
     } catch (err) {
-      if (delivery.settled) return onError(err);
-      delivery.settled = true;
-      if (m.deliveryCount >= o.maxDeliver) {
-        background(() =>
-          m.deadLetter(`handler failed on delivery ${m.deliveryCount} of ${o.maxDeliver}: ${messageOf(err)}`),
-        );
-      } else {
-        background(() => m.nack(delivery.backoff));
-      }
+      r = Promise.reject(err);
     }
-  };
-
-  const deliver = (m: Pulled) => {
-    running++;
-    void handle(m).then(handled, handled);
+    r.then(
+      () => {
+        if (!delivery.settled) {
+          delivery.settled = true;
+          ackInBackground(m);
+        }
+        handled();
+      },
+      (err: unknown) => {
+        failedHandler(m, delivery, err);
+        handled();
+      },
+    );
   };
   const handled = () => {
     running--;
