@@ -19,25 +19,31 @@ import {
 /**
  * The publishes to one topic gathered in one turn, in order, as one script call (sent as EVALSHA):
  * a message with an id claims its dedupe key for the window (KEYS[2..], one per such message)
- * and is appended only if the claim is new. ARGV: the window, then per message its field count,
- * whether it dedupes, and its fields. Returns each message's entry id, '' for a duplicate.
+ * and is appended only if the claim is new. ARGV: the window, then per message a bit set of
+ * what follows the payload (1 key, 2 headers, 4 id), the payload, then those values: the field
+ * names are added here, so the client sends fewer strings. Returns each message's entry id, ''
+ * for a duplicate. The entry's fields are the ones flatten() writes.
  */
 const PUBLISH_BATCH = `
 local out = {}
 local a, k = 2, 2
 while a <= #ARGV do
-  local n = tonumber(ARGV[a])
+  local has = tonumber(ARGV[a])
+  local f = {'p', ARGV[a + 1]}
+  a = a + 2
+  if has % 2 == 1 then f[#f + 1] = 'k'; f[#f + 1] = ARGV[a]; a = a + 1 end
+  if has % 4 >= 2 then f[#f + 1] = 'h'; f[#f + 1] = ARGV[a]; a = a + 1 end
   local fresh = true
-  if ARGV[a + 1] == '1' then
+  if has >= 4 then
+    f[#f + 1] = 'i'; f[#f + 1] = ARGV[a]; a = a + 1
     fresh = redis.call('SET', KEYS[k], '1', 'NX', 'PX', ARGV[1])
     k = k + 1
   end
   if fresh then
-    out[#out + 1] = redis.call('XADD', KEYS[1], '*', unpack(ARGV, a + 2, a + 1 + n))
+    out[#out + 1] = redis.call('XADD', KEYS[1], '*', unpack(f))
   else
     out[#out + 1] = ''
   end
-  a = a + 2 + n
 end
 return out`;
 
@@ -247,11 +253,10 @@ export class RedisMessageQueue extends BaseMessageQueue {
     o: PublishOptions,
   ): Promise<{ id: string; duplicate: boolean }> {
     const stream = this.key(topic);
-    const flat = flatten(payload, o);
     let batch = this.batches.get(stream);
     if (o.id === undefined && !batch) {
       // Nothing of this topic waits to be sent, so a plain XADD keeps publish order (auto-pipelined).
-      return this.call(() => this.redis.xadd(stream, '*', ...flat)).then((entry) => ({
+      return this.call(() => this.redis.xadd(stream, '*', ...flatten(payload, o))).then((entry) => ({
         id: entry!,
         duplicate: false,
       }));
@@ -264,9 +269,16 @@ export class RedisMessageQueue extends BaseMessageQueue {
       this.batches.set(stream, batch);
       queueMicrotask(() => this.sendBatch(stream));
     }
-    if (o.id !== undefined) batch.keys.push(this.key(topic, `:dedupe:${o.id}`));
-    batch.args.push(String(flat.length), o.id === undefined ? '0' : '1');
-    for (const f of flat) batch.args.push(f);
+    const headers = o.headers && Object.keys(o.headers).length > 0 ? JSON.stringify(o.headers) : undefined;
+    const has =
+      (o.key === undefined ? 0 : 1) + (headers === undefined ? 0 : 2) + (o.id === undefined ? 0 : 4);
+    batch.args.push(String(has), payload);
+    if (o.key !== undefined) batch.args.push(o.key);
+    if (headers !== undefined) batch.args.push(headers);
+    if (o.id !== undefined) {
+      batch.args.push(o.id);
+      batch.keys.push(this.key(topic, `:dedupe:${o.id}`));
+    }
     const id = o.id;
     const done = new Promise<{ id: string; duplicate: boolean }>((resolve, reject) => {
       batch.waiting.push({ id, resolve, reject });
