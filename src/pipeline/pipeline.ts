@@ -135,27 +135,48 @@ async function* chunksOf<T>(
   }
   // Values from an iterable are acked by nobody: they carry no Tracker (see NO_TRACKERS).
   if (Symbol.iterator in source && !(Symbol.asyncIterator in source)) {
-    let chunk: Envelope<T>[] = [];
-    for (const item of source as Iterable<T>) {
-      chunk.push(toEnvelope(item, NO_TRACKERS, asMessages));
-      if (chunk.length === CHUNK) {
-        counted(chunk.length);
-        yield chunk;
-        chunk = [];
-        if (signal.aborted) return;
+    const it = (source as Iterable<T>)[Symbol.iterator]();
+    // Open until exhausted or failed: stopping early closes it, as a for-of loop would.
+    let open = true;
+    try {
+      for (;;) {
+        let chunk: Envelope<T>[];
+        try {
+          chunk = fillChunk(it, asMessages);
+        } catch (err) {
+          open = false;
+          throw err;
+        }
+        if (chunk.length < CHUNK) open = false;
+        if (chunk.length > 0) {
+          counted(chunk.length);
+          yield chunk;
+        }
+        if (!open || signal.aborted) return;
       }
+    } finally {
+      if (open) it.return?.();
     }
-    if (chunk.length > 0) {
-      counted(chunk.length);
-      yield chunk;
-    }
-    return;
   }
   for await (const item of source as AsyncIterable<T>) {
     counted(1);
     yield [toEnvelope(item, NO_TRACKERS, asMessages)];
     if (signal.aborted) return;
   }
+}
+
+/**
+ * The next CHUNK values of a synchronous iterator as envelopes (fewer at its end). A plain
+ * function, not the generator's own loop: V8 optimizes it within the first chunks.
+ */
+function fillChunk<T>(it: Iterator<T>, asMessages: boolean): Envelope<T>[] {
+  const chunk: Envelope<T>[] = [];
+  while (chunk.length < CHUNK) {
+    const r = it.next();
+    if (r.done) break;
+    chunk.push(toEnvelope(r.value, NO_TRACKERS, asMessages));
+  }
+  return chunk;
 }
 
 type Last<T> = SinkLike<T> | PipelineOptions;
