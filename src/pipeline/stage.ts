@@ -299,25 +299,21 @@ export async function runStage(o: StageOptions): Promise<Stage> {
     });
   };
 
+  /** A message with a key and a chain position, with a state store: gated, then its cursor written. */
   const handleOrdered = async (d: Delivery, m: Decoded): Promise<void> => {
-    const ordered = true;
-    let ks: KeyState | undefined;
-    let settleWith: ((ok: boolean) => void) | undefined;
-    if (ordered) {
-      const verdict = await gate(m.key!, m.chain!);
-      if (verdict === 'done') return;
-      if (verdict === 'timeout') {
-        await d.nack({ delayMs: 250 });
-        return;
-      }
-      if ('settleWith' in verdict) {
-        // The copy is the same broker message: ack it only if the original got done.
-        if (await verdict.settleWith) return;
-        throw new TrellisError('TRELLIS_E_PIPELINE_ABORTED', `stage ${o.name} stopped`);
-      }
-      ks = verdict.next;
-      settleWith = verdict.finished;
+    const verdict = await gate(m.key!, m.chain!);
+    if (verdict === 'done') return;
+    if (verdict === 'timeout') {
+      await d.nack({ delayMs: 250 });
+      return;
     }
+    if ('settleWith' in verdict) {
+      // The copy is the same broker message: ack it only if the original got done.
+      if (await verdict.settleWith) return;
+      throw new TrellisError('TRELLIS_E_PIPELINE_ABORTED', `stage ${o.name} stopped`);
+    }
+    const ks: KeyState | undefined = verdict.next;
+    const settleWith: ((ok: boolean) => void) | undefined = verdict.finished;
     inFlight++;
     observe?.inFlight(inFlight);
     let handed: StageTracker | undefined;
@@ -337,11 +333,9 @@ export async function runStage(o: StageOptions): Promise<Stage> {
         );
         pending.add(tracker);
         handed = tracker;
-        if (ordered) {
-          tracker.position = m.chain!;
-          tracker.key = m.key!;
-          admittedIn.set(tracker, ks!);
-        }
+        tracker.position = m.chain!;
+        tracker.key = m.key!;
+        admittedIn.set(tracker, ks);
         push(envelopeOf(m, d, tracker));
       });
       if (ks) {
