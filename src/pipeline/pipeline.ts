@@ -320,7 +320,7 @@ export async function runPipeline<T>(
         await writeWithRetry(sink, chunk, signal, policy);
         result.out += chunk.length;
         options.observe?.wrote?.(chunk.length);
-        for (const env of chunk) release(env);
+        releaseAll(chunk);
       } catch (err) {
         if (signal.aborted) throw err;
         for (const env of chunk) await ctx.deadLetter(env, err, sink.name ?? 'sink', policy.attempts);
@@ -336,6 +336,11 @@ export async function runPipeline<T>(
   } finally {
     outer?.removeEventListener('abort', onAbort);
   }
+}
+
+/** Releases a written chunk's envelopes (a plain function: see fillChunk). */
+function releaseAll(chunk: Envelope[]): void {
+  for (const env of chunk) release(env);
 }
 
 /** Writes a chunk; store outages are retried until the signal aborts, other failures per `policy`. */
