@@ -26,15 +26,26 @@ function checkConcurrency(name: string, n: number | undefined): number {
   return c;
 }
 
+/** What a per-message step gives: one envelope, none (dropped), or several (flatMap). */
+type Outputs<O> = Envelope<O> | Envelope<O>[] | undefined;
+
+/** Appends a step's outputs to `out`. */
+function collect<O>(r: Outputs<O>, out: Envelope<O>[]): void {
+  if (r === undefined) return;
+  if (Array.isArray(r)) for (const x of r) out.push(x);
+  else out.push(r);
+}
+
 /**
- * The shared body of map, filter, flatMap and enrich: `fn` gives each message's outputs (as
- * envelopes). Concurrency 1 runs a chunk straight through (no per-message promise when fn is
- * synchronous); more runs through runKeyed, keeping order per key.
+ * The shared body of map, filter, flatMap and dedupe: `fn` gives each message's outputs.
+ * Concurrency 1 runs a chunk straight through: a synchronous fn costs no promise and no array
+ * per message (map and filter give one envelope or none); more runs through runKeyed, keeping
+ * order per key.
  */
 function perMessage<I, O>(
   name: string,
   o: FilterOptions | undefined,
-  fn: (env: Envelope<I>, ctx: FilterContext) => Envelope<O>[] | Promise<Envelope<O>[]>,
+  fn: (env: Envelope<I>, ctx: FilterContext) => Outputs<O> | Promise<Outputs<O>>,
 ): Filter<I, O> {
   const concurrency = checkConcurrency(name, o?.concurrency);
   return {
@@ -43,23 +54,64 @@ function perMessage<I, O>(
       const policy = policyOf(ctx, o?.retry);
       const one = async (env: Envelope<I>, failure?: { err: unknown }): Promise<Envelope<O>[]> => {
         const r = await attempt(env, name, ctx, policy, (e) => fn(e, ctx), failure);
-        return r === DROPPED ? [] : r;
+        if (r === DROPPED) return [];
+        const out: Envelope<O>[] = [];
+        collect(r, out);
+        return out;
       };
       if (concurrency > 1) return runKeyed(input, concurrency, ctx.signal, one);
+      const observe = ctx.observe;
+      /**
+       * Runs messages of `chunk` from `from` while `fn` answers synchronously; returns where it
+       * stopped (a promise or a throw, kept in `pending`) or chunk.length. A plain function, not
+       * the generator's own loop: V8 optimizes a hot loop in a plain function within the first
+       * chunks, while a loop inside a generator's single activation waits for the next run.
+       */
+      const pending: { made?: Promise<Outputs<O>>; err?: { err: unknown } } = {};
+      const runSync = (chunk: Envelope<I>[], from: number, out: Envelope<O>[]): number => {
+        for (let i = from; i < chunk.length; i++) {
+          try {
+            const made = fn(chunk[i]!, ctx);
+            if (made instanceof Promise) {
+              pending.made = made;
+              return i;
+            }
+            collect(made, out);
+          } catch (err) {
+            pending.err = { err };
+            return i;
+          }
+        }
+        return chunk.length;
+      };
       return (async function* () {
         for await (const chunk of input) {
           const out: Envelope<O>[] = [];
-          for (const env of chunk) {
-            // The fast path: a synchronous fn costs no promise. A failure continues on the
-            // retrying path as attempt 1 already used.
-            let r: Envelope<O>[];
-            try {
-              const made = fn(env, ctx);
-              r = made instanceof Promise ? await made : made;
-            } catch (err) {
-              r = await one(env, { err });
+          // Processing time is measured per chunk and spread over its messages: one clock read
+          // per chunk instead of two per message.
+          const t0 = observe ? performance.now() : 0;
+          let failures = 0;
+          for (let i = runSync(chunk, 0, out); i < chunk.length; i = runSync(chunk, i + 1, out)) {
+            // An async fn is awaited here; a failure continues on the retrying path as attempt 1
+            // already used (that path measures its own time).
+            const { made, err } = pending;
+            pending.made = undefined;
+            pending.err = undefined;
+            if (made) {
+              try {
+                collect(await made, out);
+                continue;
+              } catch (e) {
+                failures++;
+                collect(await one(chunk[i]!, { err: e }), out);
+                continue;
+              }
             }
-            for (const x of r) out.push(x);
+            failures++;
+            collect(await one(chunk[i]!, err), out);
+          }
+          if (observe && chunk.length > failures) {
+            observe.processed(name, (performance.now() - t0) / 1000 / chunk.length, chunk.length - failures);
           }
           if (out.length > 0) yield out;
         }
@@ -77,7 +129,7 @@ export function map<I, O>(
   return perMessage<I, O>(name, options, (env) => {
     // The envelope is a Message (plus its trackers): no copy per call on the hot path.
     const r = fn(env.value, env);
-    return r instanceof Promise ? r.then((v) => [withValue(env, v)]) : [withValue(env, r)];
+    return r instanceof Promise ? r.then((v) => withValue(env, v)) : withValue(env, r);
   });
 }
 
@@ -87,10 +139,10 @@ export function filter<T>(
   options?: FilterOptions,
 ): Filter<T, T> {
   const name = named('filter', options);
-  const decide = (env: Envelope<T>, keep: boolean): Envelope<T>[] => {
-    if (keep) return [env];
+  const decide = (env: Envelope<T>, keep: boolean): Envelope<T> | undefined => {
+    if (keep) return env;
     release(env);
-    return [];
+    return undefined;
   };
   return perMessage<T, T>(name, options, (env) => {
     const r = predicate(env.value, env);
@@ -110,7 +162,7 @@ export function flatMap<I, O>(
     for await (const v of r as AsyncIterable<O>) values.push(v);
     if (values.length === 0) {
       release(env);
-      return [];
+      return undefined;
     }
     for (const t of env.trackers) t.fork(values.length - 1);
     // The n-th output's idempotency key is derived, so a redelivered input yields the same keys.
@@ -145,14 +197,7 @@ export function batch<T>(options: BatchOptions): Filter<T, T[]> {
     name,
     run(input) {
       return timed<T, T[]>(input, options.maxWaitMs, (group, flush) => {
-        return group.length >= options.size || flush
-          ? [
-              combine(
-                group,
-                group.map((e) => e.value),
-              ),
-            ]
-          : undefined;
+        return group.length >= options.size || flush ? [combine(group, valuesOf(group))] : undefined;
       });
     },
   };
@@ -188,15 +233,7 @@ export function window<T, A = T[]>(options: WindowOptions<T, A>): Filter<T, A> {
           for (const [k, g] of groups) {
             if (all || now - g.started >= options.durationMs) {
               groups.delete(k);
-              out.push(
-                combine(
-                  g.items,
-                  reduce(
-                    g.items.map((e) => e.value),
-                    k,
-                  ),
-                ),
-              );
+              out.push(combine(g.items, reduce(valuesOf(g.items), k)));
             }
           }
           return out;
@@ -260,27 +297,45 @@ export function dedupe<T>(options: DedupeOptions<T>): Filter<T, T> {
     const k = options.by ? options.by(env.value, messageOf(env)) : env.id;
     try {
       await options.store.put(`${prefix}${k}`, '1', { expectedRevision: 0 });
-      return [env];
+      return env;
     } catch (err) {
       if ((err as { code?: string }).code !== 'TRELLIS_E_KV_CONFLICT') throw err;
       release(env);
-      return [];
+      return undefined;
     }
   });
 }
 
 /** Merges envelopes into one carrying all their trackers (batch, window). */
 function combine<T, A>(items: Envelope<T>[], value: A): Envelope<A> {
-  const key = items[0]?.key;
-  const sameKey = key !== undefined && items.every((e) => e.key === key);
-  const out: Envelope<A> = {
+  const first = items[0]!;
+  let key = first.key;
+  // Plain loops: this runs once per batch over every message of it (flatMap and every cost more).
+  let trackers = first.trackers;
+  for (let i = 1; i < items.length; i++) {
+    const e = items[i]!;
+    if (key !== undefined && e.key !== key) key = undefined;
+    if (e.trackers.length > 0) {
+      // Copy before the first push: the first message's array is its own (or the frozen NO_TRACKERS).
+      if (trackers === first.trackers) trackers = trackers.slice();
+      for (const t of e.trackers) trackers.push(t);
+    }
+  }
+  return {
     value,
-    id: items.length === 1 ? items[0]!.id : `${items[0]!.id}+${items.length - 1}`,
-    headers: items[0]?.headers ?? {},
-    trackers: items.flatMap((e) => e.trackers),
-  };
-  if (sameKey) out.key = key;
-  return out;
+    key,
+    id: items.length === 1 ? first.id : `${first.id}+${items.length - 1}`,
+    headers: first.headers,
+    trackers,
+    attempt: undefined,
+  } as Envelope<A>;
+}
+
+/** The values of a group of envelopes. */
+function valuesOf<T>(items: Envelope<T>[]): T[] {
+  const values = new Array<T>(items.length);
+  for (let i = 0; i < items.length; i++) values[i] = items[i]!.value;
+  return values;
 }
 
 /** Collects envelopes and asks `cut` after each arrival (and, with flush, when the timer fires). */
@@ -290,40 +345,44 @@ async function* timed<T, O>(
   cut: (group: Envelope<T>[], flush: boolean) => Envelope<O>[] | undefined,
 ): Chunks<O> {
   const it = input[Symbol.asyncIterator]();
-  let group: Envelope<T>[] = [];
-  let started = 0;
+  const state = { group: [] as Envelope<T>[], started: 0 };
+  // The per-message loop is a plain function (see perMessage's runSync: optimized sooner).
+  const add = (chunk: Envelope<T>[]): Envelope<O>[] => {
+    const out: Envelope<O>[] = [];
+    for (const env of chunk) {
+      if (state.group.length === 0) state.started = Date.now();
+      state.group.push(env);
+      const made = cut(state.group, false);
+      if (made) {
+        for (const m of made) out.push(m);
+        state.group = [];
+      }
+    }
+    return out;
+  };
   let next: Promise<IteratorResult<Envelope<T>[]>> | undefined;
   for (;;) {
     next ??= it.next();
     const wait =
-      group.length === 0 || maxWaitMs === undefined
+      state.group.length === 0 || maxWaitMs === undefined
         ? undefined
-        : Math.max(0, started + maxWaitMs - Date.now());
+        : Math.max(0, state.started + maxWaitMs - Date.now());
     const got = await raceTimer(next, wait);
     if (got === undefined) {
-      const out = cut(group, true);
-      group = [];
+      const out = cut(state.group, true);
+      state.group = [];
       if (out && out.length > 0) yield out;
       continue;
     }
     next = undefined;
     if (got.done) {
-      if (group.length > 0) {
-        const out = cut(group, true);
+      if (state.group.length > 0) {
+        const out = cut(state.group, true);
         if (out && out.length > 0) yield out;
       }
       return;
     }
-    const out: Envelope<O>[] = [];
-    for (const env of got.value) {
-      if (group.length === 0) started = Date.now();
-      group.push(env);
-      const made = cut(group, false);
-      if (made) {
-        out.push(...made);
-        group = [];
-      }
-    }
+    const out = add(got.value);
     if (out.length > 0) yield out;
   }
 }

@@ -64,6 +64,12 @@ export function release(env: Envelope): void {
   for (const t of env.trackers) t.release();
 }
 
+/**
+ * The trackers of a message nobody waits for (a plain value from an in-process iterable): no
+ * Tracker per message when nothing acks it. Frozen, so a filter that merges trackers must copy.
+ */
+export const NO_TRACKERS: Tracker[] = Object.freeze([]) as unknown as Tracker[];
+
 let counter = 0;
 const prefix = `${process.pid.toString(36)}-${Date.now().toString(36)}`;
 
@@ -73,18 +79,27 @@ export function newMessageId(): string {
 }
 
 /** Wraps a plain value (or a Message) from a source into an envelope. */
-export function toEnvelope<T>(item: T | Message<T>, tracker: Tracker, isMessage: boolean): Envelope<T> {
+export function toEnvelope<T>(item: T | Message<T>, trackers: Tracker[], isMessage: boolean): Envelope<T> {
+  // One object shape for every envelope keeps the filters' property reads monomorphic.
   if (isMessage) {
     const m = item as Message<T>;
     return {
       value: m.value,
-      ...(m.key === undefined ? {} : { key: m.key }),
+      key: m.key,
       id: m.id ?? newMessageId(),
       headers: m.headers ?? {},
-      trackers: [tracker],
-    };
+      trackers,
+      attempt: undefined,
+    } as Envelope<T>;
   }
-  return { value: item as T, id: newMessageId(), headers: {}, trackers: [tracker] };
+  return {
+    value: item as T,
+    key: undefined,
+    id: newMessageId(),
+    headers: {},
+    trackers,
+    attempt: undefined,
+  } as Envelope<T>;
 }
 
 /** The same message with a new value (map, enrich). */

@@ -86,15 +86,22 @@ export function pipelineMetrics(registry: Registry) {
         inFlight: 0,
         lagSeconds: 0,
       };
+      // Label children resolved once: prom-client hashes a label object on every call otherwise,
+      // and received, inFlight and lag are called per message.
+      const inC = m.in.labels(l);
+      const outC = m.out.labels(l);
+      const inFlightG = m.inFlight.labels(l);
+      const lagG = m.lag.labels(l);
+      const latency = new Map<string, ReturnType<typeof m.latency.labels>>();
       return {
         counts,
         received(n) {
           counts.in += n;
-          m.in.inc(l, n);
+          inC.inc(n);
         },
         wrote(n) {
           counts.out += n;
-          m.out.inc(l, n);
+          outC.inc(n);
         },
         deadLettered() {
           counts.deadLettered++;
@@ -106,14 +113,19 @@ export function pipelineMetrics(registry: Registry) {
         },
         lag(s) {
           counts.lagSeconds = s;
-          m.lag.set(l, s);
+          lagG.set(s);
         },
         inFlight(n) {
           counts.inFlight = n;
-          m.inFlight.set(l, n);
+          inFlightG.set(n);
         },
-        processed(filter, seconds) {
-          m.latency.observe({ ...l, filter }, seconds);
+        processed(filter, seconds, count = 1) {
+          let h = latency.get(filter);
+          if (!h) {
+            h = m.latency.labels({ ...l, filter });
+            latency.set(filter, h);
+          }
+          for (let i = 0; i < count; i++) h.observe(seconds);
         },
         failed(filter) {
           counts.errors++;

@@ -27,8 +27,11 @@ export interface ChainPosition {
   prev: string;
 }
 
+/** A delivery as a stage reads it: the message plus its chain position and when it was sent. */
+export type Decoded = Message<unknown> & { chain?: ChainPosition; sentAt?: number };
+
 /** A delivery as a message: payload parsed, headers of the pipe taken out. */
-export function decodeDelivery(d: Delivery): Message<unknown> & { chain?: ChainPosition; sentAt?: number } {
+export function decodeDelivery(d: Delivery): Decoded {
   let value: unknown;
   try {
     value = JSON.parse(d.payload);
@@ -36,26 +39,18 @@ export function decodeDelivery(d: Delivery): Message<unknown> & { chain?: ChainP
     // A producer outside Trellis may send text: hand it over as it is.
     value = d.payload;
   }
+  // One pass over the headers, no intermediate arrays or objects (this runs per message).
   const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(d.headers)) if (!k.startsWith('trellis-')) headers[k] = v;
-  const seq = d.headers[HEADERS.seq];
-  const sentAt = Number(d.headers[HEADERS.sentAt]);
-  return {
-    value,
-    ...(d.key === undefined ? {} : { key: d.key }),
-    id: d.headers[HEADERS.id] ?? d.id,
-    headers,
-    ...(seq === undefined
-      ? {}
-      : {
-          chain: {
-            seq,
-            part: Number(d.headers[HEADERS.part] ?? 0),
-            prev: d.headers[HEADERS.prev] ?? '',
-          },
-        }),
-    ...(Number.isFinite(sentAt) ? { sentAt } : {}),
-  };
+  const all = d.headers;
+  for (const k in all) if (!k.startsWith('trellis-')) headers[k] = all[k]!;
+  const m: Decoded = { value, id: all[HEADERS.id] ?? d.id, headers };
+  if (d.key !== undefined) m.key = d.key;
+  const seq = all[HEADERS.seq];
+  if (seq !== undefined)
+    m.chain = { seq, part: Number(all[HEADERS.part] ?? 0), prev: all[HEADERS.prev] ?? '' };
+  const sentAt = Number(all[HEADERS.sentAt]);
+  if (Number.isFinite(sentAt)) m.sentAt = sentAt;
+  return m;
 }
 
 /** Publish arguments for one message on a pipe. */
@@ -73,20 +68,18 @@ export function encodeMessage(
       `message ${m.id}: its value cannot be written as JSON (a function or a symbol?)`,
     );
   }
-  const headers: Record<string, string> = {
-    ...m.headers,
-    [HEADERS.id]: m.id,
-    [HEADERS.sentAt]: String(Date.now()),
-  };
+  const headers: Record<string, string> = {};
+  for (const k in m.headers) headers[k] = m.headers[k]!;
+  headers[HEADERS.id] = m.id;
+  headers[HEADERS.sentAt] = String(Date.now());
   if (chain) {
     headers[HEADERS.seq] = chain.seq;
     headers[HEADERS.part] = String(chain.part);
     headers[HEADERS.prev] = chain.prev;
   }
-  return {
-    payload,
-    options: { id: m.id, ...(m.key === undefined ? {} : { key: m.key }), headers },
-  };
+  const options: { id: string; key?: string; headers: Record<string, string> } = { id: m.id, headers };
+  if (m.key !== undefined) options.key = m.key;
+  return { payload, options };
 }
 
 /** Gives each outgoing message its chain position (a stage's Sequencer), or none. */

@@ -11,7 +11,7 @@ import {
   pause,
   type RetryPolicy,
 } from './engine.js';
-import { type Envelope, type Message, release, Tracker, toEnvelope } from './message.js';
+import { type Envelope, type Message, NO_TRACKERS, release, toEnvelope } from './message.js';
 
 /** Marks a Source object (as opposed to a plain iterable of values). */
 export const SOURCE: unique symbol = Symbol.for('trellis.pipeline.source');
@@ -133,28 +133,50 @@ async function* chunksOf<T>(
     }
     return;
   }
+  // Values from an iterable are acked by nobody: they carry no Tracker (see NO_TRACKERS).
   if (Symbol.iterator in source && !(Symbol.asyncIterator in source)) {
-    let chunk: Envelope<T>[] = [];
-    for (const item of source as Iterable<T>) {
-      chunk.push(toEnvelope(item, new Tracker(), asMessages));
-      if (chunk.length === CHUNK) {
-        counted(chunk.length);
-        yield chunk;
-        chunk = [];
-        if (signal.aborted) return;
+    const it = (source as Iterable<T>)[Symbol.iterator]();
+    // Open until exhausted or failed: stopping early closes it, as a for-of loop would.
+    let open = true;
+    try {
+      for (;;) {
+        let chunk: Envelope<T>[];
+        try {
+          chunk = fillChunk(it, asMessages);
+        } catch (err) {
+          open = false;
+          throw err;
+        }
+        if (chunk.length < CHUNK) open = false;
+        if (chunk.length > 0) {
+          counted(chunk.length);
+          yield chunk;
+        }
+        if (!open || signal.aborted) return;
       }
+    } finally {
+      if (open) it.return?.();
     }
-    if (chunk.length > 0) {
-      counted(chunk.length);
-      yield chunk;
-    }
-    return;
   }
   for await (const item of source as AsyncIterable<T>) {
     counted(1);
-    yield [toEnvelope(item, new Tracker(), asMessages)];
+    yield [toEnvelope(item, NO_TRACKERS, asMessages)];
     if (signal.aborted) return;
   }
+}
+
+/**
+ * The next CHUNK values of a synchronous iterator as envelopes (fewer at its end). A plain
+ * function, not the generator's own loop: V8 optimizes it within the first chunks.
+ */
+function fillChunk<T>(it: Iterator<T>, asMessages: boolean): Envelope<T>[] {
+  const chunk: Envelope<T>[] = [];
+  while (chunk.length < CHUNK) {
+    const r = it.next();
+    if (r.done) break;
+    chunk.push(toEnvelope(r.value, NO_TRACKERS, asMessages));
+  }
+  return chunk;
 }
 
 type Last<T> = SinkLike<T> | PipelineOptions;
@@ -298,7 +320,7 @@ export async function runPipeline<T>(
         await writeWithRetry(sink, chunk, signal, policy);
         result.out += chunk.length;
         options.observe?.wrote?.(chunk.length);
-        for (const env of chunk) release(env);
+        releaseAll(chunk);
       } catch (err) {
         if (signal.aborted) throw err;
         for (const env of chunk) await ctx.deadLetter(env, err, sink.name ?? 'sink', policy.attempts);
@@ -314,6 +336,11 @@ export async function runPipeline<T>(
   } finally {
     outer?.removeEventListener('abort', onAbort);
   }
+}
+
+/** Releases a written chunk's envelopes (a plain function: see fillChunk). */
+function releaseAll(chunk: Envelope[]): void {
+  for (const env of chunk) release(env);
 }
 
 /** Writes a chunk; store outages are retried until the signal aborts, other failures per `policy`. */

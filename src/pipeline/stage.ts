@@ -2,7 +2,7 @@ import { TrellisError } from '../core/errors.js';
 import type { Consumer, Delivery, KeyValueStore, MessageQueue } from '../stores/types.js';
 import type { Chunks, DeadLetter, Filter, FilterObserver } from './engine.js';
 import { type Envelope, Tracker } from './message.js';
-import { type ChainPosition, decodeDelivery, encodeMessage, pipeSink } from './pipe.js';
+import { type ChainPosition, type Decoded, decodeDelivery, encodeMessage, pipeSink } from './pipe.js';
 import { runPipeline, type Sink, SOURCE, type Source } from './pipeline.js';
 import { admit, type Cursor, CursorStore, inputId } from './sequencer.js';
 
@@ -173,7 +173,9 @@ export async function runStage(o: StageOptions): Promise<Stage> {
     return { seq, part: tracker.partsOut++, prev: tracker.prevOut ?? '' };
   };
 
-  const sink: Sink<unknown> = 'topic' in o.output ? pipeSink(o.queue, o.output.topic, stamp) : o.output;
+  // Without a state store nothing is stamped: no WeakMap entry per message.
+  const sink: Sink<unknown> =
+    'topic' in o.output ? pipeSink(o.queue, o.output.topic, cursors ? stamp : undefined) : o.output;
 
   const keyState = async (key: string): Promise<KeyState> => {
     let ks = keys.get(key);
@@ -255,29 +257,63 @@ export async function runStage(o: StageOptions): Promise<Stage> {
     for (const f of w) f();
   };
 
-  const handle = async (d: Delivery): Promise<void> => {
+  /** The envelope of a delivery, tracked by `tracker`. */
+  const envelopeOf = (m: Decoded, d: Delivery, tracker: StageTracker): Envelope<unknown> =>
+    ({
+      value: m.value,
+      key: m.key,
+      id: m.id,
+      headers: m.headers,
+      trackers: [tracker],
+      attempt: d.deliveryCount,
+    }) as Envelope<unknown>;
+
+  const handle = (d: Delivery): Promise<void> => {
     const m = decodeDelivery(d);
     observe?.received(1);
     if (d.deliveryCount > 1) observe?.redelivered();
     if (m.sentAt) observe?.lag(Math.max(0, Date.now() - m.sentAt) / 1000);
-    const ordered = cursors !== undefined && m.key !== undefined && m.chain !== undefined;
-    let ks: KeyState | undefined;
-    let settleWith: ((ok: boolean) => void) | undefined;
-    if (ordered) {
-      const verdict = await gate(m.key!, m.chain!);
-      if (verdict === 'done') return;
-      if (verdict === 'timeout') {
-        await d.nack({ delayMs: 250 });
-        return;
-      }
-      if ('settleWith' in verdict) {
-        // The copy is the same broker message: ack it only if the original got done.
-        if (await verdict.settleWith) return;
-        throw new TrellisError('TRELLIS_E_PIPELINE_ABORTED', `stage ${o.name} stopped`);
-      }
-      ks = verdict.next;
-      settleWith = verdict.finished;
+    if (cursors !== undefined && m.key !== undefined && m.chain !== undefined) return handleOrdered(d, m);
+    // Unordered (no state store, or a message without a key or chain): no gate and no cursor,
+    // so no async frame either: the handler's promise is the one its tracker settles.
+    if (failed) return Promise.reject(failed);
+    inFlight++;
+    observe?.inFlight(inFlight);
+    return new Promise<void>((resolve, reject) => {
+      const tracker = new StageTracker(
+        () => {
+          pending.delete(tracker);
+          inFlight--;
+          observe?.inFlight(inFlight);
+          resolve();
+        },
+        (err) => {
+          pending.delete(tracker);
+          inFlight--;
+          observe?.inFlight(inFlight);
+          reject(err);
+        },
+      );
+      pending.add(tracker);
+      push(envelopeOf(m, d, tracker));
+    });
+  };
+
+  /** A message with a key and a chain position, with a state store: gated, then its cursor written. */
+  const handleOrdered = async (d: Delivery, m: Decoded): Promise<void> => {
+    const verdict = await gate(m.key!, m.chain!);
+    if (verdict === 'done') return;
+    if (verdict === 'timeout') {
+      await d.nack({ delayMs: 250 });
+      return;
     }
+    if ('settleWith' in verdict) {
+      // The copy is the same broker message: ack it only if the original got done.
+      if (await verdict.settleWith) return;
+      throw new TrellisError('TRELLIS_E_PIPELINE_ABORTED', `stage ${o.name} stopped`);
+    }
+    const ks: KeyState | undefined = verdict.next;
+    const settleWith: ((ok: boolean) => void) | undefined = verdict.finished;
     inFlight++;
     observe?.inFlight(inFlight);
     let handed: StageTracker | undefined;
@@ -297,20 +333,10 @@ export async function runStage(o: StageOptions): Promise<Stage> {
         );
         pending.add(tracker);
         handed = tracker;
-        if (ordered) {
-          tracker.position = m.chain!;
-          tracker.key = m.key!;
-          admittedIn.set(tracker, ks!);
-        }
-        const env: Envelope<unknown> = {
-          value: m.value,
-          id: m.id,
-          headers: m.headers,
-          trackers: [tracker],
-          attempt: d.deliveryCount,
-          ...(m.key === undefined ? {} : { key: m.key }),
-        };
-        push(env);
+        tracker.position = m.chain!;
+        tracker.key = m.key!;
+        admittedIn.set(tracker, ks);
+        push(envelopeOf(m, d, tracker));
       });
       if (ks) {
         const pos = m.chain!;

@@ -68,53 +68,72 @@ export function startConsumer(
     });
   };
 
-  const handle = async (m: Pulled): Promise<void> => {
-    if (m.deliveryCount > o.maxDeliver) {
-      // The consumer died (or hung) during the last allowed attempt.
-      return background(() =>
-        m.deadLetter(`not acknowledged after ${o.maxDeliver} deliveries (maxDeliver ${o.maxDeliver})`),
-      );
-    }
-    let settled = false;
-    const once = (what: () => Promise<void>) => {
-      if (settled) return Promise.resolve();
-      settled = true;
-      return what();
-    };
-    const backoff = o.backoffMs[Math.min(m.deliveryCount, o.backoffMs.length) - 1]!;
-    const delivery: Delivery = {
-      id: m.id,
-      topic,
-      payload: m.payload,
-      ...(m.key === undefined ? {} : { key: m.key }),
-      headers: m.headers,
-      deliveryCount: m.deliveryCount,
-      ack: () => once(() => m.ack()),
-      nack: (opts) => once(() => m.nack(opts?.delayMs ?? backoff)),
-      term: (reason) => once(() => m.deadLetter(reason ?? 'terminated by the handler')),
-    };
+  // The ack of a handled message: shared callbacks, so an ack costs one promise, not three.
+  const settled = () => {
+    if (--settling === 0) for (const wake of drained) wake();
+  };
+  const settleFailed = (err: unknown) => {
+    onError(err);
+    settled();
+  };
+  const ackInBackground = (m: Pulled) => {
+    settling++;
+    let p: Promise<void>;
     try {
-      await handler(delivery);
-      if (!settled) {
-        settled = true;
-        background(m.ack);
-      }
+      p = m.ack();
     } catch (err) {
-      if (settled) return onError(err);
-      settled = true;
-      if (m.deliveryCount >= o.maxDeliver) {
-        background(() =>
-          m.deadLetter(`handler failed on delivery ${m.deliveryCount} of ${o.maxDeliver}: ${messageOf(err)}`),
-        );
-      } else {
-        background(() => m.nack(backoff));
-      }
+      p = Promise.reject(err);
+    }
+    p.then(settled, settleFailed);
+  };
+
+  const failedHandler = (m: Pulled, delivery: PulledDelivery, err: unknown) => {
+    if (delivery.settled) return onError(err);
+    delivery.settled = true;
+    if (m.deliveryCount >= o.maxDeliver) {
+      background(() =>
+        m.deadLetter(`handler failed on delivery ${m.deliveryCount} of ${o.maxDeliver}: ${messageOf(err)}`),
+      );
+    } else {
+      background(() => m.nack(delivery.backoff));
     }
   };
 
+  // No async frame per message: the handler's own promise drives the settle.
   const deliver = (m: Pulled) => {
     running++;
-    void handle(m).then(handled, handled);
+    if (m.deliveryCount > o.maxDeliver) {
+      // The consumer died (or hung) during the last allowed attempt.
+      background(() =>
+        m.deadLetter(`not acknowledged after ${o.maxDeliver} deliveries (maxDeliver ${o.maxDeliver})`),
+      );
+      return handled();
+    }
+    const delivery = new PulledDelivery(
+      m,
+      topic,
+      o.backoffMs[Math.min(m.deliveryCount, o.backoffMs.length) - 1]!,
+    );
+    let r: Promise<void>;
+    try {
+      // Promise.resolve: a plain JS handler may return nothing (a native promise passes through as is).
+      r = Promise.resolve(handler(delivery));
+    } catch (err) {
+      r = Promise.reject(err);
+    }
+    r.then(
+      () => {
+        if (!delivery.settled) {
+          delivery.settled = true;
+          ackInBackground(m);
+        }
+        handled();
+      },
+      (err: unknown) => {
+        failedHandler(m, delivery, err);
+        handled();
+      },
+    );
   };
   const handled = () => {
     running--;
@@ -164,6 +183,45 @@ export function startConsumer(
   };
   signal?.addEventListener('abort', () => void stop(), { once: true });
   return { stop };
+}
+
+/**
+ * A pulled message as the handler sees it. A class, not an object of closures: one allocation
+ * per message on the hot path. The first settle wins; later ones do nothing.
+ */
+class PulledDelivery implements Delivery {
+  readonly id: string;
+  readonly payload: string;
+  readonly key?: string;
+  readonly headers: Record<string, string>;
+  readonly deliveryCount: number;
+  settled = false;
+  constructor(
+    private readonly m: Pulled,
+    readonly topic: string,
+    readonly backoff: number,
+  ) {
+    this.id = m.id;
+    this.payload = m.payload;
+    if (m.key !== undefined) this.key = m.key;
+    this.headers = m.headers;
+    this.deliveryCount = m.deliveryCount;
+  }
+  ack(): Promise<void> {
+    if (this.settled) return Promise.resolve();
+    this.settled = true;
+    return this.m.ack();
+  }
+  nack(opts?: { delayMs?: number }): Promise<void> {
+    if (this.settled) return Promise.resolve();
+    this.settled = true;
+    return this.m.nack(opts?.delayMs ?? this.backoff);
+  }
+  term(reason?: string): Promise<void> {
+    if (this.settled) return Promise.resolve();
+    this.settled = true;
+    return this.m.deadLetter(reason ?? 'terminated by the handler');
+  }
 }
 
 /** A pause that ends early when the signal aborts (a retry delay, not a wait for a condition). */

@@ -75,3 +75,37 @@ describe.skipIf(!url)('redis queue credentials', () => {
     expect(err?.message).not.toContain('not-the-password');
   });
 });
+
+describe.skipIf(!url)('redis queue batched publish', () => {
+  it('publishes of one turn keep their order, with and without ids, and a repeated id inside the batch is a duplicate', async () => {
+    const queue = await openMessageQueue(`${url}?prefix=${prefix}`);
+    const redis = new Redis(url!);
+    try {
+      // One turn: a plain publish first (a direct XADD), then ids and plain ones mixed (one batch).
+      const sent = await Promise.all([
+        queue.publish('batch', 'a'),
+        queue.publish('batch', 'b', { id: 'x1', key: 'k', headers: { h: '1' } }),
+        queue.publish('batch', 'c'),
+        queue.publish('batch', 'd', { id: 'x1' }),
+        queue.publish('batch', 'e', { id: 'x2' }),
+      ]);
+      expect(sent.map((r) => r.duplicate)).toEqual([false, false, false, true, false]);
+      expect(sent[1]!.id).toBe('x1');
+      const got: { payload: string; id: string; key?: string; headers: Record<string, string> }[] = [];
+      const c = await queue.consume('batch', 'g', async (d) => {
+        got.push({ payload: d.payload, id: d.id, ...(d.key ? { key: d.key } : {}), headers: d.headers });
+      });
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline && got.length < 4) await new Promise((r) => setTimeout(r, 20));
+      await c.stop();
+      expect(got.map((g) => g.payload)).toEqual(['a', 'b', 'c', 'e']);
+      expect(got[1]).toMatchObject({ id: 'x1', key: 'k', headers: { h: '1' } });
+      expect(got[3]!.id).toBe('x2');
+    } finally {
+      await queue.close();
+      const keys = await redis.keys(`${prefix}:q:{batch}*`);
+      if (keys.length > 0) await redis.del(...keys);
+      redis.disconnect();
+    }
+  });
+});

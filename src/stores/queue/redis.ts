@@ -16,12 +16,50 @@ import {
 // Entry fields: p payload, k key, h headers (JSON), i publish id, n deliveries before this entry
 // (an entry re-added by a delayed nack carries its history, since XPENDING counts restart).
 
-/** Publish with dedupe: the id claims a key for the window, and only the first claim appends. */
-const PUBLISH_ONCE = `
-if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then
-  return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+/**
+ * The publishes to one topic gathered in one turn, in order, as one script call (sent as EVALSHA):
+ * a message with an id claims its dedupe key for the window (KEYS[2..], one per such message)
+ * and is appended only if the claim is new. ARGV: the window, then per message a bit set of
+ * what follows the payload (1 key, 2 headers, 4 id), the payload, then those values: the field
+ * names are added here, so the client sends fewer strings. Returns each message's entry id, ''
+ * for a duplicate. The entry's fields are the ones flatten() writes.
+ */
+const PUBLISH_BATCH = `
+local out = {}
+local a, k = 2, 2
+while a <= #ARGV do
+  local has = tonumber(ARGV[a])
+  local f = {'p', ARGV[a + 1]}
+  a = a + 2
+  if has % 2 == 1 then f[#f + 1] = 'k'; f[#f + 1] = ARGV[a]; a = a + 1 end
+  if has % 4 >= 2 then f[#f + 1] = 'h'; f[#f + 1] = ARGV[a]; a = a + 1 end
+  local fresh = true
+  if has >= 4 then
+    f[#f + 1] = 'i'; f[#f + 1] = ARGV[a]; a = a + 1
+    fresh = redis.call('SET', KEYS[k], '1', 'NX', 'PX', ARGV[1])
+    k = k + 1
+  end
+  if fresh then
+    out[#out + 1] = redis.call('XADD', KEYS[1], '*', unpack(f))
+  else
+    out[#out + 1] = ''
+  end
 end
-return false`;
+return out`;
+
+/** Messages in one publish script call at most: a script blocks the server while it runs. */
+const PUBLISH_BATCH_MAX = 256;
+
+interface PublishBatch {
+  stream: string;
+  keys: string[];
+  args: string[];
+  waiting: Array<{
+    id: string | undefined;
+    resolve: (r: { id: string; duplicate: boolean }) => void;
+    reject: (err: unknown) => void;
+  }>;
+}
 
 // Settling is fenced: only the consumer that holds the entry (per XPENDING) may nack or dead-letter
 // it, so a consumer that lost it to XAUTOCLAIM after ackWait cannot move it under the new holder.
@@ -96,15 +134,69 @@ const FEATURES: FeatureList<QueueFeature> = {
   lacks: {},
 };
 
-type Fields = Record<string, string>;
 /** How often a consumer moves its group's due delayed nacks back (the delay's precision). */
 const MOVE_EVERY_MS = 100;
 type StreamReply = [key: string, entries: [id: string, fields: string[]][]][] | null;
 
-function toFields(flat: string[]): Fields {
-  const f: Fields = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) f[flat[i]!] = flat[i + 1]!;
-  return f;
+/** How an entry is settled: the source's batched ack, its nack and dead-letter scripts. */
+interface EntrySettle {
+  ack(stream: string, entry: string): Promise<void>;
+  nack(e: RedisEntry, delayMs: number): Promise<void>;
+  deadLetter(e: RedisEntry, reason: string): Promise<void>;
+}
+
+/**
+ * One stream entry as the consumer gets it: read straight from the flat field list, and a
+ * class rather than an object of closures (one allocation per message on the hot path).
+ */
+class RedisEntry implements Pulled {
+  id: string;
+  payload = '';
+  key?: string;
+  headers: Record<string, string> = {};
+  deliveryCount: number;
+  constructor(
+    private readonly settle: EntrySettle,
+    readonly stream: string,
+    /** The stream entry id (the public id is the publish id when there is one). */
+    readonly entry: string,
+    flat: string[],
+    count: number,
+  ) {
+    let publicId: string | undefined;
+    let before = 0;
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const v = flat[i + 1]!;
+      switch (flat[i]) {
+        case 'p':
+          this.payload = v;
+          break;
+        case 'k':
+          this.key = v;
+          break;
+        case 'h':
+          this.headers = JSON.parse(v) as Record<string, string>;
+          break;
+        case 'i':
+          publicId = v;
+          break;
+        case 'n':
+          before = Number(v);
+          break;
+      }
+    }
+    this.id = publicId ?? entry;
+    this.deliveryCount = before + count;
+  }
+  ack(): Promise<void> {
+    return this.settle.ack(this.stream, this.entry);
+  }
+  nack(delayMs: number): Promise<void> {
+    return this.settle.nack(this, delayMs);
+  }
+  deadLetter(reason: string): Promise<void> {
+    return this.settle.deadLetter(this, reason);
+  }
 }
 
 function flatten(payload: string, o: { key?: string; id?: string; headers?: Record<string, string> }, n = 0) {
@@ -127,12 +219,17 @@ export class RedisMessageQueue extends BaseMessageQueue {
   readonly backend = 'redis';
   readonly features = FEATURES;
 
+  /** Publishes of this turn not sent yet, per stream (see PUBLISH_BATCH). */
+  private batches = new Map<string, PublishBatch>();
+
   private constructor(
     private readonly redis: Redis,
     private readonly url: string,
     options: ResolvedQueueOptions,
   ) {
     super(options);
+    // Defined once: ioredis sends EVALSHA and falls back to EVAL when the server lost its scripts.
+    redis.defineCommand('trellisPublishBatch', { lua: PUBLISH_BATCH });
   }
 
   /** Connects to `redis://[user:pass@]host:port[/db]`; rejects with TRELLIS_E_STORE_UNAVAILABLE. */
@@ -150,23 +247,66 @@ export class RedisMessageQueue extends BaseMessageQueue {
     return `${this.options.prefix}:q:{${topic}}${part}`;
   }
 
-  protected async append(topic: string, payload: string, o: PublishOptions) {
-    const flat = flatten(payload, o);
-    if (o.id === undefined) {
-      const entry = await this.call(() => this.redis.xadd(this.key(topic), '*', ...flat));
-      return { id: entry!, duplicate: false };
+  protected append(
+    topic: string,
+    payload: string,
+    o: PublishOptions,
+  ): Promise<{ id: string; duplicate: boolean }> {
+    const stream = this.key(topic);
+    let batch = this.batches.get(stream);
+    if (o.id === undefined && !batch) {
+      // Nothing of this topic waits to be sent, so a plain XADD keeps publish order (auto-pipelined).
+      return this.call(() => this.redis.xadd(stream, '*', ...flatten(payload, o))).then((entry) => ({
+        id: entry!,
+        duplicate: false,
+      }));
     }
-    const entry = await this.call(() =>
-      this.redis.eval(
-        PUBLISH_ONCE,
-        2,
-        this.key(topic),
-        this.key(topic, `:dedupe:${o.id}`),
-        String(this.options.dedupeWindowMs),
-        ...flat,
-      ),
+    // A dedupe claim plus XADD per message, but one script call for every publish to this topic
+    // in this turn (a stage's chunk, concurrent publishes): one round trip and one script run
+    // instead of one per message. Later publishes of the turn join the batch, which keeps order.
+    if (!batch) {
+      batch = { stream, keys: [stream], args: [String(this.options.dedupeWindowMs)], waiting: [] };
+      this.batches.set(stream, batch);
+      queueMicrotask(() => this.sendBatch(stream));
+    }
+    const headers = o.headers && Object.keys(o.headers).length > 0 ? JSON.stringify(o.headers) : undefined;
+    const has =
+      (o.key === undefined ? 0 : 1) + (headers === undefined ? 0 : 2) + (o.id === undefined ? 0 : 4);
+    batch.args.push(String(has), payload);
+    if (o.key !== undefined) batch.args.push(o.key);
+    if (headers !== undefined) batch.args.push(headers);
+    if (o.id !== undefined) {
+      batch.args.push(o.id);
+      batch.keys.push(this.key(topic, `:dedupe:${o.id}`));
+    }
+    const id = o.id;
+    const done = new Promise<{ id: string; duplicate: boolean }>((resolve, reject) => {
+      batch.waiting.push({ id, resolve, reject });
+    });
+    if (batch.waiting.length >= PUBLISH_BATCH_MAX) this.sendBatch(stream);
+    return done;
+  }
+
+  private sendBatch(stream: string): void {
+    const batch = this.batches.get(stream);
+    if (!batch) return;
+    this.batches.delete(stream);
+    const send = (
+      this.redis as unknown as Record<string, (...args: (string | number)[]) => Promise<string[]>>
+    ).trellisPublishBatch!;
+    this.call(() => send.call(this.redis, batch.keys.length, ...batch.keys, ...batch.args)).then(
+      (entries) => {
+        batch.waiting.forEach((w, i) => {
+          const entry = entries[i] ?? '';
+          w.resolve(
+            w.id === undefined ? { id: entry, duplicate: false } : { id: w.id, duplicate: entry === '' },
+          );
+        });
+      },
+      (err: unknown) => {
+        for (const w of batch.waiting) w.reject(err);
+      },
     );
-    return { id: o.id, duplicate: entry === null };
   }
 
   protected async subscribe(topic: string, group: string, o: ResolvedConsumeOptions): Promise<PullSource> {
@@ -197,84 +337,86 @@ export class RedisMessageQueue extends BaseMessageQueue {
     let lastClaim = 0;
 
     // Acks of one event-loop turn go out as one XACK per stream with every id: one command
-    // instead of one per message. Each ack() still resolves only once Redis confirmed it.
-    type Settle = { resolve: () => void; reject: (err: unknown) => void };
-    let acks = new Map<string, { ids: string[]; settle: Settle[] }>();
+    // instead of one per message. Each ack() still resolves only once Redis confirmed it: they
+    // share the batch's promise (one promise per XACK, not one per message).
+    let acks = new Map<string, { ids: string[]; sent: Promise<void>; send: () => void }>();
     const flushAcks = () => {
       const turn = acks;
       acks = new Map();
-      for (const [stream, { ids, settle }] of turn) {
-        // Retry entries are read by this group only, so an acked one can go.
-        const sent =
-          stream === retry
-            ? this.redis
-                .multi()
-                .xack(stream, group, ...ids)
-                .xdel(stream, ...ids)
-                .exec()
-            : this.redis.xack(stream, group, ...ids);
-        sent.then(
-          () => {
-            for (const s of settle) s.resolve();
-          },
-          (err: unknown) => {
-            let failure: unknown = err;
-            try {
-              this.fail(err);
-            } catch (translated) {
-              failure = translated;
-            }
-            for (const s of settle) s.reject(failure);
-          },
-        );
+      for (const batch of turn.values()) batch.send();
+    };
+    const ackBatch = (stream: string) => {
+      const ids: string[] = [];
+      let send!: () => void;
+      const sent = new Promise<void>((resolve, reject) => {
+        send = () => {
+          // Retry entries are read by this group only, so an acked one can go.
+          const done =
+            stream === retry
+              ? this.redis
+                  .multi()
+                  .xack(stream, group, ...ids)
+                  .xdel(stream, ...ids)
+                  .exec()
+              : this.redis.xack(stream, group, ...ids);
+          done.then(
+            () => resolve(),
+            (err: unknown) => {
+              let failure: unknown = err;
+              try {
+                this.fail(err);
+              } catch (translated) {
+                failure = translated;
+              }
+              reject(failure);
+            },
+          );
+        };
+      });
+      return { ids, sent, send };
+    };
+    const ack = (stream: string, id: string): Promise<void> => {
+      let batch = acks.get(stream);
+      if (!batch) {
+        batch = ackBatch(stream);
+        acks.set(stream, batch);
+        if (acks.size === 1) setImmediate(flushAcks);
       }
+      batch.ids.push(id);
+      return batch.sent;
     };
 
-    const toPulled = (stream: string, id: string, f: Fields, count: number): Pulled => {
-      const isRetry = stream === retry ? '1' : '0';
-      const headers = f.h ? (JSON.parse(f.h) as Record<string, string>) : {};
-      const deliveryCount = Number(f.n ?? 0) + count;
-      const publicId = f.i ?? id;
-      return {
-        id: publicId,
-        payload: f.p ?? '',
-        ...(f.k === undefined ? {} : { key: f.k }),
-        headers,
-        deliveryCount,
-        ack: () =>
-          new Promise<void>((resolve, reject) => {
-            let batch = acks.get(stream);
-            if (!batch) {
-              batch = { ids: [], settle: [] };
-              acks.set(stream, batch);
-              if (acks.size === 1) setImmediate(flushAcks);
-            }
-            batch.ids.push(id);
-            batch.settle.push({ resolve, reject });
-          }),
-        nack: async (delayMs) => {
-          const again = flatten(f.p ?? '', { key: f.k, id: publicId, headers }, deliveryCount);
-          // The original entry id keeps the sorted-set member unique.
-          const member = JSON.stringify([...again, 'o', id]);
-          await this.call(() =>
-            this.redis.eval(NACK, 2, stream, delayed, group, id, name, Date.now() + delayMs, member, isRetry),
-          );
-        },
-        deadLetter: async (reason) => {
-          const h = deadLetterHeaders(headers, {
-            topic,
-            group,
-            id: publicId,
-            deliveries: deliveryCount,
-            reason,
-          });
-          const flat = flatten(f.p ?? '', { key: f.k, headers: h });
-          await this.call(() =>
-            this.redis.eval(DEAD_LETTER, 2, stream, dlq, group, id, name, isRetry, ...flat),
-          );
-        },
-      };
+    const nack = async (e: RedisEntry, delayMs: number) => {
+      const again = flatten(e.payload, { key: e.key, id: e.id, headers: e.headers }, e.deliveryCount);
+      // The original entry id keeps the sorted-set member unique.
+      const member = JSON.stringify([...again, 'o', e.entry]);
+      const isRetry = e.stream === retry ? '1' : '0';
+      await this.call(() =>
+        this.redis.eval(
+          NACK,
+          2,
+          e.stream,
+          delayed,
+          group,
+          e.entry,
+          name,
+          Date.now() + delayMs,
+          member,
+          isRetry,
+        ),
+      );
     };
+    const deadLetter = async (e: RedisEntry, reason: string) => {
+      const h = deadLetterHeaders(e.headers, { topic, group, id: e.id, deliveries: e.deliveryCount, reason });
+      const flat = flatten(e.payload, { key: e.key, headers: h });
+      const isRetry = e.stream === retry ? '1' : '0';
+      await this.call(() =>
+        this.redis.eval(DEAD_LETTER, 2, e.stream, dlq, group, e.entry, name, isRetry, ...flat),
+      );
+    };
+    const settle: EntrySettle = { ack, nack, deadLetter };
+    const toPulled = (stream: string, id: string, flat: string[], count: number): Pulled =>
+      new RedisEntry(settle, stream, id, flat, count);
 
     /** Entries idle longer than ackWait (their consumer died or hung) move to this consumer. */
     const claimAbandoned = async (max: number): Promise<Pulled[]> => {
@@ -289,7 +431,7 @@ export class RedisMessageQueue extends BaseMessageQueue {
           this.redis.xpending(stream, group, live[0]![0], live.at(-1)![0], live.length * 2, name),
         )) as [string, string, number, number][];
         const counts = new Map(pending.map((p) => [p[0], Number(p[3])]));
-        for (const [id, flat] of live) out.push(toPulled(stream, id, toFields(flat), counts.get(id) ?? 2));
+        for (const [id, flat] of live) out.push(toPulled(stream, id, flat, counts.get(id) ?? 2));
         if (out.length >= max) break;
       }
       return out;
@@ -331,7 +473,7 @@ export class RedisMessageQueue extends BaseMessageQueue {
             ),
           )) as StreamReply;
           for (const [stream, entries] of reply ?? []) {
-            for (const [id, flat] of entries) deliver(toPulled(stream, id, toFields(flat), 1));
+            for (const [id, flat] of entries) deliver(toPulled(stream, id, flat, 1));
           }
         } finally {
           signal.removeEventListener('abort', onAbort);
