@@ -370,7 +370,7 @@ function logShadow(
     shadow: true,
     ...(copy.ok
       ? {}
-      : { errorCode: `TRELLIS_E_SHADOW_${copy.failure === 'timeout' ? 'TIMEOUT' : 'FAILED'}` }),
+      : { errorCode: copy.failure === 'timeout' ? 'TRELLIS_E_SHADOW_TIMEOUT' : 'TRELLIS_E_SHADOW_FAILED' }),
   } as unknown as RequestContext;
   const status = copy.ok ? copy.answer.status : copy.failure === 'timeout' ? 504 : 502;
   log(line, path, status, copy.ms / 1000);
