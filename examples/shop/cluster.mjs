@@ -10,8 +10,8 @@
 //   2 pipelines       one consumer group per stage on NATS JetStream, state in Redis
 //   config server     on PostgreSQL; the wishlist sidecar's state in Redis, pub/sub on NATS
 //
-// Every name is prefixed (--prefix, default `shop`), so two clusters never share a table, key
-// or stream. The engines' URLs come from SHOP_POSTGRES, SHOP_REDIS, SHOP_NATS and SHOP_ETCD.
+// Every name is prefixed (--prefix, default `shop`), so two clusters never share a table, key,
+// stream or rate-limit counter. The engines' URLs come from SHOP_POSTGRES, SHOP_REDIS, SHOP_NATS and SHOP_ETCD.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
@@ -142,7 +142,9 @@ export async function clusterLayout(base, { data, prefix }) {
     g.listen = { ...g.listen, port: await port(g.listen?.port ?? 8080, i) };
     g.admin = { ...g.admin, port: await port(g.admin?.port ?? 9901, i), peers };
     g.services.orders.upstreams = ordersUrls;
-    for (const m of Object.values(g.middlewares ?? {})) if (m.rateLimit) m.rateLimit.store = e.limits;
+    for (const [name, m] of Object.entries(g.middlewares ?? {})) {
+      if (m.rateLimit) m.rateLimit = { ...m.rateLimit, store: e.limits, prefix: `${prefix}:rl:${name}:` };
+    }
     for (const r of g.routes ?? [])
       if (r.translate?.file) r.translate.file = absolute(base.dir, r.translate.file);
     gateways.push(write(`gateway-${i + 1}.yaml`, g));
