@@ -40,16 +40,20 @@ export async function start(env) {
     cacheFile: join(c.data, `orders-config-cache${c.instance ? `-${c.instance}` : ''}.json`),
   });
   const stopping = new AbortController();
-  const feed = orderFeed((event) => post(`${c.pipeline}`, event, { 'idempotency-key': event.eventId }));
+  const feed = orderFeed((event) => post(c.pipeline, event, { 'idempotency-key': event.eventId }));
   const projections = [orderHistory, feed];
   const running = projections.map((p) => keepProjecting(store, p, stopping.signal));
   const commands = commandBus()
     .use(idempotency({ store: kvIdempotencyStore(kv, { prefix: 'shop/orders/' }) }))
     .register('checkout', (payload) => checkout(store, config, c, payload));
+  // Its panels are for the dashboard: a listener that never binds is said, not fatal.
   const admin = listenWhenFree(c.admin, () => [
     projectionsPanel(store, projections, 'Orders: projections'),
     configPanel(config, 'Orders: configuration'),
-  ]);
+  ]).catch((err) => {
+    console.error(`orders: no admin listener on port ${c.admin}: ${err.message}`);
+    return undefined;
+  });
   service = { store, kv, config, commands, stopping, running, admin };
 }
 
