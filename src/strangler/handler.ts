@@ -183,19 +183,21 @@ export const stranglerHandler = defineHandler({
       const failed = !copy.ok || copy.answer.status >= 500;
       if (copySide === 'modern') guard?.record(failed, copy.ms);
       if (failed) counts[copySide === 'legacy' ? 'legacyErrors' : 'modernErrors']++;
-      log.info(
-        {
-          shadow: true,
-          reqId: ctx.requestId,
-          side: copySide,
-          method: ctx.req.method,
-          path: ctx.path,
-          status: copy.ok ? copy.answer.status : undefined,
-          failure: copy.ok ? undefined : copy.failure,
-          ms: Math.round(copy.ms * 10) / 10,
-        },
-        'shadow request',
-      );
+      // Built only when it is written: at the usual warn level the line costs nothing.
+      if (log.isLevelEnabled('info'))
+        log.info(
+          {
+            shadow: true,
+            reqId: ctx.requestId,
+            side: copySide,
+            method: ctx.req.method,
+            path: ctx.path,
+            status: copy.ok ? copy.answer.status : undefined,
+            failure: copy.ok ? undefined : copy.failure,
+            ms: Math.round(copy.ms * 10) / 10,
+          },
+          'shadow request',
+        );
       // A primary that did not complete (client gone) or that the gateway answered itself
       // (legacy down: 502) leaves nothing to compare the copy with.
       if (primary === undefined || ctx.errorCode !== undefined || !copy.ok) {
