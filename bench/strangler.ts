@@ -106,6 +106,9 @@ routes:
   - name: shadow-diff
     match: { path: /shadow/items/:id }
     ${s('shadow', ', shadow: { concurrency: 256, queue: 1024 }')}
+  - name: shadow-sampled
+    match: { path: /sampled/items/:id }
+    ${s('shadow', ', shadow: { concurrency: 256, queue: 1024, sample: 0.25 }')}
 `,
   );
   const gateway = startProcess(
@@ -120,6 +123,8 @@ routes:
     { name: 'strangler legacy', url: `${base}/legacy/items/42` },
     { name: 'strangler canary 50', url: `${base}/canary/items/42` },
     { name: 'strangler shadow + diff', url: `${base}/shadow/items/42` },
+    // Not one of the issue's targets: the same shadow route copying a quarter of its requests.
+    { name: 'shadow sample 0.25', url: `${base}/sampled/items/42` },
   ];
   for (const t of targets) {
     await waitForHttp(t.url, 20_000).catch((err: Error) => {
@@ -156,6 +161,7 @@ routes:
   const legacy = summary.get('strangler legacy')!;
   const canary = summary.get('strangler canary 50')!;
   const shadow = summary.get('strangler shadow + diff')!;
+  const sampled = summary.get('shadow sample 0.25')!;
   const sent = count('trellis_strangler_shadow_total{route="shadow-diff",outcome="sent"');
   const dropped = count('trellis_strangler_shadow_total{route="shadow-diff",outcome="dropped"');
   const compared = count('trellis_strangler_comparisons_total{route="shadow-diff"');
@@ -170,6 +176,10 @@ routes:
         ['strangler shadow + diff / plain (req/s)', ratio(shadow.rps, plain.rps)],
         ['shadow p50 - plain p50 (ms)', (shadow.p50 - plain.p50).toFixed(2)],
         ['shadow p99 - plain p99 (ms)', (shadow.p99 - plain.p99).toFixed(2)],
+        ['shadow CPU/req / plain CPU/req', ratio(shadow.cpuUs, plain.cpuUs)],
+        ['sample 0.25 / plain (req/s)', ratio(sampled.rps, plain.rps)],
+        ['sample 0.25 p50 - plain p50 (ms)', (sampled.p50 - plain.p50).toFixed(2)],
+        ['sample 0.25 CPU/req / plain CPU/req', ratio(sampled.cpuUs, plain.cpuUs)],
       ],
     ),
   );

@@ -137,6 +137,50 @@ describe('strangler: handler', () => {
     );
   });
 
+  it('counts byte-equal answers as matches, copies only the sampled share, times out a silent modern', async () => {
+    const legacy = await origin((_req, res) => json(res, { same: true }));
+    const modern = await origin((_req, res) => json(res, { same: true }));
+    const g = await strangle(
+      '{ legacy: legacy, modern: modern, mode: shadow }',
+      { legacy: legacy.url, modern: modern.url },
+      'r-equal',
+    );
+    for (let i = 0; i < 3; i++) expect(await (await fetch(`${g.url}/s`)).json()).toEqual({ same: true });
+    await until(() => g.view().report().compared === 3, 'three comparisons');
+    expect(g.view().report().mismatched).toBe(0);
+
+    const none = await strangle(
+      '{ legacy: legacy, modern: modern, mode: shadow, shadow: { sample: 0 } }',
+      { legacy: legacy.url, modern: modern.url },
+      'r-sampled',
+    );
+    const before = modern.seen.length;
+    for (let i = 0; i < 4; i++) expect((await fetch(`${none.url}/t`)).status).toBe(200);
+    expect(none.view().shadow()).toMatchObject({ sent: 0, skipped: 4 });
+    expect(modern.seen.length).toBe(before);
+    expect(await none.metrics.getSingleMetricAsString('trellis_strangler_shadow_total')).toMatch(
+      /outcome="skipped_sample",side=""} 4/,
+    );
+
+    const parked: ServerResponse[] = [];
+    const silent = await origin((_req, res) => parked.push(res));
+    cleanups.push(() => {
+      for (const p of parked) p.destroy();
+    });
+    const slow = await strangle(
+      '{ legacy: legacy, modern: modern, mode: shadow, shadow: { timeout: 100ms } }',
+      { legacy: legacy.url, modern: silent.url },
+      'r-slow',
+    );
+    const started = performance.now();
+    expect((await fetch(`${slow.url}/u`)).status).toBe(200);
+    expect((await fetch(`${slow.url}/u`)).status).toBe(200);
+    expect(performance.now() - started).toBeLessThan(1000);
+    await until(() => slow.view().report().failed === 2, 'both copies timed out');
+    expect(slow.view().errors().modern).toBe(2);
+    expect(slow.view().shadow()).toMatchObject({ running: 0, waiting: 0 });
+  });
+
   it('drops copies when the queue is full and never copies unsafe methods', async () => {
     const legacy = await origin((_req, res) => json(res, { ok: true }));
     const parked: ServerResponse[] = [];

@@ -5,7 +5,7 @@ import { type ForwardOptions, forward } from '../http/exchange/index.js';
 import { sendProblem } from '../http/problem.js';
 import type { AccessLog, RequestContext } from '../http/types.js';
 import type { ServicePool } from '../http/upstream/types.js';
-import { type Answer, compareAnswers, compileIgnore, type IgnoreRules } from './diff.js';
+import { compileIgnore, type IgnoreRules } from './diff.js';
 import { stickyKeyFunction } from './key.js';
 import { GuardRails, LiveState } from './live.js';
 import { stranglerMetrics } from './metrics.js';
@@ -14,8 +14,19 @@ import { NoiseModel } from './noise.js';
 import { stranglerSchema } from './options.js';
 import { stranglerPanel, stranglerSetAction } from './panel.js';
 import { ReportPublisher } from './reports.js';
-import { type CopyOutcome, captureAnswer, copyRequest, sendCopy, teeRequestBody } from './shadow.js';
-import { ShadowQueue } from './shadow-queue.js';
+import {
+  answerOf,
+  CopyDeadlines,
+  type CopyOutcome,
+  captureAnswer,
+  compareRaw,
+  copyRequest,
+  type RawAnswer,
+  sameBody,
+  sendCopy,
+  teeRequestBody,
+} from './shadow.js';
+import { ComparisonQueue, ShadowQueue } from './shadow-queue.js';
 import { defaultStateStore, MigrationState } from './state.js';
 import { stepRoute } from './step.js';
 import { toModern } from './sticky.js';
@@ -36,6 +47,10 @@ function evidenceOf(key: string, make: () => Evidence): Evidence {
   }
   return e;
 }
+
+/** Comparisons waiting at most per route (beyond: dropped, counted), and run per turn. */
+const COMPARISONS_WAITING = 4096;
+const COMPARISON_BATCH = 128;
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const ROUTE_NAME = /^[\w.:-]{1,200}$/;
@@ -94,6 +109,14 @@ export const stranglerHandler = defineHandler({
     };
     const stickyKey = stickyKeyFunction(o.sticky);
     const queue = new ShadowQueue(o.shadow.concurrency, o.shadow.queue);
+    const deadlines = new CopyDeadlines(o.shadow.timeout);
+    const sample = o.shadow.sample;
+    const comparisons = new ComparisonQueue(
+      COMPARISONS_WAITING,
+      COMPARISON_BATCH,
+      (err) => log.warn({ err }, 'shadow comparison failed'),
+      () => metrics.compared('dropped'),
+    );
     const limits = {
       timeoutMs: o.shadow.timeout,
       maxBodySize: o.shadow.maxBodySize,
@@ -153,26 +176,28 @@ export const stranglerHandler = defineHandler({
     const compare = (
       ctx: RequestContext,
       primarySide: 'legacy' | 'modern',
-      primary: Answer | undefined,
+      primary: RawAnswer | undefined,
       copy: CopyOutcome,
     ) => {
       const copySide = primarySide === 'legacy' ? 'modern' : 'legacy';
       const failed = !copy.ok || copy.answer.status >= 500;
       if (copySide === 'modern') guard?.record(failed, copy.ms);
       if (failed) counts[copySide === 'legacy' ? 'legacyErrors' : 'modernErrors']++;
-      log.info(
-        {
-          shadow: true,
-          reqId: ctx.requestId,
-          side: copySide,
-          method: ctx.req.method,
-          path: ctx.path,
-          status: copy.ok ? copy.answer.status : undefined,
-          failure: copy.ok ? undefined : copy.failure,
-          ms: Math.round(copy.ms * 10) / 10,
-        },
-        'shadow request',
-      );
+      // Built only when it is written: at the usual warn level the line costs nothing.
+      if (log.isLevelEnabled('info'))
+        log.info(
+          {
+            shadow: true,
+            reqId: ctx.requestId,
+            side: copySide,
+            method: ctx.req.method,
+            path: ctx.path,
+            status: copy.ok ? copy.answer.status : undefined,
+            failure: copy.ok ? undefined : copy.failure,
+            ms: Math.round(copy.ms * 10) / 10,
+          },
+          'shadow request',
+        );
       // A primary that did not complete (client gone) or that the gateway answered itself
       // (legacy down: 502) leaves nothing to compare the copy with.
       if (primary === undefined || ctx.errorCode !== undefined || !copy.ok) {
@@ -180,13 +205,18 @@ export const stranglerHandler = defineHandler({
         metrics.compared('failed');
         return;
       }
-      const difference = compareAnswers(primary, copy.answer, { ignore, noise: noise.paths, rules });
-      mismatches.record(
-        { requestId: ctx.requestId, method: ctx.req.method ?? 'GET', path: ctx.path, primary: primarySide },
-        difference,
-        primary,
-        copy.answer,
-      );
+      const { difference, answers } = compareRaw(primary, copy.answer, { ignore, noise: noise.paths, rules });
+      const request = {
+        requestId: ctx.requestId,
+        method: ctx.req.method ?? 'GET',
+        path: ctx.path,
+        primary: primarySide,
+      };
+      if (difference.equal) mismatches.matched();
+      else {
+        const [a, b] = answers();
+        mismatches.record(request, difference, a, b);
+      }
       metrics.compared(difference.equal ? 'match' : 'mismatch');
     };
 
@@ -210,6 +240,13 @@ export const stranglerHandler = defineHandler({
         (h['content-length'] !== undefined && h['content-length'] !== '0');
       if (hasBody && Number(h['content-length'] ?? 0) > limits.maxBodySize) {
         metrics.shadowSkipped('body');
+        shadowCounts.skipped++;
+        forward(ctx, primaryPool, forwardOptions);
+        return;
+      }
+      if (sample < 1 && Math.random() >= sample) {
+        // Not in the sampled share: no copy, and nothing at all done for one on this request.
+        metrics.shadowSkipped('sample');
         shadowCounts.skipped++;
         forward(ctx, primaryPool, forwardOptions);
         return;
@@ -251,7 +288,7 @@ export const stranglerHandler = defineHandler({
           await slot.start;
           metrics.shadowSent(copySide);
           shadowCounts.sent++;
-          copy = await sendCopy(copyPool, request, copyBody, limits);
+          copy = await sendCopy(copyPool, request, copyBody, limits, deadlines);
         } catch (err) {
           copy = { ok: false, failure: (err as Error).message, ms: 0 };
         } finally {
@@ -263,14 +300,18 @@ export const stranglerHandler = defineHandler({
         if (slot2 !== undefined) {
           try {
             await slot2.start;
-            const second = await sendCopy(legacy, again!, undefined, limits);
-            if (second.ok && primary !== undefined) noise.learn(primary, second.answer);
+            const second = await sendCopy(legacy, again!, undefined, limits, deadlines);
+            if (second.ok && primary !== undefined) {
+              // Byte-equal answers teach nothing but the count; others are parsed and diffed.
+              if (sameBody(primary, second.answer)) noise.agreed();
+              else noise.learn(answerOf(primary), answerOf(second.answer));
+            }
           } finally {
             slot2.done();
           }
         }
-        // Compared off the request's path: the client has its answer by now.
-        setImmediate(() => compare(ctx, primarySide, primary, copy));
+        // Compared off the request's path (the client has its answer by now), in batches.
+        comparisons.push(() => compare(ctx, primarySide, primary, copy));
       })();
     };
 

@@ -9,10 +9,10 @@ export interface StranglerMetrics {
   answered(side: 'legacy' | 'modern' | 'none', mode: string): void;
   /** A shadow copy sent (`side` is the side copied to). */
   shadowSent(side: 'legacy' | 'modern'): void;
-  /** A shadow copy not sent: `full` (queue), `body` (too large), `unsafe` (method). */
-  shadowSkipped(reason: 'full' | 'body' | 'unsafe'): void;
-  /** A comparison's outcome. */
-  compared(outcome: 'match' | 'mismatch' | 'failed'): void;
+  /** A shadow copy not sent: `full` (queue), `body` (too large), `unsafe` (method), `sample` (not in shadow.sample). */
+  shadowSkipped(reason: 'full' | 'body' | 'unsafe' | 'sample'): void;
+  /** A comparison's outcome (`dropped`: too many comparisons waiting, not run). */
+  compared(outcome: 'match' | 'mismatch' | 'failed' | 'dropped'): void;
   /** An automatic step back written by the guard. */
   stepBack(from: string, to: string): void;
 }
@@ -39,7 +39,7 @@ export function stranglerMetrics(registry: Registry, route: string): StranglerMe
     () =>
       new Counter({
         name: 'trellis_strangler_shadow_total',
-        help: 'Shadow copies by outcome: sent (to side), dropped (queue full), skipped (body too large, unsafe method)',
+        help: 'Shadow copies by outcome: sent (to side), dropped (queue full), skipped (body too large, unsafe method, not sampled)',
         labelNames: ['route', 'outcome', 'side'],
         registers: [registry],
       }),
@@ -50,7 +50,7 @@ export function stranglerMetrics(registry: Registry, route: string): StranglerMe
     () =>
       new Counter({
         name: 'trellis_strangler_comparisons_total',
-        help: 'Answer comparisons by outcome (match, mismatch, failed: the copy had no comparable answer)',
+        help: 'Answer comparisons by outcome (match, mismatch, failed: the copy had no comparable answer, dropped: too many waiting)',
         labelNames: ['route', 'outcome'],
         registers: [registry],
       }),
@@ -75,11 +75,13 @@ export function stranglerMetrics(registry: Registry, route: string): StranglerMe
     full: shadow.labels(route, 'dropped', ''),
     body: shadow.labels(route, 'skipped_body', ''),
     unsafe: shadow.labels(route, 'skipped_unsafe', ''),
+    sample: shadow.labels(route, 'skipped_sample', ''),
   };
   const outcome = {
     match: comparisons.labels(route, 'match'),
     mismatch: comparisons.labels(route, 'mismatch'),
     failed: comparisons.labels(route, 'failed'),
+    dropped: comparisons.labels(route, 'dropped'),
   };
   return {
     answered(side, mode) {

@@ -83,6 +83,11 @@ export class MismatchLog {
     this.#failed++;
   }
 
+  /** One comparison that found the answers equal (the bodies need not be parsed for it). */
+  matched(): void {
+    this.#compared++;
+  }
+
   /** One comparison; keeps it when it is a mismatch (sampled). */
   record(
     request: { requestId: string; method: string; path: string; primary: 'legacy' | 'modern' },

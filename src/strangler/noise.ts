@@ -22,6 +22,11 @@ export class NoiseModel {
     }
   }
 
+  /** Two legacy answers with byte-equal bodies: a sample that found nothing noisy. */
+  agreed(): void {
+    this.#samples++;
+  }
+
   /** The noisy paths (generalized). */
   get paths(): ReadonlySet<string> {
     return this.#paths;

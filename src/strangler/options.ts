@@ -48,6 +48,12 @@ export const stranglerSchema = z.strictObject({
       maxBodySize: size().default(1024 * 1024),
       /** Largest answer body (each side) read for the comparison; larger ones compare status and headers only. */
       maxResponseSize: size().default(1024 * 1024),
+      /**
+       * Share of eligible requests copied (1: every one). The others are forwarded as in legacy
+       * mode, with no tee, no capture and no comparison: the way to bound the shadow side's CPU
+       * on a busy route, at the price of fewer samples.
+       */
+      sample: z.number().min(0).max(1).default(1),
       /** Copy POST, PUT, PATCH, DELETE too (only when the other side is safe to call twice). */
       unsafe: z.boolean().default(false),
     })

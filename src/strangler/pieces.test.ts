@@ -5,7 +5,8 @@ import { compareAnswers } from './diff.js';
 import { cookieValue, stickyKeyFunction } from './key.js';
 import { LiveState } from './live.js';
 import { MismatchLog, valueAt } from './mismatches.js';
-import { ShadowQueue } from './shadow-queue.js';
+import { answerOf, CopyDeadlines, compareRaw, sameBody } from './shadow.js';
+import { ComparisonQueue, ShadowQueue } from './shadow-queue.js';
 import { MigrationState } from './state.js';
 
 const answer = (body: unknown, status = 200, headers: Record<string, string> = {}) => ({
@@ -167,5 +168,85 @@ describe('live state', () => {
     live.close();
     other.close();
     await store.close();
+  });
+});
+
+describe('shadow copies: shared deadlines, raw answers, batched comparisons', () => {
+  it('expires copies in start order on one timer, and forgets copies that ended', async () => {
+    const list = new CopyDeadlines(30);
+    const first = list.start();
+    const second = list.start();
+    const third = list.start();
+    const fired: string[] = [];
+    first.once('abort', () => fired.push('first'));
+    const l2 = () => fired.push('second');
+    second.once('abort', l2);
+    second.off('abort', l2);
+    third.once('abort', () => fired.push('third'));
+    second.done();
+    expect(list.size).toBe(2);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(fired).toEqual(['first', 'third']);
+    expect(first.aborted).toBe(true);
+    expect((first.reason as Error).name).toBe('TimeoutError');
+    expect(second.aborted).toBe(false);
+    expect(list.size).toBe(0);
+    // A copy started after the timer went idle gets a timer again.
+    const late = list.start();
+    await new Promise((r) => setTimeout(r, 60));
+    expect(late.aborted).toBe(true);
+  });
+
+  it('compares byte-equal bodies without parsing, and parses different ones', () => {
+    const raw = (body: string, headers: Record<string, string> = {}) => ({
+      status: 200,
+      headers: { 'content-type': 'application/json', ...headers },
+      raw: Buffer.from(body),
+    });
+    const same = compareRaw(raw('{"a":1}'), raw('{"a":1}'), { rules: { compareHeaders: ['content-type'] } });
+    expect(same.difference.equal).toBe(true);
+    expect(sameBody(raw('{"a":1}'), raw('{"a":1}'))).toBe(true);
+    // Same bytes but another compared header: not equal, and the answers can still be kept.
+    const header = compareRaw(raw('{"a":1}'), raw('{"a":1}', { 'content-type': 'text/plain' }), {
+      rules: { compareHeaders: ['content-type'] },
+    });
+    expect(header.difference.equal).toBe(false);
+    expect(header.answers()[0].body).toEqual({ a: 1 });
+    // Different bytes, same JSON: equal after parsing.
+    expect(compareRaw(raw('{"a":1,"b":2}'), raw('{"b":2, "a":1}'), {}).difference.equal).toBe(true);
+    const diff = compareRaw(raw('{"a":1}'), raw('{"a":2}'), {});
+    expect(diff.difference.changed).toEqual(['a']);
+    // Too large on both sides: the bodies count as equal, as before.
+    const big = { status: 200, headers: {}, raw: undefined };
+    expect(sameBody(big, { ...big })).toBe(true);
+    expect(sameBody(big, raw('{}'))).toBe(false);
+    expect(answerOf(big).body).toMatch(/maxResponseSize/);
+  });
+
+  it('runs comparisons in batches off the current turn, drops and counts past its bound', async () => {
+    const errors: unknown[] = [];
+    let drops = 0;
+    const q = new ComparisonQueue(
+      3,
+      2,
+      (e) => errors.push(e),
+      () => drops++,
+    );
+    const ran: number[] = [];
+    for (let i = 0; i < 4; i++) q.push(() => ran.push(i));
+    q.push(() => {});
+    expect(ran).toEqual([]);
+    expect(q.dropped).toBe(2);
+    expect(drops).toBe(2);
+    await new Promise((r) => setImmediate(r));
+    expect(ran).toEqual([0, 1]);
+    await new Promise((r) => setImmediate(r));
+    expect(ran).toEqual([0, 1, 2]);
+    q.push(() => {
+      throw new Error('boom');
+    });
+    await new Promise((r) => setImmediate(r));
+    expect(errors).toHaveLength(1);
+    expect(q.waiting).toBe(0);
   });
 });

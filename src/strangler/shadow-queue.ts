@@ -66,3 +66,56 @@ export class ShadowQueue {
     else this.#running--;
   }
 }
+
+/**
+ * The comparisons waiting to run, off the request path: jobs are run in batches of `batch` per
+ * turn of the event loop (one setImmediate per batch, not per comparison), so I/O gets its turn
+ * between batches; at most `max` wait, beyond which a comparison is dropped and counted rather
+ * than let a burst of copies pile up answers in memory.
+ */
+export class ComparisonQueue {
+  readonly #pending: Array<() => void> = [];
+  #scheduled = false;
+  /** Comparisons dropped because `max` were waiting, since start. */
+  dropped = 0;
+
+  constructor(
+    readonly max: number,
+    readonly batch: number,
+    private readonly onError: (err: unknown) => void,
+    private readonly onDrop: () => void = () => {},
+  ) {}
+
+  get waiting(): number {
+    return this.#pending.length;
+  }
+
+  /** Queues one comparison; false (dropped, counted) when full. */
+  push(job: () => void): boolean {
+    if (this.#pending.length >= this.max) {
+      this.dropped++;
+      this.onDrop();
+      return false;
+    }
+    this.#pending.push(job);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(this.#drain);
+    }
+    return true;
+  }
+
+  readonly #drain = (): void => {
+    const n = Math.min(this.batch, this.#pending.length);
+    const jobs = this.#pending.splice(0, n);
+    for (const job of jobs) {
+      try {
+        job();
+      } catch (err) {
+        this.onError(err);
+      }
+    }
+    if (this.#pending.length > 0) setImmediate(this.#drain);
+    else this.#scheduled = false;
+  };
+}

@@ -1,11 +1,11 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
-import { exchange } from '../http/exchange/index.js';
+import { type ExchangeSignal, exchange } from '../http/exchange/index.js';
 import { upstreamRequestHeaders } from '../http/forward.js';
 import type { ResponseFilter } from '../http/response.js';
 import type { RequestContext } from '../http/types.js';
 import type { ServicePool } from '../http/upstream/types.js';
-import { type Answer, bodyOf } from './diff.js';
+import { type Answer, bodyOf, compareAnswers, type Difference, type IgnoreRules } from './diff.js';
 
 /**
  * One shadowed request: the primary answer streams to the client untouched (the `forward`
@@ -16,12 +16,27 @@ import { type Answer, bodyOf } from './diff.js';
  * gets the same chunks, kept up to `maxBodySize` (a larger body drops the copy, never the
  * primary). Nothing here can delay or fail the primary: the copy's failures only end up in the
  * comparison's outcome.
+ *
+ * What runs on the client's path is kept to pushing chunk references: both answers are kept raw
+ * (status, a few headers, the body bytes) and only decoded and parsed by the comparison, off the
+ * request path, and not at all when both bodies are byte-equal.
  */
 
 /** The other side's answer, or why there is none. */
 export type CopyOutcome =
-  | { ok: true; answer: Answer; ms: number }
+  | { ok: true; answer: RawAnswer; ms: number }
   | { ok: false; failure: string; status?: number; ms: number };
+
+/**
+ * An answer as it came (the kept headers, content-encoding included, and the body bytes):
+ * decoded and parsed only by `compareRaw`, when the bytes of the two sides differ.
+ */
+export interface RawAnswer {
+  status: number;
+  headers: Record<string, string | undefined>;
+  /** undefined: larger than shadow.maxResponseSize, not compared. */
+  raw: Buffer | undefined;
+}
 
 export interface ShadowLimits {
   timeoutMs: number;
@@ -64,7 +79,7 @@ export function teeRequestBody(ctx: RequestContext, max: number): Promise<Buffer
 /** A response filter that copies the primary answer aside while it goes out unchanged. */
 export function captureAnswer(maxSize: number): {
   filter: ResponseFilter;
-  answer: Promise<Answer | undefined>;
+  answer: Promise<RawAnswer | undefined>;
   /** The response closed: resolves `answer` with undefined unless it already ended. */
   abandon: () => void;
 } {
@@ -73,8 +88,8 @@ export function captureAnswer(maxSize: number): {
   const chunks: Buffer[] = [];
   let size = 0;
   let over = false;
-  let settle!: (a: Answer | undefined) => void;
-  const answer = new Promise<Answer | undefined>((r) => {
+  let settle!: (a: RawAnswer | undefined) => void;
+  const answer = new Promise<RawAnswer | undefined>((r) => {
     settle = r;
   });
   const filter: ResponseFilter = {
@@ -99,7 +114,12 @@ export function captureAnswer(maxSize: number): {
     },
     end(out) {
       out.end();
-      settle(over ? { status, headers, body: TOO_LARGE } : answerOf(status, headers, Buffer.concat(chunks)));
+      // Only references were kept on the way out; joining (and any decoding) waits for the comparison.
+      settle({
+        status,
+        headers,
+        raw: over ? undefined : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks),
+      });
     },
   };
   return { filter, answer, abandon: () => settle(undefined) };
@@ -137,8 +157,10 @@ export async function sendCopy(
   request: CopyRequest,
   body: Buffer | undefined,
   limits: ShadowLimits,
+  deadlines: CopyDeadlines,
 ): Promise<CopyOutcome> {
   const started = performance.now();
+  const deadline = deadlines.start();
   const result = await exchange(pool, {
     method: request.method,
     path: request.path,
@@ -146,17 +168,138 @@ export async function sendCopy(
     body,
     maxBodySize: limits.maxResponseSize,
     retry: false,
-    signal: AbortSignal.timeout(limits.timeoutMs),
+    signal: deadline,
     isDeadline: () => true,
     hashKey: request.hashKey,
   });
+  deadline.done();
   const ms = performance.now() - started;
   if (!result.ok) {
     if (result.failure === 'tooLarge' && result.status !== undefined)
-      return { ok: true, answer: { status: result.status, headers: {}, body: TOO_LARGE }, ms };
+      return { ok: true, answer: { status: result.status, headers: {}, raw: undefined }, ms };
     return { ok: false, failure: result.failure, ms };
   }
-  return { ok: true, answer: answerOf(result.status, keptHeaders(result.headers), result.body), ms };
+  return {
+    ok: true,
+    answer: { status: result.status, headers: keptHeaders(result.headers), raw: result.body },
+    ms,
+  };
+}
+
+/**
+ * The copies' deadlines of one route, on one timer: every copy has the same timeout, so they
+ * expire in the order they started, and a linked list in start order with a timer for its head
+ * replaces a timer and an AbortSignal per copy. A copy that ends leaves the list at once.
+ */
+export class CopyDeadlines {
+  #head: Deadline | undefined;
+  #tail: Deadline | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(readonly timeoutMs: number) {}
+
+  /** A deadline `timeoutMs` from now, as a cancellation signal for the exchange. */
+  start(): Deadline {
+    const d = new Deadline(performance.now() + this.timeoutMs, this);
+    if (this.#tail === undefined) this.#head = d;
+    else {
+      this.#tail.next = d;
+      d.prev = this.#tail;
+    }
+    this.#tail = d;
+    if (this.#timer === undefined) this.#schedule(d.at);
+    return d;
+  }
+
+  /** Copies waiting on the timer now. */
+  get size(): number {
+    let n = 0;
+    for (let d = this.#head; d !== undefined; d = d.next) n++;
+    return n;
+  }
+
+  /** @internal */
+  remove(d: Deadline): void {
+    if (d.prev !== undefined) d.prev.next = d.next;
+    else if (this.#head === d) this.#head = d.next;
+    else return;
+    if (d.next !== undefined) d.next.prev = d.prev;
+    else this.#tail = d.prev;
+    d.prev = d.next = undefined;
+    // The timer is left as it is: it fires early at worst, finds nothing due, and is set again.
+  }
+
+  #schedule(at: number): void {
+    this.#timer = setTimeout(this.#fire, Math.max(1, Math.ceil(at - performance.now())));
+    this.#timer.unref();
+  }
+
+  readonly #fire = (): void => {
+    this.#timer = undefined;
+    const now = performance.now();
+    // Expiring runs listeners that may end other copies (remove), so the head is re-read each time.
+    while (this.#head !== undefined && this.#head.at <= now) {
+      const d = this.#head;
+      this.remove(d);
+      d.expire();
+    }
+    if (this.#head !== undefined && this.#timer === undefined) this.#schedule(this.#head.at);
+  };
+}
+
+const DEADLINE_PASSED = Object.assign(new Error('shadow copy deadline passed'), { name: 'TimeoutError' });
+
+/** One copy's deadline: the emitter form of an exchange signal (`aborted`, `reason`, `abort`). */
+export class Deadline implements Extract<ExchangeSignal, { once: unknown }> {
+  aborted = false;
+  reason: unknown = undefined;
+  prev: Deadline | undefined;
+  next: Deadline | undefined;
+  #listener: (() => void) | undefined;
+  #more: Array<() => void> | undefined;
+
+  constructor(
+    readonly at: number,
+    private readonly list: CopyDeadlines,
+  ) {}
+
+  once(_event: 'abort', listener: () => void): this {
+    if (this.#listener === undefined) this.#listener = listener;
+    else {
+      this.#more ??= [];
+      this.#more.push(listener);
+    }
+    return this;
+  }
+
+  off(_event: 'abort', listener: () => void): this {
+    if (this.#listener === listener) this.#listener = undefined;
+    else if (this.#more !== undefined) {
+      const i = this.#more.indexOf(listener);
+      if (i !== -1) this.#more.splice(i, 1);
+    }
+    return this;
+  }
+
+  /** The copy ended: it no longer waits on the timer. */
+  done(): void {
+    this.list.remove(this);
+    this.#listener = undefined;
+    this.#more = undefined;
+  }
+
+  /** @internal The deadline passed. */
+  expire(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = DEADLINE_PASSED;
+    const first = this.#listener;
+    const more = this.#more;
+    this.#listener = undefined;
+    this.#more = undefined;
+    first?.();
+    if (more !== undefined) for (const l of more) l();
+  }
 }
 
 function keptHeaders(h: IncomingHttpHeaders): Record<string, string | undefined> {
@@ -169,9 +312,11 @@ function keptHeaders(h: IncomingHttpHeaders): Record<string, string | undefined>
 }
 
 /** An answer as the comparison sees it: decoded when compressed, parsed when JSON. */
-function answerOf(status: number, headers: Record<string, string | undefined>, raw: Buffer): Answer {
+export function answerOf(answer: RawAnswer): Answer {
+  const { status, headers, raw } = answer;
+  const { 'content-encoding': encoding, ...compared } = headers;
+  if (raw === undefined) return { status, headers: compared, body: TOO_LARGE };
   let bytes = raw;
-  const encoding = headers['content-encoding'];
   try {
     // Decoded for the comparison only (bounded: the input is at most maxResponseSize); two sides
     // compressing the same JSON differently are not a difference.
@@ -182,6 +327,40 @@ function answerOf(status: number, headers: Record<string, string | undefined>, r
   } catch {
     bytes = raw;
   }
-  const { 'content-encoding': _, ...compared } = headers;
   return { status, headers: compared, body: bodyOf(bytes.toString('utf8'), headers['content-type']) };
+}
+
+/** Both bodies the same bytes (same encoding), or both too large to compare: equal without parsing. */
+export function sameBody(a: RawAnswer, b: RawAnswer): boolean {
+  if (a.raw === undefined || b.raw === undefined) return a.raw === b.raw;
+  return a.headers['content-encoding'] === b.headers['content-encoding'] && a.raw.equals(b.raw);
+}
+
+/**
+ * Compares two raw answers: byte-equal bodies (the common case once a migration is going well)
+ * skip decoding, JSON parsing and the structural diff, only status and headers are compared.
+ * `answers()` gives the parsed answers (parsed once) for a mismatch that keeps them.
+ */
+export function compareRaw(
+  primary: RawAnswer,
+  candidate: RawAnswer,
+  options: { ignore?: (path: string) => boolean; noise?: ReadonlySet<string>; rules?: IgnoreRules },
+): { difference: Difference; answers: () => [Answer, Answer] } {
+  let parsed: [Answer, Answer] | undefined;
+  const answers = (): [Answer, Answer] => {
+    parsed ??= [answerOf(primary), answerOf(candidate)];
+    return parsed;
+  };
+  if (sameBody(primary, candidate)) {
+    const { 'content-encoding': _a, ...ha } = primary.headers;
+    const { 'content-encoding': _b, ...hb } = candidate.headers;
+    const difference = compareAnswers(
+      { status: primary.status, headers: ha, body: null },
+      { status: candidate.status, headers: hb, body: null },
+      options,
+    );
+    return { difference, answers };
+  }
+  const [a, b] = answers();
+  return { difference: compareAnswers(a, b, options), answers };
 }

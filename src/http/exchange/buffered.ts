@@ -1,5 +1,4 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { AttemptOutcome, ServicePool, Upstream } from '../upstream/types.js';
 import { failureOf } from './outcome.js';
@@ -106,55 +105,160 @@ function aborted(request: ExchangeRequest, attempts: number, upstream: string): 
   return upstream === '' ? { ok: false, failure, attempts } : { ok: false, failure, upstream, attempts };
 }
 
-async function attemptOnce(
+function attemptOnce(
   upstream: Upstream,
   request: ExchangeRequest,
   attempts: number,
 ): Promise<{ result: ExchangeResult; outcome: AttemptOutcome }> {
-  let res: Dispatcher.ResponseData;
-  try {
+  // A raw dispatch (as the streaming exchange does) rather than `request()`: no body stream, no
+  // promise per read, no AbortSignal listener bookkeeping inside undici; the chunks are gathered
+  // here under the size limit.
+  return new Promise((resolve) => {
+    const handler = new Gather(upstream, request, attempts, resolve);
     // No `origin`: the dispatcher is the upstream's own Pool, and undici would parse it per call.
-    res = await upstream.dispatcher.request({
-      path: request.path,
-      method: request.method as Dispatcher.HttpMethod,
-      headers: request.headers,
-      body: request.body ?? null,
-      signal: request.signal as AbortSignal | undefined,
-    });
-  } catch (err) {
-    return failure(err, request, upstream, attempts);
-  }
-  const { statusCode } = res;
-  const outcome: AttemptOutcome = statusCode >= 500 ? 'http5xx' : 'success';
-  const answer = (body: Buffer): { result: ExchangeResult; outcome: AttemptOutcome } => ({
-    result: { ok: true, status: statusCode, headers: res.headers, body, upstream: upstream.id, attempts },
-    outcome,
+    upstream.dispatcher.dispatch(
+      {
+        path: request.path,
+        method: request.method as Dispatcher.HttpMethod,
+        headers: request.headers,
+        body: request.body ?? null,
+      },
+      handler,
+    );
   });
-  if (request.readBody?.(statusCode) === false) {
-    // Drain so the keep-alive connection can be reused; nobody reads this body.
-    res.body.dump().catch(() => {});
-    return answer(EMPTY);
+}
+
+type Attempt = { result: ExchangeResult; outcome: AttemptOutcome };
+
+/** One attempt's response, gathered under `maxBodySize`; settles once. */
+class Gather implements Dispatcher.DispatchHandler {
+  private abort: ((err?: Error) => void) | undefined;
+  private settled = false;
+  private status = 0;
+  private headers: IncomingHttpHeaders = {};
+  private read = true;
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private readonly onAbort: (() => void) | undefined;
+
+  constructor(
+    private readonly upstream: Upstream,
+    private readonly request: ExchangeRequest,
+    private readonly attempts: number,
+    private readonly resolve: (a: Attempt) => void,
+  ) {
+    const signal = request.signal;
+    if (signal !== undefined) {
+      this.onAbort = () => this.abort?.(abortError(signal.reason));
+      if ('addEventListener' in signal) signal.addEventListener('abort', this.onAbort, { once: true });
+      else signal.once('abort', this.onAbort);
+    }
   }
-  const length = res.headers['content-length'];
-  const declared = typeof length === 'string' ? Number(length) : -1;
-  if (declared > request.maxBodySize) {
-    // Destroying the body errors it with an AbortError that nobody is left to read.
-    res.body.once('error', ignore).destroy();
-    return tooLarge(statusCode, upstream, attempts, outcome);
+
+  private settle(a: Attempt): void {
+    if (this.settled) return;
+    this.settled = true;
+    const signal = this.request.signal;
+    if (signal !== undefined && this.onAbort !== undefined) {
+      if ('removeEventListener' in signal) signal.removeEventListener('abort', this.onAbort);
+      else signal.off('abort', this.onAbort);
+    }
+    this.chunks = [];
+    this.resolve(a);
   }
-  try {
-    // A declared length within the limit (the common case) lets undici gather the body itself,
-    // cheaper than iterating; otherwise count as it arrives and stop at the limit.
-    if (declared >= 0) return answer(Buffer.from(await res.body.arrayBuffer()));
-    const read = await readLimited(res.body, request.maxBodySize);
-    return read === undefined ? tooLarge(statusCode, upstream, attempts, outcome) : answer(read);
-  } catch (err) {
-    return failure(err, request, upstream, attempts);
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abort = abort;
+    if (this.request.signal?.aborted) abort(abortError(this.request.signal.reason));
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[]): boolean {
+    if (statusCode < 200) return true;
+    this.status = statusCode;
+    this.headers = headersOf(rawHeaders);
+    const outcome: AttemptOutcome = statusCode >= 500 ? 'http5xx' : 'success';
+    if (this.request.readBody?.(statusCode) === false) {
+      // Read and dropped by undici, so the keep-alive connection can be reused.
+      this.read = false;
+      return true;
+    }
+    const length = this.headers['content-length'];
+    const declared = typeof length === 'string' ? Number(length) : -1;
+    if (declared > this.request.maxBodySize) {
+      this.settle(tooLarge(statusCode, this.upstream, this.attempts, outcome));
+      this.abort?.(new Error('response body larger than the limit'));
+      return false;
+    }
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (!this.read || this.settled) return true;
+    this.size += chunk.length;
+    if (this.size > this.request.maxBodySize) {
+      const outcome: AttemptOutcome = this.status >= 500 ? 'http5xx' : 'success';
+      this.settle(tooLarge(this.status, this.upstream, this.attempts, outcome));
+      this.abort?.(new Error('response body larger than the limit'));
+      return false;
+    }
+    this.chunks.push(chunk);
+    return true;
+  }
+
+  onComplete(): void {
+    if (this.settled) return;
+    const c = this.chunks;
+    const body = !this.read
+      ? EMPTY
+      : c.length === 1
+        ? c[0]!
+        : c.length === 0
+          ? EMPTY
+          : Buffer.concat(c, this.size);
+    this.settle({
+      result: {
+        ok: true,
+        status: this.status,
+        headers: this.headers,
+        body,
+        upstream: this.upstream.id,
+        attempts: this.attempts,
+      },
+      outcome: this.status >= 500 ? 'http5xx' : 'success',
+    });
+  }
+
+  onError(err: Error): void {
+    if (this.settled) return;
+    this.settle(failure(err, this.request, this.upstream, this.attempts));
   }
 }
 
+/** The error undici is aborted with: the signal's reason when it is one. */
+function abortError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new Error('aborted');
+}
+
+/** Raw response headers as node:http would give them: lower-case names, repeated ones as arrays. */
+function headersOf(raw: Buffer[]): IncomingHttpHeaders {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1').toLowerCase();
+    const value = raw[i + 1]!.toString('latin1');
+    if (!Object.hasOwn(out, name)) {
+      if (name === '__proto__')
+        Object.defineProperty(out, name, { value, enumerable: true, configurable: true, writable: true });
+      else out[name] = value;
+    } else {
+      const had = out[name]!;
+      if (typeof had === 'string') out[name] = [had, value];
+      else had.push(value);
+    }
+  }
+  return out as IncomingHttpHeaders;
+}
+
 const EMPTY = Buffer.alloc(0);
-const ignore = () => {};
 
 function tooLarge(
   status: number,
@@ -179,23 +283,6 @@ function failure(
   }
   const { outcome, kind } = failureOf(err);
   return { result: { ok: false, failure: kind, upstream: upstream.id, attempts }, outcome };
-}
-
-/** The body, or undefined (and the stream destroyed) once it passes `max` bytes. */
-function readLimited(body: Readable, max: number): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    body.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > max) {
-        body.destroy();
-        resolve(undefined);
-      } else chunks.push(chunk);
-    });
-    body.once('end', () => resolve(Buffer.concat(chunks)));
-    body.once('error', reject);
-  });
 }
 
 /** Waits `ms`, or less when cancelled first; true when the wait was cut short. */
