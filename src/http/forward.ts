@@ -7,6 +7,7 @@ import { clientResponseHeaders, relayInformational, upstreamRequestHeaders } fro
 import { type Problem, sendProblem } from './problem.js';
 import { nextTraceparent } from './trace.js';
 import type { RequestContext } from './types.js';
+import { tlsFailureReason } from './upstream/tls.js';
 import type { AttemptOutcome, ServicePool, Upstream } from './upstream/types.js';
 
 export type { ExchangeHooks, ForwardCall } from './exchange/hooks.js';
@@ -449,8 +450,18 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.retryLater();
       return;
     }
+    const tlsReason =
+      kind === 'timeout' || this.timedOut
+        ? undefined
+        : tlsFailureReason(err, upstream.origin.protocol === 'https:');
     if (this.timedOut || kind === 'timeout') {
       this.fail(504, 'TRELLIS_E_UPSTREAM_TIMEOUT', `service "${this.pool.name}" did not answer in time`);
+    } else if (tlsReason !== undefined) {
+      this.fail(
+        502,
+        'TRELLIS_E_UPSTREAM_TLS',
+        `service "${this.pool.name}": the TLS handshake with ${upstream.id} failed: ${tlsReason}`,
+      );
     } else if (kind === 'connect') {
       this.fail(502, 'TRELLIS_E_UPSTREAM_UNAVAILABLE', `service "${this.pool.name}" could not be reached`);
     } else {
