@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { type Dispatcher, Pool } from 'undici';
+import { buildConnector, type Dispatcher, Pool } from 'undici';
 import { type Balancer, createBalancer, type UpstreamFilter } from './balancers/index.js';
 import { hashKeyOf } from './hash-key.js';
 import { HealthChecker } from './health-check.js';
@@ -9,7 +9,7 @@ import { type UpstreamMetrics, upstreamMetrics } from './metrics.js';
 import { OutlierDetector } from './outlier.js';
 import { ServiceRetryPolicy } from './retry.js';
 import type { ServiceDef } from './schema.js';
-import { loadUpstreamTls, tlsConnectOptions, type UpstreamTlsMaterial } from './tls.js';
+import { loadUpstreamTls, tlsConnectOptions, tlsFailureReason, type UpstreamTlsMaterial } from './tls.js';
 import type { AttemptOutcome, ServicePool, ServiceStatus, Timeouts, Upstream } from './types.js';
 import { type Clock, UpstreamNode } from './upstream.js';
 
@@ -74,8 +74,11 @@ export class UpstreamPool implements ServicePool {
     this.nodes = def.upstreams.map((entry) => {
       const { url, weight } = typeof entry === 'string' ? { url: entry, weight: 1 } : entry;
       const origin = new URL(url);
-      const dispatcher = deps.dispatcherFor?.(origin) ?? this.poolFor(origin, material);
-      return new UpstreamNode(origin, weight, dispatcher, clock);
+      const alerts: { node?: UpstreamNode } = {};
+      const dispatcher = deps.dispatcherFor?.(origin) ?? this.poolFor(origin, material, alerts, clock);
+      const node = new UpstreamNode(origin, weight, dispatcher, clock);
+      alerts.node = node;
+      return node;
     });
     const seen = new Set<string>();
     for (const node of this.nodes) {
@@ -107,10 +110,29 @@ export class UpstreamPool implements ServicePool {
   }
 
   /** A keep-alive undici Pool for one origin; an https one with the service's TLS settings. */
-  private poolFor(origin: URL, material: UpstreamTlsMaterial | undefined): Dispatcher {
+  private poolFor(
+    origin: URL,
+    material: UpstreamTlsMaterial | undefined,
+    alerts: { node?: UpstreamNode },
+    clock: Clock,
+  ): Dispatcher {
     const { def } = this;
     const https = origin.protocol === 'https:';
-    const connect = https ? tlsConnectOptions(def.tls, material, origin) : undefined;
+    const tls = https ? tlsConnectOptions(def.tls, material, origin) : undefined;
+    // An https connection's own TLS errors are noted on the upstream: undici reports a TLS 1.3
+    // refusal of the client certificate only as "other side closed" (see recentTlsFailure).
+    const base = tls === undefined ? undefined : buildConnector({ ...tls, timeout: def.connectTimeout });
+    const connect: buildConnector.connector | undefined =
+      base &&
+      ((options, callback) =>
+        base(options, (err, socket) => {
+          socket?.on('error', (e: unknown) => {
+            const reason = tlsFailureReason(e);
+            if (reason !== undefined && alerts.node) alerts.node.tlsAlert = { reason, at: clock() };
+          });
+          // biome-ignore lint/suspicious/noExplicitAny: undici's callback overloads (error xor socket)
+          (callback as any)(err, socket);
+        }));
     const pool = new Pool(origin.origin, {
       connections: def.pool.connections,
       pipelining: def.pool.pipelining,
@@ -122,7 +144,7 @@ export class UpstreamPool implements ServicePool {
       bodyTimeout: def.timeout,
       ...(connect === undefined ? {} : { connect }),
     });
-    const servername = connect?.servername;
+    const servername = tls?.servername;
     if (servername === undefined) return pool;
     // undici takes a request's SNI name from its Host header, which a route with preserveHost
     // sets to the client's: pin it, so the name sent and verified is always the configured one.

@@ -63,6 +63,6 @@ describe('trellis ambassador: TLS origination to an https remote (private CA, SN
     const body = (await r.body.json()) as Record<string, unknown>;
     expect(r.statusCode).toBe(502);
     expect(body.code).toBe('TRELLIS_E_UPSTREAM_TLS');
-    expect(String(body.detail)).toMatch(/certificate required/);
+    expect(String(body.detail)).toMatch(/certificate required: the upstream wants a client certificate/);
   });
 });

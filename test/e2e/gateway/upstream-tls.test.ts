@@ -109,7 +109,7 @@ routes:
     const r = await get(`${gw.url}/mtls-none/x`);
     expect(r.status).toBe(502);
     expect(r.body.code).toBe('TRELLIS_E_UPSTREAM_TLS');
-    expect(String(r.body.detail)).toMatch(/certificate required|handshake failure/);
+    expect(String(r.body.detail)).toMatch(/certificate required: the upstream wants a client certificate/);
   });
 
   it('refuses at load, with file:line:col, a key that is not its certificate and a missing CA file', async () => {
