@@ -53,11 +53,13 @@ services:
   wrongName: ${svc(plain.url, '{ ca: ./ca.pem, servername: other.test }')}
   mtls: ${svc(mtls.url, '{ ca: ./ca.pem, cert: ./client.pem, key: ./client.key }')}
   mtlsNoCert: ${svc(mtls.url, '{ ca: ./ca.pem }')}
+  insecure: ${svc(plain.url, '{ insecureSkipVerify: true }')}
 routes:
   - { match: { pathPrefix: /with-ca }, proxy: { service: withCa } }
   - { match: { pathPrefix: /no-ca }, proxy: { service: noCa } }
   - { match: { pathPrefix: /sni }, proxy: { service: sni, preserveHost: true } }
   - { match: { pathPrefix: /wrong-name }, proxy: { service: wrongName } }
+  - { match: { pathPrefix: /insecure }, proxy: { service: insecure } }
   - { match: { pathPrefix: /mtls-none }, proxy: { service: mtlsNoCert } }
   - { match: { pathPrefix: /mtls }, proxy: { service: mtls } }
 `,
@@ -110,6 +112,13 @@ routes:
     expect(r.status).toBe(502);
     expect(r.body.code).toBe('TRELLIS_E_UPSTREAM_TLS');
     expect(String(r.body.detail)).toMatch(/certificate required: the upstream wants a client certificate/);
+  });
+
+  it('insecureSkipVerify reaches an unverified origin, and says INSECURE in the log at load', async () => {
+    expect((await get(`${gw.url}/insecure/x`)).status).toBe(200);
+    expect(gw.output()).toMatch(
+      /INSECURE: service \\?"insecure\\?" does not verify its upstreams' TLS certificates/,
+    );
   });
 
   it('refuses at load, with file:line:col, a key that is not its certificate and a missing CA file', async () => {
