@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, parseConfig } from '../core/config.js';
+import { serviceTlsIssues, upstreamTlsFiles } from '../http/upstream/index.js';
 import { adminView } from '../runtime/admin-view.js';
 import type { Generation } from '../runtime/compile.js';
 import { providerFromOptions } from '../runtime/providers/from-options.js';
@@ -58,6 +59,19 @@ export const ambassadorRole: RoleDefinition<AmbassadorConfig> = {
   admin: (c) => (c.admin.enabled ? c.admin : undefined),
   drainTimeout: (c) => c.drainTimeout,
   stores: (c) => c.stores,
+  // A remote's TLS files (CA, client certificate): a rotated one is read on the next reload.
+  referencedFiles: (c, baseDir) =>
+    Object.values(c.remotes).flatMap((r) => upstreamTlsFiles(r.service.tls, baseDir).map((f) => f.file)),
+  fileIssues: (c, text, label, baseDir) =>
+    serviceTlsIssues(
+      Object.entries(c.remotes).map(([name, r]) => ({
+        path: ['remotes', name, 'service'],
+        tls: r.service.tls,
+      })),
+      text,
+      label,
+      baseDir,
+    ),
   view(current, meta) {
     return { ...adminView(current, meta), services: () => ({ services: remotesView(current()) }) };
   },

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { parseAmbassadorConfig } from '../ambassador/ambassador.js';
+import { ambassadorRole, parseAmbassadorConfig } from '../ambassador/ambassador.js';
 import { ConfigError, configIssueAt, readConfigText } from '../core/config.js';
 import { validateGatewayFile } from '../gateway/validate-file.js';
 import { parseHostConfig } from '../host/host.js';
@@ -15,7 +15,12 @@ import { parseSidecarConfig } from '../sidecar/role.js';
 export const fileKinds = {
   gateway: (file: string) => void validateGatewayFile(file),
   sidecar: (file: string) => void parseSidecarConfig(readConfigText(file), file),
-  ambassador: (file: string) => void parseAmbassadorConfig(readConfigText(file), file),
+  ambassador: (file: string) => {
+    const text = readConfigText(file);
+    const config = parseAmbassadorConfig(text, file);
+    const issues = ambassadorRole.fileIssues!(config, text, file, dirname(resolve(file)));
+    if (issues.length > 0) throw new ConfigError(issues);
+  },
   host: checkHostFile,
   pipeline: (file: string) => void loadPipelineFile(file),
 } as const;

@@ -4,6 +4,7 @@ import type { Registry } from 'prom-client';
 import { parse as parseYaml } from 'yaml';
 import type { AdminViews } from '../admin/server.js';
 import { ConfigError, parseConfig, shield } from '../core/config.js';
+import { serviceTlsIssues, upstreamTlsFiles } from '../http/upstream/index.js';
 import { providerFromOptions } from '../runtime/providers/from-options.js';
 import type { ConfigProvider, ReloadResult } from '../runtime/providers/types.js';
 import type { TypeRegistry } from '../runtime/registry.js';
@@ -125,6 +126,10 @@ export function gatewayReferencedFiles(config: GatewayConfig, baseDir: string): 
   walk(config.middlewares);
   walk(config.routes);
   walk(config.frontends);
+  // Upstream TLS files: a rotated CA or client certificate makes new pools on the recompile.
+  for (const def of Object.values(config.services ?? {})) {
+    for (const f of upstreamTlsFiles(def.tls, baseDir)) files.push(f.file);
+  }
   return files;
 }
 
@@ -146,6 +151,13 @@ export const gatewayRole: RoleDefinition<GatewayConfig> = {
   drainTimeout: (c) => c.drainTimeout,
   stores: (c) => c.stores,
   referencedFiles: gatewayReferencedFiles,
+  fileIssues: (c, text, label, baseDir) =>
+    serviceTlsIssues(
+      Object.entries(c.services).map(([name, def]) => ({ path: ['services', name], tls: def.tls })),
+      text,
+      label,
+      baseDir,
+    ),
   checkReload(next, current, text) {
     // A reload must not move the listener because `listen:` went missing (a half-written file).
     const raw = parseYaml(shield(text).shielded) as Record<string, unknown> | null;

@@ -1,5 +1,6 @@
 import { dirname, resolve } from 'node:path';
 import { ConfigError, configIssueAt, type LoadOptions, parseConfig, readConfigText } from '../core/config.js';
+import { serviceTlsIssues } from '../http/upstream/index.js';
 import { referencedFileProblem, referencedFiles } from './referenced-files.js';
 import { type GatewayConfig, gatewaySchema } from './schema.js';
 
@@ -15,6 +16,15 @@ export function validateGatewayFile(file: string, options: LoadOptions = {}): Ga
     const problem = referencedFileProblem(ref);
     return problem === undefined ? [] : [configIssueAt(text, file, ref.path, problem)];
   });
+  const dir = dirname(resolve(file));
+  issues.push(
+    ...serviceTlsIssues(
+      Object.entries(config.services).map(([name, def]) => ({ path: ['services', name], tls: def.tls })),
+      text,
+      file,
+      dir,
+    ),
+  );
   if (issues.length > 0) throw new ConfigError(issues);
   return config;
 }

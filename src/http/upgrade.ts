@@ -4,6 +4,7 @@ import { failureOf } from './exchange/outcome.js';
 import { clientResponseHeaders, type ForwardOptions, upstreamRequestHeaders } from './forward.js';
 import { sendProblem } from './problem.js';
 import type { RequestContext } from './types.js';
+import { tlsFailureReason } from './upstream/tls.js';
 import type { AttemptOutcome, ServicePool, Upstream } from './upstream/types.js';
 
 /** The protocol name of an Upgrade token (`websocket`, `foo/2` -> `foo`), lower-cased. */
@@ -157,12 +158,21 @@ class UpgradeExchange implements Dispatcher.DispatchHandler {
       this.client.destroy();
       return;
     }
-    const code = kind === 'timeout' ? 'TRELLIS_E_UPSTREAM_TIMEOUT' : 'TRELLIS_E_UPSTREAM_UNAVAILABLE';
+    const tlsReason = kind === 'timeout' ? undefined : tlsFailureReason(err);
+    const code =
+      tlsReason !== undefined
+        ? 'TRELLIS_E_UPSTREAM_TLS'
+        : kind === 'timeout'
+          ? 'TRELLIS_E_UPSTREAM_TIMEOUT'
+          : 'TRELLIS_E_UPSTREAM_UNAVAILABLE';
     this.ctx.errorCode = code;
     sendProblem(this.ctx, {
       status: kind === 'timeout' ? 504 : 502,
       code,
-      detail: `service "${this.pool.name}" did not accept the upgrade`,
+      detail:
+        tlsReason !== undefined
+          ? `service "${this.pool.name}": the TLS handshake with ${this.upstream.id} failed: ${tlsReason}`
+          : `service "${this.pool.name}" did not accept the upgrade`,
     });
     this.ctx.res.once('finish', () => this.client.destroy());
   }

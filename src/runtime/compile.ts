@@ -6,7 +6,7 @@ import { TrellisError } from '../core/errors.js';
 import type { HandlerInstance } from '../handlers/types.js';
 import type { ListenConfig } from '../http/listener.js';
 import { compose, type Handler, type Middleware } from '../http/types.js';
-import { createServicePool } from '../http/upstream/index.js';
+import { createServicePool, loadUpstreamTls } from '../http/upstream/index.js';
 import type { ServiceDef } from '../http/upstream/schema.js';
 import type { ServicePool } from '../http/upstream/types.js';
 import type { HealthReport, MiddlewareInstance } from '../middlewares/types.js';
@@ -102,7 +102,10 @@ export class GenerationParts {
   addServices(defs: Record<string, ServiceDef>): void {
     const previous = this.deps.previous;
     for (const [name, def] of Object.entries(defs)) {
-      const key = JSON.stringify(def);
+      // TLS files are read now: their contents are part of the key, so a rotated certificate
+      // (same path, new bytes) makes a new pool instead of reusing connections made with the old.
+      const tls = def.tls === undefined ? undefined : loadUpstreamTls(name, def.tls, this.deps.baseDir);
+      const key = tls === undefined ? JSON.stringify(def) : `${JSON.stringify(def)}\0${tls.fingerprint}`;
       this.serviceKeys.set(name, key);
       const reuse = previous?.serviceKeys.get(name) === key ? previous.services.get(name) : undefined;
       if (reuse) {
@@ -113,6 +116,8 @@ export class GenerationParts {
         logger: this.deps.logger,
         metrics: this.deps.registry,
         dispatcherFor: this.deps.dispatcherFor,
+        tls,
+        baseDir: this.deps.baseDir,
       });
       this.created.push(pool);
       this.services.set(name, pool);

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { AdminAction, AdminPanel } from '../admin/panels.js';
 import { type AdminServer, type AdminSource, type AdminViews, createAdminServer } from '../admin/server.js';
-import { ConfigError } from '../core/config.js';
+import { ConfigError, type ConfigIssue } from '../core/config.js';
 import { messageOf, TrellisError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
 import { createMetricsRegistry } from '../core/metrics.js';
@@ -66,6 +66,11 @@ export interface RoleDefinition<C> {
   stores(config: C): Record<string, string>;
   /** Files the configuration refers to (certificates, JWKS files): a change recompiles. */
   referencedFiles?(config: C, baseDir: string): string[];
+  /**
+   * Checks made after parsing that need the disk (the files a service's `tls:` names): issues
+   * at the line and column of the offending option, thrown as a ConfigError before compiling.
+   */
+  fileIssues?(config: C, text: string, label: string, baseDir: string): ConfigIssue[];
   /** Refuses a reload the validator cannot see is harmful (e.g. a section that disappeared). */
   checkReload?(next: C, current: C, text: string): string[];
   /** The role's own dashboard panels (an ambassador's breakers), beside its routes'. */
@@ -197,6 +202,13 @@ export async function startRuntime<C>(role: RoleDefinition<C>, options: RuntimeO
   const stores = new StoreSet(logger);
   /** The store URLs each generation's parts opened: a store closes when no live generation uses it. */
   const storesUsed = new WeakMap<Generation, ReadonlySet<string>>();
+  /** Parses and validates text, the files it names included; throws ConfigError. */
+  const parse = (text: string, label: string): C => {
+    const config = role.parse(text, label, types, options.env);
+    const issues = role.fileIssues?.(config, text, label, baseDir) ?? [];
+    if (issues.length > 0) throw new ConfigError(issues);
+    return config;
+  };
   const compileAt = async (config: C, version: number, previous: Generation | undefined) => {
     const shared = stores.view(role.stores(config));
     const deps: CompileDeps = {
@@ -219,7 +231,7 @@ export async function startRuntime<C>(role: RoleDefinition<C>, options: RuntimeO
   let first: Generation<C>;
   try {
     firstText = await provider.initial();
-    const config = role.parse(firstText, provider.label, types, options.env);
+    const config = parse(firstText, provider.label);
     first = await compileAt(config, options.version ?? 1, undefined);
   } catch (err) {
     // Nothing may keep the process alive after a failed start (a store client, a watcher).
@@ -276,7 +288,7 @@ export async function startRuntime<C>(role: RoleDefinition<C>, options: RuntimeO
   };
 
   const prepare = async (text: string, label = provider.label): Promise<Prepared<C>> => {
-    const parsed = role.parse(text, label, types, options.env);
+    const parsed = parse(text, label);
     const refused = role.checkReload?.(parsed, current().config, text) ?? [];
     if (refused.length > 0) throw new TrellisError('TRELLIS_E_CONFIG_INVALID', refused.join('\n'));
     const generation = await compileAt(parsed, state.current.version + 1, state.current);

@@ -1,3 +1,4 @@
+import { tlsFailureReason } from '../upstream/tls.js';
 import type { AttemptOutcome } from '../upstream/types.js';
 
 /** How an attempt that got no answer failed, as the client is told: 504, 502 unreachable, 502 reset. */
@@ -24,7 +25,9 @@ export function failureOf(err: unknown): { outcome: AttemptOutcome; kind: Failur
     case 'TRELLIS_TIMEOUT':
       return TIMEOUT;
     default:
-      return RESET;
+      // A failed TLS handshake (unknown CA, name mismatch, certificate required): the request
+      // was never processed, so it is a connect failure, safe to send to another upstream.
+      return tlsFailureReason(err) === undefined ? RESET : CONNECT;
   }
 }
 

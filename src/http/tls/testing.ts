@@ -8,7 +8,10 @@ export interface TestPki {
   dir: string;
   ca: string;
   /** Issue a certificate (server or client) signed by the test CA; returns its cert and key paths. */
-  issue(name: string, opts: { cn: string; dns?: string[]; client?: boolean }): { cert: string; key: string };
+  issue(
+    name: string,
+    opts: { cn: string; dns?: string[]; ips?: string[]; client?: boolean },
+  ): { cert: string; key: string };
 }
 
 function openssl(args: string[], cwd: string): void {
@@ -43,7 +46,11 @@ export function createTestPki(): TestPki {
       openssl(['req', '-new', '-key', `${name}.key`, '-subj', `/CN=${opts.cn}`, '-out', `${name}.csr`], dir);
       const ext = [
         opts.client ? 'extendedKeyUsage=clientAuth' : 'extendedKeyUsage=serverAuth',
-        ...(opts.dns?.length ? [`subjectAltName=${opts.dns.map((d) => `DNS:${d}`).join(',')}`] : []),
+        ...(opts.dns?.length || opts.ips?.length
+          ? [
+              `subjectAltName=${[...(opts.dns ?? []).map((d) => `DNS:${d}`), ...(opts.ips ?? []).map((ip) => `IP:${ip}`)].join(',')}`,
+            ]
+          : []),
       ].join('\n');
       writeFileSync(join(dir, `${name}.ext`), `${ext}\n`);
       openssl(

@@ -1,5 +1,6 @@
+import type { ConnectionOptions } from 'node:tls';
 import type { Logger } from 'pino';
-import { Agent } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import type { HealthCheckDef } from './schema.js';
 import type { UpstreamNode } from './upstream.js';
 
@@ -35,13 +36,20 @@ interface CheckState {
 export class HealthChecker {
   private readonly states: CheckState[];
   private readonly agent: Agent;
+  /** One-connection agents for https origins with their service's TLS settings. */
+  private readonly tlsAgents = new Map<string, Dispatcher>();
   private readonly accepts: (status: number) => boolean;
   private readonly stopped = new AbortController();
 
   constructor(
     upstreams: readonly UpstreamNode[],
     private readonly def: HealthCheckDef,
-    private readonly deps: { logger: Logger; onChange?: (upstream: UpstreamNode) => void },
+    private readonly deps: {
+      logger: Logger;
+      onChange?: (upstream: UpstreamNode) => void;
+      /** TLS options for an https origin (the service's `tls:`), undefined for the defaults. */
+      tls?: (origin: URL) => (ConnectionOptions & { servername?: string }) | undefined;
+    },
   ) {
     this.states = upstreams.map((upstream) => ({ upstream, passes: 0, failures: 0 }));
     this.accepts = statusMatcher(def.expectStatus);
@@ -51,6 +59,20 @@ export class HealthChecker {
       bodyTimeout: def.timeout,
       connectTimeout: def.timeout,
     });
+    for (const { upstream } of this.states) {
+      const connect = deps.tls?.(upstream.origin);
+      if (connect === undefined || this.tlsAgents.has(upstream.id)) continue;
+      this.tlsAgents.set(
+        upstream.id,
+        new Agent({
+          connections: 1,
+          headersTimeout: def.timeout,
+          bodyTimeout: def.timeout,
+          connectTimeout: def.timeout,
+          connect,
+        }),
+      );
+    }
   }
 
   /** Starts checking every upstream now and then every interval. */
@@ -62,7 +84,7 @@ export class HealthChecker {
   async close(): Promise<void> {
     this.stopped.abort();
     for (const state of this.states) clearTimeout(state.timer);
-    await this.agent.destroy();
+    await Promise.all([this.agent.destroy(), ...[...this.tlsAgents.values()].map((a) => a.destroy())]);
   }
 
   private async run(state: CheckState): Promise<void> {
@@ -84,7 +106,7 @@ export class HealthChecker {
   /** Checks one upstream; undefined when it passed, else why it failed. */
   private async probe(state: CheckState): Promise<string | undefined> {
     try {
-      const res = await this.agent.request({
+      const res = await (this.tlsAgents.get(state.upstream.id) ?? this.agent).request({
         origin: state.upstream.origin,
         path: this.def.path,
         method: 'GET',

@@ -6,5 +6,17 @@ export { OutlierDetector } from './outlier.js';
 export { createServicePool, type ServicePoolDeps, UpstreamPool } from './pool.js';
 export { RetryBudget, type RetryRefusal, ServiceRetryPolicy } from './retry.js';
 export * from './schema.js';
+export {
+  loadUpstreamTls,
+  readUpstreamTls,
+  serviceTlsIssues,
+  tlsConnectOptions,
+  tlsFailureReason,
+  type UpstreamTlsFile,
+  type UpstreamTlsMaterial,
+  type UpstreamTlsProblem,
+  upstreamTlsFiles,
+  upstreamTlsSchema,
+} from './tls.js';
 export type * from './types.js';
 export { type Clock, UpstreamNode } from './upstream.js';

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { type Dispatcher, Pool } from 'undici';
+import { buildConnector, type Dispatcher, Pool } from 'undici';
 import { type Balancer, createBalancer, type UpstreamFilter } from './balancers/index.js';
 import { hashKeyOf } from './hash-key.js';
 import { HealthChecker } from './health-check.js';
@@ -9,6 +9,7 @@ import { type UpstreamMetrics, upstreamMetrics } from './metrics.js';
 import { OutlierDetector } from './outlier.js';
 import { ServiceRetryPolicy } from './retry.js';
 import type { ServiceDef } from './schema.js';
+import { loadUpstreamTls, tlsConnectOptions, tlsFailureReason, type UpstreamTlsMaterial } from './tls.js';
 import type { AttemptOutcome, ServicePool, ServiceStatus, Timeouts, Upstream } from './types.js';
 import { type Clock, UpstreamNode } from './upstream.js';
 
@@ -24,6 +25,13 @@ export interface ServicePoolDeps {
    * MessagePort) keeps the whole forwarding exchange, retries and outlier feedback included.
    */
   dispatcherFor?: ((origin: URL) => Dispatcher | undefined) | undefined;
+  /**
+   * The files of `def.tls`, already read and checked (the runtime reads them at compile time, so
+   * their contents decide whether a reload keeps a pool). Read from `baseDir` when not given.
+   */
+  tls?: UpstreamTlsMaterial | undefined;
+  /** Where relative `tls:` file paths start when `tls` is not given (default: the working directory). */
+  baseDir?: string | undefined;
 }
 
 const ANY: UpstreamFilter = () => true;
@@ -53,22 +61,24 @@ export class UpstreamPool implements ServicePool {
     this.name = name;
     this.def = def;
     this.timeouts = { connect: def.connectTimeout, headers: def.headersTimeout, request: def.timeout };
+    const material =
+      def.tls === undefined
+        ? undefined
+        : (deps.tls ?? loadUpstreamTls(name, def.tls, deps.baseDir ?? process.cwd()));
+    if (def.tls?.insecureSkipVerify === true) {
+      logger.warn(
+        { service: name, insecureSkipVerify: true },
+        `INSECURE: service "${name}" does not verify its upstreams' TLS certificates (tls.insecureSkipVerify): anyone on the path can read and change its traffic`,
+      );
+    }
     this.nodes = def.upstreams.map((entry) => {
       const { url, weight } = typeof entry === 'string' ? { url: entry, weight: 1 } : entry;
       const origin = new URL(url);
-      const dispatcher =
-        deps.dispatcherFor?.(origin) ??
-        new Pool(origin.origin, {
-          connections: def.pool.connections,
-          pipelining: def.pool.pipelining,
-          keepAliveTimeout: def.pool.keepAliveTimeout,
-          connectTimeout: def.connectTimeout,
-          headersTimeout: def.headersTimeout,
-          // undici's body timeout is the longest silence between body chunks; the whole-request
-          // timeout is the proxy's to enforce, and silence longer than that can never be fine.
-          bodyTimeout: def.timeout,
-        });
-      return new UpstreamNode(origin, weight, dispatcher, clock);
+      const alerts: { node?: UpstreamNode } = {};
+      const dispatcher = deps.dispatcherFor?.(origin) ?? this.poolFor(origin, material, alerts, clock);
+      const node = new UpstreamNode(origin, weight, dispatcher, clock);
+      alerts.node = node;
+      return node;
     });
     const seen = new Set<string>();
     for (const node of this.nodes) {
@@ -89,10 +99,59 @@ export class UpstreamPool implements ServicePool {
       onEject: (u) => metrics?.ejections.inc({ service: name, upstream: u.id }),
     });
     if (def.healthCheck) {
-      this.health = new HealthChecker(this.nodes, def.healthCheck, { logger });
+      this.health = new HealthChecker(this.nodes, def.healthCheck, {
+        logger,
+        tls: (origin) =>
+          origin.protocol === 'https:' ? tlsConnectOptions(def.tls, material, origin) : undefined,
+      });
       this.health.start();
     }
     metrics?.pools.add(this);
+  }
+
+  /** A keep-alive undici Pool for one origin; an https one with the service's TLS settings. */
+  private poolFor(
+    origin: URL,
+    material: UpstreamTlsMaterial | undefined,
+    alerts: { node?: UpstreamNode },
+    clock: Clock,
+  ): Dispatcher {
+    const { def } = this;
+    const https = origin.protocol === 'https:';
+    const tls = https ? tlsConnectOptions(def.tls, material, origin) : undefined;
+    // An https connection's own TLS errors are noted on the upstream: undici reports a TLS 1.3
+    // refusal of the client certificate only as "other side closed" (see recentTlsFailure).
+    const base = tls === undefined ? undefined : buildConnector({ ...tls, timeout: def.connectTimeout });
+    const connect: buildConnector.connector | undefined =
+      base &&
+      ((options, callback) =>
+        base(options, (err, socket) => {
+          socket?.on('error', (e: unknown) => {
+            const reason = tlsFailureReason(e);
+            if (reason !== undefined && alerts.node) alerts.node.tlsAlert = { reason, at: clock() };
+          });
+          // biome-ignore lint/suspicious/noExplicitAny: undici's callback overloads (error xor socket)
+          (callback as any)(err, socket);
+        }));
+    const pool = new Pool(origin.origin, {
+      connections: def.pool.connections,
+      pipelining: def.pool.pipelining,
+      keepAliveTimeout: def.pool.keepAliveTimeout,
+      connectTimeout: def.connectTimeout,
+      headersTimeout: def.headersTimeout,
+      // undici's body timeout is the longest silence between body chunks; the whole-request
+      // timeout is the proxy's to enforce, and silence longer than that can never be fine.
+      bodyTimeout: def.timeout,
+      ...(connect === undefined ? {} : { connect }),
+    });
+    const servername = tls?.servername;
+    if (servername === undefined) return pool;
+    // undici takes a request's SNI name from its Host header, which a route with preserveHost
+    // sets to the client's: pin it, so the name sent and verified is always the configured one.
+    return pool.compose(
+      (dispatch) => (opts, handler) =>
+        dispatch({ ...opts, servername } as Dispatcher.DispatchOptions, handler),
+    );
   }
 
   get upstreams(): readonly Upstream[] {

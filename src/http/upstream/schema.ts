@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { duration } from '../../core/units.js';
+import { upstreamTlsSchema } from './tls.js';
 
 /**
  * The schema of one `services.<name>` entry. Every option has a default (listed in
@@ -30,6 +31,11 @@ export function originProblem(value: string): string | undefined {
     return `upstream ${JSON.stringify(value)} must be an origin without a path or query: write ${url.origin} and set the path with the route's rewrite`;
   }
   return undefined;
+}
+
+/** The URL of an upstream entry, written as a string or `{ url, weight }`. */
+function urlOf(entry: string | { url: string }): string {
+  return (typeof entry === 'string' ? entry : entry.url).toLowerCase();
 }
 
 const WEIGHT_RANGE = 'a weight is a whole number from 1 to 128';
@@ -138,8 +144,18 @@ export const serviceSchema = z
     healthCheck: healthCheckSchema.optional(),
     outlier: outlierSchema.prefault({}),
     pool: poolSchema.prefault({}),
+    /** TLS origination to the https:// upstreams: custom CA, SNI, client certificate (mTLS). */
+    tls: upstreamTlsSchema.optional(),
   })
   .superRefine((def, ctx) => {
+    if (def.tls !== undefined && !def.upstreams.some((u) => urlOf(u).startsWith('https:'))) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tls'],
+        message:
+          'tls: applies to https:// upstreams, and every upstream of this service is http://: write https:// upstreams, or remove tls:',
+      });
+    }
     if (def.hashOn !== undefined && def.balance !== 'consistent-hash') {
       ctx.addIssue({
         code: 'custom',
@@ -171,3 +187,4 @@ export type HashOn = NonNullable<ServiceDef['hashOn']>;
 export type HealthCheckDef = NonNullable<ServiceDef['healthCheck']>;
 export type OutlierDef = ServiceDef['outlier'];
 export type RetryDef = ServiceDef['retry'];
+export type { UpstreamTlsDef } from './tls.js';

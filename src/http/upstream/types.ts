@@ -27,6 +27,12 @@ export interface Upstream {
   readonly healthy: boolean;
   /** Ejected by passive outlier detection right now. */
   readonly ejected: boolean;
+  /**
+   * The TLS alert a connection to this upstream failed with in the last seconds, in words
+   * (`certificate required: …`), or undefined. A TLS 1.3 server refuses a client certificate
+   * after the client's handshake is done, so the request itself only sees a closed socket.
+   */
+  recentTlsFailure?(): string | undefined;
 }
 
 export interface UpstreamStatus {

@@ -27,6 +27,8 @@ export class UpstreamNode implements Upstream {
   lastHealthCheck: HealthCheckResult | undefined;
   /** Whether the re-admission after the last ejection has been logged. */
   readmissionNoted = true;
+  /** The last TLS alert seen on one of this upstream's connections (set by the pool's connector). */
+  tlsAlert: { reason: string; at: number } | undefined;
   private readonly clock: Clock;
 
   constructor(origin: URL, weight: number, dispatcher: Dispatcher, clock: Clock) {
@@ -40,6 +42,11 @@ export class UpstreamNode implements Upstream {
   get ejected(): boolean {
     // Re-admission is lazy: an ejection simply runs out, so no timer has to be kept or cleared.
     return this.ejectedUntil !== 0 && this.ejectedUntil > this.clock();
+  }
+
+  recentTlsFailure(): string | undefined {
+    const alert = this.tlsAlert;
+    return alert !== undefined && this.clock() - alert.at < 5_000 ? alert.reason : undefined;
   }
 
   /** Healthy and not ejected: the balancers' first choice. */
