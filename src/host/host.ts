@@ -211,6 +211,12 @@ export async function startHost(options: StartHostOptions): Promise<Host> {
     return next;
   };
 
+  /** The listener for the http workloads: started with the first one, at start or in a reload. */
+  const startFront = async (): Promise<void> => {
+    frontProvider = memoryProvider(frontConfig(), { label: `${options.file} (workload routes)`, baseDir });
+    front = await startGateway({ provider: frontProvider, admin: false, logger, registry, dispatcherFor });
+  };
+
   const pools = new Map<string, TaskPool>();
   const onMessage = (from: string) => (instance: WorkerInstance, m: FromWorker) => {
     if (m.t === 'failed')
@@ -291,19 +297,7 @@ export async function startHost(options: StartHostOptions): Promise<Host> {
       const u = createUnit(name, config.workloads[name]!);
       // Dependency order: a workload starts once everything it depends on is ready.
       await runUnit(u);
-      if (hasHttp && !front && u.config.kind === 'http') {
-        frontProvider = memoryProvider(frontConfig(), {
-          label: `${options.file} (workload routes)`,
-          baseDir,
-        });
-        front = await startGateway({
-          provider: frontProvider,
-          admin: false,
-          logger,
-          registry,
-          dispatcherFor,
-        });
-      }
+      if (hasHttp && !front && u.config.kind === 'http') await startFront();
     }
     if (front) Object.assign(ports, front.ports);
     registerHostMetrics(registry, () => status());
@@ -433,18 +427,8 @@ export async function startHost(options: StartHostOptions): Promise<Host> {
         if (!u) {
           await runUnit(createUnit(name, w));
           if (w.kind === 'http' && !front) {
-            frontProvider = memoryProvider(frontConfig(), {
-              label: `${options.file} (workload routes)`,
-              baseDir,
-            });
-            front = await startGateway({
-              provider: frontProvider,
-              admin: false,
-              logger,
-              registry,
-              dispatcherFor,
-            });
-            Object.assign(ports, front.ports);
+            await startFront();
+            Object.assign(ports, front!.ports);
           }
           reloaded.push(name);
           continue;
