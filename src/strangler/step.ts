@@ -16,6 +16,17 @@ export interface StepRequest extends Omit<StateChange, 'onlyIf'> {
   force?: boolean;
 }
 
+/** Refuses a mode that does not exist, before anything is read or written. */
+export function checkMode(route: string, mode: string): asserts mode is Mode {
+  if (!(MODES as readonly string[]).includes(mode)) {
+    throw new TrellisError(
+      'TRELLIS_E_STRANGLER_STATE_INVALID',
+      `${route}: unknown mode "${mode}": use one of ${MODES.join(', ')}; nothing changed`,
+      { status: 400 },
+    );
+  }
+}
+
 /** Position of a state on the way from legacy to retired (canary by its weight). */
 function rank(s: Pick<RouteState, 'mode' | 'weight'> | undefined): number {
   if (s === undefined) return 0;
@@ -40,13 +51,7 @@ export async function stepRoute(
   route: string,
   request: StepRequest,
 ): Promise<{ before: RouteState | undefined; written: HistoryEntry }> {
-  if (request.mode !== undefined && !(MODES as readonly string[]).includes(request.mode)) {
-    throw new TrellisError(
-      'TRELLIS_E_STRANGLER_STATE_INVALID',
-      `${route}: unknown mode "${request.mode}": use one of ${MODES.join(', ')}; nothing changed`,
-      { status: 400 },
-    );
-  }
+  if (request.mode !== undefined) checkMode(route, request.mode);
   const state = new MigrationState(store, prefix);
   const before = await state.get(route);
   const mode = (request.mode ?? before?.mode ?? 'legacy') as Mode;

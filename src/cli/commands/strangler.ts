@@ -7,8 +7,8 @@ import { TrellisError } from '../../core/errors.js';
 import { openKeyValueStore } from '../../stores/kv/index.js';
 import type { KeyValueStore } from '../../stores/types.js';
 import { type RouteSnapshot, readSnapshots } from '../../strangler/reports.js';
-import { defaultStateStore, MigrationState, MODES, type Mode } from '../../strangler/state.js';
-import { describeState, stepRoute } from '../../strangler/step.js';
+import { defaultStateStore, MigrationState, type Mode } from '../../strangler/state.js';
+import { checkMode, describeState, stepRoute } from '../../strangler/step.js';
 import type { Command } from '../command.js';
 import { parseCommandArgs, usageError } from '../usage.js';
 
@@ -129,12 +129,8 @@ const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
 async function set(route: string, values: Values): Promise<number> {
   if (values.mode === undefined && values.weight === undefined && values['reverse-shadow'] === undefined)
     throw usageError('say what to change: --mode MODE and/or --weight W');
-  if (values.mode !== undefined && !(MODES as readonly string[]).includes(values.mode)) {
-    throw new TrellisError(
-      'TRELLIS_E_STRANGLER_STATE_INVALID',
-      `${route}: unknown mode "${values.mode}": use one of ${MODES.join(', ')}; nothing changed`,
-    );
-  }
+  // Checked before the store is opened: a typo needs no reachable store to be told.
+  if (values.mode !== undefined) checkMode(route, values.mode);
   let weight: number | undefined;
   if (values.weight !== undefined) {
     weight = /^\d+(\.\d+)?$/.test(values.weight.trim()) ? Number(values.weight) : Number.NaN;
