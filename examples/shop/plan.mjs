@@ -20,6 +20,8 @@ function proc(name, args, ready, ports, extra = {}) {
   return { name, args, ready, ports: ports.map(Number).filter((p) => p > 0), ...extra };
 }
 
+/** The ports of a host's workloads that have their own `listen:`. */
+const ownPorts = (h) => Object.values(h.doc.workloads).flatMap((w) => (w.listen ? [w.listen.port] : []));
 const read = (file) => ({ file, doc: parse(readFileSync(file, 'utf8')) });
 const url = (port) => `http://127.0.0.1:${port}`;
 
@@ -63,10 +65,7 @@ export async function planShop({ here, root, configFile, data, cluster = false, 
 
   const configUrl = new URL(base.host.doc.workloads.orders.config.configServer);
   const ordersPorts = hosts.map((h) => h.doc.workloads.orders.listen.port);
-  const servedByParts = new Set([
-    ...hosts.flatMap((h) => Object.values(h.doc.workloads).flatMap((w) => (w.listen ? [w.listen.port] : []))),
-    sidecar.listen.port,
-  ]);
+  const servedByParts = new Set([...hosts.flatMap(ownPorts), sidecar.listen.port]);
   const provider = new URL(ambassador.remotes.payments.service.upstreams[0]);
 
   // Plain services: one process per upstream URL of each gateway service no part serves.
@@ -125,7 +124,7 @@ export async function planShop({ here, root, configFile, data, cluster = false, 
       // The shared listener opens only for mounted workloads.
       ...(Object.values(h.doc.workloads).some((w) => w.mount) ? [h.doc.listen?.port ?? 8080] : []),
       h.doc.workloads.orders.config.admin,
-      ...Object.values(h.doc.workloads).flatMap((w) => (w.listen ? [w.listen.port] : [])),
+      ...ownPorts(h),
     ]),
   );
   const gatewayProcs = gateways.map((g, i) =>
