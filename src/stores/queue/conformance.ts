@@ -448,18 +448,33 @@ export function messageQueueConformance(target: QueueConformanceTarget): void {
       const q = await openQueue(url);
       const t = topic('kill');
       const child = spawn(process.execPath, ['--import', 'tsx', childScript, url, t, 'g', '400'], {
-        stdio: ['ignore', 'pipe', 'inherit'],
+        stdio: ['ignore', 'pipe', 'pipe'],
       });
       try {
         let out = '';
+        let err = '';
+        let exited: number | null | undefined;
         child.stdout.on('data', (b: Buffer) => {
           out += b.toString();
         });
-        await waitFor(() => out.includes('ready'), 'the child consumer to start', 20_000);
+        child.stderr.on('data', (b: Buffer) => {
+          err += b.toString();
+        });
+        child.once('exit', (code) => {
+          exited = code;
+        });
+        // A child that dies before it is ready fails the test at once, with what it printed.
+        const started = () => {
+          if (exited !== undefined)
+            throw new Error(`the child consumer exited (${exited}) before it was ready:\n${err}`);
+          return out.includes('ready');
+        };
+        // Starting node with tsx on a loaded CI machine can take seconds: the budget is wide.
+        await waitFor(started, 'the child consumer to start', 40_000);
         const { id } = await q.publish(t, 'half-done');
         await waitFor(() => out.includes(`got ${id} 1`), 'the child to take the message');
         child.kill('SIGKILL');
-        await new Promise((r) => child.once('exit', r));
+        if (exited === undefined) await new Promise((r) => child.once('exit', r));
         const got: Delivery[] = [];
         await consume(q, t, 'g', async (d) => {
           got.push(d);
@@ -469,7 +484,7 @@ export function messageQueueConformance(target: QueueConformanceTarget): void {
       } finally {
         child.kill('SIGKILL');
       }
-    });
+    }, 60_000);
 
     it('a server that goes away gives TRELLIS_E_STORE_UNAVAILABLE and recovers without a restart', async (ctx) => {
       if (!target.outage) {
