@@ -18,6 +18,10 @@ const fresh = () => {
 // Short timings so each case takes a second or two; the deadlines below are generous.
 const fast = ['--lease', '6s', '--renew-deadline', '4s', '--retry', '300ms'];
 
+/** `trellis leader run` for one group and store with the short timings, then `extra`. */
+const leaderRun = ({ group, store }: { group: string; store: string }, ...extra: string[]) =>
+  spawnCli(['leader', 'run', '--group', group, '--store', store, ...fast, ...extra]);
+
 /** The JSON log lines a `leader run` printed, parsed. */
 function logLines(output: string): { msg: string; [k: string]: unknown }[] {
   return output
@@ -28,15 +32,10 @@ function logLines(output: string): { msg: string; [k: string]: unknown }[] {
 
 describe('trellis leader run: restarts', () => {
   it('restarts a failing command with growing delays, then stops at the crash-loop limit (exit 4)', async () => {
-    const { group, store } = fresh();
-    const proc = spawnCli([
-      'leader',
-      'run',
-      '--group',
-      group,
-      '--store',
-      store,
-      ...fast,
+    const target = fresh();
+    const { group, store } = target;
+    const proc = leaderRun(
+      target,
       '--backoff',
       '100ms',
       '--backoff-max',
@@ -47,7 +46,7 @@ describe('trellis leader run: restarts', () => {
       process.execPath,
       '-e',
       'process.exit(3)',
-    ]);
+    );
     const { code } = await proc.exited;
     expect(code, proc.output()).toBe(4);
     const lines = logLines(proc.output());
@@ -65,18 +64,8 @@ describe('trellis leader run: restarts', () => {
   });
 
   it('reports a command that cannot start and exits 127 at once, without restarting it', async () => {
-    const { group, store } = fresh();
-    const proc = spawnCli([
-      'leader',
-      'run',
-      '--group',
-      group,
-      '--store',
-      store,
-      ...fast,
-      '--',
-      'no-such-command-xyz',
-    ]);
+    const target = fresh();
+    const proc = leaderRun(target, '--', 'no-such-command-xyz');
     const { code } = await proc.exited;
     expect(code, proc.output()).toBe(127);
     const out = proc.output();
@@ -116,21 +105,9 @@ describe('trellis leader run: restarts', () => {
   });
 
   it('--once: a failed run releases the lease and exits with the command status', async () => {
-    const { group, store } = fresh();
-    const proc = spawnCli([
-      'leader',
-      'run',
-      '--group',
-      group,
-      '--store',
-      store,
-      ...fast,
-      '--once',
-      '--',
-      process.execPath,
-      '-e',
-      'process.exit(9)',
-    ]);
+    const target = fresh();
+    const { group, store } = target;
+    const proc = leaderRun(target, '--once', '--', process.execPath, '-e', 'process.exit(9)');
     const { code } = await proc.exited;
     expect(code, proc.output()).toBe(9);
     expect(proc.output()).toMatch(/the command failed \(exit 9\); restart never/);
@@ -138,22 +115,16 @@ describe('trellis leader run: restarts', () => {
   });
 
   it('reports a signal-killed command by its signal, not as code 128', async () => {
-    const { group, store } = fresh();
-    const proc = spawnCli([
-      'leader',
-      'run',
-      '--group',
-      group,
-      '--store',
-      store,
-      ...fast,
+    const target = fresh();
+    const proc = leaderRun(
+      target,
       '--max-restarts',
       '0',
       '--',
       process.execPath,
       '-e',
       "process.kill(process.pid, 'SIGKILL')",
-    ]);
+    );
     const { code } = await proc.exited;
     expect(code, proc.output()).toBe(4);
     const failed = logLines(proc.output()).find((l) => /crash loop/.test(l.msg))!;
@@ -183,19 +154,9 @@ describe('trellis leader run: restarts', () => {
 
 describe('trellis leader status', () => {
   it('exits 3 when the group has no leader, 0 when it has one', async () => {
-    const { group, store } = fresh();
-    const proc = spawnCli([
-      'leader',
-      'run',
-      '--group',
-      group,
-      '--store',
-      store,
-      ...fast,
-      '--',
-      'sleep',
-      '30',
-    ]);
+    const target = fresh();
+    const { group, store } = target;
+    const proc = leaderRun(target, '--', 'sleep', '30');
     await proc.waitForOutput(/leading: started the command/);
     const leading = await runCli(['leader', 'status', '--group', group, '--store', store]);
     expect(leading.code).toBe(0);
