@@ -84,6 +84,7 @@ export async function compileAmbassador(
   const breakers = new Map<string, UpstreamBreakers>();
   try {
     parts.addServices(Object.fromEntries(Object.entries(config.remotes).map(([n, r]) => [n, r.service])));
+    await parts.discovered();
     const listeners = new Map<string, CompiledListener>();
     const shared: CompiledRoute[] = [];
     for (const [name, remote] of Object.entries(config.remotes)) {
