@@ -96,8 +96,10 @@ describe('a pool with a changing upstream set', () => {
     p.setDiscovered(set('http://127.0.0.1:1', 'http://127.0.0.1:2'));
     expect(p.upstreams[1]).toBe(b);
     p.end(b, 'success', 1);
-    // Not closed: it is in the set again.
-    expect(b.dispatcher.closed).toBe(false);
+    // Not closed: it is in the set again (nothing listens there: refused, not "closed").
+    await expect(b.dispatcher.request({ origin: b.origin, path: '/', method: 'GET' })).rejects.toMatchObject({
+      code: 'ECONNREFUSED',
+    });
   });
 
   it('keeps the static upstreams and takes a discovered weight change', async () => {
