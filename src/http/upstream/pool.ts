@@ -271,7 +271,7 @@ export class UpstreamPool implements ServicePool {
   end(upstream: Upstream, outcome: AttemptOutcome, _latencyMs: number): void {
     const node = upstream as UpstreamNode;
     node.inFlight--;
-    if (node.inFlight === 0 && this.retiring.get(node.id) === node) {
+    if (node.inFlight === 0 && this.retiring.size > 0 && this.retiring.get(node.id) === node) {
       this.retiring.delete(node.id);
       void node.dispatcher.close().catch(() => undefined);
       return;

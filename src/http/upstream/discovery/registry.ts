@@ -96,6 +96,7 @@ export class RegistryDiscovery implements DiscoverySource {
         const now = this.now();
         this.seen.clear();
         for (const e of listed.entries) this.note(e.key, e.value, now);
+        this.lastUpdate = now;
         this.watching = true;
         this.failures = 0;
         this.lastError = undefined;
@@ -105,6 +106,7 @@ export class RegistryDiscovery implements DiscoverySource {
         for await (const change of kv.watch(prefix, { fromRevision: listed.revision, signal })) {
           if (change.type === 'delete') this.seen.delete(change.key);
           else this.note(change.key, change.value ?? '', this.now());
+          this.lastUpdate = this.now();
           this.publish();
           backoff = FIRST_BACKOFF;
         }
@@ -149,7 +151,6 @@ export class RegistryDiscovery implements DiscoverySource {
       if (now - seenAt <= entry.ttl) live.push({ url: new URL(entry.url).origin, weight: entry.weight });
     }
     const next = normalise(live);
-    this.lastUpdate = now;
     if (sameSet(next, this.published)) return;
     this.published = next;
     this.onUpdate?.(next);

@@ -97,8 +97,8 @@ routes:
       { type: 'A', address: '127.0.0.2', ttl: 1 },
       { type: 'A', address: '127.0.0.3', ttl: 1 },
     ];
-    // TTL 1 s: both new upstreams answer within it (plus a request's time).
-    expect(await untilAnswered(url, ['200 127.0.0.2', '200 127.0.0.3'])).toBeLessThan(1_500);
+    // TTL 1 s: both new upstreams answer within it (plus requests' time and a loaded machine's slack).
+    expect(await untilAnswered(url, ['200 127.0.0.2', '200 127.0.0.3'])).toBeLessThan(2_000);
     const after = await Promise.all(Array.from({ length: 10 }, () => body(url)));
     expect(after).not.toContain('200 127.0.0.1');
   });
@@ -126,7 +126,7 @@ routes:
       { type: 'SRV', target: 'p1.internal', port },
       { type: 'SRV', target: 'p2.internal', port },
     ];
-    expect(await untilAnswered(url, ['200 127.0.0.2'])).toBeLessThan(1_500);
+    expect(await untilAnswered(url, ['200 127.0.0.2'])).toBeLessThan(2_000);
     const admin = (await (await fetch(`http://127.0.0.1:${amb.ports.admin}/admin/services`)).json()) as {
       services: { name: string; upstreams: { id: string; source: string }[]; discovery: unknown }[];
     };
@@ -194,6 +194,48 @@ remotes:
       answers = await Promise.all(Array.from({ length: 6 }, () => body(url)));
     } while (answers.includes('200 127.0.0.3') && Date.now() - gone < 5_000);
     expect(answers).toEqual(Array(6).fill('200 127.0.0.1'));
+  });
+
+  it('keeps watching across a reload that keeps the service, and follows a reload that changes the prefix', async () => {
+    const storeUrl = `sqlite:${join(dir, 'reload.db')}`;
+    const file = (prefix: string, extra = '') => `stores: { registry: '${storeUrl}' }
+remotes:
+  payments:
+    listen: { port: 0 }
+    service:
+      discovery: { registry: { store: registry, prefix: ${prefix} } }
+${extra}`;
+    const amb = await startAmbassador({
+      label: 'ambassador.yaml',
+      admin: false,
+      text: file('services/payments/'),
+    });
+    stops.push(() => amb.stop(1_000));
+    const url = `http://127.0.0.1:${amb.ports.payments}/`;
+    const store = await openKeyValueStore(storeUrl);
+    stops.push(() => store.close());
+    const reg = (prefix: string, host: string) =>
+      registerService(store, { prefix, url: `http://${host}:${port}`, ttl: 2_000 }).then((r) => {
+        stops.push(() => r.close());
+        return r;
+      });
+    await reg('services/payments/', '127.0.0.1');
+    await untilAnswered(url, ['200 127.0.0.1']);
+    // Another remote joins: payments keeps its pool, and its registry store must stay open.
+    const other = `  other:\n    listen: { port: 0 }\n    service: { upstreams: ['http://127.0.0.1:${port}'] }\n`;
+    expect(await amb.applyConfig(file('services/payments/', other), 'ambassador.yaml')).toMatchObject({
+      ok: true,
+    });
+    await new Promise((r) => setTimeout(r, 200)); // the retired generation is released
+    await reg('services/payments/', '127.0.0.2');
+    await untilAnswered(url, ['200 127.0.0.1', '200 127.0.0.2']);
+    // A new prefix: a new pool watching it.
+    expect(await amb.applyConfig(file('services/payments-v2/'), 'ambassador.yaml')).toMatchObject({
+      ok: true,
+    });
+    expect(await body(url)).toMatch(/^503 .*TRELLIS_E_NO_UPSTREAM/);
+    await reg('services/payments-v2/', '127.0.0.3');
+    await untilAnswered(url, ['200 127.0.0.3']);
   });
 
   it('refuses a configuration naming a store it does not have, with the fix in the message', async () => {

@@ -19,7 +19,7 @@ export interface DiscoveryStatus {
   target: string;
   /** Upstreams in the last good answer. */
   upstreams: number;
-  /** When the last good answer came (ISO), absent before the first. */
+  /** When the last good answer (DNS) or registry change came (ISO), absent before the first. */
   lastUpdate?: string;
   /** The last failure since then, absent when the last attempt succeeded. */
   lastError?: string;
