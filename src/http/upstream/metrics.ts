@@ -72,7 +72,7 @@ export function upstreamMetrics(registry: Registry): UpstreamMetrics {
     }),
     discoveryUpdates: new Counter({
       name: 'trellis_upstream_discovery_updates_total',
-      help: 'Upstream sets a discovery source handed to the pool (DNS answers, registry changes).',
+      help: 'Changes of the upstream set a discovery source handed to the pool (a new DNS answer, a registry change).',
       labelNames: ['service', 'source'] as const,
       registers: [registry],
     }),

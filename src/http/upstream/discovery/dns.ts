@@ -8,6 +8,7 @@ import {
   type DiscoverySource,
   type DiscoveryStatus,
   normalise,
+  sameSet,
 } from './types.js';
 
 /** After a failure the name is asked again after minTtl, doubling up to this (or maxTtl if shorter). */
@@ -39,7 +40,7 @@ export class DnsDiscovery implements DiscoverySource {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private failures = 0;
-  private count = 0;
+  private last: DiscoveredUpstream[] = [];
   private lastUpdate: number | undefined;
   private lastError: string | undefined;
   private nextAt: number | undefined;
@@ -64,7 +65,7 @@ export class DnsDiscovery implements DiscoverySource {
     return {
       source: 'dns',
       target: `${this.def.type} ${this.def.name}`,
-      upstreams: this.count,
+      upstreams: this.last.length,
       ...(this.lastUpdate === undefined ? {} : { lastUpdate: new Date(this.lastUpdate).toISOString() }),
       ...(this.lastError === undefined ? {} : { lastError: this.lastError }),
       failures: this.failures,
@@ -88,8 +89,11 @@ export class DnsDiscovery implements DiscoverySource {
       this.failures = 0;
       this.lastError = undefined;
       this.lastUpdate = Date.now();
-      this.count = answer.upstreams.length;
-      this.onUpdate?.(answer.upstreams);
+      // The same answer again changes nothing: the pool keeps its balancer as it is.
+      if (!sameSet(answer.upstreams, this.last)) {
+        this.last = answer.upstreams;
+        this.onUpdate?.(answer.upstreams);
+      }
       delay = Math.min(maxTtl, Math.max(minTtl, answer.ttlMs));
     } catch (err) {
       if (this.closed) return;
@@ -105,8 +109,8 @@ export class DnsDiscovery implements DiscoverySource {
           failures: this.failures,
           retryMs: delay,
         },
-        this.count > 0
-          ? `DNS discovery of ${this.def.name} failed: keeping the last ${this.count} upstream(s)`
+        this.last.length > 0
+          ? `DNS discovery of ${this.def.name} failed: keeping the last ${this.last.length} upstream(s)`
           : `DNS discovery of ${this.def.name} failed: the service has no upstream yet`,
       );
     }
