@@ -72,6 +72,7 @@ export class UpstreamPool implements ServicePool {
   private readonly discovery: DiscoverySource | undefined;
   private readonly makeNode: (origin: URL, weight: number, servername?: string) => UpstreamNode;
   private readonly logger: Logger;
+  private readonly listeners = new Set<() => void>();
 
   constructor(name: string, def: ServiceDef, deps: ServicePoolDeps) {
     const clock = deps.clock ?? Date.now;
@@ -175,12 +176,18 @@ export class UpstreamPool implements ServicePool {
     this.health?.track(this.nodes);
     for (const node of removed) this.retire(node);
     this.metrics?.discoveryUpdates.inc({ service: this.name, source: this.discovery?.kind ?? 'static' });
+    for (const listener of this.listeners) listener();
     if (added.length > 0 || removed.length > 0) {
       this.logger.info(
         { added, removed: removed.map((u) => u.id), upstreams: this.nodes.length },
         'discovery changed the upstreams',
       );
     }
+  }
+
+  onUpstreamsChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** A new balancer over the current set (weights and membership are fixed inside one). */

@@ -129,4 +129,9 @@ export interface ServicePool {
    * contract need not have it.
    */
   hashKey?(headers: IncomingHttpHeaders, clientIp: string): string | undefined;
+  /**
+   * Calls `listener` after discovery changed `upstreams`; returns the unsubscribe. Optional: a
+   * pool whose set never changes need not have it.
+   */
+  onUpstreamsChange?(listener: () => void): () => void;
 }
