@@ -249,7 +249,9 @@ ${extra}`;
       discovery: { registry: { store: nowhere, prefix: services/payments/ } }
 `,
     });
-    await expect(start).rejects.toThrow(/unknown store "nowhere": name one from the file's stores: section/);
+    await expect(start).rejects.toThrow(
+      /ambassador\.yaml:5:\d+ remotes\.payments\.service\.discovery\.registry\.store: unknown store "nowhere": name one from the file's stores: section, or write a KeyValueStore URL/,
+    );
   });
 
   it('explains a discovery block that cannot work', async () => {
@@ -273,6 +275,19 @@ routes:
     );
     expect((err as Error).message).toContain(
       'services.web.discovery.registry.prefix: end the prefix with / (services/payments/)',
+    );
+    const memory = await startGateway({
+      label: 'gw.yaml',
+      text: `listen: { port: 0, host: 127.0.0.1 }
+admin: { enabled: false }
+services:
+  api: { discovery: { registry: { store: memory, prefix: services/api/ } } }
+routes:
+  - { match: { pathPrefix: / }, proxy: { service: api } }
+`,
+    }).catch((e: unknown) => e);
+    expect((memory as Error).message).toMatch(
+      /services\.api\.discovery\.registry\.store: a registry needs a store the instances can write to/,
     );
   });
 });

@@ -90,3 +90,17 @@ export const discoverySchema = z
 export type DiscoveryDef = z.output<typeof discoverySchema>;
 export type DnsDiscoveryDef = z.output<typeof dnsDiscoverySchema>;
 export type RegistryDiscoveryDef = z.output<typeof registryDiscoverySchema>;
+
+/**
+ * Why a registry's `store` cannot be opened with the file's `stores:`, or undefined: checked at
+ * validation so `trellis validate` says it, not only a failed start.
+ */
+export function registryStoreProblem(store: string, stores: Record<string, string>): string | undefined {
+  if (stores[store] !== undefined) return undefined;
+  if (store === 'memory' || store === 'memory:') {
+    return 'a registry needs a store the instances can write to: name a sqlite, postgres, redis or etcd store (memory is only this process)';
+  }
+  if (store.includes(':')) return undefined;
+  const names = Object.keys(stores);
+  return `unknown store "${store}": name one from the file's stores: section${names.length > 0 ? ` (${names.join(', ')})` : ''}, or write a KeyValueStore URL`;
+}
