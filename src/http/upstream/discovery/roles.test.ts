@@ -282,12 +282,16 @@ routes:
 admin: { enabled: false }
 services:
   api: { discovery: { registry: { store: memory, prefix: services/api/ } } }
+  queue: { discovery: { registry: { store: 'nats://127.0.0.1:4222', prefix: services/queue/ } } }
 routes:
   - { match: { pathPrefix: / }, proxy: { service: api } }
 `,
     }).catch((e: unknown) => e);
     expect((memory as Error).message).toMatch(
       /services\.api\.discovery\.registry\.store: a registry needs a store the instances can write to/,
+    );
+    expect((memory as Error).message).toMatch(
+      /services\.queue\.discovery\.registry\.store: the registry store "nats:\/\/127\.0\.0\.1:4222" has no "nats" backend: use one of sqlite, postgres, redis, etcd \(a registry is a KeyValueStore\)/,
     );
   });
 });

@@ -1,6 +1,8 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { messageOf } from '../../../core/errors.js';
 import { duration } from '../../../core/units.js';
+import { schemeOf } from '../../../stores/connection.js';
 
 /**
  * `discovery:` of a service: where its upstreams come from besides (or instead of) the static
@@ -96,11 +98,20 @@ export type RegistryDiscoveryDef = z.output<typeof registryDiscoverySchema>;
  * validation so `trellis validate` says it, not only a failed start.
  */
 export function registryStoreProblem(store: string, stores: Record<string, string>): string | undefined {
-  if (stores[store] !== undefined) return undefined;
-  if (store === 'memory' || store === 'memory:') {
+  const url = stores[store] ?? store;
+  if (url === 'memory' || url === 'memory:') {
     return 'a registry needs a store the instances can write to: name a sqlite, postgres, redis or etcd store (memory is only this process)';
   }
-  if (store.includes(':')) return undefined;
-  const names = Object.keys(stores);
-  return `unknown store "${store}": name one from the file's stores: section${names.length > 0 ? ` (${names.join(', ')})` : ''}, or write a KeyValueStore URL`;
+  if (stores[store] === undefined && !store.includes(':')) {
+    const names = Object.keys(stores);
+    return `unknown store "${store}": name one from the file's stores: section${names.length > 0 ? ` (${names.join(', ')})` : ''}, or write a KeyValueStore URL`;
+  }
+  try {
+    schemeOf(url, `the registry store "${store}"`, REGISTRY_SCHEMES);
+  } catch (err) {
+    return `${messageOf(err)} (a registry is a KeyValueStore)`;
+  }
+  return undefined;
 }
+
+const REGISTRY_SCHEMES = ['sqlite', 'postgres', 'redis', 'etcd'] as const;
