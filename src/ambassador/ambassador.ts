@@ -42,7 +42,7 @@ export function parseAmbassadorConfig(
 
 /**
  * The ambassador role: an outbound proxy beside the client. Each remote service becomes a pool
- * (static upstreams, balancing, ejection) behind a loopback listener whose one route runs the
+ * (static or discovered upstreams, balancing, ejection) behind a loopback listener whose one route runs the
  * ambassador's policies (src/ambassador/call.ts).
  */
 export const ambassadorRole: RoleDefinition<AmbassadorConfig> = {

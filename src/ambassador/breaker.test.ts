@@ -76,4 +76,16 @@ describe('UpstreamBreakers', () => {
     for (let i = 0; i < 4; i++) u.record('http5xx', u.admit());
     expect(b.status()).toEqual({ u: 'open' });
   });
+
+  it('forgets the breakers of upstreams discovery took away', () => {
+    const { b } = clocked();
+    const gone = b.of('gone');
+    for (let i = 0; i < 3; i++) gone.record('http5xx', gone.admit());
+    b.of('stays');
+    expect(b.status()).toEqual({ gone: 'open', stays: 'closed' });
+    b.retain(['stays']);
+    expect(b.status()).toEqual({ stays: 'closed' });
+    // Back later under the same address: a fresh breaker.
+    expect(b.of('gone').admit()).toBe(ADMITTED);
+  });
 });

@@ -157,6 +157,12 @@ export class UpstreamBreakers {
     return breaker;
   }
 
+  /** Forgets the breakers of upstreams discovery took away (a long-lived remote's set may churn). */
+  retain(upstreams: Iterable<string>): void {
+    const keep = new Set(upstreams);
+    for (const id of this.byUpstream.keys()) if (!keep.has(id)) this.byUpstream.delete(id);
+  }
+
   /** State per upstream, for the admin API. */
   status(): Record<string, BreakerStateName> {
     const out: Record<string, BreakerStateName> = {};

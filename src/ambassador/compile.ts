@@ -25,7 +25,10 @@ export const SHARED_LISTENER = 'main';
  * Breakers live beside their pool: a reload that keeps a remote's service (its pool, connections
  * and ejection state) keeps its breakers' state too, unless the breaker settings changed.
  */
-const breakersOfPool = new WeakMap<ServicePool, { key: string; breakers: UpstreamBreakers }>();
+const breakersOfPool = new WeakMap<
+  ServicePool,
+  { key: string; breakers: UpstreamBreakers; unsubscribe?: (() => void) | undefined }
+>();
 
 /** Each generation's breakers by remote, for the admin API. */
 export const generationBreakers = new WeakMap<Generation, ReadonlyMap<string, UpstreamBreakers>>();
@@ -48,13 +51,14 @@ const remoteType = defineHandler({
     const key = JSON.stringify(o.remote.breaker);
     let kept = breakersOfPool.get(pool);
     if (kept === undefined || kept.key !== key) {
-      kept = {
-        key,
-        breakers: new UpstreamBreakers(o.remote.breaker, (u, s) => {
-          metrics.breaker(u, s);
-          deps.logger.warn({ upstream: u, state: s }, 'circuit breaker state changed');
-        }),
-      };
+      kept?.unsubscribe?.();
+      const breakers = new UpstreamBreakers(o.remote.breaker, (u, s) => {
+        metrics.breaker(u, s);
+        deps.logger.warn({ upstream: u, state: s }, 'circuit breaker state changed');
+      });
+      // Discovery took upstreams away: their breakers go with them.
+      const unsubscribe = pool.onUpstreamsChange?.(() => breakers.retain(pool.upstreams.map((u) => u.id)));
+      kept = { key, breakers, unsubscribe };
       breakersOfPool.set(pool, kept);
     }
     o.breakers.set(o.name, kept.breakers);
@@ -84,6 +88,7 @@ export async function compileAmbassador(
   const breakers = new Map<string, UpstreamBreakers>();
   try {
     parts.addServices(Object.fromEntries(Object.entries(config.remotes).map(([n, r]) => [n, r.service])));
+    await parts.discovered();
     const listeners = new Map<string, CompiledListener>();
     const shared: CompiledRoute[] = [];
     for (const [name, remote] of Object.entries(config.remotes)) {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { duration, size } from '../core/units.js';
 import { accessLogSchema, adminSchema } from '../gateway/schema.js';
 import { listenSchema } from '../http/listener.js';
-import { serviceSchema } from '../http/upstream/index.js';
+import { registryStoreProblem, serviceSchema } from '../http/upstream/index.js';
 import { storeUrlSchema } from '../runtime/stores.js';
 import { credentialsSchema } from './credentials.js';
 
@@ -105,6 +105,17 @@ export const ambassadorSchema = z
         path: ['remotes', 'main'],
         message: 'the shared listener is called main: give this remote another name',
       });
+    }
+    for (const [name, remote] of Object.entries(cfg.remotes)) {
+      const store = remote.service.discovery?.registry?.store;
+      const message = store === undefined ? undefined : registryStoreProblem(store, cfg.stores);
+      if (message !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['remotes', name, 'service', 'discovery', 'registry', 'store'],
+          message,
+        });
+      }
     }
     const hosted = Object.entries(cfg.remotes).filter(([, r]) => r.listen === undefined);
     if (hosted.length > 0 && cfg.listen === undefined) {

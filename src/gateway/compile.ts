@@ -35,6 +35,7 @@ export async function compileGateway(
   const parts = new GenerationParts(deps, config.stores);
   try {
     parts.addServices(config.services);
+    await parts.discovered();
     await parts.addMiddlewares(config.middlewares);
     const routesFor = async (frontend: string, routes: RouteConfig[], shared: SharedRouteBits) => {
       const out: CompiledRoute[] = [];

@@ -3,7 +3,7 @@ import { formatPath } from '../core/config.js';
 import { didYouMean } from '../core/suggest.js';
 import { duration } from '../core/units.js';
 import { listenSchema } from '../http/listener.js';
-import { serviceSchema } from '../http/upstream/index.js';
+import { registryStoreProblem, serviceSchema } from '../http/upstream/index.js';
 import type { TypeRegistry } from '../runtime/registry.js';
 import { checkPathPattern } from '../runtime/router.js';
 import { storeUrlSchema } from '../runtime/stores.js';
@@ -213,6 +213,16 @@ export function gatewaySchema(types: TypeRegistry = gatewayTypes) {
     .superRefine((cfg, ctx) => {
       checkReferences(cfg as unknown as GatewayShape, ctx, types);
       checkClashes(cfg as unknown as ClashShape, ctx);
+      for (const [name, service] of Object.entries(cfg.services)) {
+        const store = service.discovery?.registry?.store;
+        const message = store === undefined ? undefined : registryStoreProblem(store, cfg.stores);
+        if (message !== undefined)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['services', name, 'discovery', 'registry', 'store'],
+            message,
+          });
+      }
     });
 }
 

@@ -6,7 +6,7 @@ import { TrellisError } from '../core/errors.js';
 import type { HandlerInstance } from '../handlers/types.js';
 import type { ListenConfig } from '../http/listener.js';
 import { compose, type Handler, type Middleware } from '../http/types.js';
-import { createServicePool, loadUpstreamTls } from '../http/upstream/index.js';
+import { createServicePool, loadUpstreamTls, type UpstreamPool } from '../http/upstream/index.js';
 import type { ServiceDef } from '../http/upstream/schema.js';
 import type { ServicePool } from '../http/upstream/types.js';
 import type { HealthReport, MiddlewareInstance } from '../middlewares/types.js';
@@ -90,7 +90,7 @@ export class GenerationParts {
   readonly checks = new Map<string, () => HealthReport>();
   readonly panels: AdminPanel[] = [];
   readonly actions: AdminAction[] = [];
-  private readonly created: ServicePool[] = [];
+  private readonly created: UpstreamPool[] = [];
 
   constructor(
     readonly deps: CompileDeps,
@@ -108,7 +108,12 @@ export class GenerationParts {
       const key = tls === undefined ? JSON.stringify(def) : `${JSON.stringify(def)}\0${tls.fingerprint}`;
       this.serviceKeys.set(name, key);
       const reuse = previous?.serviceKeys.get(name) === key ? previous.services.get(name) : undefined;
+      // A registry's store is opened through this generation's view, so it counts as used by
+      // it and stays open while the (possibly reused) pool watches it.
+      const keyValue = (store: string) => this.deps.shared.keyValue(store);
       if (reuse) {
+        const store = def.discovery?.registry?.store;
+        if (store !== undefined) keyValue(store).catch(() => undefined);
         this.services.set(name, reuse);
         continue;
       }
@@ -118,10 +123,29 @@ export class GenerationParts {
         dispatcherFor: this.deps.dispatcherFor,
         tls,
         baseDir: this.deps.baseDir,
+        keyValue,
       });
       this.created.push(pool);
       this.services.set(name, pool);
     }
+  }
+
+  /**
+   * Waits (at most `timeoutMs`) for the new pools' discovery to have a first answer, so a
+   * configuration does not start serving 503s for services whose DNS answer is a few ms away. A
+   * source that has not answered by then goes on in the background (its service answers 503
+   * TRELLIS_E_NO_UPSTREAM until it does).
+   */
+  async discovered(timeoutMs = 5_000): Promise<void> {
+    const waiting = this.created.map((p) => p.settled);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(waiting),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
   }
 
   /** Instances for `middlewares:` (`{ name: { <type>: options } }`). */

@@ -18,6 +18,8 @@ export function statusMatcher(patterns: readonly (number | string)[]): (status: 
 /** The active-check state of one upstream: consecutive results in the current direction. */
 interface CheckState {
   readonly upstream: UpstreamNode;
+  /** Discovery took the upstream away: its chain of checks ends. */
+  removed?: boolean;
   passes: number;
   failures: number;
   lastStatus?: number;
@@ -34,7 +36,7 @@ interface CheckState {
  * saturated by traffic must not make its origin look dead.
  */
 export class HealthChecker {
-  private readonly states: CheckState[];
+  private readonly states = new Map<UpstreamNode, CheckState>();
   private readonly agent: Agent;
   /** One-connection agents for https origins with their service's TLS settings. */
   private readonly tlsAgents = new Map<string, Dispatcher>();
@@ -48,10 +50,9 @@ export class HealthChecker {
       logger: Logger;
       onChange?: (upstream: UpstreamNode) => void;
       /** TLS options for an https origin (the service's `tls:`), undefined for the defaults. */
-      tls?: (origin: URL) => (ConnectionOptions & { servername?: string }) | undefined;
+      tls?: (origin: URL, servername?: string) => (ConnectionOptions & { servername?: string }) | undefined;
     },
   ) {
-    this.states = upstreams.map((upstream) => ({ upstream, passes: 0, failures: 0 }));
     this.accepts = statusMatcher(def.expectStatus);
     this.agent = new Agent({
       connections: 1,
@@ -59,38 +60,65 @@ export class HealthChecker {
       bodyTimeout: def.timeout,
       connectTimeout: def.timeout,
     });
-    for (const { upstream } of this.states) {
-      const connect = deps.tls?.(upstream.origin);
-      if (connect === undefined || this.tlsAgents.has(upstream.id)) continue;
+    for (const upstream of upstreams) this.add(upstream);
+  }
+
+  private add(upstream: UpstreamNode): CheckState {
+    const state: CheckState = { upstream, passes: 0, failures: 0 };
+    this.states.set(upstream, state);
+    const connect = this.deps.tls?.(upstream.origin, upstream.servername);
+    if (connect !== undefined && !this.tlsAgents.has(upstream.id)) {
+      const { timeout } = this.def;
       this.tlsAgents.set(
         upstream.id,
         new Agent({
           connections: 1,
-          headersTimeout: def.timeout,
-          bodyTimeout: def.timeout,
-          connectTimeout: def.timeout,
+          headersTimeout: timeout,
+          bodyTimeout: timeout,
+          connectTimeout: timeout,
           connect,
         }),
       );
+    }
+    return state;
+  }
+
+  /**
+   * Checks exactly `upstreams` from now on (discovery changed the set): new ones start healthy
+   * and are checked at once, gone ones stop being checked, the others keep their state.
+   */
+  track(upstreams: readonly UpstreamNode[]): void {
+    const wanted = new Set(upstreams);
+    for (const [upstream, state] of this.states) {
+      if (wanted.has(upstream)) continue;
+      state.removed = true;
+      clearTimeout(state.timer);
+      this.states.delete(upstream);
+      const agent = this.tlsAgents.get(upstream.id);
+      this.tlsAgents.delete(upstream.id);
+      void agent?.close().catch(() => undefined);
+    }
+    for (const upstream of upstreams) {
+      if (!this.states.has(upstream) && !this.stopped.signal.aborted) void this.run(this.add(upstream));
     }
   }
 
   /** Starts checking every upstream now and then every interval. */
   start(): void {
-    for (const state of this.states) void this.run(state);
+    for (const state of this.states.values()) void this.run(state);
   }
 
   /** Stops the timers and aborts checks in flight. */
   async close(): Promise<void> {
     this.stopped.abort();
-    for (const state of this.states) clearTimeout(state.timer);
+    for (const state of this.states.values()) clearTimeout(state.timer);
     await Promise.all([this.agent.destroy(), ...[...this.tlsAgents.values()].map((a) => a.destroy())]);
   }
 
   private async run(state: CheckState): Promise<void> {
-    if (this.stopped.signal.aborted) return;
+    if (this.stopped.signal.aborted || state.removed) return;
     const detail = await this.probe(state);
-    if (this.stopped.signal.aborted) return;
+    if (this.stopped.signal.aborted || state.removed) return;
     const passed = detail === undefined;
     state.upstream.lastHealthCheck = {
       at: new Date().toISOString(),

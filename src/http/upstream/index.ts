@@ -1,4 +1,5 @@
 export * from './balancers/index.js';
+export * from './discovery/index.js';
 export { cookieValue, hashKeyOf } from './hash-key.js';
 export { HealthChecker, statusMatcher } from './health-check.js';
 export { type MetricsSource, type UpstreamMetrics, upstreamMetrics } from './metrics.js';

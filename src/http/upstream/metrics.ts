@@ -13,6 +13,8 @@ export interface UpstreamMetrics {
   readonly ejections: Counter<'service' | 'upstream'>;
   readonly retries: Counter<'service'>;
   readonly retryBudgetExhausted: Counter<'service'>;
+  readonly discoveryUpdates: Counter<'service' | 'source'>;
+  readonly discoveryFailures: Counter<'service' | 'source'>;
 }
 
 const byRegistry = new WeakMap<Registry, UpstreamMetrics>();
@@ -66,6 +68,18 @@ export function upstreamMetrics(registry: Registry): UpstreamMetrics {
       name: 'trellis_upstream_retry_budget_exhausted_total',
       help: 'Retries refused because the retry budget was spent.',
       labelNames: ['service'] as const,
+      registers: [registry],
+    }),
+    discoveryUpdates: new Counter({
+      name: 'trellis_upstream_discovery_updates_total',
+      help: 'Changes of the upstream set a discovery source handed to the pool (a new DNS answer, a registry change).',
+      labelNames: ['service', 'source'] as const,
+      registers: [registry],
+    }),
+    discoveryFailures: new Counter({
+      name: 'trellis_upstream_discovery_failures_total',
+      help: 'Failed DNS resolutions and broken registry watches (the last good set stays).',
+      labelNames: ['service', 'source'] as const,
       registers: [registry],
     }),
   };

@@ -2,7 +2,9 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { buildConnector, type Dispatcher, Pool } from 'undici';
+import type { KeyValueStore } from '../../stores/types.js';
 import { type Balancer, createBalancer, type UpstreamFilter } from './balancers/index.js';
+import { createDiscovery, type DiscoveredUpstream, type DiscoverySource } from './discovery/index.js';
 import { hashKeyOf } from './hash-key.js';
 import { HealthChecker } from './health-check.js';
 import { type UpstreamMetrics, upstreamMetrics } from './metrics.js';
@@ -32,6 +34,8 @@ export interface ServicePoolDeps {
   tls?: UpstreamTlsMaterial | undefined;
   /** Where relative `tls:` file paths start when `tls` is not given (default: the working directory). */
   baseDir?: string | undefined;
+  /** Opens the store of `discovery.registry` by name or URL (the runtime passes its shared stores). */
+  keyValue?: ((store: string) => Promise<KeyValueStore>) | undefined;
 }
 
 const ANY: UpstreamFilter = () => true;
@@ -45,15 +49,30 @@ const AVAILABLE: UpstreamFilter = (u) => u.available;
 export class UpstreamPool implements ServicePool {
   readonly name: string;
   readonly def: ServiceDef;
-  readonly nodes: readonly UpstreamNode[];
+  /**
+   * The upstreams now: the static ones, then the discovered ones. One array changed in place when
+   * discovery changes the set, so the outlier detector and the metrics always read the current one.
+   */
+  readonly nodes: UpstreamNode[];
   readonly timeouts: Timeouts;
   readonly retry: ServiceRetryPolicy;
-  private readonly balancer: Balancer;
+  /** Settles once discovery has its first answer (or failure); at once for a static service. */
+  readonly settled: Promise<void>;
+  private balancer: Balancer;
   private readonly outlier: OutlierDetector;
   private readonly health: HealthChecker | undefined;
   private readonly metrics: UpstreamMetrics | undefined;
-  private readonly only: UpstreamNode | undefined;
+  private only: UpstreamNode | undefined;
   private closed: Promise<void> | undefined;
+  private readonly statics: readonly UpstreamNode[];
+  /** Discovered upstreams by id. */
+  private discovered = new Map<string, UpstreamNode>();
+  /** Removed upstreams with requests still in flight: their dispatcher closes after the last one. */
+  private readonly retiring = new Map<string, UpstreamNode>();
+  private readonly discovery: DiscoverySource | undefined;
+  private readonly makeNode: (origin: URL, weight: number, servername?: string) => UpstreamNode;
+  private readonly logger: Logger;
+  private readonly listeners = new Set<() => void>();
 
   constructor(name: string, def: ServiceDef, deps: ServicePoolDeps) {
     const clock = deps.clock ?? Date.now;
@@ -71,15 +90,21 @@ export class UpstreamPool implements ServicePool {
         `INSECURE: service "${name}" does not verify its upstreams' TLS certificates (tls.insecureSkipVerify): anyone on the path can read and change its traffic`,
       );
     }
-    this.nodes = def.upstreams.map((entry) => {
-      const { url, weight } = typeof entry === 'string' ? { url: entry, weight: 1 } : entry;
-      const origin = new URL(url);
+    this.logger = logger;
+    this.makeNode = (origin, weight, servername) => {
       const alerts: { node?: UpstreamNode } = {};
-      const dispatcher = deps.dispatcherFor?.(origin) ?? this.poolFor(origin, material, alerts, clock);
+      const dispatcher =
+        deps.dispatcherFor?.(origin) ?? this.poolFor(origin, material, alerts, clock, servername);
       const node = new UpstreamNode(origin, weight, dispatcher, clock);
+      node.servername = servername;
       alerts.node = node;
       return node;
+    };
+    this.statics = def.upstreams.map((entry) => {
+      const { url, weight } = typeof entry === 'string' ? { url: entry, weight: 1 } : entry;
+      return this.makeNode(new URL(url), weight);
     });
+    this.nodes = [...this.statics];
     const seen = new Set<string>();
     for (const node of this.nodes) {
       if (seen.has(node.id)) logger.warn({ upstream: node.id }, 'upstream listed twice: it gets both shares');
@@ -101,12 +126,83 @@ export class UpstreamPool implements ServicePool {
     if (def.healthCheck) {
       this.health = new HealthChecker(this.nodes, def.healthCheck, {
         logger,
-        tls: (origin) =>
-          origin.protocol === 'https:' ? tlsConnectOptions(def.tls, material, origin) : undefined,
+        tls: (origin, servername) =>
+          origin.protocol === 'https:'
+            ? tlsConnectOptions(tlsWith(def.tls, servername), material, origin)
+            : undefined,
       });
       this.health.start();
     }
     metrics?.pools.add(this);
+    if (def.discovery !== undefined) {
+      this.discovery = createDiscovery(name, def.discovery, {
+        logger,
+        keyValue: deps.keyValue,
+        onFailure: () => metrics?.discoveryFailures.inc({ service: name, source: this.discovery!.kind }),
+      });
+      this.discovery.start((found) => this.setDiscovered(found));
+    }
+    this.settled = this.discovery?.settled ?? Promise.resolve();
+  }
+
+  /**
+   * Makes `found` the discovered upstreams: new ones join, gone ones leave (their in-flight
+   * requests finish first), and those that stay keep their state (ejection, load, health). A
+   * discovered upstream that is also listed in `upstreams:` is the static one.
+   */
+  setDiscovered(found: readonly DiscoveredUpstream[]): void {
+    if (this.closed) return;
+    const staticIds = new Set(this.statics.map((u) => u.id));
+    const next = new Map<string, UpstreamNode>();
+    const added: string[] = [];
+    for (const d of found) {
+      const origin = new URL(d.url);
+      if (staticIds.has(origin.origin) || next.has(origin.origin)) continue;
+      let node = this.discovered.get(origin.origin) ?? this.retiring.get(origin.origin);
+      if (node === undefined) {
+        node = this.makeNode(origin, d.weight, d.servername);
+        node.source = this.discovery?.kind ?? 'static';
+        added.push(node.id);
+      } else {
+        this.retiring.delete(node.id);
+        node.weight = d.weight;
+      }
+      next.set(node.id, node);
+    }
+    const removed = [...this.discovered.values()].filter((u) => !next.has(u.id));
+    this.discovered = next;
+    this.nodes.splice(0, this.nodes.length, ...this.statics, ...next.values());
+    this.rebalance();
+    this.health?.track(this.nodes);
+    for (const node of removed) this.retire(node);
+    this.metrics?.discoveryUpdates.inc({ service: this.name, source: this.discovery?.kind ?? 'static' });
+    for (const listener of this.listeners) listener();
+    if (added.length > 0 || removed.length > 0) {
+      this.logger.info(
+        { added, removed: removed.map((u) => u.id), upstreams: this.nodes.length },
+        'discovery changed the upstreams',
+      );
+    }
+  }
+
+  onUpstreamsChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** A new balancer over the current set (weights and membership are fixed inside one). */
+  private rebalance(): void {
+    this.only = this.nodes.length === 1 ? this.nodes[0] : undefined;
+    this.balancer = createBalancer(this.def.balance, this.nodes);
+  }
+
+  /** Closes a removed upstream's dispatcher now if idle, else after its last request (see `end`). */
+  private retire(node: UpstreamNode): void {
+    if (node.inFlight > 0) {
+      this.retiring.set(node.id, node);
+      return;
+    }
+    void node.dispatcher.close().catch(() => undefined);
   }
 
   /** A keep-alive undici Pool for one origin; an https one with the service's TLS settings. */
@@ -115,10 +211,11 @@ export class UpstreamPool implements ServicePool {
     material: UpstreamTlsMaterial | undefined,
     alerts: { node?: UpstreamNode },
     clock: Clock,
+    discoveredName?: string,
   ): Dispatcher {
     const { def } = this;
     const https = origin.protocol === 'https:';
-    const tls = https ? tlsConnectOptions(def.tls, material, origin) : undefined;
+    const tls = https ? tlsConnectOptions(tlsWith(def.tls, discoveredName), material, origin) : undefined;
     // An https connection's own TLS errors are noted on the upstream: undici reports a TLS 1.3
     // refusal of the client certificate only as "other side closed" (see recentTlsFailure).
     const base = tls === undefined ? undefined : buildConnector({ ...tls, timeout: def.connectTimeout });
@@ -181,6 +278,11 @@ export class UpstreamPool implements ServicePool {
   end(upstream: Upstream, outcome: AttemptOutcome, _latencyMs: number): void {
     const node = upstream as UpstreamNode;
     node.inFlight--;
+    if (node.inFlight === 0 && this.retiring.size > 0 && this.retiring.get(node.id) === node) {
+      this.retiring.delete(node.id);
+      void node.dispatcher.close().catch(() => undefined);
+      return;
+    }
     this.outlier.record(node, outcome);
   }
 
@@ -203,7 +305,9 @@ export class UpstreamPool implements ServicePool {
         inFlight: u.inFlight,
         consecutiveFailures: u.consecutive5xx,
         ...(u.lastHealthCheck ? { lastHealthCheck: u.lastHealthCheck } : {}),
+        source: u.source,
       })),
+      ...(this.discovery === undefined ? {} : { discovery: this.discovery.status() }),
     };
   }
 
@@ -211,11 +315,18 @@ export class UpstreamPool implements ServicePool {
   close(): Promise<void> {
     this.closed ??= (async () => {
       this.metrics?.pools.delete(this);
+      await this.discovery?.close();
       await this.health?.close();
-      await Promise.all(this.nodes.map((u) => u.dispatcher.close()));
+      await Promise.all([...this.nodes, ...this.retiring.values()].map((u) => u.dispatcher.close()));
     })();
     return this.closed;
   }
+}
+
+/** The service's `tls:` with the SNI name of a discovered upstream, unless `tls.servername` sets one. */
+function tlsWith(tls: ServiceDef['tls'], servername: string | undefined): ServiceDef['tls'] {
+  if (servername === undefined || tls?.servername !== undefined) return tls;
+  return { ...(tls ?? { minVersion: 'TLSv1.2', insecureSkipVerify: false }), servername };
 }
 
 /** Builds the upstream pool of service `name` from its validated definition. */

@@ -75,7 +75,9 @@ describe('serviceSchema', () => {
     expect(problems('upstreams: [http://u:p@h:1]')).toBe(
       'svc.yaml:1:13 upstreams[0]: upstream "http://u:p@h:1" must not carry credentials: add them with a headers middleware',
     );
-    expect(problems('upstreams: []')).toBe('svc.yaml:1:12 upstreams: a service needs at least one upstream');
+    expect(problems('upstreams: []')).toBe(
+      'svc.yaml:1:12 upstreams: a service needs at least one upstream: list upstreams:, or find them with discovery:',
+    );
   });
 
   it('names unknown options and impossible combinations', () => {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { duration } from '../../core/units.js';
+import { discoverySchema } from './discovery/schema.js';
 import { upstreamTlsSchema } from './tls.js';
 
 /**
@@ -131,7 +132,9 @@ export const serviceSchema = z
           error: 'write an upstream as a URL (http://127.0.0.1:3001) or { url, weight }',
         }),
       )
-      .min(1, 'a service needs at least one upstream'),
+      .default([]),
+    /** Upstreams found at run time (DNS or a KeyValueStore registry), beside the static ones. */
+    discovery: discoverySchema.optional(),
     balance: z.enum(['round-robin', 'least-request', 'consistent-hash']).default('round-robin'),
     /** What consistent hashing hashes; defaults to the client IP. */
     hashOn: hashOnSchema.optional(),
@@ -148,12 +151,24 @@ export const serviceSchema = z
     tls: upstreamTlsSchema.optional(),
   })
   .superRefine((def, ctx) => {
-    if (def.tls !== undefined && !def.upstreams.some((u) => urlOf(u).startsWith('https:'))) {
+    if (def.upstreams.length === 0 && def.discovery === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['upstreams'],
+        message: 'a service needs at least one upstream: list upstreams:, or find them with discovery:',
+      });
+    }
+    if (
+      def.tls !== undefined &&
+      !def.upstreams.some((u) => urlOf(u).startsWith('https:')) &&
+      def.discovery?.dns?.scheme !== 'https' &&
+      def.discovery?.registry === undefined
+    ) {
       ctx.addIssue({
         code: 'custom',
         path: ['tls'],
         message:
-          'tls: applies to https:// upstreams, and every upstream of this service is http://: write https:// upstreams, or remove tls:',
+          'tls: applies to https:// upstreams, and every upstream of this service is http://: write https:// upstreams (or discovery.dns.scheme: https), or remove tls:',
       });
     }
     if (def.hashOn !== undefined && def.balance !== 'consistent-hash') {

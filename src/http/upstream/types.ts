@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
+import type { DiscoveryStatus } from './discovery/types.js';
 
 /**
  * The contract between the upstream layer (pools, balancing, health, outlier ejection, retry
@@ -46,6 +47,8 @@ export interface UpstreamStatus {
   consecutiveFailures: number;
   /** The last active health check, when checks are configured. */
   lastHealthCheck?: HealthCheckResult;
+  /** Where the upstream came from: `static` (upstreams:), `dns` or `registry` (discovery:). */
+  source?: 'static' | 'dns' | 'registry';
 }
 
 /** One active health check's result, as the admin API shows it. */
@@ -61,6 +64,8 @@ export interface ServiceStatus {
   name: string;
   balance: string;
   upstreams: UpstreamStatus[];
+  /** The discovery source and its last answer, for a service with `discovery:`. */
+  discovery?: DiscoveryStatus;
 }
 
 export interface Timeouts {
@@ -124,4 +129,9 @@ export interface ServicePool {
    * contract need not have it.
    */
   hashKey?(headers: IncomingHttpHeaders, clientIp: string): string | undefined;
+  /**
+   * Calls `listener` after discovery changed `upstreams`; returns the unsubscribe. Optional: a
+   * pool whose set never changes need not have it.
+   */
+  onUpstreamsChange?(listener: () => void): () => void;
 }

@@ -12,8 +12,13 @@ export type Clock = () => number;
 export class UpstreamNode implements Upstream {
   readonly id: string;
   readonly origin: URL;
-  readonly weight: number;
+  /** Changed only by discovery (an SRV or registry weight that changed); the balancer is rebuilt then. */
+  weight: number;
   readonly dispatcher: Dispatcher;
+  /** Where the upstream came from: the static list, DNS or a registry. */
+  source: 'static' | 'dns' | 'registry' = 'static';
+  /** The TLS name of an https upstream found by address (the DNS name it was found under). */
+  servername: string | undefined;
   inFlight = 0;
   /** Set by active health checks; stays true when none are configured. */
   healthy = true;
