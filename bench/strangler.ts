@@ -1,11 +1,18 @@
 /**
- * `npm run bench -- strangler [--rounds 3] [--duration 4] [--connections 32]`
+ * `npm run bench -- strangler [--rounds 3] [--duration 4] [--connections 32] [--paced 0.5]
+ *  [--cpu-prof DIR]`
  *
  * One trellis gateway (pinned to CPU 0) with the same route four ways in front of nginx origins
  * (legacy and modern, on CPU 1 with wrk): a plain `proxy:`, `strangler:` in legacy mode, in
  * canary 50 %, and in shadow mode (every GET copied to modern, both answers compared with the
  * JSON diff). Interleaved rounds after a warm-up; medians. The shadow side's work (the copy, the
  * comparison) runs in the same gateway process, so its req/s includes it.
+ *
+ * Then the same targets at a fixed offered rate below saturation (`--paced`, a share of the
+ * plain proxy's measured req/s; 0 skips it), with an open-loop generator: the p50 and p99 a
+ * user sees at that load, which is what "+1 ms p50" means (at saturation every added µs of CPU
+ * is queueing time for all requests). `--cpu-prof DIR` runs the gateway under `node
+ * --cpu-prof` and leaves its profile in DIR.
  *
  * Targets (issue 14): shadow adds <= 1 ms p50 and <= 3 ms p99 to the primary answer and keeps
  * >= 0.8x the plain route's req/s; legacy and canary >= 0.95x plain.
@@ -19,8 +26,11 @@ import {
   canPin,
   freePort,
   interleave,
+  measurePaced,
   measureRun,
+  median,
   originConfig,
+  pacedDelayMs,
   ratio,
   runWrk,
   startNginx,
@@ -41,11 +51,14 @@ const { values: opts } = parseArgs({
     duration: { type: 'string', default: '4' },
     connections: { type: 'string', default: '32' },
     warmup: { type: 'string', default: '2' },
+    paced: { type: 'string', default: '0.5' },
+    'cpu-prof': { type: 'string' },
   },
 });
 const rounds = Number(opts.rounds);
 const durationS = Number(opts.duration);
 const connections = Number(opts.connections);
+const pacedShare = Number(opts.paced);
 const GATEWAY_CPU = 0;
 const LOAD_CPU = 1;
 const LEGACY = JSON.stringify({
@@ -62,6 +75,11 @@ const MODERN = JSON.stringify({
   tags: ['a', 'b'],
   stock: { n: 3, at: 'aar-1' },
 });
+
+interface Target {
+  name: string;
+  url: string;
+}
 
 stopAllOnExit();
 try {
@@ -114,11 +132,20 @@ routes:
   const gateway = startProcess(
     'trellis-gateway',
     process.execPath,
-    [join(root, 'dist/cli/main.js'), 'gateway', '-c', file, '--no-watch', '--log-level', 'warn'],
+    [
+      ...(opts['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', opts['cpu-prof']]),
+      join(root, 'dist/cli/main.js'),
+      'gateway',
+      '-c',
+      file,
+      '--no-watch',
+      '--log-level',
+      'warn',
+    ],
     { cpu: GATEWAY_CPU, env: { ...process.env, NODE_ENV: 'production' } },
   );
   const base = `http://127.0.0.1:${port}`;
-  const targets = [
+  const targets: Target[] = [
     { name: 'proxy (plain)', url: `${base}/plain/items/42` },
     { name: 'strangler legacy', url: `${base}/legacy/items/42` },
     { name: 'strangler canary 50', url: `${base}/canary/items/42` },
@@ -183,11 +210,77 @@ routes:
       ],
     ),
   );
+  const paced = pacedShare > 0 ? await pacedRuns(targets, gateway.pid, pacedShare * plain.rps) : undefined;
   console.log('');
   console.log(verdict('legacy/plain req/s', legacy.rps / plain.rps, 0.95));
   console.log(verdict('canary 50/plain req/s', canary.rps / plain.rps, 0.95));
   console.log(verdict('shadow/plain req/s', shadow.rps / plain.rps, 0.8));
   console.log(verdict('shadow p50 added (ms, <= 1)', shadow.p50 - plain.p50, 1, false));
   console.log(verdict('shadow p99 added (ms, <= 3)', shadow.p99 - plain.p99, 3, false));
+  if (paced !== undefined) {
+    const at = `at ${paced.rate} req/s`;
+    const added = (name: string, p: 'p50' | 'p99') =>
+      paced.summary.get(name)![p] - paced.summary.get('proxy (plain)')![p];
+    console.log(
+      verdict(`shadow p50 added ${at} (ms, <= 1)`, added('strangler shadow + diff', 'p50'), 1, false),
+    );
+    console.log(
+      verdict(`shadow p99 added ${at} (ms, <= 3)`, added('strangler shadow + diff', 'p99'), 3, false),
+    );
+  }
   console.log('\nThe machine may be shared: compare the ratios of one run, not absolute req/s.');
+}
+
+/**
+ * Every target at one fixed offered rate (wrk paced by its delay hook, interleaved rounds,
+ * medians): the latency a client sees below saturation, and the gateway's CPU per request there.
+ */
+async function pacedRuns(targets: readonly Target[], pid: number | undefined, offered: number) {
+  const rate = Math.max(100, Math.round(offered / 100) * 100);
+  // Many connections, so that each one's wait (connections / rate) is long against a request's
+  // latency and the rate offered barely depends on how fast the target answers.
+  const paced = 128;
+  console.log(
+    `\npaced: every target at about ${rate} req/s offered (${pacedShare} x plain's req/s; wrk -c${paced}, a random wait of mean ${pacedDelayMs(rate, paced)} ms before each request), ${durationS}s each`,
+  );
+  const results = await interleave(
+    { targets, rounds, onRun: (t, r) => console.log(`paced round ${r}: ${t.name}`) },
+    (t) => measurePaced(pid, { url: t.url, rate, durationS, cpu: LOAD_CPU, connections: paced }),
+  );
+  const summary = new Map(
+    [...results].map(([t, runs]) => [
+      t.name,
+      {
+        ...summarize(runs),
+        p90: median(runs.map((r) => r.latencyMs.p90)),
+      },
+    ]),
+  );
+  console.log(`\nStrangler Fig at about ${rate} req/s offered, median of ${rounds} interleaved rounds\n`);
+  console.log(
+    table(
+      ['target', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'errors', 'CPU µs/req'],
+      [...summary].map(([name, r]) => [name, r.rps, r.p50, r.p90, r.p99, r.errors, r.cpuUs]),
+    ),
+  );
+  for (const [name, r] of summary)
+    if (r.rps < 0.9 * rate)
+      console.log(
+        `NOTE ${name} answered ${Math.round(r.rps)} req/s of ${rate} offered: it (or the shared machine) could not keep up, so its latencies include queueing`,
+      );
+  const plain = summary.get('proxy (plain)')!;
+  console.log('');
+  console.log(
+    table(
+      ['ratio at the paced rate', 'value'],
+      [...summary]
+        .filter(([name]) => name !== 'proxy (plain)')
+        .flatMap(([name, r]) => [
+          [`${name} p50 - plain p50 (ms)`, (r.p50 - plain.p50).toFixed(2)],
+          [`${name} p99 - plain p99 (ms)`, (r.p99 - plain.p99).toFixed(2)],
+          [`${name} CPU/req / plain CPU/req`, ratio(r.cpuUs, plain.cpuUs)],
+        ]),
+    ),
+  );
+  return { rate, summary };
 }

@@ -2,6 +2,7 @@ export * from './cpu.js';
 export * from './lock.js';
 export * from './measure.js';
 export * from './nginx.js';
+export * from './paced.js';
 export * from './process.js';
 export * from './rounds.js';
 export * from './table.js';

@@ -96,11 +96,30 @@ export function generalize(path: string): string {
   return path.replace(/\[\d+\]/g, '[*]');
 }
 
-/** Compares two answers under ignore rules and a set of noisy paths (generalized). */
+/** Where two bodies differ, before any ignore rule or noise: what `compareAnswers` filters. */
+export interface BodyDelta {
+  changed: readonly string[];
+  reordered: readonly string[];
+}
+
+/** The structural diff of two parsed bodies as paths (jsondiffpatch, then a walk of its delta). */
+export function bodyDelta(primary: unknown, candidate: unknown): BodyDelta {
+  const changed: string[] = [];
+  const reordered = new Set<string>();
+  const delta = differ.diff(primary, candidate) as Delta | undefined;
+  if (delta !== undefined) walk(delta, '', changed, reordered);
+  return { changed: [...new Set(changed)], reordered: [...reordered] };
+}
+
+/**
+ * Compares two answers under ignore rules and a set of noisy paths (generalized). `delta`: the
+ * bodies' diff when already known (a pair of bodies seen before, see ComparisonCache).
+ */
 export function compareAnswers(
   primary: Answer,
   candidate: Answer,
   options: { ignore?: (path: string) => boolean; noise?: ReadonlySet<string>; rules?: IgnoreRules } = {},
+  delta: BodyDelta = bodyDelta(primary.body, candidate.body),
 ): Difference {
   const ignore = options.ignore ?? compileIgnore(options.rules);
   const noise = options.noise;
@@ -113,16 +132,12 @@ export function compareAnswers(
     const b = candidate.headers[h];
     if (a !== b) headers[h] = [a, b];
   }
-  const changed: string[] = [];
-  const reordered = new Set<string>();
-  const delta = differ.diff(primary.body, candidate.body) as Delta | undefined;
-  if (delta !== undefined) walk(delta, '', changed, reordered);
   const keep = (p: string) => !ignore(p) && !(noise?.has(generalize(p)) ?? false);
   const out: Difference = {
     equal: false,
     headers,
-    changed: [...new Set(changed)].filter(keep),
-    reordered: [...reordered].filter(keep),
+    changed: delta.changed.filter(keep),
+    reordered: delta.reordered.filter(keep),
   };
   if (primary.status !== candidate.status) out.status = [primary.status, candidate.status];
   out.equal =

@@ -210,6 +210,39 @@ describe('strangler: handler', () => {
     );
   });
 
+  it('shadows legacy in reverse in modern mode, and compares nothing when the gateway answered itself', async () => {
+    const legacy = await origin((_req, res) => json(res, { side: 'legacy', n: 1 }));
+    const modern = await origin((_req, res) => json(res, { side: 'modern', n: 1 }));
+    const g = await strangle(
+      '{ legacy: legacy, modern: modern, mode: modern, reverseShadow: true, mismatches: { sample: 1 } }',
+      { legacy: legacy.url, modern: modern.url },
+      'r-reverse',
+    );
+    expect(await (await fetch(`${g.url}/r`)).json()).toEqual({ side: 'modern', n: 1 });
+    await until(() => g.view().report().compared === 1, 'the reverse comparison');
+    expect(legacy.seen).toEqual([{ method: 'GET', url: '/r', shadow: '1' }]);
+    const r = g.view().report();
+    expect(r.fields.map((f) => [f.path, f.example.primary, f.example.candidate])).toEqual([
+      ['side', 'modern', 'legacy'],
+    ]);
+    expect(r.recent[0]).toMatchObject({ primary: 'modern', path: '/r' });
+
+    // Legacy down in shadow mode: the client gets the gateway's 502, the copy still goes out,
+    // and with no primary answer to compare it with, it counts as failed, not as a mismatch.
+    const gone = await origin((_req, res) => json(res, {}));
+    await gone.close();
+    const down = await strangle(
+      '{ legacy: legacy, modern: modern, mode: shadow }',
+      { legacy: gone.url, modern: modern.url },
+      'r-legacy-down',
+    );
+    const res = await fetch(`${down.url}/d`);
+    expect(res.status).toBe(502);
+    await until(() => down.view().report().failed === 1, 'the copy counted as failed');
+    expect(modern.seen.filter((s) => s.url === '/d')).toEqual([{ method: 'GET', url: '/d', shadow: '1' }]);
+    expect(down.view().report()).toMatchObject({ compared: 0, mismatched: 0 });
+  });
+
   it('follows the migration state live: canary by sticky key, modern, retired', async () => {
     const legacy = await origin((_req, res) => json(res, { side: 'legacy' }));
     const modern = await origin((_req, res) => json(res, { side: 'modern' }));

@@ -5,6 +5,7 @@ import { type ForwardOptions, forward } from '../http/exchange/index.js';
 import { sendProblem } from '../http/problem.js';
 import type { AccessLog, RequestContext } from '../http/types.js';
 import type { ServicePool } from '../http/upstream/types.js';
+import { ComparisonCache } from './comparison-cache.js';
 import { compileIgnore, type IgnoreRules } from './diff.js';
 import { stickyKeyFunction } from './key.js';
 import { GuardRails, LiveState } from './live.js';
@@ -142,6 +143,8 @@ export const stranglerHandler = defineHandler({
       shadowCounts: { sent: 0, skipped: 0 },
     }));
     const { noise, mismatches, counts, shadowCounts } = ev;
+    // Per route (its own ignore rules and sides): pairs of bodies seen before are not diffed again.
+    const diffCache = new ComparisonCache();
     const guard =
       o.guard === undefined
         ? undefined
@@ -173,12 +176,8 @@ export const stranglerHandler = defineHandler({
       });
     };
 
-    const compare = (
-      ctx: RequestContext,
-      primarySide: 'legacy' | 'modern',
-      primary: RawAnswer | undefined,
-      copy: CopyOutcome,
-    ) => {
+    const compare = (request: CopyFacts, primary: RawAnswer | undefined, copy: CopyOutcome) => {
+      const primarySide = request.primary;
       const copySide = primarySide === 'legacy' ? 'modern' : 'legacy';
       const failed = !copy.ok || copy.answer.status >= 500;
       if (copySide === 'modern') guard?.record(failed, copy.ms);
@@ -188,10 +187,10 @@ export const stranglerHandler = defineHandler({
         log.info(
           {
             shadow: true,
-            reqId: ctx.requestId,
+            reqId: request.requestId,
             side: copySide,
-            method: ctx.req.method,
-            path: ctx.path,
+            method: request.method,
+            path: request.path,
             status: copy.ok ? copy.answer.status : undefined,
             failure: copy.ok ? undefined : copy.failure,
             ms: Math.round(copy.ms * 10) / 10,
@@ -199,19 +198,18 @@ export const stranglerHandler = defineHandler({
           'shadow request',
         );
       // A primary that did not complete (client gone) or that the gateway answered itself
-      // (legacy down: 502) leaves nothing to compare the copy with.
-      if (primary === undefined || ctx.errorCode !== undefined || !copy.ok) {
+      // (legacy down: 502; see captureAnswer) leaves nothing to compare the copy with.
+      if (primary === undefined || !copy.ok) {
         mismatches.failure();
         metrics.compared('failed');
         return;
       }
-      const { difference, answers } = compareRaw(primary, copy.answer, { ignore, noise: noise.paths, rules });
-      const request = {
-        requestId: ctx.requestId,
-        method: ctx.req.method ?? 'GET',
-        path: ctx.path,
-        primary: primarySide,
-      };
+      const { difference, answers } = compareRaw(
+        primary,
+        copy.answer,
+        { ignore, noise: noise.paths, rules },
+        diffCache,
+      );
       if (difference.equal) mismatches.matched();
       else {
         const [a, b] = answers();
@@ -260,7 +258,11 @@ export const stranglerHandler = defineHandler({
       const path = target(ctx);
       const request = copyRequest(ctx, copyPool, path);
       const body = hasBody ? teeRequestBody(ctx, limits.maxBodySize) : Promise.resolve(undefined);
-      const { filter, answer, abandon } = captureAnswer(limits.maxResponseSize);
+      const { filter, answer, abandon } = captureAnswer(limits.maxResponseSize, answeredByGateway(ctx));
+      // What the copy's continuation needs of the request, so that it does not keep the request
+      // context (and its req, res and socket state) alive until the comparison: less to scavenge.
+      const facts: CopyFacts = { requestId: ctx.requestId, method, path: ctx.path, primary: primarySide };
+      const logged = deps.accessLog === undefined ? undefined : ctx;
       ctx.onResponse(filter);
       // Noise learning: a sampled share of safe requests goes to legacy a second time; what
       // differs between its two answers differs by itself.
@@ -294,7 +296,7 @@ export const stranglerHandler = defineHandler({
         } finally {
           slot.done();
         }
-        if (deps.accessLog) logShadow(deps.accessLog, ctx, copyPool.name, request.path, copy);
+        if (deps.accessLog && logged) logShadow(deps.accessLog, logged, copyPool.name, request.path, copy);
         const primary = await answer;
         const slot2 = learn && primary !== undefined ? queue.reserve() : undefined;
         if (slot2 !== undefined) {
@@ -311,7 +313,7 @@ export const stranglerHandler = defineHandler({
           }
         }
         // Compared off the request's path (the client has its answer by now), in batches.
-        comparisons.push(() => compare(ctx, primarySide, primary, copy));
+        comparisons.push(() => compare(facts, primary, copy));
       })();
     };
 
@@ -387,6 +389,20 @@ export const stranglerHandler = defineHandler({
     });
   },
 });
+
+/** A shadowed request as its comparison and the mismatch log see it. */
+interface CopyFacts {
+  requestId: string;
+  method: string;
+  path: string;
+  primary: 'legacy' | 'modern';
+}
+
+/** Whether the gateway answered the request itself (legacy down: a 502 problem), read at its end. */
+function answeredByGateway(ctx: RequestContext): () => boolean {
+  // Its own closure, so that the shadowed request's continuation does not capture `ctx`.
+  return () => ctx.errorCode !== undefined;
+}
 
 /**
  * A shadow copy's access line: the client's request id, route and path, the copy's service,

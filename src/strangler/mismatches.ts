@@ -100,21 +100,9 @@ export class MismatchLog {
     this.#mismatched++;
     if (difference.status !== undefined) this.#status++;
     if (difference.reordered.length > 0) this.#reorderings++;
-    for (const p of [...difference.changed, ...difference.reordered.map((r) => `${r} (order)`)]) {
-      const g = generalize(p);
-      const isOrder = p.endsWith(' (order)');
-      const raw = isOrder ? p.slice(0, -' (order)'.length) : p;
-      const example = {
-        primary: this.#redact(raw) ? REDACTED : valueAt(primary.body, raw),
-        candidate: this.#redact(raw) ? REDACTED : valueAt(candidate.body, raw),
-        requestId: request.requestId,
-      };
-      const tally = this.#fields.get(g);
-      if (tally !== undefined) {
-        tally.count++;
-        tally.example = example;
-      } else if (this.#fields.size < MAX_FIELDS) this.#fields.set(g, { path: g, count: 1, example });
-    }
+    for (const p of difference.changed) this.#tally(generalize(p), p, primary, candidate, request.requestId);
+    for (const p of difference.reordered)
+      this.#tally(`${generalize(p)} (order)`, p, primary, candidate, request.requestId);
     if (this.options.keep === 0) return;
     const kept: Mismatch = {
       at: new Date().toISOString(),
@@ -129,6 +117,21 @@ export class MismatchLog {
     }
     this.#recent.push(kept);
     if (this.#recent.length > this.options.keep) this.#recent.shift();
+  }
+
+  /** Counts one differing path (`field`, generalized) and keeps this request's values as its example. */
+  #tally(field: string, path: string, primary: Answer, candidate: Answer, requestId: string): void {
+    const redacted = this.#redact(path);
+    const example = {
+      primary: redacted ? REDACTED : valueAt(primary.body, path),
+      candidate: redacted ? REDACTED : valueAt(candidate.body, path),
+      requestId,
+    };
+    const tally = this.#fields.get(field);
+    if (tally !== undefined) {
+      tally.count++;
+      tally.example = example;
+    } else if (this.#fields.size < MAX_FIELDS) this.#fields.set(field, { path: field, count: 1, example });
   }
 
   #keep(a: Answer): KeptAnswer {
@@ -156,11 +159,21 @@ export class MismatchLog {
   }
 }
 
+/** Paths split into their parts, by path: the same few paths differ on every mismatch of a route. */
+const PARTS = new Map<string, readonly string[]>();
+const PARTS_KEPT = 1000;
+
 /** The value at a path like `items[2].price` (undefined when absent). */
 export function valueAt(body: unknown, path: string): unknown {
   if (path === '(body)') return body;
+  let parts = PARTS.get(path);
+  if (parts === undefined) {
+    parts = path.match(/[^.[\]]+|\[\d+\]/g) ?? [];
+    if (PARTS.size >= PARTS_KEPT) PARTS.clear();
+    PARTS.set(path, parts);
+  }
   let v: unknown = body;
-  for (const part of path.match(/[^.[\]]+|\[\d+\]/g) ?? []) {
+  for (const part of parts) {
     if (v === null || typeof v !== 'object') return undefined;
     v = part.startsWith('[')
       ? (v as unknown[])[Number(part.slice(1, -1))]

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../core/logger.js';
 import { openKeyValueStore } from '../stores/kv/index.js';
+import { ComparisonCache } from './comparison-cache.js';
 import { compareAnswers } from './diff.js';
 import { cookieValue, stickyKeyFunction } from './key.js';
 import { LiveState } from './live.js';
@@ -221,6 +222,45 @@ describe('shadow copies: shared deadlines, raw answers, batched comparisons', ()
     expect(sameBody(big, { ...big })).toBe(true);
     expect(sameBody(big, raw('{}'))).toBe(false);
     expect(answerOf(big).body).toMatch(/maxResponseSize/);
+  });
+
+  it('diffs a pair of bodies once (hash, then diff), with each request’s status, rules and noise', () => {
+    const raw = (body: string, status = 200) => ({
+      status,
+      headers: { 'content-type': 'application/json' },
+      raw: Buffer.from(body),
+    });
+    const cache = new ComparisonCache(2, 64);
+    const first = compareRaw(raw('{"a":1,"at":1}'), raw('{"a":2,"at":2}'), {}, cache);
+    expect(first.difference.changed).toEqual(['a', 'at']);
+    expect([cache.hits, cache.misses]).toEqual([0, 1]);
+    // The same bytes again: not parsed again, but this request's status and noise apply.
+    const again = compareRaw(
+      raw('{"a":1,"at":1}'),
+      raw('{"a":2,"at":2}', 500),
+      { noise: new Set(['at']) },
+      cache,
+    );
+    expect([cache.hits, cache.misses]).toEqual([1, 1]);
+    expect(again.difference.changed).toEqual(['a']);
+    expect(again.difference.status).toEqual([200, 500]);
+    expect(again.answers()[1]).toMatchObject({ status: 500, body: { a: 2, at: 2 } });
+    // A byte more on one side is another pair.
+    expect(compareRaw(raw('{"a":1,"at":1}'), raw('{"a":2,"at":2} '), {}, cache).difference.changed).toEqual([
+      'a',
+      'at',
+    ]);
+    expect([cache.hits, cache.misses]).toEqual([1, 2]);
+    // Bounded: the least recently used pair leaves first; bodies over maxBodyBytes are never kept.
+    compareRaw(raw('{"b":1}'), raw('{"b":2}'), {}, cache);
+    expect(cache.size).toBe(2);
+    compareRaw(raw('{"a":1,"at":1}'), raw('{"a":2,"at":2}'), {}, cache);
+    expect(cache.misses).toBe(4);
+    const big = `{"x":"${'y'.repeat(100)}"}`;
+    expect(compareRaw(raw(big), raw('{"x":1}'), {}, cache).difference.changed).toEqual(['x']);
+    compareRaw(raw(big), raw('{"x":1}'), {}, cache);
+    expect(cache.misses).toBe(4);
+    expect(cache.size).toBe(2);
   });
 
   it('runs comparisons in batches off the current turn, drops and counts past its bound', async () => {

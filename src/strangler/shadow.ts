@@ -5,7 +5,15 @@ import { upstreamRequestHeaders } from '../http/forward.js';
 import type { ResponseFilter } from '../http/response.js';
 import type { RequestContext } from '../http/types.js';
 import type { ServicePool } from '../http/upstream/types.js';
-import { type Answer, bodyOf, compareAnswers, type Difference, type IgnoreRules } from './diff.js';
+import { type ComparisonCache, diffed } from './comparison-cache.js';
+import {
+  type Answer,
+  type BodyDelta,
+  bodyOf,
+  compareAnswers,
+  type Difference,
+  type IgnoreRules,
+} from './diff.js';
 
 /**
  * One shadowed request: the primary answer streams to the client untouched (the `forward`
@@ -76,8 +84,15 @@ export function teeRequestBody(ctx: RequestContext, max: number): Promise<Buffer
   });
 }
 
-/** A response filter that copies the primary answer aside while it goes out unchanged. */
-export function captureAnswer(maxSize: number): {
+/**
+ * A response filter that copies the primary answer aside while it goes out unchanged. An
+ * answer the gateway made itself (`answeredByGateway()` true at its end) resolves undefined:
+ * there is no primary answer to compare.
+ */
+export function captureAnswer(
+  maxSize: number,
+  answeredByGateway?: () => boolean,
+): {
   filter: ResponseFilter;
   answer: Promise<RawAnswer | undefined>;
   /** The response closed: resolves `answer` with undefined unless it already ended. */
@@ -114,6 +129,7 @@ export function captureAnswer(maxSize: number): {
     },
     end(out) {
       out.end();
+      if (answeredByGateway?.() === true) return settle(undefined);
       // Only references were kept on the way out; joining (and any decoding) waits for the comparison.
       settle({
         status,
@@ -313,9 +329,20 @@ function keptHeaders(h: IncomingHttpHeaders): Record<string, string | undefined>
 
 /** An answer as the comparison sees it: decoded when compressed, parsed when JSON. */
 export function answerOf(answer: RawAnswer): Answer {
-  const { status, headers, raw } = answer;
-  const { 'content-encoding': encoding, ...compared } = headers;
-  if (raw === undefined) return { status, headers: compared, body: TOO_LARGE };
+  return { status: answer.status, headers: comparedHeaders(answer), body: parsedBody(answer) };
+}
+
+/** The kept headers that are compared (content-encoding is not: it is undone first). */
+function comparedHeaders(answer: RawAnswer): Record<string, string | undefined> {
+  const { 'content-encoding': _, ...compared } = answer.headers;
+  return compared;
+}
+
+/** The body decoded and parsed (JSON), or the text; a stand-in when it was too large to keep. */
+export function parsedBody(answer: RawAnswer): unknown {
+  const { headers, raw } = answer;
+  if (raw === undefined) return TOO_LARGE;
+  const encoding = headers['content-encoding'];
   let bytes = raw;
   try {
     // Decoded for the comparison only (bounded: the input is at most maxResponseSize); two sides
@@ -327,7 +354,7 @@ export function answerOf(answer: RawAnswer): Answer {
   } catch {
     bytes = raw;
   }
-  return { status, headers: compared, body: bodyOf(bytes.toString('utf8'), headers['content-type']) };
+  return bodyOf(bytes.toString('utf8'), headers['content-type']);
 }
 
 /** Both bodies the same bytes (same encoding), or both too large to compare: equal without parsing. */
@@ -336,31 +363,40 @@ export function sameBody(a: RawAnswer, b: RawAnswer): boolean {
   return a.headers['content-encoding'] === b.headers['content-encoding'] && a.raw.equals(b.raw);
 }
 
+const NO_DELTA: BodyDelta = { changed: [], reordered: [] };
+
 /**
  * Compares two raw answers: byte-equal bodies (the common case once a migration is going well)
- * skip decoding, JSON parsing and the structural diff, only status and headers are compared.
- * `answers()` gives the parsed answers (parsed once) for a mismatch that keeps them.
+ * skip decoding, JSON parsing and the structural diff, only status and headers are compared;
+ * other pairs are parsed and diffed once per distinct pair of bodies when a `cache` is given
+ * (hash, then diff). `answers()` gives the parsed answers for a mismatch that keeps them.
  */
 export function compareRaw(
   primary: RawAnswer,
   candidate: RawAnswer,
   options: { ignore?: (path: string) => boolean; noise?: ReadonlySet<string>; rules?: IgnoreRules },
+  cache?: ComparisonCache,
 ): { difference: Difference; answers: () => [Answer, Answer] } {
-  let parsed: [Answer, Answer] | undefined;
-  const answers = (): [Answer, Answer] => {
-    parsed ??= [answerOf(primary), answerOf(candidate)];
-    return parsed;
-  };
+  const ha = comparedHeaders(primary);
+  const hb = comparedHeaders(candidate);
   if (sameBody(primary, candidate)) {
-    const { 'content-encoding': _a, ...ha } = primary.headers;
-    const { 'content-encoding': _b, ...hb } = candidate.headers;
     const difference = compareAnswers(
       { status: primary.status, headers: ha, body: null },
       { status: candidate.status, headers: hb, body: null },
       options,
+      NO_DELTA,
     );
-    return { difference, answers };
+    return { difference, answers: () => [answerOf(primary), answerOf(candidate)] };
   }
-  const [a, b] = answers();
-  return { difference: compareAnswers(a, b, options), answers };
+  const { delta, bodies } =
+    cache !== undefined && primary.raw !== undefined && candidate.raw !== undefined
+      ? cache.diff(
+          primary as RawAnswer & { raw: Buffer },
+          candidate as RawAnswer & { raw: Buffer },
+          parsedBody,
+        )
+      : diffed(primary, candidate, parsedBody);
+  const a: Answer = { status: primary.status, headers: ha, body: bodies[0] };
+  const b: Answer = { status: candidate.status, headers: hb, body: bodies[1] };
+  return { difference: compareAnswers(a, b, options, delta), answers: () => [a, b] };
 }

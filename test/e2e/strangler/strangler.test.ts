@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Pool } from 'undici';
@@ -32,10 +34,21 @@ function origin(
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    // An upload is hashed as it arrives, never held: the origin answers its length and SHA-256.
+    const hash = req.url === '/upload' ? createHash('sha256') : undefined;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (req.url !== '/upload') chunks.push(c);
-      else if (size === c.length) uploadFirstChunk.resolve?.(size);
+      if (hash === undefined) chunks.push(c);
+      else {
+        hash.update(c);
+        if (size === c.length) upload.first?.(size);
+        if (upload.pauseAt !== undefined && size >= upload.pauseAt) {
+          // Stops reading (as a slow origin would): a streaming gateway stops reading the client.
+          upload.pauseAt = undefined;
+          req.pause();
+          upload.paused?.({ received: size, resume: () => req.resume() });
+        }
+      }
     });
     req.on('end', () => {
       seen.push({
@@ -44,7 +57,7 @@ function origin(
         shadow: req.headers['x-trellis-shadow'] as string,
         body: size,
       });
-      answer(req, res, Buffer.concat(chunks), size);
+      answer(req, res, hash === undefined ? Buffer.concat(chunks) : Buffer.from(hash.digest('hex')), size);
     });
   });
   server.on('connection', (s: Socket) => {
@@ -67,7 +80,31 @@ function origin(
   );
 }
 
-const uploadFirstChunk: { resolve?: (n: number) => void } = {};
+/** Hooks into the legacy origin's upload: its first bytes, and a pause once `pauseAt` arrived. */
+const upload: {
+  first?: (n: number) => void;
+  pauseAt?: number | undefined;
+  paused?: (p: { received: number; resume: () => void }) => void;
+} = {};
+
+/** A process's resident set size in bytes (Linux /proc). */
+function rssOf(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(m[1]) * 1024;
+}
+
+/** Shadow copies of the upload route dropped for their body's size, from the gateway's metrics. */
+async function shadowSkippedBody(adminUrl: string): Promise<number> {
+  const text = await (await fetch(`${adminUrl}/metrics`)).text();
+  const line = text
+    .split('\n')
+    .find(
+      (l) =>
+        l.startsWith('trellis_strangler_shadow_total{') && /route="upload",outcome="skipped_body"/.test(l),
+    );
+  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
 
 const json = (res: ServerResponse, status: number, body: unknown) => {
   const text = JSON.stringify(body);
@@ -89,7 +126,8 @@ describe('strangler: routes through trellis gateway', () => {
   beforeAll(async () => {
     legacy = await origin((req, res, body, size) => {
       const url = req.url ?? '/';
-      if (url === '/upload') return json(res, 200, { origin: 'legacy', bytes: size });
+      if (url === '/upload')
+        return json(res, 200, { origin: 'legacy', bytes: size, sha256: body.toString() });
       json(res, 200, { origin: 'legacy', url, price: 10, at: Math.random(), echo: body.toString() });
     });
     modern = await origin((req, res, body) => {
@@ -216,30 +254,65 @@ routes:
     const small = await fetch(`${a.url}/upload`, { method: 'POST', body: 'x'.repeat(1000) });
     expect(small.status).toBe(200);
     await waitUntil(() => modern.seen.some((s) => s.url === '/upload' && s.body === 1000), 'the teed copy');
-    // 20 MB, sent in two parts: the second only once legacy has received the first bytes, which
-    // it cannot if the gateway waits for the whole body before forwarding.
-    const size = 20 * 1024 * 1024;
+    // 50 MB (the issue's size), sent in 1 MiB parts: the second only once legacy has received
+    // the first bytes, which it cannot if the gateway waits for the whole body before forwarding.
+    const size = 50 * 1024 * 1024;
+    const part = 1024 * 1024;
     const first = new Promise<number>((r) => {
-      uploadFirstChunk.resolve = r;
+      upload.first = r;
     });
-    const chunk = Buffer.alloc(1024 * 1024, 7);
+    // Legacy stops reading at 8 MiB: what the client could send meanwhile is what the gateway
+    // (and the sockets between) hold at once, and its RSS then shows what it keeps. A gateway
+    // reading the body ahead of legacy (to hold it for the primary or for its copy) would take
+    // all 50 MB. (A peak RSS over the whole upload says little: V8 frees passed-through buffers
+    // lazily, and a first 50 MB through even a plain proxy grows RSS by 30-45 MB.)
+    upload.pauseAt = 8 * part;
+    const paused = new Promise<{ received: number; resume: () => void }>((r) => {
+      upload.paused = r;
+    });
+    const sentHash = createHash('sha256');
     let sent = 0;
-    const body = new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        if (sent === 1) await first;
-        if (sent * chunk.length >= size) return controller.close();
-        sent++;
-        controller.enqueue(chunk);
+    const body = new ReadableStream<Uint8Array>(
+      {
+        async pull(controller) {
+          if (sent === 1) await first;
+          if (sent * part >= size) return controller.close();
+          // Each part its own bytes, so a lost, repeated or reordered part changes the hash.
+          const chunk = Buffer.alloc(part, sent % 251);
+          chunk.writeUInt32BE(sent, 0);
+          sentHash.update(chunk);
+          sent++;
+          controller.enqueue(chunk);
+        },
       },
-    });
-    const res = await fetch(`${a.url}/upload`, {
-      method: 'POST',
-      body,
-      duplex: 'half',
-    } as RequestInit);
+      { highWaterMark: 0 },
+    );
+    const skippedBefore = await shadowSkippedBody(a.adminUrl);
+    const rssBefore = rssOf(a.child.pid!);
+    const response = fetch(`${a.url}/upload`, { method: 'POST', body, duplex: 'half' } as RequestInit);
+    const stall = await paused;
+    // Give the client time to push whatever the gateway would still take.
+    let before = -1;
+    while (before !== sent) {
+      before = sent;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    const inFlight = sent * part - stall.received;
+    const rssGrowth = rssOf(a.child.pid!) - rssBefore;
+    stall.resume();
+    const res = await response;
     expect(res.status).toBe(200);
-    expect(((await res.json()) as { bytes: number }).bytes).toBe(size);
+    const got = (await res.json()) as { bytes: number; sha256: string };
+    expect(got.bytes).toBe(size);
+    expect(got.sha256).toBe(sentHash.digest('hex'));
+    const mb = (n: number) => `${(n / part).toFixed(1)} MB`;
+    expect(inFlight, `held in flight: ${mb(inFlight)}`).toBeLessThan(size / 2);
+    expect(rssGrowth, `the gateway's RSS grew ${mb(rssGrowth)} with ${mb(sent * part)} sent`).toBeLessThan(
+      size / 2,
+    );
+    // The copy was dropped once the body passed shadow.maxBodySize (64 kB), and counted.
     expect(modern.seen.filter((s) => s.url === '/upload' && s.body > 1000)).toEqual([]);
+    expect(await shadowSkippedBody(a.adminUrl)).toBe(skippedBefore + 1);
   }, 60_000);
 
   it('refuses a bad mode or weight and leaves the state as it was', async () => {
