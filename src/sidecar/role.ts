@@ -3,7 +3,7 @@ import { gatewayReferencedFiles } from '../gateway/gateway.js';
 import { gatewayTypes } from '../gateway/types.js';
 import { proxyHandler } from '../handlers/proxy/index.js';
 import { problemBody, sendProblem } from '../http/problem.js';
-import type { ResponseFilter } from '../http/response.js';
+import type { ResponseFilter, ResponseHead, ResponseSink } from '../http/response.js';
 import type { Handler, RequestContext } from '../http/types.js';
 import { serviceSchema } from '../http/upstream/index.js';
 import { type CompiledRoute, GenerationParts, listenerOf } from '../runtime/compile.js';
@@ -109,7 +109,7 @@ const APP_UNAVAILABLE = {
 function gateHandler(gate: AppGate, next: Handler): Handler {
   return (ctx) => {
     if (gate.open()) {
-      ctx.onResponse(refusedAsUnavailable(ctx, gate));
+      ctx.onResponse(new RefusedAsUnavailable(ctx, gate));
       return next(ctx);
     }
     sendProblem(ctx, { ...APP_UNAVAILABLE, headers: { 'retry-after': String(gate.retryAfter()) } });
@@ -122,19 +122,30 @@ function gateHandler(gate: AppGate, next: Handler): Handler {
  * request) into the gate's 503 + Retry-After. Any answer of the app itself, and a 502 for an
  * exchange cut mid-way (TRELLIS_E_UPSTREAM_RESET: the app may have acted on it), pass untouched.
  */
-function refusedAsUnavailable(ctx: RequestContext, gate: AppGate): ResponseFilter {
-  let body: string | undefined;
-  return {
-    head(head) {
-      if (head.statusCode !== 502 || ctx.errorCode !== 'TRELLIS_E_UPSTREAM_UNAVAILABLE') return undefined;
-      body = problemBody(APP_UNAVAILABLE, ctx.requestId);
-      ctx.errorCode = APP_UNAVAILABLE.code;
-      head.statusCode = 503;
-      head.setHeader('retry-after', String(gate.retryAfter()));
-      head.setHeader('content-length', String(Buffer.byteLength(body)));
-      return undefined;
-    },
-    write: (chunk, out) => (body === undefined ? out.write(chunk) : true),
-    end: (out) => (body === undefined ? out.end() : out.end(body)),
-  };
+class RefusedAsUnavailable implements ResponseFilter {
+  // A class, not a closure per method: one small object per request on the inbound hot path.
+  #body: string | undefined;
+  constructor(
+    private readonly ctx: RequestContext,
+    private readonly gate: AppGate,
+  ) {}
+
+  head(head: ResponseHead): undefined {
+    if (head.statusCode !== 502 || this.ctx.errorCode !== 'TRELLIS_E_UPSTREAM_UNAVAILABLE') return undefined;
+    this.#body = problemBody(APP_UNAVAILABLE, this.ctx.requestId);
+    this.ctx.errorCode = APP_UNAVAILABLE.code;
+    head.statusCode = 503;
+    head.setHeader('retry-after', String(this.gate.retryAfter()));
+    head.setHeader('content-length', String(Buffer.byteLength(this.#body)));
+    return undefined;
+  }
+
+  write(chunk: Buffer, out: ResponseSink): boolean {
+    return this.#body === undefined ? out.write(chunk) : true;
+  }
+
+  end(out: ResponseSink): void {
+    if (this.#body === undefined) out.end();
+    else out.end(this.#body);
+  }
 }
