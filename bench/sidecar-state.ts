@@ -246,6 +246,9 @@ try {
   }
   console.log(table(['backend', 'op', 'state API keys/s', 'raw driver keys/s', 'ratio'], rows));
   for (const v of verdicts) console.log(v);
+  console.log(
+    'note: one HTTP round trip per key cannot reach 0.8x of an in-process SQLite call, and pays two round trips against one for Redis; see docs/sidecar.md#performance',
+  );
 } finally {
   await stopAll();
 }
