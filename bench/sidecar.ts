@@ -88,7 +88,8 @@ accessLog: false
     'trellis-sidecar',
     process.execPath,
     [
-      join(root, 'dist/cli/main.js'),
+      // SIDECAR_BENCH_CLI: another build's CLI, to compare before and after a change.
+      process.env.SIDECAR_BENCH_CLI ?? join(root, 'dist/cli/main.js'),
       'sidecar',
       '-c',
       file,

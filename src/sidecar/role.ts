@@ -2,8 +2,9 @@ import { parseConfig } from '../core/config.js';
 import { gatewayReferencedFiles } from '../gateway/gateway.js';
 import { gatewayTypes } from '../gateway/types.js';
 import { proxyHandler } from '../handlers/proxy/index.js';
-import { sendProblem } from '../http/problem.js';
-import type { Handler } from '../http/types.js';
+import { problemBody, sendProblem } from '../http/problem.js';
+import type { ResponseFilter, ResponseHead, ResponseSink } from '../http/response.js';
+import type { Handler, RequestContext } from '../http/types.js';
 import { serviceSchema } from '../http/upstream/index.js';
 import { type CompiledRoute, GenerationParts, listenerOf } from '../runtime/compile.js';
 import type { RoleDefinition } from '../runtime/runtime.js';
@@ -94,16 +95,57 @@ export function sidecarRole(gate: AppGate): RoleDefinition<SidecarConfig> {
   };
 }
 
-/** 503 + Retry-After while the gate is closed; the app's own answer otherwise. */
+const APP_UNAVAILABLE = {
+  status: 503,
+  code: 'TRELLIS_E_SIDECAR_APP_UNAVAILABLE',
+  detail: 'the app is not serving right now (starting, unhealthy or restarting): retry shortly',
+} as const;
+
+/**
+ * 503 + Retry-After while the gate is closed; the app's own answer otherwise, except when the
+ * app's port refused the connection (it crashed or closed its listener since the last health
+ * check): that too is "the app is not serving", so 503 + Retry-After rather than the proxy's 502.
+ */
 function gateHandler(gate: AppGate, next: Handler): Handler {
   return (ctx) => {
-    if (gate.open()) return next(ctx);
-    const retryAfter = String(gate.retryAfter());
-    sendProblem(ctx, {
-      status: 503,
-      code: 'TRELLIS_E_SIDECAR_APP_UNAVAILABLE',
-      detail: 'the app is not serving right now (starting, unhealthy or restarting): retry shortly',
-      headers: { 'retry-after': retryAfter },
-    });
+    if (gate.open()) {
+      ctx.onResponse(new RefusedAsUnavailable(ctx, gate));
+      return next(ctx);
+    }
+    sendProblem(ctx, { ...APP_UNAVAILABLE, headers: { 'retry-after': String(gate.retryAfter()) } });
   };
+}
+
+/**
+ * Rewrites the proxy's 502 for a refused connection (code TRELLIS_E_UPSTREAM_UNAVAILABLE, which
+ * the exchange sets only when no connection to the app could be made, so the app never saw the
+ * request) into the gate's 503 + Retry-After. Any answer of the app itself, and a 502 for an
+ * exchange cut mid-way (TRELLIS_E_UPSTREAM_RESET: the app may have acted on it), pass untouched.
+ */
+class RefusedAsUnavailable implements ResponseFilter {
+  // A class, not a closure per method: one small object per request on the inbound hot path.
+  #body: string | undefined;
+  constructor(
+    private readonly ctx: RequestContext,
+    private readonly gate: AppGate,
+  ) {}
+
+  head(head: ResponseHead): undefined {
+    if (head.statusCode !== 502 || this.ctx.errorCode !== 'TRELLIS_E_UPSTREAM_UNAVAILABLE') return undefined;
+    this.#body = problemBody(APP_UNAVAILABLE, this.ctx.requestId);
+    this.ctx.errorCode = APP_UNAVAILABLE.code;
+    head.statusCode = 503;
+    head.setHeader('retry-after', String(this.gate.retryAfter()));
+    head.setHeader('content-length', String(Buffer.byteLength(this.#body)));
+    return undefined;
+  }
+
+  write(chunk: Buffer, out: ResponseSink): boolean {
+    return this.#body === undefined ? out.write(chunk) : true;
+  }
+
+  end(out: ResponseSink): void {
+    if (this.#body === undefined) out.end();
+    else out.end(this.#body);
+  }
 }

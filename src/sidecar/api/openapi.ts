@@ -64,6 +64,31 @@ export const OPENAPI = {
         responses: { 204: { description: 'Deleted' }, 404: problem, 412: problem, 503: problem },
       },
     },
+    '/v1/state/bulk': {
+      post: {
+        summary: 'Read many keys in one call: { keys: [...] } (at most 1000)',
+        requestBody: { required: true, content: { 'application/json': { schema: {} } } },
+        responses: {
+          200: {
+            description: '{ items: [{ key, value, revision }] } in the order asked; null for a missing key',
+          },
+          400: problem,
+          503: problem,
+        },
+      },
+    },
+    '/v1/state/bulk-put': {
+      post: {
+        summary:
+          'Write many keys in one call: { items: [{ key, value, ifMatch? }] } (at most 1000); each write succeeds or fails alone',
+        requestBody: { required: true, content: { 'application/json': { schema: {} } } },
+        responses: {
+          200: { description: '{ items: [{ key, revision } | { key, status: 412|400, code, detail }] }' },
+          400: problem,
+          503: problem,
+        },
+      },
+    },
     '/v1/publish/{topic}': {
       parameters: [key('topic', 'Topic name')],
       post: {

@@ -72,6 +72,59 @@ describe('platform API', () => {
     expect((await call('/v1/state/a/b', { method: 'DELETE' })).status).toBe(404);
   });
 
+  it('state bulk: reads many keys in order (null for a missing one), writes many with a compare-and-set each', async () => {
+    const call = await start();
+    const post = (path: string, body: unknown) => call(path, { method: 'POST', body: JSON.stringify(body) });
+    const put = await post('/v1/state/bulk-put', {
+      items: [
+        { key: 'b/1', value: { n: 1 } },
+        { key: 'b/2', value: [2] },
+        { key: 'b/3', value: 'three', ifMatch: 0 },
+      ],
+    });
+    expect(put.status).toBe(200);
+    const written = ((await put.json()) as { items: { key: string; revision: number }[] }).items;
+    expect(written.map((i) => i.key)).toEqual(['b/1', 'b/2', 'b/3']);
+    expect(new Set(written.map((i) => i.revision)).size).toBe(3);
+
+    const got = await post('/v1/state/bulk', { keys: ['b/2', 'nope', 'b/1'] });
+    expect(got.status).toBe(200);
+    expect(await got.json()).toEqual({
+      items: [
+        { key: 'b/2', value: [2], revision: written[1]!.revision },
+        { key: 'nope', value: null, revision: null },
+        { key: 'b/1', value: { n: 1 }, revision: written[0]!.revision },
+      ],
+    });
+    // The single-key API sees the same values.
+    expect(await (await call('/v1/state/b/3')).json()).toBe('three');
+
+    // One stale compare-and-set fails alone, with its own 412; the others are written.
+    const mixed = await post('/v1/state/bulk-put', {
+      items: [
+        { key: 'b/1', value: 10, ifMatch: written[0]!.revision },
+        { key: 'b/2', value: 20, ifMatch: written[0]!.revision },
+      ],
+    });
+    const outcomes = ((await mixed.json()) as { items: Record<string, unknown>[] }).items;
+    expect(outcomes[0]).toMatchObject({ key: 'b/1' });
+    expect(outcomes[0]!.revision).toBeGreaterThan(written[2]!.revision);
+    expect(outcomes[1]).toMatchObject({ key: 'b/2', status: 412, code: 'TRELLIS_E_KV_CONFLICT' });
+    expect(await (await call('/v1/state/b/2')).json()).toEqual([2]);
+
+    // Bad bodies say what is wrong; GET/PUT on a key named "bulk" is still a plain key.
+    const bad = await post('/v1/state/bulk', { keys: [] });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { detail: string }).detail).toMatch(/keys: .*"keys": \["a", "b"\]/);
+    const missingValue = await post('/v1/state/bulk-put', { items: [{ key: 'x' }] });
+    expect(((await missingValue.json()) as { detail: string }).detail).toContain('items.0.value');
+    expect((await post('/v1/state/bulk', { keys: Array(1001).fill('k') })).status).toBe(400);
+    expect((await call('/v1/state/bulk', { method: 'PUT', body: '{"plain":true}' })).status).toBe(200);
+    expect(await (await call('/v1/state/bulk')).json()).toEqual({ plain: true });
+    // A malformed %-escape is a 400, not a crash.
+    expect((await call('/v1/state/%E0%A4%A')).status).toBe(400);
+  });
+
   it('refuses calls without the bearer token, serves the OpenAPI document without one', async () => {
     await start();
     const res = await fetch(`${api!.url}/v1/state/x`, { headers: { authorization: 'Bearer wrong-token' } });

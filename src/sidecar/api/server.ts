@@ -10,6 +10,7 @@ import { sendProblem } from '../../http/problem.js';
 import type { KeyValueStore, LeaseStore, MessageQueue } from '../../stores/types.js';
 import { OPENAPI } from './openapi.js';
 import { badRequest, readBody, readJson, sendError, sendJson, withDeadline } from './respond.js';
+import { bulkGet, bulkPut } from './state-bulk.js';
 
 /**
  * The platform API on localhost: state, pub/sub, locks, configuration and secrets over HTTP +
@@ -64,12 +65,25 @@ export async function startPlatformApi(
     const given = Buffer.from(req.headers.authorization ?? '');
     return given.length === expected.length && timingSafeEqual(given, expected);
   };
+  // One labelled child per (kind, status), so a call does not hash its labels again.
+  const counted = new Map<string, Counter.Internal>();
+  const count = (kind: string, status: number) => {
+    const id = `${kind} ${status}`;
+    let child = counted.get(id);
+    if (child === undefined) {
+      child = calls.labels(kind, String(status));
+      counted.set(id, child);
+    }
+    child.inc();
+  };
   const watchers = new Set<ServerResponse>();
   const server: Server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://sidecar');
-    const [, v1, kind, ...rest] = url.pathname.split('/');
-    const name = rest.map((s) => decodeURIComponent(s)).join('/');
-    res.once('finish', () => calls.inc({ kind: kind ?? '', status: String(res.statusCode) }));
+    // The path by hand, not `new URL` (a full WHATWG parse per call): only the segments and,
+    // for two routes, the query are needed.
+    const raw = req.url ?? '/';
+    const q = raw.indexOf('?');
+    const [, v1, kind = '', ...rest] = (q === -1 ? raw : raw.slice(0, q)).split('/');
+    res.once('finish', () => count(kind, res.statusCode));
     if (v1 !== 'v1') return notFound(res);
     if (kind === 'openapi.json' && req.method === 'GET') return sendJson(res, 200, OPENAPI);
     if (!authorized(req)) {
@@ -80,7 +94,15 @@ export async function startPlatformApi(
         headers: { 'www-authenticate': 'Bearer' },
       });
     }
-    const op = route(kind, req.method ?? 'GET', name, url, req, res);
+    let name: string;
+    try {
+      name =
+        rest.length === 1 ? decodeURIComponent(rest[0]!) : rest.map((s) => decodeURIComponent(s)).join('/');
+    } catch {
+      return sendError(res, badRequest('the path has a malformed %-escape'));
+    }
+    const query = new LazyQuery(q === -1 ? '' : raw.slice(q + 1));
+    const op = route(kind, req.method ?? 'GET', name, query, req, res);
     if (op === undefined) return notFound(res);
     op.catch((err: unknown) => sendError(res, err));
   });
@@ -90,7 +112,7 @@ export async function startPlatformApi(
     kind: string | undefined,
     method: string,
     name: string,
-    url: URL,
+    query: LazyQuery,
     req: IncomingMessage,
     res: ServerResponse,
   ): Promise<void> | undefined {
@@ -98,6 +120,9 @@ export async function startPlatformApi(
       case 'healthz':
         return method === 'GET' ? Promise.resolve(sendJson(res, 200, { app: deps.appState() })) : undefined;
       case 'state':
+        // POST is not a single-key method, so these two names stay usable as keys.
+        if (method === 'POST' && name === 'bulk') return bulkGet(deps.state, t, req, res);
+        if (method === 'POST' && name === 'bulk-put') return bulkPut(deps.state, t, req, res);
         if (!KEY_RE.test(name))
           return Promise.reject(badRequest('a state key is 1 to 1024 characters: /v1/state/{key}'));
         return state(method, name, req, res);
@@ -107,10 +132,10 @@ export async function startPlatformApi(
       case 'locks':
         if (!NAME_RE.test(name))
           return Promise.reject(badRequest('a lock name is letters, digits, _ . : - (at most 200)'));
-        return locks(method, name, url, req, res);
+        return locks(method, name, query, req, res);
       case 'config':
         if (method !== 'GET') return undefined;
-        return config(name, url, req, res);
+        return config(name, query, req, res);
       case 'secrets':
         if (method !== 'GET') return undefined;
         return secret(name, res);
@@ -179,7 +204,7 @@ export async function startPlatformApi(
   async function locks(
     method: string,
     name: string,
-    url: URL,
+    query: LazyQuery,
     req: IncomingMessage,
     res: ServerResponse,
   ): Promise<void> {
@@ -188,8 +213,8 @@ export async function startPlatformApi(
       return lease === undefined ? notFound(res, `lock ${name} is free`) : sendJson(res, 200, lease);
     }
     if (method === 'DELETE') {
-      const holder = url.searchParams.get('holder') ?? deps.instanceId;
-      const token = Number(url.searchParams.get('token'));
+      const holder = query.get('holder') ?? deps.instanceId;
+      const token = Number(query.get('token'));
       if (!Number.isSafeInteger(token) || token <= 0)
         throw badRequest('release with ?token=<the fencing token>');
       const released = await withDeadline(
@@ -236,7 +261,12 @@ export async function startPlatformApi(
     return notFound(res);
   }
 
-  async function config(key: string, url: URL, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function config(
+    key: string,
+    query: LazyQuery,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<void> {
     const client = deps.config;
     if (client === undefined) {
       throw new TrellisError('TRELLIS_E_SIDECAR_API_BAD_REQUEST', 'no config: section in the sidecar file', {
@@ -254,7 +284,7 @@ export async function startPlatformApi(
         ...(health.ok ? {} : { stale: true, ...(health.error ? { error: health.error } : {}) }),
       };
     };
-    if (url.searchParams.get('watch') === null && !(req.headers.accept ?? '').includes('text/event-stream')) {
+    if (query.get('watch') === null && !(req.headers.accept ?? '').includes('text/event-stream')) {
       const body = snapshot();
       if (body.revision === null) return notFound(res, `no configuration document ${JSON.stringify(key)}`);
       return sendJson(res, 200, body, { 'x-trellis-config-source': body.source });
@@ -302,6 +332,17 @@ export async function startPlatformApi(
       });
     },
   };
+}
+
+/** The query string, parsed only when a route asks for a parameter. */
+class LazyQuery {
+  #params: URLSearchParams | undefined;
+  constructor(private readonly text: string) {}
+  get(name: string): string | null {
+    if (this.text === '') return null;
+    this.#params ??= new URLSearchParams(this.text);
+    return this.#params.get(name);
+  }
 }
 
 /** If-Match: "<revision>" (compare-and-set); If-None-Match: * (create only). */

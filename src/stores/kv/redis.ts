@@ -123,7 +123,9 @@ export class RedisKeyValueStore extends RedisServerStore implements KeyValueStor
       retain: intParam(params, 'retain', DEFAULT_RETAIN_CHANGES),
       pollMs: intParam(params, 'pollMs', 5000),
     };
-    const redis = (await openRedis(url)) as Scripted;
+    // Concurrent reads (HMGET per get) issued in one tick go out in one write and one reply read,
+    // as the queue's client does: the sidecar's state API under load issues many at once.
+    const redis = (await openRedis(url, { enableAutoPipelining: true })) as Scripted;
     // The key count varies with the batch, so it is passed first on every call.
     redis.defineCommand('trellisKvWrite', { lua: WRITE });
     redis.defineCommand('trellisKvList', { numberOfKeys: 2, lua: LIST });
@@ -209,7 +211,7 @@ export class RedisKeyValueStore extends RedisServerStore implements KeyValueStor
     let after = await start;
     this.#open();
     // XREAD BLOCK holds its connection, so each watcher gets its own; aborting disconnects it.
-    const conn = this.redis.duplicate();
+    const conn = this.redis.duplicate({ enableAutoPipelining: false });
     conn.on('error', () => {});
     this.#watchers.add(conn);
     const stop = () => conn.disconnect();
