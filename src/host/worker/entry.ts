@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { isMainThread, type MessagePort, parentPort, workerData } from 'node:worker_threads';
-import { type FromChannel, type ToChannel, tight, WINDOW } from '../channel-protocol.js';
+import { Batcher, type FromChannel, type ToChannel, tight, WINDOW } from '../channel-protocol.js';
 import type { FromWorker, ToWorker, WorkerStart, WorkerStats } from '../protocol.js';
 import { toWire } from '../protocol.js';
 
@@ -195,7 +195,8 @@ function serveChannel(port: MessagePort, fetch: FetchHandler, env: WorkloadEnv):
   }
   const reqs = new Map<number, Req>();
   let closed = false;
-  const post = (m: FromChannel) => port.postMessage(m);
+  const out = new Batcher<FromChannel>(port);
+  const post = (m: FromChannel) => out.post(m);
 
   const run = async (id: number, q: Extract<ToChannel, { t: 'q' }>, r: Req) => {
     counters.inFlight++;
@@ -315,7 +316,7 @@ function serveChannel(port: MessagePort, fetch: FetchHandler, env: WorkloadEnv):
     }
   };
 
-  port.on('message', (m: ToChannel) => {
+  const onMessage = (m: ToChannel) => {
     if (m.t === 'q') {
       if (closed) {
         // The listener has closed (the end of a drain): as a refused connection would be.
@@ -364,6 +365,9 @@ function serveChannel(port: MessagePort, fetch: FetchHandler, env: WorkloadEnv):
         return;
       }
     }
+  };
+  port.on('message', (batch: ToChannel[]) => {
+    for (const m of batch) onMessage(m);
   });
   return () => {
     closed = true;
