@@ -13,7 +13,8 @@ import { Batcher, type FromChannel, type ToChannel, tight, WINDOW } from './chan
  *
  * Flow control is a byte window each way: a side sends at most `WINDOW` bytes of body that the
  * other has not yet acknowledged (`k` messages), so a slow client pauses the worker's response
- * body and a slow workload pauses the client's request body, as a socket's buffers would.
+ * body and a slow workload pauses the client's request body, as a socket's buffers would. Either
+ * side posts its messages in batches, one per turn of its event loop (`Batcher`).
  */
 
 type LegacyHandler = Dispatcher.DispatchHandler;

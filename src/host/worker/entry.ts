@@ -5,6 +5,7 @@ import { isMainThread, type MessagePort, parentPort, workerData } from 'node:wor
 import { Batcher, type FromChannel, type ToChannel, tight, WINDOW } from '../channel-protocol.js';
 import type { FromWorker, ToWorker, WorkerStart, WorkerStats } from '../protocol.js';
 import { toWire } from '../protocol.js';
+import { ABANDON, HostedRequest } from './hosted-request.js';
 
 /**
  * The code every workload worker runs, in a worker thread or a child process: loads the
@@ -138,11 +139,15 @@ async function answer(fetch: FetchHandler, env: WorkloadEnv, req: IncomingMessag
   for (let i = 0; i < req.rawHeaders.length; i += 2)
     headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
   const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
-  const request = new Request(url, {
+  const request = new HostedRequest(url, {
     method: req.method ?? 'GET',
     headers,
     ...(hasBody ? { body: Readable.toWeb(req) as ReadableStream, duplex: 'half' } : {}),
   } as RequestInit);
+  // The client (the host's forwarding exchange) went away before the answer was complete.
+  res.once('close', () => {
+    if (!res.writableFinished) request[ABANDON]();
+  });
   const response = await fetch(request, env);
   const out = responseHeaders(response);
   if (!response.body || req.method === 'HEAD') {
@@ -192,6 +197,8 @@ function serveChannel(port: MessagePort, fetch: FetchHandler, env: WorkloadEnv):
     out: number;
     acked: (() => void) | undefined;
     reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+    /** The workload's Request, once made: the host giving up aborts its signal. */
+    request: HostedRequest | undefined;
   }
   const reqs = new Map<number, Req>();
   let closed = false;
@@ -230,11 +237,13 @@ function serveChannel(port: MessagePort, fetch: FetchHandler, env: WorkloadEnv):
           { highWaterMark: 0 },
         );
       }
-      const request = new Request(`http://${host}${q.p}`, {
+      const request = new HostedRequest(`http://${host}${q.p}`, {
         method: q.m,
         headers,
         ...(body && q.m !== 'GET' && q.m !== 'HEAD' ? { body, duplex: 'half' } : {}),
       } as RequestInit);
+      r.request = request;
+      if (r.aborted) request[ABANDON]();
       const response = await fetch(request, env);
       if (r.aborted) {
         await response.body?.cancel().catch(() => {});
@@ -331,6 +340,7 @@ function serveChannel(port: MessagePort, fetch: FetchHandler, env: WorkloadEnv):
         out: 0,
         acked: undefined,
         reader: undefined,
+        request: undefined,
       };
       reqs.set(m.id, r);
       void run(m.id, m, r);
@@ -357,6 +367,7 @@ function serveChannel(port: MessagePort, fetch: FetchHandler, env: WorkloadEnv):
         return;
       case 'x': {
         r.aborted = true;
+        r.request?.[ABANDON]();
         r.wake?.();
         const a = r.acked;
         r.acked = undefined;
