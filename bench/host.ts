@@ -91,6 +91,9 @@ const hRps = med(hostRuns, (r) => r.requestsPerSec);
 const pRps = med(peerRuns, (r) => r.requestsPerSec);
 const hP99 = med(hostRuns, (r) => r.latencyMs.p99);
 const pP99 = med(peerRuns, (r) => r.latencyMs.p99);
+// CPU per request (every thread of the one process): what a busy shared machine skews least.
+const hCpu = med(hostRuns, (r) => r.cpuUsPerRequest);
+const pCpu = med(peerRuns, (r) => r.cpuUsPerRequest);
 const errors = [...hostRuns, ...peerRuns].reduce((a, r) => a + r.errorCount, 0);
 const MB = 1024 * 1024;
 
@@ -99,7 +102,7 @@ console.log(
 );
 console.log(
   table(
-    ['target', 'total RSS MB', 'per workload MB', 'req/s (one workload)', 'p99 ms'],
+    ['target', 'total RSS MB', 'per workload MB', 'req/s (one workload)', 'p99 ms', 'CPU µs/request'],
     [
       [
         'trellis host (threads)',
@@ -107,6 +110,7 @@ console.log(
         (hostRss / MB / N).toFixed(1),
         hRps.toFixed(0),
         hP99.toFixed(2),
+        hCpu.toFixed(1),
       ],
       [
         `${N} node processes`,
@@ -114,6 +118,7 @@ console.log(
         (peersRss / MB / N).toFixed(1),
         pRps.toFixed(0),
         pP99.toFixed(2),
+        pCpu.toFixed(1),
       ],
     ],
   ),
@@ -122,5 +127,6 @@ console.log('');
 console.log(verdict('total RSS host / processes', hostRss / peersRss, 0.35, false));
 console.log(verdict('req/s host / process', hRps / pRps, 0.9));
 console.log(verdict('p99 host / process', hP99 / pP99, 1.5, false));
+console.log(`CPU per request host / process: ${(hCpu / pCpu).toFixed(2)}x (reported, no target)`);
 console.log(`errors (every run): ${errors}`);
 await stopAll();

@@ -1,6 +1,6 @@
 import type { MessagePort } from 'node:worker_threads';
 import { Dispatcher } from 'undici';
-import { type FromChannel, type ToChannel, tight, WINDOW } from './channel-protocol.js';
+import { Batcher, type FromChannel, type ToChannel, tight, WINDOW } from './channel-protocol.js';
 
 /**
  * The host's side of an http workload's request channel: an undici `Dispatcher` that carries
@@ -13,7 +13,8 @@ import { type FromChannel, type ToChannel, tight, WINDOW } from './channel-proto
  *
  * Flow control is a byte window each way: a side sends at most `WINDOW` bytes of body that the
  * other has not yet acknowledged (`k` messages), so a slow client pauses the worker's response
- * body and a slow workload pauses the client's request body, as a socket's buffers would.
+ * body and a slow workload pauses the client's request body, as a socket's buffers would. Either
+ * side posts its messages in batches, one per turn of its event loop (`Batcher`).
  */
 
 type LegacyHandler = Dispatcher.DispatchHandler;
@@ -52,6 +53,7 @@ class Pending {
 
 export class ChannelDispatcher extends Dispatcher {
   readonly #port: MessagePort;
+  readonly #out: Batcher<ToChannel>;
   readonly #pending = new Map<number, Pending>();
   readonly #fallback: (() => Dispatcher) | undefined;
   #fallbackInstance: Dispatcher | undefined;
@@ -67,7 +69,10 @@ export class ChannelDispatcher extends Dispatcher {
     super();
     this.#port = port;
     this.#fallback = fallback;
-    port.on('message', (m: FromChannel) => this.#onMessage(m));
+    this.#out = new Batcher(port, () => this.#lost());
+    port.on('message', (batch: FromChannel[]) => {
+      for (const m of batch) this.#onMessage(m);
+    });
     // The worker ended (its end of the channel closed): whatever it held fails as a reset.
     port.on('close', () => this.#lost());
   }
@@ -147,11 +152,7 @@ export class ChannelDispatcher extends Dispatcher {
   }
 
   #post(m: ToChannel): void {
-    try {
-      this.#port.postMessage(m);
-    } catch {
-      this.#lost();
-    }
+    if (!this.#dead) this.#out.post(m);
   }
 
   #onMessage(m: FromChannel): void {

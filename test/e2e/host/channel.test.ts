@@ -1,12 +1,14 @@
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CliProcess, freePort, spawnCli, type TempDir, tempDir } from '../support/index.js';
+import { type CliProcess, freePort, spawnCli, type TempDir, tempDir, waitUntil } from '../support/index.js';
 
 /**
  * What a thread workload's request channel (src/host/channel.ts: requests over a MessagePort,
  * not a loopback HTTP hop) must carry as HTTP did: request bodies, headers both ways (each
  * Set-Cookie), the status, a streamed answer whose first part reaches the client
- * before the rest exists, a large body under backpressure, a workload's throw as a 500, and
+ * before the rest exists, a large body under backpressure, a workload's throw as a 500, a
+ * client that leaves (the Request's signal aborts, a streamed answer is cancelled), and
  * node:http handlers (which keep the loopback listener) beside fetch-style ones.
  */
 
@@ -24,9 +26,26 @@ beforeAll(async () => {
     `let release;
 const released = new Promise((r) => { release = r; });
 const big = new Uint8Array(64 * 1024).fill(120);
+const enc = (t) => new TextEncoder().encode(t);
+const seen = { waiting: false, abortedAt: 0, cancelledAt: 0 };
 export async function fetch(request) {
   const url = new URL(request.url);
   switch (url.pathname) {
+    case '/wait':
+      seen.waiting = true;
+      if (!request.signal.aborted)
+        await new Promise((resolve) => request.signal.addEventListener('abort', resolve, { once: true }));
+      seen.abortedAt = Date.now();
+      return new Response('too late');
+    case '/forever': {
+      let timer;
+      return new Response(new ReadableStream({
+        start(c) { c.enqueue(enc('tick;')); timer = setInterval(() => c.enqueue(enc('tick;')), 20); },
+        cancel() { clearInterval(timer); seen.cancelledAt = Date.now(); },
+      }));
+    }
+    case '/seen':
+      return Response.json(seen);
     case '/echo': {
       const body = await request.text();
       const headers = new Headers({ 'x-seen': request.headers.get('x-test') ?? '', 'x-host': url.host });
@@ -70,6 +89,7 @@ admin: { port: ${admin} }
 workloads:
   app: { kind: http, module: ./app.mjs, mount: /app }
   legacy: { kind: http, module: ./node.mjs, mount: /legacy }
+  separate: { kind: http, module: ./app.mjs, mount: /separate, isolation: process }
 `,
   );
   host = spawnCli(['host', '-c', join(dir.path, 'host.yaml')]);
@@ -121,5 +141,47 @@ describe('an http thread workload over its channel', () => {
   it('serves a node:http handler beside it', async () => {
     const res = await fetch(at('/legacy/x?y=1'));
     expect(await res.text()).toBe('node /x?y=1');
+  });
+
+  // A thread's requests come over the channel; a process's over its loopback listener.
+  describe.each(['/app', '/separate'])('when the client leaves (%s)', (mount) => {
+    const seen = async () =>
+      (await (await fetch(at(`${mount}/seen`))).json()) as {
+        waiting: boolean;
+        abortedAt: number;
+        cancelledAt: number;
+      };
+
+    it("aborts the Request's signal", async () => {
+      const req = httpRequest(at(`${mount}/wait`));
+      req.on('error', () => {});
+      req.end();
+      await waitUntil(async () => (await seen()).waiting, 'the handler waiting on its signal');
+      const closedAt = Date.now();
+      req.destroy();
+      const s = await waitUntil(async () => {
+        const x = await seen();
+        return x.abortedAt > 0 ? x : undefined;
+      }, 'the abort reaching the handler');
+      // ~10 ms on a quiet machine; the bound leaves room for a loaded one.
+      expect(s.abortedAt - closedAt).toBeLessThan(500);
+    });
+
+    it('cancels a streamed answer', async () => {
+      const req = httpRequest(at(`${mount}/forever`));
+      req.on('error', () => {});
+      const first = new Promise<string>((resolve) =>
+        req.on('response', (res) => res.once('data', (c: Buffer) => resolve(c.toString()))),
+      );
+      req.end();
+      expect(await first).toContain('tick;');
+      const closedAt = Date.now();
+      req.destroy();
+      const s = await waitUntil(async () => {
+        const x = await seen();
+        return x.cancelledAt > 0 ? x : undefined;
+      }, 'the cancel reaching the stream');
+      expect(s.cancelledAt - closedAt).toBeLessThan(500);
+    });
   });
 });
