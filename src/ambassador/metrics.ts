@@ -18,6 +18,8 @@ export interface AmbassadorMetrics {
   breaker(upstream: string, state: 'closed' | 'open' | 'half-open'): void;
   /** A call refused by the bulkhead (no slot and a full queue). */
   bulkheadRejected(): void;
+  /** A hedge sent, one that won the race, or one due but refused by the retry budget. */
+  hedge(event: 'sent' | 'won' | 'budget'): void;
 }
 
 const STATE_VALUE = { closed: 0, open: 1, 'half-open': 2 } as const;
@@ -156,6 +158,17 @@ export function ambassadorMetrics(registry: Registry, remote: string): Ambassado
         registers: [registry],
       }),
   );
+  const hedges = shared(
+    registry,
+    'trellis_ambassador_hedges_total',
+    () =>
+      new Counter({
+        name: 'trellis_ambassador_hedges_total',
+        help: 'Hedged attempts by remote service: sent, won (answered first), budget (due but refused by the retry budget)',
+        labelNames: ['remote', 'outcome'],
+        registers: [registry],
+      }),
+  );
   const latency = duration.labels(remote);
   const exhaustedChild = exhausted.labels(remote);
   const rejectedChild = rejected.labels(remote);
@@ -190,5 +203,6 @@ export function ambassadorMetrics(registry: Registry, remote: string): Ambassado
       transitions.labels(remote, upstream, state).inc();
     },
     bulkheadRejected: () => rejectedChild.inc(),
+    hedge: (event) => hedges.labels(remote, event).inc(),
   };
 }

@@ -5,6 +5,7 @@ import { listenSchema } from '../http/listener.js';
 import { serviceSchema } from '../http/upstream/index.js';
 import { storeUrlSchema } from '../runtime/stores.js';
 import { credentialsSchema } from './credentials.js';
+import { hedgeSchema, unsafeHedgeMethods } from './hedge.js';
 
 /**
  * The ambassador file: one entry under `remotes:` per remote service the local client calls.
@@ -64,12 +65,22 @@ export const remoteSchema = z
     credentials: credentialsSchema.optional(),
     breaker: breakerSchema.prefault({}),
     bulkhead: bulkheadSchema.prefault({}),
+    /** Hedging of slow reads: another attempt to another upstream after a delay (off unless set). */
+    hedge: hedgeSchema.optional(),
   })
   .superRefine((r, ctx) => {
     if (r.listen === undefined && r.hosts === undefined) {
       ctx.addIssue({
         code: 'custom',
         message: 'a remote needs its own listen: { port }, or hosts: to be chosen on the shared listen:',
+      });
+    }
+    const unsafe = r.hedge === undefined ? [] : unsafeHedgeMethods(r.hedge);
+    if (unsafe.length > 0 && !r.retryNonIdempotent) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['hedge', 'methods'],
+        message: `${unsafe.join(', ')} is not idempotent: hedging would send it twice; set retryNonIdempotent: true only if the remote de-duplicates`,
       });
     }
     if (r.timeout > 0 && r.perTryTimeout > r.timeout) {

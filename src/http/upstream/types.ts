@@ -99,6 +99,11 @@ export interface RetryPolicy {
   decide?(input: RetryDecisionInput): RetryRefusal | undefined;
   /** Jittered backoff before attempt `attempt + 1`, ms. */
   backoffMs(attempt: number): number;
+  /**
+   * Takes one hedge (a second attempt sent while the first is still out) from the retry budget:
+   * false when spent. Optional so other implementations of this contract need not have it.
+   */
+  chargeHedge?(): boolean;
 }
 
 export interface ServicePool {
