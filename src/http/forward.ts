@@ -1,14 +1,13 @@
 import type { Dispatcher } from 'undici';
 import { HedgeCancelled, type HedgeHost, HedgeLeg, type HedgeOptions } from './exchange/hedge.js';
 import type { ExchangeHooks, ForwardCall } from './exchange/hooks.js';
-import { failureOf } from './exchange/outcome.js';
+import { failureOf, tlsFailureOf, upstreamTlsProblem } from './exchange/outcome.js';
 import { retryAfterOfRaw } from './exchange/retry-after.js';
 import { retryRefusal } from './exchange/retry-rules.js';
 import { clientResponseHeaders, relayInformational, upstreamRequestHeaders } from './forward-headers.js';
 import { type Problem, sendProblem } from './problem.js';
 import { nextTraceparent } from './trace.js';
 import type { RequestContext } from './types.js';
-import { tlsFailureReason } from './upstream/tls.js';
 import type { AttemptOutcome, ServicePool, Upstream } from './upstream/types.js';
 
 export type { HedgeOptions } from './exchange/hedge.js';
@@ -683,15 +682,11 @@ class Exchange implements Dispatcher.DispatchHandler, HedgeHost {
       this.retryLater();
       return;
     }
-    const tlsReason = kind === 'timeout' || this.timedOut ? undefined : this.tlsReason(err, upstream);
+    const tlsReason = kind === 'timeout' || this.timedOut ? undefined : tlsFailureOf(err, upstream);
     if (this.timedOut || kind === 'timeout') {
       this.fail(504, 'TRELLIS_E_UPSTREAM_TIMEOUT', `service "${this.pool.name}" did not answer in time`);
     } else if (tlsReason !== undefined) {
-      this.fail(
-        502,
-        'TRELLIS_E_UPSTREAM_TLS',
-        `service "${this.pool.name}": the TLS handshake with ${upstream.id} failed: ${tlsReason}`,
-      );
+      this.answer(upstreamTlsProblem(this.pool.name, upstream.id, tlsReason));
     } else if (kind === 'connect') {
       this.fail(502, 'TRELLIS_E_UPSTREAM_UNAVAILABLE', `service "${this.pool.name}" could not be reached`);
     } else {
@@ -701,19 +696,6 @@ class Exchange implements Dispatcher.DispatchHandler, HedgeHost {
         `service "${this.pool.name}" closed the connection without an answer`,
       );
     }
-  }
-
-  /**
-   * Why the TLS handshake with `upstream` failed, or undefined when `err` is no TLS failure. A
-   * TLS 1.3 server refusing the client certificate shows here only as a fresh connection closed
-   * before any byte: the alert the pool's connector noted on the upstream says what it was.
-   */
-  private tlsReason(err: Error, upstream: Upstream): string | undefined {
-    const direct = tlsFailureReason(err);
-    if (direct !== undefined || upstream.origin.protocol !== 'https:') return direct;
-    const e = err as { code?: string; socket?: { bytesRead?: number } };
-    const fresh = e.code === 'UND_ERR_SOCKET' && e.socket?.bytesRead === 0;
-    return fresh ? (upstream.recentTlsFailure?.() ?? tlsFailureReason(err, true)) : undefined;
   }
 
   /** Whether to retry after this failure; sets `delay`, the wait before the next attempt. */

@@ -61,6 +61,8 @@ export interface ServiceStatus {
   name: string;
   balance: string;
   upstreams: UpstreamStatus[];
+  /** The `tls:` block's client certificate and CA bundle: when they expire. */
+  tls?: { field: 'ca' | 'cert'; file: string; notAfter: string; daysLeft: number }[];
 }
 
 export interface Timeouts {
