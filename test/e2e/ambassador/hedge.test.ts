@@ -99,6 +99,14 @@ describe('trellis ambassador: hedging', () => {
     service:
       ${pair}
       retry: { budget: { ratio: 0.5, minPerSecond: 1000 } }
+  deadline:
+    listen: { port: 0 }
+    timeout: 100ms
+    perTryTimeout: 0s
+    hedge: { after: 20ms }
+    service:
+      upstreams: ['${slowA.url}', '${slow.url}']
+      retry: { budget: { ratio: 0.5, minPerSecond: 1000 } }
   everyoneSlow:
     listen: { port: 0 }
     hedge: { after: 10ms }
@@ -196,6 +204,26 @@ describe('trellis ambassador: hedging', () => {
       counter(text, /trellis_ambassador_hedges_total\{remote="everyoneSlow",outcome="budget"\} (\d+)/),
     ).toBeGreaterThan(offered / 2);
   }, 60_000);
+
+  it('the total deadline holds with a hedge out: both attempts are cut at 100 ms', async () => {
+    const before = slow.aborted() + slowA.aborted();
+    for (let i = 0; i < 3; i++) {
+      const r = await run('curl', [
+        '-s',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code} %{time_total}',
+        url('deadline'),
+      ]);
+      const [code, seconds] = r.stdout.split(' ');
+      expect(code).toBe('504');
+      expect(Number(seconds) * 1000).toBeLessThan(100 + 100);
+    }
+    // Each call's first attempt and its hedge were both aborted at the deadline.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(slow.aborted() + slowA.aborted() - before).toBe(6);
+  }, 30_000);
 
   it('a POST is never hedged unless the remote opts in', async () => {
     const r = await run('curl', [
