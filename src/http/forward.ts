@@ -197,6 +197,8 @@ class Exchange implements Dispatcher.DispatchHandler, HedgeHost {
   private superseded = false;
   /** The own attempt failed while hedges race: what to do if they all fail too. */
   private deferred: (() => void) | undefined;
+  /** The own attempt's failed answer was dropped while hedges raced, its retry not yet decided. */
+  private undecided = false;
   /** Set by `pickAdmitted`: the admission ticket of the upstream it returned. */
   private picked = 0;
 
@@ -558,6 +560,7 @@ class Exchange implements Dispatcher.DispatchHandler, HedgeHost {
         // A failed answer while hedges race: dropped, and the hedges may still answer well.
         this.gotHeaders = false;
         this.discarding = true;
+        this.undecided = true;
         return true;
       }
       if (this.mayRetry('http5xx', statusCode, rawHeaders)) {
@@ -602,28 +605,29 @@ class Exchange implements Dispatcher.DispatchHandler, HedgeHost {
     this.ended(upstream, outcome, this.discarding ? this.status : 0);
     if (this.discarding) {
       this.clearHedgeTimer();
-      if (this.racing) {
-        // Hedges are out: they answer for this call now; if they fail too, the own rules decide.
-        const status = this.status;
-        this.deferred = () => {
-          if (this.clientGone) this.finish();
-          else if (this.timedOut)
-            this.fail(
-              504,
-              'TRELLIS_E_UPSTREAM_TIMEOUT',
-              `service "${this.pool.name}" did not answer in time`,
-            );
-          else if (this.mayRetry('http5xx', status)) this.retryLater();
-          else
-            this.fail(
-              status,
-              'TRELLIS_E_UPSTREAM_UNAVAILABLE',
-              `service "${this.pool.name}" answered ${status}`,
-            );
-        };
+      if (!this.undecided) {
+        // The retry was decided (and charged) when the head came.
+        this.retryLater();
         return;
       }
-      this.retryLater();
+      // Dropped while hedges raced: they answer for this call now; if they have failed (or
+      // fail) too, the retry rules decide as they would have at the head.
+      this.undecided = false;
+      const status = this.status;
+      const next = () => {
+        if (this.clientGone) this.finish();
+        else if (this.timedOut)
+          this.fail(504, 'TRELLIS_E_UPSTREAM_TIMEOUT', `service "${this.pool.name}" did not answer in time`);
+        else if (this.mayRetry('http5xx', status)) this.retryLater();
+        else
+          this.fail(
+            status,
+            'TRELLIS_E_UPSTREAM_UNAVAILABLE',
+            `service "${this.pool.name}" answered ${status}`,
+          );
+      };
+      if (this.racing) this.deferred = next;
+      else next();
       return;
     }
     this.finish();

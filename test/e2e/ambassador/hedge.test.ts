@@ -67,6 +67,9 @@ describe('trellis ambassador: hedging', () => {
   let fast: Awaited<ReturnType<typeof slowOrigin>>;
   let slowA: Awaited<ReturnType<typeof slowOrigin>>;
   let slowB: Awaited<ReturnType<typeof slowOrigin>>;
+  let failing: Origin;
+  let late: Origin;
+  let lateStatus = 200;
   const url = (remote: string, path = '/') => `http://127.0.0.1:${ports[remote]}${path}`;
   const metrics = async () => (await fetch(url('admin', '/metrics'))).text();
   const counter = (text: string, line: RegExp) => Number(text.match(line)?.[1] ?? 0);
@@ -77,6 +80,13 @@ describe('trellis ambassador: hedging', () => {
     fast = await slowOrigin('fast', 0);
     slowA = await slowOrigin('slowA', 150);
     slowB = await slowOrigin('slowB', 150);
+    // Answers 503 after 60 ms; `late` answers lateStatus after 120 ms.
+    failing = await startOrigin('failing', (_req, res) => {
+      setTimeout(() => res.writeHead(503).end('down'), 60);
+    });
+    late = await startOrigin('late', (_req, res) => {
+      setTimeout(() => res.writeHead(lateStatus, { 'content-type': 'text/plain' }).end('late'), 120);
+    });
     const file = `${dir.path}/ambassador.yaml`;
     const pair = `upstreams: ['${slow.url}', '${fast.url}']
       outlier: { consecutive5xx: 0, consecutiveConnectFailures: 0 }`;
@@ -107,6 +117,14 @@ describe('trellis ambassador: hedging', () => {
     service:
       upstreams: ['${slowA.url}', '${slow.url}']
       retry: { budget: { ratio: 0.5, minPerSecond: 1000 } }
+  failFirst:
+    listen: { port: 0 }
+    hedge: { after: 20ms }
+    service:
+      upstreams: ['${failing.url}', '${late.url}']
+      outlier: { consecutive5xx: 0, consecutiveConnectFailures: 0 }
+      retry: { attempts: 2, budget: { ratio: 0.5, minPerSecond: 1000 } }
+    breaker: { consecutiveFailures: 0, failureRatio: 0 }
   everyoneSlow:
     listen: { port: 0 }
     hedge: { after: 10ms }
@@ -122,7 +140,7 @@ describe('trellis ambassador: hedging', () => {
 
   afterAll(async () => {
     await amb?.stop();
-    await Promise.all([slow, fast, slowA, slowB].map((o) => o?.close()));
+    await Promise.all([slow, fast, slowA, slowB, failing, late].map((o) => o?.close()));
     dir?.cleanup();
   });
 
@@ -223,6 +241,24 @@ describe('trellis ambassador: hedging', () => {
     // Each call's first attempt and its hedge were both aborted at the deadline.
     await new Promise((r) => setTimeout(r, 100));
     expect(slow.aborted() + slowA.aborted() - before).toBe(6);
+  }, 30_000);
+
+  it('the first attempt fails while its hedge is out: the hedge answers; both fail: no further retry', async () => {
+    // Round robin starts on `failing` every other call: take the calls that did.
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', url('failFirst')]);
+      statuses.push(Number(r.stdout));
+    }
+    expect(statuses).toEqual([200, 200, 200, 200]);
+    lateStatus = 503;
+    const before = failing.requests.length + late.requests.length;
+    const r = await run('curl', ['-s', '-o', '-', '-w', '\n%{http_code}', url('failFirst')]);
+    const code = Number(r.stdout.split('\n').pop());
+    expect(code).toBe(503);
+    // Two attempts in all (attempts: 2): the first and its hedge, no retry on top.
+    expect(failing.requests.length + late.requests.length - before).toBe(2);
+    lateStatus = 200;
   }, 30_000);
 
   it('a POST is never hedged unless the remote opts in', async () => {
