@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { TrellisErrorCode } from '../core/errors.js';
-import { exchange } from '../http/exchange/index.js';
+import { exchange, upstreamTlsProblem } from '../http/exchange/index.js';
 import type { ServicePool } from '../http/upstream/types.js';
 
 /**
@@ -66,6 +66,17 @@ export async function sendLegacy(pool: ServicePool, call: LegacySend): Promise<L
         reason: `over ${call.maxBodySize} bytes`,
         ...at,
       };
+    case 'tls': {
+      const problem = upstreamTlsProblem(pool.name, r.upstream ?? '', r.tlsReason ?? '');
+      return {
+        ok: false,
+        status: 502,
+        code: 'TRELLIS_E_UPSTREAM_TLS',
+        detail: problem.detail,
+        reason: `TLS handshake failed: ${r.tlsReason}`,
+        ...at,
+      };
+    }
     case 'timeout':
       return {
         ok: false,

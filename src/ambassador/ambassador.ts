@@ -101,6 +101,7 @@ function policiesOf(remote: AmbassadorConfig['remotes'][string] | undefined): un
     { policy: 'bodyBuffer', maxBodySize: remote.maxBodySize },
     { policy: 'breaker', ...remote.breaker },
     { policy: 'perTryTimeout', perTryTimeout: remote.perTryTimeout, deadlineHeader: remote.deadlineHeader },
+    ...(remote.hedge === undefined ? [] : [{ policy: 'hedge', ...remote.hedge }]),
     {
       policy: 'retry',
       ...remote.service.retry,

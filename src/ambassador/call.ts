@@ -8,6 +8,7 @@ import { hasBody, readBody } from './body.js';
 import type { UpstreamBreakers } from './breaker.js';
 import { Bulkhead } from './bulkhead.js';
 import { type CredentialSource, credentialNames, TokenUnavailable } from './credentials.js';
+import { hedgeOptions, type LatencyWindow } from './hedge.js';
 import type { AmbassadorMetrics } from './metrics.js';
 import type { RemoteConfig } from './schema.js';
 
@@ -185,6 +186,7 @@ export function remoteHandler(remote: RemoteConfig, deps: RemoteDeps): HandlerIn
 /** The streaming exchange's options for a remote: its deadlines, trace, retry rules and hooks. */
 function forwardOptions(remote: RemoteConfig, deps: RemoteDeps, bulkhead: Bulkhead): ForwardOptions {
   const { pool } = deps;
+  const hedge = remote.hedge === undefined ? undefined : hedgeOptions(remote.hedge, deps.metrics);
   const replaced = new Set(['traceparent', ...credentialNames(remote.credentials)]);
   if (remote.deadlineHeader !== '') replaced.add(remote.deadlineHeader.toLowerCase());
   return {
@@ -200,12 +202,18 @@ function forwardOptions(remote: RemoteConfig, deps: RemoteDeps, bulkhead: Bulkhe
     preserveHost: false,
     target: (ctx) => ctx.req.url ?? '/',
     ...(pool.hashKey === undefined ? {} : { hashKey: (ctx) => pool.hashKey!(ctx.req.headers, ctx.clientIp) }),
-    hooks: exchangeHooks(remote, deps, bulkhead),
+    hooks: exchangeHooks(remote, deps, bulkhead, hedge?.window),
+    ...(hedge === undefined ? {} : { hedge: hedge.options }),
   };
 }
 
 /** Breakers, metrics and the bulkhead slot around each exchange of a remote. */
-function exchangeHooks(remote: RemoteConfig, deps: RemoteDeps, bulkhead: Bulkhead): ExchangeHooks {
+function exchangeHooks(
+  remote: RemoteConfig,
+  deps: RemoteDeps,
+  bulkhead: Bulkhead,
+  latencies: LatencyWindow | undefined,
+): ExchangeHooks {
   const { breakers, metrics } = deps;
   const retryAfter = String(Math.max(1, Math.ceil(remote.breaker.halfOpenAfter / 1000)));
   return {
@@ -225,7 +233,12 @@ function exchangeHooks(remote: RemoteConfig, deps: RemoteDeps, bulkhead: Bulkhea
     retryRefused(reason) {
       if (reason === 'budget') metrics.budgetExhausted();
     },
-    answered: (ctx, status) => metrics.call(status, (performance.now() - ctx.startedAt) / 1000),
+    answered(ctx, status) {
+      metrics.call(status, (performance.now() - ctx.startedAt) / 1000);
+      // The hedge's p95: how long answered attempts took to their head.
+      if (latencies !== undefined && ctx.upstreamMs !== undefined && status < 500)
+        latencies.record(ctx.upstreamMs);
+    },
     done: () => bulkhead.release(),
   };
 }

@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { gatewayTypes } from '../gateway/types.js';
 import { defineHandler } from '../handlers/types.js';
-import type { ListenConfig } from '../http/listener.js';
 import type { ServicePool } from '../http/upstream/types.js';
 import {
   type CompileDeps,
@@ -16,7 +15,7 @@ import { UpstreamBreakers } from './breaker.js';
 import { remoteHandler } from './call.js';
 import { credentialSource } from './credentials.js';
 import { ambassadorMetrics } from './metrics.js';
-import type { AmbassadorConfig, RemoteConfig } from './schema.js';
+import { type AmbassadorConfig, listenConfigOf, type RemoteConfig } from './schema.js';
 
 /** The key of the shared listener (top-level `listen:`) that remotes with `hosts:` are on. */
 export const SHARED_LISTENER = 'main';
@@ -99,11 +98,11 @@ export async function compileAmbassador(
         ...(remote.hosts === undefined ? {} : { hosts: remote.hosts }),
       });
       if (remote.listen !== undefined)
-        listeners.set(name, listenerOf(remote.listen as ListenConfig, [compiled]));
+        listeners.set(name, listenerOf(listenConfigOf(remote.listen), [compiled]));
       else shared.push(compiled);
     }
     if (config.listen !== undefined)
-      listeners.set(SHARED_LISTENER, listenerOf(config.listen as ListenConfig, shared));
+      listeners.set(SHARED_LISTENER, listenerOf(listenConfigOf(config.listen), shared));
     const generation = parts.seal(version, config, listeners);
     generationBreakers.set(generation, breakers);
     return generation;

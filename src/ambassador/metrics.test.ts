@@ -23,5 +23,8 @@ describe('ambassadorMetrics', () => {
     text = await registry.metrics();
     expect(text).toContain('trellis_ambassador_requests_total{remote="pay",status="200"} 3');
     expect(text).toContain('trellis_ambassador_request_duration_seconds_count{remote="pay"} 4');
+    expect(text).toContain('# TYPE trellis_ambassador_request_duration_seconds histogram');
+    expect(text).toMatch(/trellis_ambassador_request_duration_seconds_bucket\{le="\+Inf",remote="pay"\} 4/);
+    expect(text).toMatch(/trellis_ambassador_request_duration_seconds_sum\{remote="pay"\} 0\.0[67]\d*$/m);
   });
 });

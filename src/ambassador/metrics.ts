@@ -1,4 +1,7 @@
-import { Counter, Gauge, Histogram, LATENCY_BUCKETS, type Registry } from '../core/metrics.js';
+import { Counter, Gauge, LATENCY_BUCKETS, type Registry } from '../core/metrics.js';
+import { type LatencyCounts, pushHistogram, recordLatency, registerFamily } from '../runtime/route-stats.js';
+
+const DURATION = 'trellis_ambassador_request_duration_seconds';
 
 /**
  * The ambassador's metrics, per remote service and upstream. Metric objects are shared by every
@@ -18,6 +21,8 @@ export interface AmbassadorMetrics {
   breaker(upstream: string, state: 'closed' | 'open' | 'half-open'): void;
   /** A call refused by the bulkhead (no slot and a full queue). */
   bulkheadRejected(): void;
+  /** A hedge sent, one that won the race, or one due but refused by the retry budget. */
+  hedge(event: 'sent' | 'won' | 'budget'): void;
 }
 
 const STATE_VALUE = { closed: 0, open: 1, 'half-open': 2 } as const;
@@ -32,8 +37,12 @@ function shared<T>(registry: Registry, name: string, make: () => T): T {
  * call, a visible share of a forwarded call's CPU time. One per registry and remote name, so a
  * reload's new handler keeps counting into the same one.
  */
-class PendingCounts {
+class PendingCounts implements LatencyCounts {
   readonly byStatus = new Map<number, number>();
+  /** The call latency histogram, as plain numbers (read at scrape, see route-stats.ts). */
+  readonly buckets = new Float64Array(LATENCY_BUCKETS.length + 1);
+  sum = 0;
+  count = 0;
   readonly byAttempt = new Map<string, Map<string, number>>();
 
   constructor(
@@ -77,18 +86,22 @@ export function ambassadorMetrics(registry: Registry, remote: string): Ambassado
         collect: () => flushPending(registry),
       }),
   );
-  const duration = shared(
-    registry,
-    'trellis_ambassador_request_duration_seconds',
-    () =>
-      new Histogram({
-        name: 'trellis_ambassador_request_duration_seconds',
-        help: 'Latency of calls (until the response head, retries and backoff included), by remote service',
-        labelNames: ['remote'],
-        buckets: LATENCY_BUCKETS,
-        registers: [registry],
-      }),
-  );
+  if (registry.getSingleMetric(DURATION) === undefined) {
+    // Plain-number buckets rather than a prom-client Histogram: its labelled observe was the
+    // largest share of the ambassador's own CPU time per call.
+    registerFamily(
+      registry,
+      DURATION,
+      'Latency of calls (until the response head, retries and backoff included), by remote service',
+      'histogram',
+      () => {
+        const values: unknown[] = [];
+        for (const [remote, p] of pendingOf.get(registry) ?? [])
+          pushHistogram(values, DURATION, p, { remote });
+        return values;
+      },
+    );
+  }
   const attempts = shared(
     registry,
     'trellis_ambassador_attempts_total',
@@ -156,7 +169,17 @@ export function ambassadorMetrics(registry: Registry, remote: string): Ambassado
         registers: [registry],
       }),
   );
-  const latency = duration.labels(remote);
+  const hedges = shared(
+    registry,
+    'trellis_ambassador_hedges_total',
+    () =>
+      new Counter({
+        name: 'trellis_ambassador_hedges_total',
+        help: 'Hedged attempts by remote service: sent, won (answered first), budget (due but refused by the retry budget)',
+        labelNames: ['remote', 'outcome'],
+        registers: [registry],
+      }),
+  );
   const exhaustedChild = exhausted.labels(remote);
   const rejectedChild = rejected.labels(remote);
   let remotes = pendingOf.get(registry);
@@ -170,10 +193,11 @@ export function ambassadorMetrics(registry: Registry, remote: string): Ambassado
     remotes.set(remote, pending);
   }
   const { byStatus, byAttempt } = pending;
+  const latencies = pending;
   return {
     call(status, seconds) {
       byStatus.set(status, (byStatus.get(status) ?? 0) + 1);
-      latency.observe(seconds);
+      recordLatency(latencies, seconds);
     },
     attempt(upstream, outcome) {
       let outcomes = byAttempt.get(upstream);
@@ -190,5 +214,6 @@ export function ambassadorMetrics(registry: Registry, remote: string): Ambassado
       transitions.labels(remote, upstream, state).inc();
     },
     bulkheadRejected: () => rejectedChild.inc(),
+    hedge: (event) => hedges.labels(remote, event).inc(),
   };
 }

@@ -9,7 +9,7 @@ describe('ambassador schema', () => {
       `remotes:\n  pay: { listen: { port: 7001 }, service: { upstreams: [http://127.0.0.1:3001] } }\n`,
     );
     const pay = c.remotes.pay!;
-    expect(pay.listen!.host).toBe('127.0.0.1');
+    expect(pay.listen).toMatchObject({ host: '127.0.0.1', port: 7001 });
     expect(pay.timeout).toBe(10_000);
     expect(pay.perTryTimeout).toBe(2_000);
     expect(pay.breaker.consecutiveFailures).toBe(5);
@@ -40,5 +40,26 @@ describe('ambassador schema', () => {
       `remotes:\n  pay: { listen: { port: 1 }, service: { upstreams: [http://a:1], retry: { on: [429, 503] } } }\n`,
     );
     expect(c.remotes.pay!.service.retry.on).toEqual(['429', '503']);
+  });
+
+  it('a Unix socket listener: unix:/path or { path, mode }, the mode in quotes', () => {
+    const one = (listen: string) =>
+      parse(`remotes:\n  pay: { listen: ${listen}, service: { upstreams: [http://127.0.0.1:3001] } }\n`)
+        .remotes.pay!.listen;
+    expect(one('unix:/run/pay.sock')).toMatchObject({
+      path: '/run/pay.sock',
+      mode: 0o660,
+      maxHeaderSize: 16_384,
+    });
+    expect(one("{ path: /run/pay.sock, mode: '0600', bodyTimeout: 5s }")).toMatchObject({
+      path: '/run/pay.sock',
+      mode: 0o600,
+      bodyTimeout: 5_000,
+    });
+    expect(() => one('{ path: /run/pay.sock, tls: {} }')).toThrow(/tls/);
+    expect(() => one('unix:run/pay.sock')).toThrow(/write unix:\/absolute\/path\.sock/);
+    expect(() => one('{ path: run/pay.sock }')).toThrow(/a Unix socket path is absolute/);
+    expect(() => one('{ path: /run/pay.sock, mode: 0660 }')).toThrow(/write the mode in quotes/);
+    expect(() => one('{ prot: 7001 }')).toThrow(/port/);
   });
 });

@@ -1,10 +1,11 @@
 import { z } from 'zod';
 import { duration, size } from '../core/units.js';
 import { accessLogSchema, adminSchema } from '../gateway/schema.js';
-import { listenSchema } from '../http/listener.js';
+import { type ListenConfig, listenSchema } from '../http/listener.js';
 import { registryStoreProblem, serviceSchema } from '../http/upstream/index.js';
 import { storeUrlSchema } from '../runtime/stores.js';
 import { credentialsSchema } from './credentials.js';
+import { hedgeSchema, unsafeHedgeMethods } from './hedge.js';
 
 /**
  * The ambassador file: one entry under `remotes:` per remote service the local client calls.
@@ -15,6 +16,60 @@ import { credentialsSchema } from './credentials.js';
  */
 
 const HOST_RE = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i;
+
+/** A Unix socket's file mode, in octal as a string (YAML reads an unquoted 0660 as decimal 660). */
+const socketModeSchema = z
+  .string({
+    error: "write the mode in quotes, like mode: '0660' (YAML reads 0660 unquoted as the decimal 660)",
+  })
+  .regex(/^0?[0-7]{3}$/, "a mode is three octal digits, like '0660'")
+  .transform((m) => Number.parseInt(m, 8));
+
+const SOCKET_PATH = /^\/./;
+const SOCKET_PATH_HINT = 'a Unix socket path is absolute, like unix:/run/trellis/payments.sock';
+
+/** `{ path, mode }` and the listener's limits (`maxHeaderSize`, timeouts…); no TLS on a local socket. */
+const unixObjectSchema = listenSchema.omit({ host: true, port: true, tls: true }).extend({
+  /** Absolute path of the socket file. */
+  path: z.string().regex(SOCKET_PATH, SOCKET_PATH_HINT),
+  /** Who may connect: the socket file's mode. */
+  mode: socketModeSchema.default(0o660),
+});
+
+const unixStringSchema = z
+  .string()
+  .regex(/^unix:\/./, `write unix:/absolute/path.sock, or { port }: ${SOCKET_PATH_HINT}`)
+  .transform((s) => unixObjectSchema.parse({ path: s.slice('unix:'.length) }));
+
+const tcpListenSchema = listenSchema.extend({ host: z.string().default('127.0.0.1') });
+
+type AmbassadorListen = z.output<typeof unixObjectSchema> | z.output<typeof tcpListenSchema>;
+
+/**
+ * An ambassador listener: loopback host and port (127.0.0.1 by default), or a Unix socket as
+ * `unix:/path.sock` or `{ path, mode }` (mode 0660 by default). Chosen by shape rather than a zod
+ * union, so a mistake is reported by the form it was meant as (a union says only "invalid input").
+ */
+const ambassadorListenSchema = z.unknown().transform((value, ctx): AmbassadorListen => {
+  const schema =
+    typeof value === 'string'
+      ? unixStringSchema
+      : typeof value === 'object' && value !== null && 'path' in value
+        ? unixObjectSchema
+        : tcpListenSchema;
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  for (const issue of r.error.issues)
+    ctx.addIssue({ code: 'custom', message: issue.message, path: issue.path });
+  return z.NEVER;
+});
+
+/** A listener's block as the shared runtime takes it (a Unix socket in `socket`). */
+export function listenConfigOf(listen: AmbassadorListen): ListenConfig {
+  if (!('path' in listen)) return listen;
+  const { path, mode, ...limits } = listen;
+  return { ...limits, host: '127.0.0.1', port: 0, socket: { path, mode } };
+}
 
 /** Per-upstream circuit breaker (cockatiel's, opened by either condition). */
 export const breakerSchema = z.strictObject({
@@ -41,8 +96,8 @@ export const bulkheadSchema = z.strictObject({
 /** One remote service. */
 export const remoteSchema = z
   .strictObject({
-    /** Its own listener (host defaults to 127.0.0.1): the client calls http://127.0.0.1:PORT/…. */
-    listen: listenSchema.extend({ host: z.string().default('127.0.0.1') }).optional(),
+    /** Its own listener (host defaults to 127.0.0.1): the client calls http://127.0.0.1:PORT/…; or `unix:/path.sock`. */
+    listen: ambassadorListenSchema.optional(),
     /** Host names selecting this remote on the shared top-level `listen:` (host-based routing). */
     hosts: z
       .array(z.string().regex(HOST_RE, 'write a host name like payments.internal (no port)'))
@@ -64,12 +119,22 @@ export const remoteSchema = z
     credentials: credentialsSchema.optional(),
     breaker: breakerSchema.prefault({}),
     bulkhead: bulkheadSchema.prefault({}),
+    /** Hedging of slow reads: another attempt to another upstream after a delay (off unless set). */
+    hedge: hedgeSchema.optional(),
   })
   .superRefine((r, ctx) => {
     if (r.listen === undefined && r.hosts === undefined) {
       ctx.addIssue({
         code: 'custom',
         message: 'a remote needs its own listen: { port }, or hosts: to be chosen on the shared listen:',
+      });
+    }
+    const unsafe = r.hedge === undefined ? [] : unsafeHedgeMethods(r.hedge);
+    if (unsafe.length > 0 && !r.retryNonIdempotent) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['hedge', 'methods'],
+        message: `${unsafe.join(', ')} is not idempotent: hedging would send it twice; set retryNonIdempotent: true only if the remote de-duplicates`,
       });
     }
     if (r.timeout > 0 && r.perTryTimeout > r.timeout) {
@@ -84,8 +149,8 @@ export const remoteSchema = z
 /** The whole ambassador file. */
 export const ambassadorSchema = z
   .strictObject({
-    /** The shared listener for remotes chosen by `hosts:` (loopback by default). */
-    listen: listenSchema.extend({ host: z.string().default('127.0.0.1') }).optional(),
+    /** The shared listener for remotes chosen by `hosts:` (loopback by default, or a Unix socket). */
+    listen: ambassadorListenSchema.optional(),
     admin: adminSchema.prefault({}),
     accessLog: accessLogSchema.default(true),
     drainTimeout: duration().default(10_000),

@@ -1,15 +1,16 @@
 import type { Dispatcher } from 'undici';
+import { HedgeCancelled, type HedgeHost, HedgeLeg, type HedgeOptions } from './exchange/hedge.js';
 import type { ExchangeHooks, ForwardCall } from './exchange/hooks.js';
-import { failureOf } from './exchange/outcome.js';
+import { failureOf, tlsFailureOf, upstreamTlsProblem } from './exchange/outcome.js';
 import { retryAfterOfRaw } from './exchange/retry-after.js';
 import { retryRefusal } from './exchange/retry-rules.js';
 import { clientResponseHeaders, relayInformational, upstreamRequestHeaders } from './forward-headers.js';
 import { type Problem, sendProblem } from './problem.js';
 import { nextTraceparent } from './trace.js';
 import type { RequestContext } from './types.js';
-import { tlsFailureReason } from './upstream/tls.js';
 import type { AttemptOutcome, ServicePool, Upstream } from './upstream/types.js';
 
+export type { HedgeOptions } from './exchange/hedge.js';
 export type { ExchangeHooks, ForwardCall } from './exchange/hooks.js';
 export { outcomeOf } from './exchange/outcome.js';
 export { clientResponseHeaders, upstreamRequestHeaders } from './forward-headers.js';
@@ -60,6 +61,8 @@ export interface ForwardOptions {
   replacedHeaders?: ReadonlySet<string>;
   /** Per-attempt policies: admission (breakers), outcome reporting, metrics. */
   hooks?: ExchangeHooks;
+  /** Hedging: another attempt to another upstream when the first has no head after a delay. */
+  hedge?: HedgeOptions;
 }
 
 const CANCELLED = { outcome: 'cancelled', kind: 'reset' } as const;
@@ -127,11 +130,15 @@ function onPerTryTimeout(exchange: Exchange): void {
   exchange.perTryExpired();
 }
 
+function onHedgeDue(exchange: Exchange): void {
+  exchange.hedgeDue();
+}
+
 function onClientClose(this: Exchange): void {
   this.clientClosed();
 }
 
-class Exchange implements Dispatcher.DispatchHandler {
+class Exchange implements Dispatcher.DispatchHandler, HedgeHost {
   private readonly ctx: RequestContext;
   private readonly pool: ServicePool;
   private readonly options: ForwardOptions;
@@ -176,6 +183,24 @@ class Exchange implements Dispatcher.DispatchHandler {
   private done = false;
   private timedOut = false;
   private clientGone = false;
+  /** Hedging applies to this call (`options.hedge`, its method, no streamed body). */
+  private readonly hedgeable: boolean;
+  private hedgeTimer: NodeJS.Timeout | undefined;
+  private hedges = 0;
+  /** Hedged attempts still racing (allocated by the first hedge). */
+  private legs: HedgeLeg[] | undefined;
+  /** The hedge whose head came first: its answer is the client's. */
+  private winner: HedgeLeg | undefined;
+  /** The exchange's own attempt is out (dispatched, not yet ended). */
+  private primaryOut = false;
+  /** A hedge won: the exchange's own attempt lost and is being aborted. */
+  private superseded = false;
+  /** The own attempt failed while hedges race: what to do if they all fail too. */
+  private deferred: (() => void) | undefined;
+  /** The own attempt's failed answer was dropped while hedges raced, its retry not yet decided. */
+  private undecided = false;
+  /** Set by `pickAdmitted`: the admission ticket of the upstream it returned. */
+  private picked = 0;
 
   constructor(
     ctx: RequestContext,
@@ -194,6 +219,12 @@ class Exchange implements Dispatcher.DispatchHandler {
         (h['content-length'] !== undefined && h['content-length'] !== '0'));
     this.path = options.target(ctx);
     this.bodySent = !this.hasBody;
+    const hedge = options.hedge;
+    this.hedgeable =
+      hedge !== undefined &&
+      !this.hasBody &&
+      hedge.methods.has(ctx.req.method ?? 'GET') &&
+      (call?.body === undefined || call.body.length === 0 || hedge.withBody);
   }
 
   start(): void {
@@ -254,7 +285,9 @@ class Exchange implements Dispatcher.DispatchHandler {
   /** The whole-request deadline passed. */
   timeout(): void {
     this.timedOut = true;
-    this.abortAttempt?.(new RequestTimeout('request timeout'));
+    if (this.primaryOut) this.abortAttempt?.(new RequestTimeout('request timeout'));
+    if (this.legs !== undefined || this.winner !== undefined)
+      this.abortLegs(new RequestTimeout('request timeout'));
   }
 
   /** No response headers within headersTimeout of the body's end. */
@@ -273,7 +306,9 @@ class Exchange implements Dispatcher.DispatchHandler {
   clientClosed(): void {
     if (this.done) return;
     this.clientGone = true;
-    this.abortAttempt?.(new ClientGone('client closed the connection'));
+    if (this.primaryOut) this.abortAttempt?.(new ClientGone('client closed the connection'));
+    if (this.legs !== undefined || this.winner !== undefined)
+      this.abortLegs(new HedgeCancelled('client left'));
   }
 
   private onDrain: (() => void) | undefined;
@@ -284,7 +319,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     const hashKey = options.hashKey?.(ctx);
     const hooks = options.hooks;
     const upstream =
-      hooks === undefined ? this.pool.pick(hashKey, this.tried) : this.pickAdmitted(hooks, hashKey);
+      hooks === undefined
+        ? this.pool.pick(hashKey, this.tried)
+        : this.pickAdmitted(hooks, hashKey, this.tried);
     if (upstream === undefined) {
       if (this.allRefused) this.answer(hooks!.refused(this.pool));
       else
@@ -296,11 +333,21 @@ class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     this.upstream = upstream;
+    this.ticket = this.picked;
     this.attempt++;
     this.discarding = false;
     this.abortAttempt = undefined;
     this.tryExpired = false;
     ctx.upstream = upstream.id;
+    this.send(upstream, this, true);
+    this.primaryOut = true;
+    if (this.hedgeable && this.hedges < options.hedge!.maxHedges) this.armHedge();
+  }
+
+  /** Builds one attempt's headers and dispatches it to `upstream` with `handler`. */
+  private send(upstream: Upstream, handler: Dispatcher.DispatchHandler, own: boolean): void {
+    const ctx = this.ctx;
+    const options = this.options;
     const host = options.preserveHost ? ctx.req.headers.host : upstream.origin.host;
     const headers = upstreamRequestHeaders(ctx, host, options.replacedHeaders);
     if (options.perTryTimeoutMs !== undefined || options.deadlineHeader !== undefined) {
@@ -308,7 +355,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       const left = this.deadline - performance.now();
       const perTry = options.perTryTimeoutMs ?? 0;
       const budget = perTry > 0 ? Math.min(perTry, left) : left;
-      if (perTry > 0) this.tryTimer = setTimeout(onPerTryTimeout, Math.max(1, budget), this);
+      if (perTry > 0 && own) this.tryTimer = setTimeout(onPerTryTimeout, Math.max(1, budget), this);
       if (options.deadlineHeader !== undefined && Number.isFinite(budget))
         headers.push(options.deadlineHeader, String(Math.max(1, Math.floor(budget))));
     }
@@ -317,7 +364,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const added = this.call?.headers;
     if (added !== undefined) for (const name in added) headers.push(name, added[name]!);
     this.pool.begin(upstream);
-    this.attemptStart = performance.now();
+    if (own) this.attemptStart = performance.now();
     upstream.dispatcher.dispatch(
       {
         path: this.path,
@@ -327,8 +374,129 @@ class Exchange implements Dispatcher.DispatchHandler {
         // With a body, our own timer starts at the body's end; undici's would start now.
         headersTimeout: this.hasBody ? 0 : this.pool.timeouts.headers,
       },
-      this,
+      handler,
     );
+  }
+
+  private armHedge(): void {
+    const delay = this.options.hedge!.delayMs();
+    // A hedge that could not start before the deadline would only add load.
+    if (performance.now() + delay >= this.deadline) return;
+    this.hedgeTimer = setTimeout(onHedgeDue, Math.max(1, delay), this);
+  }
+
+  /**
+   * The hedge delay passed without a response head: another attempt to an upstream not tried
+   * yet, if the retry budget has one to spare (a hedge is an extra attempt, like a retry).
+   */
+  hedgeDue(): void {
+    this.hedgeTimer = undefined;
+    if (this.done || this.gotHeaders || this.discarding || this.timedOut || this.clientGone) return;
+    if (!this.primaryOut) return;
+    const busy = new Set<Upstream>(this.tried);
+    busy.add(this.upstream!);
+    for (const leg of this.legs ?? []) busy.add(leg.upstream);
+    const hooks = this.options.hooks;
+    const hashKey = this.options.hashKey?.(this.ctx);
+    const candidate = this.pool.pick(hashKey, busy);
+    // Only another upstream is worth hedging to (the pool widens to a busy one rather than none).
+    if (candidate === undefined || busy.has(candidate)) return;
+    if (this.pool.retry.chargeHedge?.() === false) {
+      this.options.hedge!.counted('budget');
+      return;
+    }
+    let upstream: Upstream | undefined = candidate;
+    this.picked = 0;
+    if (hooks !== undefined) {
+      this.picked = hooks.admit(candidate);
+      if (this.picked < 0) {
+        upstream = this.pickAdmitted(hooks, hashKey, busy);
+        if (upstream !== undefined && busy.has(upstream)) upstream = undefined;
+        this.allRefused = false;
+      }
+    }
+    if (upstream === undefined) return;
+    this.hedges++;
+    this.attempt++;
+    const leg = new HedgeLeg(this, upstream, this.picked);
+    this.legs ??= [];
+    this.legs.push(leg);
+    this.options.hedge!.counted('sent');
+    this.send(upstream, leg, false);
+    if (this.hedges < this.options.hedge!.maxHedges) this.armHedge();
+  }
+
+  isRetryableAnswer(status: number): boolean {
+    return isRetryableAnswer(status, this.options);
+  }
+
+  /** A hedge's head came first: it is the answer; the own attempt and the other hedges are aborted. */
+  legWon(leg: HedgeLeg, status: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (this.done || this.gotHeaders) return false;
+    this.gotHeaders = true;
+    this.winner = leg;
+    this.legs = this.legs!.filter((l) => l !== leg);
+    if (this.headersTimer !== undefined) clearTimeout(this.headersTimer);
+    if (this.tryTimer !== undefined) this.clearTryTimer();
+    this.clearHedgeTimer();
+    this.deferred = undefined;
+    if (this.primaryOut) {
+      this.superseded = true;
+      this.abortAttempt?.(new HedgeCancelled('a hedge answered first'));
+    }
+    for (const other of this.legs) other.abort();
+    this.options.hedge!.counted('won');
+    const ctx = this.ctx;
+    ctx.upstream = leg.upstream.id;
+    ctx.upstreamMs = performance.now() - leg.startedAt;
+    this.status = status;
+    this.resumeUpstream = resume;
+    this.options.hooks?.answered(ctx, status);
+    ctx.res.writeHead(status, clientResponseHeaders(rawHeaders, ctx.requestId));
+    return true;
+  }
+
+  winnerEnded(leg: HedgeLeg, err: Error | undefined): void {
+    const outcome = err === undefined ? (this.status >= 500 ? 'http5xx' : 'success') : failureOf(err).outcome;
+    this.pool.end(leg.upstream, outcome, performance.now() - leg.startedAt);
+    this.options.hooks?.attemptEnded(leg.upstream, outcome, leg.ticket, 0);
+    this.finish();
+    if (err === undefined) this.ctx.res.end();
+    else this.ctx.res.destroy();
+  }
+
+  legEnded(leg: HedgeLeg, outcome: AttemptOutcome, dropped: number): void {
+    this.pool.end(leg.upstream, outcome, performance.now() - leg.startedAt);
+    this.options.hooks?.attemptEnded(leg.upstream, outcome, leg.ticket, dropped);
+    if (this.legs === undefined) return;
+    const i = this.legs.indexOf(leg);
+    if (i >= 0) this.legs.splice(i, 1);
+    if (outcome !== 'cancelled') {
+      this.tried ??= new Set();
+      this.tried.add(leg.upstream);
+    }
+    // The own attempt failed first and every hedge has now failed too: carry on as it would have.
+    if (this.legs.length === 0 && this.deferred !== undefined && this.winner === undefined) {
+      const next = this.deferred;
+      this.deferred = undefined;
+      next();
+    }
+  }
+
+  /** Whether hedges are still racing (the own attempt's failure then waits for them). */
+  private get racing(): boolean {
+    return this.legs !== undefined && this.legs.length > 0;
+  }
+
+  private abortLegs(err: Error): void {
+    this.winner?.abort(err);
+    for (const leg of this.legs ?? []) leg.abort(err);
+  }
+
+  private clearHedgeTimer(): void {
+    if (this.hedgeTimer === undefined) return;
+    clearTimeout(this.hedgeTimer);
+    this.hedgeTimer = undefined;
   }
 
   /**
@@ -336,24 +504,28 @@ class Exchange implements Dispatcher.DispatchHandler {
    * to excluded upstreams rather than return none, so refused ones are skipped here; when every
    * upstream refuses, none (and `allRefused`).
    */
-  private pickAdmitted(hooks: ExchangeHooks, hashKey: string | undefined): Upstream | undefined {
+  private pickAdmitted(
+    hooks: ExchangeHooks,
+    hashKey: string | undefined,
+    tried: ReadonlySet<Upstream> | undefined,
+  ): Upstream | undefined {
     const n = this.pool.upstreams.length;
     let refused: Set<Upstream> | undefined;
-    let exclude = this.tried;
+    let exclude = tried;
     for (let i = 0; i <= n; i++) {
       const u = this.pool.pick(hashKey, exclude);
       if (u === undefined) return undefined;
       if (refused === undefined || !refused.has(u)) {
         const ticket = hooks.admit(u);
         if (ticket >= 0) {
-          this.ticket = ticket;
+          this.picked = ticket;
           return u;
         }
         refused ??= new Set();
         refused.add(u);
       }
       if (refused.size >= n) break;
-      exclude = new Set(this.tried === undefined ? refused : [...this.tried, ...refused]);
+      exclude = new Set(tried === undefined ? refused : [...tried, ...refused]);
     }
     this.allRefused = true;
     return undefined;
@@ -374,6 +546,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (this.superseded) return false;
     if (statusCode < 200) {
       relayInformational(this.ctx, statusCode, rawHeaders);
       return true;
@@ -382,15 +555,22 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.headersTimer !== undefined) clearTimeout(this.headersTimer);
     if (this.tryTimer !== undefined) this.clearTryTimer();
     this.status = statusCode;
-    if (
-      (statusCode === 502 ||
-        statusCode === 503 ||
-        statusCode === 504 ||
-        (statusCode === 429 && this.options.retryAfter === true)) &&
-      this.mayRetry('http5xx', statusCode, rawHeaders)
-    ) {
-      this.discarding = true;
-      return true;
+    if (isRetryableAnswer(statusCode, this.options)) {
+      if (this.racing) {
+        // A failed answer while hedges race: dropped, and the hedges may still answer well.
+        this.gotHeaders = false;
+        this.discarding = true;
+        this.undecided = true;
+        return true;
+      }
+      if (this.mayRetry('http5xx', statusCode, rawHeaders)) {
+        this.discarding = true;
+        return true;
+      }
+    }
+    if (this.legs !== undefined) {
+      this.clearHedgeTimer();
+      for (const leg of this.legs) leg.abort();
     }
     const ctx = this.ctx;
     ctx.upstreamMs = performance.now() - this.attemptStart;
@@ -401,7 +581,11 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.discarding) return true;
+    if (this.discarding || this.superseded) return true;
+    return this.relay(chunk);
+  }
+
+  relay(chunk: Buffer): boolean {
     this.bytes += chunk.length;
     if (this.ctx.res.write(chunk)) return true;
     // Made on the first backpressure only: most answers fit the socket buffer.
@@ -412,23 +596,75 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onComplete(): void {
     const upstream = this.upstream!;
+    this.primaryOut = false;
+    if (this.superseded) {
+      this.ended(upstream, 'cancelled', 0);
+      return;
+    }
     const outcome = this.status >= 500 ? 'http5xx' : 'success';
-    this.pool.end(upstream, outcome, performance.now() - this.attemptStart);
-    this.options.hooks?.attemptEnded(upstream, outcome, this.ticket, this.discarding ? this.status : 0);
+    this.ended(upstream, outcome, this.discarding ? this.status : 0);
     if (this.discarding) {
-      this.retryLater();
+      this.clearHedgeTimer();
+      if (!this.undecided) {
+        // The retry was decided (and charged) when the head came.
+        this.retryLater();
+        return;
+      }
+      // Dropped while hedges raced: they answer for this call now; if they have failed (or
+      // fail) too, the retry rules decide as they would have at the head.
+      this.undecided = false;
+      const status = this.status;
+      const next = () => {
+        if (this.clientGone) this.finish();
+        else if (this.timedOut)
+          this.fail(504, 'TRELLIS_E_UPSTREAM_TIMEOUT', `service "${this.pool.name}" did not answer in time`);
+        else if (this.mayRetry('http5xx', status)) this.retryLater();
+        else
+          this.fail(
+            status,
+            'TRELLIS_E_UPSTREAM_UNAVAILABLE',
+            `service "${this.pool.name}" answered ${status}`,
+          );
+      };
+      if (this.racing) this.deferred = next;
+      else next();
       return;
     }
     this.finish();
     this.ctx.res.end();
   }
 
+  private ended(upstream: Upstream, outcome: AttemptOutcome, dropped: number): void {
+    this.pool.end(upstream, outcome, performance.now() - this.attemptStart);
+    this.options.hooks?.attemptEnded(upstream, outcome, this.ticket, dropped);
+  }
+
   onError(err: Error): void {
     const upstream = this.upstream!;
-    const { outcome, kind } = this.clientGone || this.clientSlow ? CANCELLED : failureOf(err);
-    this.pool.end(upstream, outcome, performance.now() - this.attemptStart);
+    this.primaryOut = false;
     if (this.tryTimer !== undefined) this.clearTryTimer();
-    this.options.hooks?.attemptEnded(upstream, outcome, this.ticket, 0);
+    if (this.superseded) {
+      this.ended(upstream, 'cancelled', 0);
+      return;
+    }
+    const { outcome, kind } = this.clientGone || this.clientSlow ? CANCELLED : failureOf(err);
+    this.ended(upstream, outcome, 0);
+    this.clearHedgeTimer();
+    if (this.racing && !this.clientGone && !this.clientSlow) {
+      // Hedges are out: they answer for this call now; if they fail too, the own rules decide.
+      this.deferred = () => this.afterFailure(err, upstream, outcome, kind);
+      return;
+    }
+    this.afterFailure(err, upstream, outcome, kind);
+  }
+
+  /** What an attempt that got no answer leads to: a retry, or the client's problem. */
+  private afterFailure(
+    err: Error,
+    upstream: Upstream,
+    outcome: AttemptOutcome,
+    kind: 'timeout' | 'connect' | 'reset',
+  ): void {
     if (this.clientGone) {
       this.finish();
       return;
@@ -450,15 +686,11 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.retryLater();
       return;
     }
-    const tlsReason = kind === 'timeout' || this.timedOut ? undefined : this.tlsReason(err, upstream);
+    const tlsReason = kind === 'timeout' || this.timedOut ? undefined : tlsFailureOf(err, upstream);
     if (this.timedOut || kind === 'timeout') {
       this.fail(504, 'TRELLIS_E_UPSTREAM_TIMEOUT', `service "${this.pool.name}" did not answer in time`);
     } else if (tlsReason !== undefined) {
-      this.fail(
-        502,
-        'TRELLIS_E_UPSTREAM_TLS',
-        `service "${this.pool.name}": the TLS handshake with ${upstream.id} failed: ${tlsReason}`,
-      );
+      this.answer(upstreamTlsProblem(this.pool.name, upstream.id, tlsReason));
     } else if (kind === 'connect') {
       this.fail(502, 'TRELLIS_E_UPSTREAM_UNAVAILABLE', `service "${this.pool.name}" could not be reached`);
     } else {
@@ -468,19 +700,6 @@ class Exchange implements Dispatcher.DispatchHandler {
         `service "${this.pool.name}" closed the connection without an answer`,
       );
     }
-  }
-
-  /**
-   * Why the TLS handshake with `upstream` failed, or undefined when `err` is no TLS failure. A
-   * TLS 1.3 server refusing the client certificate shows here only as a fresh connection closed
-   * before any byte: the alert the pool's connector noted on the upstream says what it was.
-   */
-  private tlsReason(err: Error, upstream: Upstream): string | undefined {
-    const direct = tlsFailureReason(err);
-    if (direct !== undefined || upstream.origin.protocol !== 'https:') return direct;
-    const e = err as { code?: string; socket?: { bytesRead?: number } };
-    const fresh = e.code === 'UND_ERR_SOCKET' && e.socket?.bytesRead === 0;
-    return fresh ? (upstream.recentTlsFailure?.() ?? tlsFailureReason(err, true)) : undefined;
   }
 
   /** Whether to retry after this failure; sets `delay`, the wait before the next attempt. */
@@ -548,6 +767,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   private finish(): void {
     if (this.done) return;
     this.done = true;
+    if (this.hedgeTimer !== undefined) this.clearHedgeTimer();
+    if (this.legs !== undefined) for (const leg of this.legs) leg.abort();
     if (this.timer !== undefined) clearTimeout(this.timer);
     if (this.headersTimer !== undefined) clearTimeout(this.headersTimer);
     if (this.bodyTimer !== undefined) clearTimeout(this.bodyTimer);
@@ -557,4 +778,11 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.ctx.responseBytes = this.bytes;
     this.options.hooks?.done(this.ctx);
   }
+}
+
+/** A failed answer the exchange may retry instead of relaying it: 502/503/504, and 429 when opted in. */
+function isRetryableAnswer(status: number, options: ForwardOptions): boolean {
+  return (
+    status === 502 || status === 503 || status === 504 || (status === 429 && options.retryAfter === true)
+  );
 }

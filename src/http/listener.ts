@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { duration, size } from '../core/units.js';
 import { problemBody } from './problem.js';
 import { createTlsServer, type TlsServer, tlsSchema } from './tls/index.js';
+import { bindUnixSocket, removeUnixSocket, type UnixSocketConfig } from './unix-socket.js';
 
 /** The `listen:` block of a gateway, sidecar or frontend. */
 export const listenSchema = z.strictObject({
@@ -40,7 +41,16 @@ export const listenSchema = z.strictObject({
   allowTrace: z.boolean().default(false),
 });
 
-export type ListenConfig = z.output<typeof listenSchema>;
+/**
+ * A listen block as compiled: with `socket`, the listener binds that Unix socket instead of
+ * host and port (the ambassador's `listen: unix:/path.sock`; see src/http/unix-socket.ts).
+ */
+export type ListenConfig = z.output<typeof listenSchema> & { socket?: UnixSocketConfig };
+
+/** Where a listen block binds, in words: `127.0.0.1:8080` or `unix:/run/pay.sock`. */
+export function listenAddress(listen: ListenConfig): string {
+  return listen.socket === undefined ? `${listen.host}:${listen.port}` : `unix:${listen.socket.path}`;
+}
 
 export interface ListenerHandlers {
   request(req: IncomingMessage, res: ServerResponse): void;
@@ -111,6 +121,8 @@ export function createListener(
       return sockets.size;
     },
     listen() {
+      const socket = config.socket;
+      if (socket !== undefined) return bindUnixSocket(server, socket);
       return new Promise((resolve, reject) => {
         server.once('error', reject);
         server.listen(config.port, config.host, () => {
@@ -134,6 +146,7 @@ export function createListener(
       for (const socket of sockets) socket.destroy();
       await closed;
       await tls?.close();
+      if (config.socket !== undefined) removeUnixSocket(config.socket.path);
     },
   };
 }

@@ -1,10 +1,9 @@
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { failureOf } from './exchange/outcome.js';
+import { failureOf, tlsFailureOf, upstreamTlsProblem } from './exchange/outcome.js';
 import { clientResponseHeaders, type ForwardOptions, upstreamRequestHeaders } from './forward.js';
 import { sendProblem } from './problem.js';
 import type { RequestContext } from './types.js';
-import { tlsFailureReason } from './upstream/tls.js';
 import type { AttemptOutcome, ServicePool, Upstream } from './upstream/types.js';
 
 /** The protocol name of an Upgrade token (`websocket`, `foo/2` -> `foo`), lower-cased. */
@@ -158,22 +157,17 @@ class UpgradeExchange implements Dispatcher.DispatchHandler {
       this.client.destroy();
       return;
     }
-    const tlsReason = kind === 'timeout' ? undefined : tlsFailureReason(err);
-    const code =
+    const tlsReason = kind === 'timeout' ? undefined : tlsFailureOf(err, this.upstream);
+    const problem =
       tlsReason !== undefined
-        ? 'TRELLIS_E_UPSTREAM_TLS'
-        : kind === 'timeout'
-          ? 'TRELLIS_E_UPSTREAM_TIMEOUT'
-          : 'TRELLIS_E_UPSTREAM_UNAVAILABLE';
-    this.ctx.errorCode = code;
-    sendProblem(this.ctx, {
-      status: kind === 'timeout' ? 504 : 502,
-      code,
-      detail:
-        tlsReason !== undefined
-          ? `service "${this.pool.name}": the TLS handshake with ${this.upstream.id} failed: ${tlsReason}`
-          : `service "${this.pool.name}" did not accept the upgrade`,
-    });
+        ? upstreamTlsProblem(this.pool.name, this.upstream.id, tlsReason)
+        : {
+            status: kind === 'timeout' ? 504 : 502,
+            code: kind === 'timeout' ? 'TRELLIS_E_UPSTREAM_TIMEOUT' : 'TRELLIS_E_UPSTREAM_UNAVAILABLE',
+            detail: `service "${this.pool.name}" did not accept the upgrade`,
+          };
+    this.ctx.errorCode = problem.code;
+    sendProblem(this.ctx, problem);
     this.ctx.res.once('finish', () => this.client.destroy());
   }
 

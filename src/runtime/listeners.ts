@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { messageOf } from '../core/errors.js';
-import { createListener, type ListenConfig, type Listener } from '../http/listener.js';
+import { createListener, type ListenConfig, type Listener, listenAddress } from '../http/listener.js';
 import { TrellisResponse } from '../http/response.js';
 import type { Generation } from './compile.js';
 import type { ListenerEngine } from './engine.js';
@@ -34,7 +34,7 @@ export function listenFailure(where: string, err: unknown): string {
 }
 
 function openError(key: string, listen: ListenConfig, err: unknown): string {
-  return listenFailure(`listener ${key} (${listen.host}:${listen.port})`, err);
+  return listenFailure(`listener ${key} (${listenAddress(listen)})`, err);
 }
 
 /**
@@ -77,7 +77,13 @@ export class ListenerSet {
     try {
       const address = await listener.listen();
       this.deps.metrics.connectionSources.add(() => listener.connections);
-      logger.info({ listener: key, address: `${address.address}:${address.port}` }, 'listening');
+      logger.info(
+        {
+          listener: key,
+          address: listen.socket === undefined ? `${address.address}:${address.port}` : listenAddress(listen),
+        },
+        'listening',
+      );
       return {
         listener,
         listenKey: JSON.stringify(listen),
@@ -117,7 +123,15 @@ export class ListenerSet {
       if (existing?.listenKey === JSON.stringify(compiled.listen)) continue;
       // The same port (whatever the host: 0.0.0.0 holds it for every address) cannot be bound
       // twice; port 0 asks for a new free port, which can.
-      if (existing !== undefined && compiled.listen.port !== 0 && existing.port === compiled.listen.port) {
+      // A Unix socket path is the same: the old listener must let go of it first.
+      const samePath =
+        compiled.listen.socket !== undefined &&
+        existing !== undefined &&
+        (JSON.parse(existing.listenKey) as ListenConfig).socket?.path === compiled.listen.socket.path;
+      if (
+        existing !== undefined &&
+        (samePath || (compiled.listen.port !== 0 && existing.port === compiled.listen.port))
+      ) {
         inPlace.push(key);
         continue;
       }

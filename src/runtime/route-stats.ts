@@ -8,7 +8,7 @@ import { LATENCY_BUCKETS } from '../core/metrics.js';
  * time); this costs a bucket search and three additions. Exposed through prom-client's registry
  * as two ordinary metric families, so the text format and every other metric stay prom-client's.
  */
-export class RouteStats {
+export class RouteStats implements LatencyCounts {
   readonly frontend: string;
   readonly route: string;
   readonly service: string;
@@ -27,13 +27,61 @@ export class RouteStats {
 
   /** Counts one finished request. */
   record(status: number, seconds: number): void {
-    let i = 0;
-    while (i < LATENCY_BUCKETS.length && seconds > LATENCY_BUCKETS[i]!) i++;
-    this.buckets[i]!++;
-    this.sum += seconds;
-    this.count++;
+    recordLatency(this, seconds);
     this.codes.set(status, (this.codes.get(status) ?? 0) + 1);
   }
+}
+
+/** Latency buckets kept as plain numbers (non-cumulative; the last slot is +Inf). */
+export interface LatencyCounts {
+  readonly buckets: Float64Array;
+  sum: number;
+  count: number;
+}
+
+/** Counts one latency in `c`: a bucket search and three additions. */
+export function recordLatency(c: LatencyCounts, seconds: number): void {
+  let i = 0;
+  while (i < LATENCY_BUCKETS.length && seconds > LATENCY_BUCKETS[i]!) i++;
+  c.buckets[i]!++;
+  c.sum += seconds;
+  c.count++;
+}
+
+/** Pushes `c` as Prometheus histogram samples of `name` (cumulative buckets, sum, count). */
+export function pushHistogram(
+  values: unknown[],
+  name: string,
+  c: LatencyCounts,
+  labels: Record<string, string>,
+): void {
+  let cumulative = 0;
+  LATENCY_BUCKETS.forEach((le, i) => {
+    cumulative += c.buckets[i]!;
+    values.push({ metricName: `${name}_bucket`, value: cumulative, labels: { le, ...labels } });
+  });
+  values.push({ metricName: `${name}_bucket`, value: c.count, labels: { le: '+Inf', ...labels } });
+  values.push({ metricName: `${name}_sum`, value: c.sum, labels });
+  values.push({ metricName: `${name}_count`, value: c.count, labels });
+}
+
+/** Registers a metric family whose samples `values()` computes at scrape time. */
+export function registerFamily(
+  registry: Registry,
+  name: string,
+  help: string,
+  type: 'counter' | 'histogram',
+  values: () => unknown[],
+): void {
+  // prom-client accepts any object of this shape; its Metric type names its own classes only.
+  registry.registerMetric({
+    name,
+    help,
+    type,
+    aggregator: 'sum',
+    get: async () => ({ name, help, type, aggregator: 'sum', values: values() }),
+    reset() {},
+  } as unknown as Metric<string>);
 }
 
 /** The route statistics of one registry; they outlive reloads so counters never go backwards. */
@@ -50,15 +98,7 @@ export function routeStatsMetrics(registry: Registry): RouteStatsTable {
   const all = new Map<string, RouteStats>();
   const labelsOf = (s: RouteStats) => ({ frontend: s.frontend, route: s.route, service: s.service });
   const family = (name: string, help: string, type: 'counter' | 'histogram', values: () => unknown[]) =>
-    // prom-client accepts any object of this shape; its Metric type names its own classes only.
-    registry.registerMetric({
-      name,
-      help,
-      type,
-      aggregator: 'sum',
-      get: async () => ({ name, help, type, aggregator: 'sum', values: values() }),
-      reset() {},
-    } as unknown as Metric<string>);
+    registerFamily(registry, name, help, type, values);
 
   family(
     'trellis_gateway_requests_total',
@@ -78,19 +118,9 @@ export function routeStatsMetrics(registry: Registry): RouteStatsTable {
     'Time from request arrival until the response ended.',
     'histogram',
     () => {
-      const name = 'trellis_gateway_request_duration_seconds';
       const values: unknown[] = [];
-      for (const s of all.values()) {
-        const labels = labelsOf(s);
-        let cumulative = 0;
-        LATENCY_BUCKETS.forEach((le, i) => {
-          cumulative += s.buckets[i]!;
-          values.push({ metricName: `${name}_bucket`, value: cumulative, labels: { le, ...labels } });
-        });
-        values.push({ metricName: `${name}_bucket`, value: s.count, labels: { le: '+Inf', ...labels } });
-        values.push({ metricName: `${name}_sum`, value: s.sum, labels });
-        values.push({ metricName: `${name}_count`, value: s.count, labels });
-      }
+      for (const s of all.values())
+        pushHistogram(values, 'trellis_gateway_request_duration_seconds', s, labelsOf(s));
       return values;
     },
   );

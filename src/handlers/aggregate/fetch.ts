@@ -1,4 +1,4 @@
-import { exchange } from '../../http/exchange/index.js';
+import { exchange, upstreamTlsProblem } from '../../http/exchange/index.js';
 import type { ServicePool } from '../../http/upstream/types.js';
 import type { Cancel } from './cancel.js';
 
@@ -7,6 +7,7 @@ export type FailureReason =
   | 'timeout'
   | 'status'
   | 'connect'
+  | 'tls'
   | 'reset'
   | 'tooLarge'
   | 'invalidJson'
@@ -66,6 +67,12 @@ export async function callService(pool: ServicePool, call: Call): Promise<CallRe
         return { ok: false, reason: 'connect', detail: `service "${pool.name}" has no upstreams` };
       case 'connect':
         return { ok: false, reason: 'connect', detail: 'could not be reached' };
+      case 'tls':
+        return {
+          ok: false,
+          reason: 'tls',
+          detail: `failed: ${upstreamTlsProblem(pool.name, r.upstream ?? '', r.tlsReason ?? '').detail}`,
+        };
       case 'reset':
         return { ok: false, reason: 'reset', detail: 'closed the connection' };
       case 'timeout':

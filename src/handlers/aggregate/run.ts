@@ -323,6 +323,10 @@ function answerFailure(ctx: RequestContext, part: PartPlan, result: Failure, mis
     case 'tooLarge':
       code = 'TRELLIS_E_AGGREGATE_PART_TOO_LARGE';
       break;
+    case 'tls':
+      // The same code as the proxy's: the fix is the service's tls: block, whoever called it.
+      code = 'TRELLIS_E_UPSTREAM_TLS';
+      break;
     case 'fanOutTooWide':
       code = 'TRELLIS_E_AGGREGATE_FANOUT_TOO_WIDE';
       break;

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { AttemptOutcome, ServicePool, Upstream } from '../upstream/types.js';
-import { failureOf } from './outcome.js';
+import { failureOf, tlsFailureOf } from './outcome.js';
 import { isRetryableStatus, retryAllowed } from './retry-rules.js';
 
 /**
@@ -41,8 +41,8 @@ export interface ExchangeRequest {
   readBody?: (status: number) => boolean;
 }
 
-/** Why an exchange produced no answer. */
-export type ExchangeFailure = 'noUpstream' | 'connect' | 'reset' | 'timeout' | 'tooLarge' | 'aborted';
+/** Why an exchange produced no answer; `tls`: the TLS handshake failed (the result says why). */
+export type ExchangeFailure = 'noUpstream' | 'connect' | 'tls' | 'reset' | 'timeout' | 'tooLarge' | 'aborted';
 
 /** The answer of an exchange (any status, after retries), or why there is none. */
 export type ExchangeResult =
@@ -55,7 +55,15 @@ export type ExchangeResult =
       upstream: string;
       attempts: number;
     }
-  | { ok: false; failure: ExchangeFailure; status?: number; upstream?: string; attempts: number };
+  | {
+      ok: false;
+      failure: ExchangeFailure;
+      status?: number;
+      upstream?: string;
+      attempts: number;
+      /** With `tls`: why the handshake failed, in words (answer it with `upstreamTlsProblem`). */
+      tlsReason?: string;
+    };
 
 /**
  * The buffered form of the forwarding exchange: sends one request through a service pool
@@ -282,6 +290,9 @@ function failure(
     return { result, outcome: result.ok === false && result.failure === 'timeout' ? 'timeout' : 'cancelled' };
   }
   const { outcome, kind } = failureOf(err);
+  const tlsReason = kind === 'timeout' ? undefined : tlsFailureOf(err, upstream);
+  if (tlsReason !== undefined)
+    return { result: { ok: false, failure: 'tls', tlsReason, upstream: upstream.id, attempts }, outcome };
   return { result: { ok: false, failure: kind, upstream: upstream.id, attempts }, outcome };
 }
 

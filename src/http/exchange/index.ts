@@ -23,5 +23,5 @@ export {
   type ExchangeSignal,
   exchange,
 } from './buffered.js';
-export { type FailureKind, failureOf, outcomeOf } from './outcome.js';
+export { type FailureKind, failureOf, outcomeOf, tlsFailureOf, upstreamTlsProblem } from './outcome.js';
 export { type AttemptFacts, isRetryableStatus, retryAllowed, retryRefusal } from './retry-rules.js';

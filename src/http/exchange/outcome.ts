@@ -1,5 +1,6 @@
+import type { Problem } from '../problem.js';
 import { tlsFailureReason } from '../upstream/tls.js';
-import type { AttemptOutcome } from '../upstream/types.js';
+import type { AttemptOutcome, Upstream } from '../upstream/types.js';
 
 /** How an attempt that got no answer failed, as the client is told: 504, 502 unreachable, 502 reset. */
 export type FailureKind = 'timeout' | 'connect' | 'reset';
@@ -35,6 +36,33 @@ const CONNECT = { outcome: 'connectFailure', kind: 'connect' } as const;
 const CONNECT_TIMEOUT = { outcome: 'connectFailure', kind: 'timeout' } as const;
 const TIMEOUT = { outcome: 'timeout', kind: 'timeout' } as const;
 const RESET = { outcome: 'reset', kind: 'reset' } as const;
+
+/**
+ * Why the TLS handshake with `upstream` failed, or undefined when `err` is no TLS failure: the
+ * one test every user of the exchange (streaming, buffered, upgrade) makes. A TLS 1.3 server
+ * refusing the client certificate shows only as a fresh connection closed before any byte: the
+ * alert the pool's connector noted on the upstream says what it was.
+ */
+export function tlsFailureOf(err: unknown, upstream: Upstream): string | undefined {
+  const direct = tlsFailureReason(err);
+  if (direct !== undefined || upstream.origin.protocol !== 'https:') return direct;
+  const e = err as { code?: string; socket?: { bytesRead?: number } };
+  const fresh = e.code === 'UND_ERR_SOCKET' && e.socket?.bytesRead === 0;
+  return fresh ? (upstream.recentTlsFailure?.() ?? tlsFailureReason(err, true)) : undefined;
+}
+
+/** The client's problem for a failed TLS handshake with an upstream: 502 TRELLIS_E_UPSTREAM_TLS. */
+export function upstreamTlsProblem(
+  service: string,
+  upstream: string,
+  reason: string,
+): Problem & { detail: string } {
+  return {
+    status: 502,
+    code: 'TRELLIS_E_UPSTREAM_TLS',
+    detail: `service "${service}": the TLS handshake with ${upstream} failed: ${reason}`,
+  };
+}
 
 /** Maps an undici error to an attempt outcome. */
 export function outcomeOf(err: unknown): AttemptOutcome {

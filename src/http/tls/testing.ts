@@ -10,7 +10,8 @@ export interface TestPki {
   /** Issue a certificate (server or client) signed by the test CA; returns its cert and key paths. */
   issue(
     name: string,
-    opts: { cn: string; dns?: string[]; ips?: string[]; client?: boolean },
+    /** `expired`: valid on 1 January 2020 only (an expired certificate, for load-time checks). */
+    opts: { cn: string; dns?: string[]; ips?: string[]; client?: boolean; expired?: boolean },
   ): { cert: string; key: string };
 }
 
@@ -53,6 +54,33 @@ export function createTestPki(): TestPki {
           : []),
       ].join('\n');
       writeFileSync(join(dir, `${name}.ext`), `${ext}\n`);
+      if (opts.expired === true) {
+        // `x509 -days` cannot go back in time; `openssl ca` takes explicit dates.
+        writeFileSync(
+          join(dir, `${name}.cnf`),
+          `[ca]\ndefault_ca=d\n[d]\ndatabase=${name}.index\nnew_certs_dir=.\nserial=${name}.serial\ndefault_md=sha256\npolicy=p\nunique_subject=no\n[p]\ncommonName=supplied\n`,
+        );
+        writeFileSync(join(dir, `${name}.index`), '');
+        writeFileSync(join(dir, `${name}.serial`), '01\n');
+        openssl(
+          [
+            'ca',
+            '-batch',
+            '-config',
+            `${name}.cnf`,
+            '-cert',
+            'ca.pem',
+            '-keyfile',
+            'ca.key',
+            '-in',
+            `${name}.csr`,
+          ]
+            .concat(['-out', `${name}.pem`, '-startdate', '20200101000000Z', '-enddate', '20200102000000Z'])
+            .concat(['-notext', '-extfile', `${name}.ext`]),
+          dir,
+        );
+        return { cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
+      }
       openssl(
         [
           'x509',

@@ -5,7 +5,7 @@ export { HealthChecker, statusMatcher } from './health-check.js';
 export { type MetricsSource, type UpstreamMetrics, upstreamMetrics } from './metrics.js';
 export { OutlierDetector } from './outlier.js';
 export { createServicePool, type ServicePoolDeps, UpstreamPool } from './pool.js';
-export { RetryBudget, type RetryRefusal, ServiceRetryPolicy } from './retry.js';
+export { IDEMPOTENT, RetryBudget, type RetryRefusal, ServiceRetryPolicy } from './retry.js';
 export * from './schema.js';
 export {
   loadUpstreamTls,

@@ -5,6 +5,8 @@ import type { UpstreamNode } from './upstream.js';
 export interface MetricsSource {
   readonly name: string;
   readonly nodes: readonly UpstreamNode[];
+  /** When the service's client certificate and CA bundle expire (ms since the epoch). */
+  readonly tlsExpiries?: readonly { field: string; notAfter: number }[];
 }
 
 /** The upstream metrics of one registry, shared by every pool registered in it. */
@@ -50,6 +52,20 @@ export function upstreamMetrics(registry: Registry): UpstreamMetrics {
     u.ejected ? 1 : 0,
   );
   gauge('trellis_upstream_in_flight', 'Requests in flight to the upstream.', (u) => u.inFlight);
+  new Gauge({
+    name: 'trellis_upstream_tls_expiry_seconds',
+    help: "Seconds until a service's tls.cert (client certificate) or tls.ca (its first certificate to go) expires; negative once expired.",
+    labelNames: ['service', 'field'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      const now = Date.now();
+      for (const pool of pools) {
+        for (const e of pool.tlsExpiries ?? [])
+          this.set({ service: pool.name, field: e.field }, Math.round((e.notAfter - now) / 1000));
+      }
+    },
+  });
   const metrics: UpstreamMetrics = {
     pools,
     ejections: new Counter({

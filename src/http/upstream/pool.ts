@@ -11,7 +11,14 @@ import { type UpstreamMetrics, upstreamMetrics } from './metrics.js';
 import { OutlierDetector } from './outlier.js';
 import { ServiceRetryPolicy } from './retry.js';
 import type { ServiceDef } from './schema.js';
-import { loadUpstreamTls, tlsConnectOptions, tlsFailureReason, type UpstreamTlsMaterial } from './tls.js';
+import {
+  expiringSoon,
+  loadUpstreamTls,
+  type TlsExpiry,
+  tlsConnectOptions,
+  tlsFailureReason,
+  type UpstreamTlsMaterial,
+} from './tls.js';
 import type { AttemptOutcome, ServicePool, ServiceStatus, Timeouts, Upstream } from './types.js';
 import { type Clock, UpstreamNode } from './upstream.js';
 
@@ -73,6 +80,8 @@ export class UpstreamPool implements ServicePool {
   private readonly makeNode: (origin: URL, weight: number, servername?: string) => UpstreamNode;
   private readonly logger: Logger;
   private readonly listeners = new Set<() => void>();
+  /** When the `tls:` block's client certificate and CA expire (admin API, metrics). */
+  readonly tlsExpiries: readonly TlsExpiry[];
 
   constructor(name: string, def: ServiceDef, deps: ServicePoolDeps) {
     const clock = deps.clock ?? Date.now;
@@ -84,6 +93,22 @@ export class UpstreamPool implements ServicePool {
       def.tls === undefined
         ? undefined
         : (deps.tls ?? loadUpstreamTls(name, def.tls, deps.baseDir ?? process.cwd()));
+    this.tlsExpiries = material?.expiries ?? [];
+    for (const e of material === undefined ? [] : expiringSoon(material, clock())) {
+      const days = Math.floor((e.notAfter - clock()) / 86_400_000);
+      const what = e.field === 'ca' ? 'CA bundle' : 'client certificate';
+      logger.warn(
+        {
+          service: name,
+          field: `tls.${e.field}`,
+          file: e.file,
+          notAfter: new Date(e.notAfter).toISOString(),
+        },
+        days < 0
+          ? `service "${name}": the ${what} ${e.file} has expired: renew it`
+          : `service "${name}": the ${what} ${e.file} expires in ${days} days: renew it`,
+      );
+    }
     if (def.tls?.insecureSkipVerify === true) {
       logger.warn(
         { service: name, insecureSkipVerify: true },
@@ -308,6 +333,16 @@ export class UpstreamPool implements ServicePool {
         source: u.source,
       })),
       ...(this.discovery === undefined ? {} : { discovery: this.discovery.status() }),
+      ...(this.tlsExpiries.length === 0
+        ? {}
+        : {
+            tls: this.tlsExpiries.map((e) => ({
+              field: e.field,
+              file: e.file,
+              notAfter: new Date(e.notAfter).toISOString(),
+              daysLeft: Math.floor((e.notAfter - Date.now()) / 86_400_000),
+            })),
+          }),
     };
   }
 

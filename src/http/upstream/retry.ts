@@ -6,7 +6,7 @@ export type { RetryRefusal };
 import type { Clock } from './upstream.js';
 
 /** Methods RFC 9110 defines as idempotent: sending one twice has the effect of sending it once. */
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+export const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
 const OUTCOME_TO_CONDITION: Partial<Record<AttemptOutcome, RetryOn>> = {
   connectFailure: 'connect-failure',
@@ -112,6 +112,11 @@ export class ServiceRetryPolicy implements RetryPolicy {
     if (!this.on.has(conditionOf(input))) return 'condition';
     if (!this.budget.tryRetry()) return 'budget';
     return undefined;
+  }
+
+  /** A hedge is an extra attempt like a retry: the same budget keeps it from amplifying load. */
+  chargeHedge(): boolean {
+    return this.budget.tryRetry();
   }
 
   backoffMs(attempt: number): number {

@@ -1,10 +1,15 @@
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../core/config.js';
 import { createTestPki } from '../tls/testing.js';
+import { createServicePool } from './pool.js';
 import { serviceSchema } from './schema.js';
 import {
+  expiringSoon,
+  loadUpstreamTls,
   readUpstreamTls,
   serviceTlsIssues,
   tlsConnectOptions,
@@ -66,6 +71,48 @@ describe('services.<name>.tls', () => {
     copyFileSync(b.cert, a.cert);
     copyFileSync(b.key, a.key);
     expect(readUpstreamTls(good, pki.dir).material!.fingerprint).not.toBe(first.fingerprint);
+  });
+
+  it('refuses an expired client certificate at load; warns (log, admin status, metric) about one expiring soon', async () => {
+    const pki = createTestPki();
+    const old = pki.issue('old', { cn: 'old', client: true, expired: true });
+    const expired = readUpstreamTls(upstreamTlsSchema.parse({ cert: old.cert, key: old.key }), pki.dir);
+    expect(expired.problems.map((p) => `${p.field}: ${p.message}`)).toEqual([
+      expect.stringMatching(
+        /^cert: client certificate .*old\.pem expired on 2020-01-02T00:00:00\.000Z: renew it/,
+      ),
+    ]);
+    expect(() =>
+      loadUpstreamTls('pay', upstreamTlsSchema.parse({ cert: old.cert, key: old.key }), pki.dir),
+    ).toThrow(expect.objectContaining({ code: 'TRELLIS_E_UPSTREAM_TLS_INVALID' }));
+
+    // The test PKI's certificates live two days: well within the 14-day warning.
+    const fresh = pki.issue('fresh', { cn: 'fresh', client: true });
+    const def = serviceSchema.parse({
+      upstreams: ['https://127.0.0.1:1'],
+      tls: { ca: pki.ca, cert: fresh.cert, key: fresh.key },
+    });
+    const material = loadUpstreamTls('pay', def.tls!, pki.dir);
+    expect(expiringSoon(material).map((e) => e.field)).toEqual(['ca', 'cert']);
+    expect(expiringSoon(material, Date.now() - 30 * 86_400_000)).toEqual([]);
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) });
+    const registry = new Registry();
+    const pool = createServicePool('pay', def, { logger, metrics: registry, tls: material });
+    try {
+      expect(lines.join('')).toMatch(/the client certificate .*fresh\.pem expires in [01] days: renew it/);
+      expect(lines.join('')).toMatch(/the CA bundle .*ca\.pem expires in [01] days/);
+      expect(pool.status().tls).toEqual([
+        { field: 'ca', file: pki.ca, notAfter: expect.any(String), daysLeft: expect.any(Number) },
+        { field: 'cert', file: fresh.cert, notAfter: expect.any(String), daysLeft: expect.any(Number) },
+      ]);
+      const metric = await registry.getSingleMetricAsString('trellis_upstream_tls_expiry_seconds');
+      const seconds = Number(metric.match(/field="cert"\} (-?\d+)/)?.[1]);
+      expect(seconds).toBeGreaterThan(86_400);
+      expect(seconds).toBeLessThanOrEqual(2 * 86_400);
+    } finally {
+      await pool.close();
+    }
   });
 
   it('connect options: SNI is the host name, never an IP, unless servername is set', () => {

@@ -75,6 +75,22 @@ function certificatesIn(pem: string): X509Certificate[] {
   return blocks.map((m) => new X509Certificate(m[0]));
 }
 
+/** When a certificate a `tls:` block names stops being valid (the CA bundle: its first to go). */
+export interface TlsExpiry {
+  field: 'ca' | 'cert';
+  file: string;
+  /** The certificate's notAfter, ms since the epoch. */
+  notAfter: number;
+}
+
+/** A configured CA or client certificate expiring within this many days is warned about at load. */
+export const TLS_EXPIRY_WARNING_DAYS = 14;
+
+/** The expiries of `material` within `TLS_EXPIRY_WARNING_DAYS` of `now` (or past), for warnings. */
+export function expiringSoon(material: UpstreamTlsMaterial, now = Date.now()): TlsExpiry[] {
+  return material.expiries.filter((e) => e.notAfter - now < TLS_EXPIRY_WARNING_DAYS * 86_400_000);
+}
+
 /** What the block's files hold, read and checked: PEM that parses, a key that matches its cert. */
 export interface UpstreamTlsMaterial {
   ca?: Buffer;
@@ -84,6 +100,8 @@ export interface UpstreamTlsMaterial {
   files: string[];
   /** A digest of the block and the files' contents: a changed file makes a new pool. */
   fingerprint: string;
+  /** When the client certificate and the CA bundle expire. */
+  expiries: TlsExpiry[];
 }
 
 /**
@@ -119,13 +137,29 @@ export function readUpstreamTls(
   }
   const fileOf = (field: 'ca' | 'cert' | 'key') => files.find((f) => f.field === field)!.file;
   let leaf: X509Certificate | undefined;
+  const expiries: TlsExpiry[] = [];
   for (const field of ['ca', 'cert'] as const) {
     const buf = contents[field];
     if (buf === undefined) continue;
     try {
       const certs = certificatesIn(buf.toString('utf8'));
       if (certs.length === 0) throw new Error('no -----BEGIN CERTIFICATE----- block');
-      if (field === 'cert') leaf = certs[0];
+      // The leaf of a client chain; the first CA of a bundle to expire.
+      const notAfter =
+        field === 'cert'
+          ? Date.parse(certs[0]!.validTo)
+          : Math.min(...certs.map((c) => Date.parse(c.validTo)));
+      expiries.push({ field, file: fileOf(field), notAfter });
+      if (field === 'cert') {
+        leaf = certs[0];
+        // Every handshake would fail with it: refused at load rather than as 502s at run time.
+        if (notAfter <= Date.now()) {
+          problems.push({
+            field,
+            message: `client certificate ${fileOf(field)} expired on ${new Date(notAfter).toISOString()}: renew it (or remove tls.cert and tls.key)`,
+          });
+        }
+      }
     } catch (err) {
       problems.push({
         field,
@@ -155,7 +189,7 @@ export function readUpstreamTls(
   for (const field of ['ca', 'cert', 'key'] as const)
     hash.update(`\0${field}\0`).update(contents[field] ?? '');
   return {
-    material: { ...contents, files: files.map((f) => f.file), fingerprint: hash.digest('hex') },
+    material: { ...contents, files: files.map((f) => f.file), fingerprint: hash.digest('hex'), expiries },
     problems: [],
   };
 }

@@ -66,6 +66,8 @@ export interface ServiceStatus {
   upstreams: UpstreamStatus[];
   /** The discovery source and its last answer, for a service with `discovery:`. */
   discovery?: DiscoveryStatus;
+  /** The `tls:` block's client certificate and CA bundle: when they expire. */
+  tls?: { field: 'ca' | 'cert'; file: string; notAfter: string; daysLeft: number }[];
 }
 
 export interface Timeouts {
@@ -104,6 +106,11 @@ export interface RetryPolicy {
   decide?(input: RetryDecisionInput): RetryRefusal | undefined;
   /** Jittered backoff before attempt `attempt + 1`, ms. */
   backoffMs(attempt: number): number;
+  /**
+   * Takes one hedge (a second attempt sent while the first is still out) from the retry budget:
+   * false when spent. Optional so other implementations of this contract need not have it.
+   */
+  chargeHedge?(): boolean;
 }
 
 export interface ServicePool {

@@ -62,6 +62,16 @@ routes:
   - { match: { pathPrefix: /insecure }, proxy: { service: insecure } }
   - { match: { pathPrefix: /mtls-none }, proxy: { service: mtlsNoCert } }
   - { match: { pathPrefix: /mtls }, proxy: { service: mtls } }
+  - match: { path: /agg-no-ca }
+    aggregate: { parts: { p: { service: noCa, path: /x } } }
+  - match: { path: /agg-mtls-none }
+    aggregate: { parts: { p: { service: mtlsNoCert, path: /x } } }
+  - match: { path: /translate-no-ca, methods: [GET] }
+    translate:
+      service: noCa
+      legacy: { format: json, method: GET, path: /x }
+      toLegacy: { x: { const: 1 } }
+      fromLegacy: { expression: '$' }
 `,
     );
   }, 60_000);
@@ -84,6 +94,23 @@ routes:
     expect(r.status).toBe(502);
     expect(r.body.code).toBe('TRELLIS_E_UPSTREAM_TLS');
     expect(String(r.body.detail)).toMatch(/unknown CA/);
+  });
+
+  it('aggregate parts and translate calls report a failed handshake as TRELLIS_E_UPSTREAM_TLS too, not "unreachable"', async () => {
+    for (const [path, reason] of [
+      ['/agg-no-ca', /unknown CA/],
+      ['/agg-mtls-none', /certificate required/],
+      ['/translate-no-ca', /unknown CA/],
+    ] as const) {
+      const r = await get(`${gw.url}${path}`);
+      expect({ path, status: r.status, code: r.body.code }).toEqual({
+        path,
+        status: 502,
+        code: 'TRELLIS_E_UPSTREAM_TLS',
+      });
+      expect(String(r.body.detail)).toMatch(reason);
+      expect(String(r.body.detail)).toMatch(/the TLS handshake with https:\/\/127\.0\.0\.1:\d+ failed/);
+    }
   });
 
   it('sends and verifies tls.servername, whatever Host the client sent (preserveHost)', async () => {
