@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 /**
- * `npm run soak -- pipeline --messages 1000000 --backend nats|redis [--kill-ms 10000]`
+ * `npm run soak -- pipeline --messages 1000000 --backend nats|redis [--kill-ms 10000] [--keys 1000]`
  *
  * The issue's long fault run: the same test CI runs small (test/e2e/pipeline/faults.test.ts,
  * three stage processes, one SIGKILLed and restarted every --kill-ms), here with as many
- * messages as asked, on one broker. It prints progress every 30 s and a result line (messages,
+ * messages as asked, on one broker, over --keys ordering keys (a key's messages go one at a
+ * time through each stage, so the key count bounds how many are in flight). It prints progress every 30 s and a result line (messages,
  * kills, lost, reordered, duplicates, seconds, msg/s), then fails if anything was lost,
  * reordered or carried another idempotency key. Needs `npm run build` (the stages run the built CLI).
  */
@@ -12,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 
 const usage =
-  'usage: npm run soak -- pipeline --messages N --backend nats|redis [--kill-ms MS] (e.g. --messages 1000000 --kill-ms 10000)';
+  'usage: npm run soak -- pipeline --messages N --backend nats|redis [--kill-ms MS] [--keys K] (defaults: 1000000 messages, a kill every 10000 ms, 1000 keys)';
 let parsed;
 try {
   parsed = parseArgs({
@@ -21,6 +22,7 @@ try {
       messages: { type: 'string', default: '1000000' },
       backend: { type: 'string' },
       'kill-ms': { type: 'string', default: '10000' },
+      keys: { type: 'string', default: '1000' },
     },
   });
 } catch (err) {
@@ -30,6 +32,7 @@ try {
 const { positionals, values } = parsed;
 const messages = Number(values.messages);
 const killMs = Number(values['kill-ms']);
+const keys = Number(values.keys);
 if (positionals[0] !== 'pipeline' || positionals.length !== 1) {
   console.error(`soak: the only soak run is "pipeline"\n${usage}`);
   process.exit(2);
@@ -38,8 +41,17 @@ if (values.backend !== 'nats' && values.backend !== 'redis') {
   console.error(`soak: --backend must be nats or redis (got ${values.backend ?? 'nothing'})\n${usage}`);
   process.exit(2);
 }
-if (!Number.isInteger(messages) || messages < 100 || !Number.isInteger(killMs) || killMs < 500) {
-  console.error(`soak: --messages must be an integer >= 100 and --kill-ms one >= 500\n${usage}`);
+if (
+  !Number.isInteger(messages) ||
+  messages < 100 ||
+  !Number.isInteger(killMs) ||
+  killMs < 500 ||
+  !Number.isInteger(keys) ||
+  keys < 1
+) {
+  console.error(
+    `soak: --messages must be an integer >= 100, --kill-ms one >= 500, --keys one >= 1\n${usage}`,
+  );
   process.exit(2);
 }
 
@@ -63,6 +75,7 @@ const r = spawnSync(
       ...process.env,
       TRELLIS_PIPELINE_FAULT_MESSAGES: String(messages),
       TRELLIS_PIPELINE_FAULT_KILL_MS: String(killMs),
+      TRELLIS_PIPELINE_FAULT_KEYS: String(keys),
     },
   },
 );
