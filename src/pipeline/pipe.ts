@@ -86,13 +86,27 @@ export function encodeMessage(
 export type Stamp = (env: Envelope<unknown>) => ChainPosition | undefined;
 
 /**
+ * Chunks a pipe sink publishes before the first of them is confirmed. A stage hands the sink
+ * small chunks (what arrived in one turn), so one chunk at a time meant one broker round trip
+ * per few messages; with a window the publishes stream and the confirmations come back together.
+ */
+export const PIPE_WRITES_IN_FLIGHT = 64;
+
+/**
  * A sink that publishes to a pipe. A chunk's publishes go out together (one connection keeps
- * their order) and the chunk counts as written once the queue confirmed every one of them.
+ * their order), up to PIPE_WRITES_IN_FLIGHT chunks are out at once, and a chunk counts as
+ * written (its inputs are acked) once the queue confirmed every one of its messages.
  * The queue's dedupe on the message id drops the copy a stage republishes after a crash.
  */
-export function pipeSink(queue: MessageQueue, topic: string, stamp?: Stamp): Sink<unknown> {
+export function pipeSink(
+  queue: MessageQueue,
+  topic: string,
+  stamp?: Stamp,
+  writesInFlight = PIPE_WRITES_IN_FLIGHT,
+): Sink<unknown> {
   return {
     name: `pipe:${topic}`,
+    writesInFlight,
     async write(messages) {
       await Promise.all(
         messages.map((env) => {

@@ -142,6 +142,42 @@ describe('pipeline', () => {
     expect(furthestAhead).toBeLessThan(40);
   });
 
+  it('a sink with writesInFlight has that many writes outstanding, started in order, and no more', async () => {
+    let writing = 0;
+    let most = 0;
+    const started: number[] = [];
+    const done: number[] = [];
+    // A source that yields one message per chunk, like a stage's input does under load.
+    async function* source() {
+      for (let i = 0; i < 200; i++) {
+        yield i;
+        await tick(0);
+      }
+    }
+    const r = await pipeline(
+      source(),
+      map((x: number) => x),
+      {
+        name: 'slow-confirm',
+        writesInFlight: 8,
+        async write(chunk) {
+          writing++;
+          most = Math.max(most, writing);
+          for (const m of chunk) started.push(m.value as number);
+          // Confirmations come back out of order, as a broker's may.
+          await tick(1 + ((chunk[0]!.value as number) % 3));
+          for (const m of chunk) done.push(m.value as number);
+          writing--;
+        },
+      },
+    );
+    expect(r.out).toBe(200);
+    expect(started).toEqual(Array.from({ length: 200 }, (_, i) => i));
+    expect(done.sort((a, b) => a - b)).toEqual(started);
+    expect(most).toBeGreaterThan(1);
+    expect(most).toBeLessThanOrEqual(8);
+  });
+
   it('batches by time when the count is not reached', async () => {
     async function* slow() {
       yield 1;

@@ -30,6 +30,14 @@ export type SourceLike<T> = Iterable<T> | AsyncIterable<T> | Source<T>;
 /** Where messages end: writes a chunk at once; resolving means the chunk is safely stored. */
 export interface Sink<T> {
   readonly name?: string;
+  /**
+   * Chunks this sink may be writing at once (default 1: each write waits for the one before).
+   * A pipe to a broker sets more: its writes are publishes the broker confirms one by one, and
+   * waiting for each confirmation before sending the next costs a round trip per chunk. Writes
+   * still start in order; a chunk counts as written (its inputs are acked) only once its own
+   * write resolved. A write that fails and is retried may land after later chunks.
+   */
+  readonly writesInFlight?: number;
   write(messages: Envelope<T>[]): Promise<void>;
 }
 
@@ -315,7 +323,7 @@ export async function runPipeline<T>(
       attempts: options.sinkRetry?.attempts ?? 5,
       backoffMs: options.sinkRetry?.backoffMs ?? [100, 500, 2000],
     };
-    for await (const chunk of stream) {
+    const writeChunk = async (chunk: Envelope[]) => {
       try {
         await writeWithRetry(sink, chunk, signal, policy);
         result.out += chunk.length;
@@ -325,6 +333,21 @@ export async function runPipeline<T>(
         if (signal.aborted) throw err;
         for (const env of chunk) await ctx.deadLetter(env, err, sink.name ?? 'sink', policy.attempts);
       }
+    };
+    const window = Math.max(1, Math.floor(sink.writesInFlight ?? 1));
+    if (window === 1) {
+      for await (const chunk of stream) await writeChunk(chunk);
+    } else {
+      // Up to `window` writes outstanding; the loop pulls the next chunk while they are confirmed.
+      const writing = new Set<Promise<void>>();
+      for await (const chunk of stream) {
+        const w: Promise<void> = writeChunk(chunk).finally(() => writing.delete(w));
+        // Handled here: a write failing after the loop gave up must not be an unhandled rejection.
+        w.catch(() => {});
+        writing.add(w);
+        if (writing.size >= window) await Promise.race(writing);
+      }
+      await Promise.all(writing);
     }
     checkAborted(signal);
     return result;
