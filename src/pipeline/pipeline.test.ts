@@ -178,6 +178,42 @@ describe('pipeline', () => {
     expect(most).toBeLessThanOrEqual(8);
   });
 
+  it('a sink with writesInFlight keeps order per key when a write fails and is retried', async () => {
+    const landed: { key: string; n: number }[] = [];
+    let failedOnce = false;
+    async function* source() {
+      for (let i = 0; i < 60; i++) {
+        yield { value: i, key: `k${i % 3}`, id: `m${i}`, headers: {} } satisfies Message<number>;
+        await tick(0);
+      }
+    }
+    const r = await pipeline(
+      source(),
+      map((x: number) => x),
+      {
+        name: 'flaky-broker',
+        writesInFlight: 8,
+        async write(chunk) {
+          // The broker refuses message 4 once, after a while: its retry comes after later writes.
+          if (!failedOnce && chunk.some((m) => m.value === 4)) {
+            failedOnce = true;
+            await tick(5);
+            throw new Error('broker went away');
+          }
+          await tick(1);
+          for (const m of chunk) landed.push({ key: m.key!, n: m.value as number });
+        },
+      },
+      { messages: true, sinkRetry: { attempts: 3, backoffMs: [10] } },
+    );
+    expect(failedOnce).toBe(true);
+    expect(r.out).toBe(60);
+    for (const key of ['k0', 'k1', 'k2']) {
+      const order = landed.filter((l) => l.key === key).map((l) => l.n);
+      expect(order).toEqual([...order].sort((a, b) => a - b));
+    }
+  });
+
   it('batches by time when the count is not reached', async () => {
     async function* slow() {
       yield 1;

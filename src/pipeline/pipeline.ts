@@ -35,7 +35,8 @@ export interface Sink<T> {
    * A pipe to a broker sets more: its writes are publishes the broker confirms one by one, and
    * waiting for each confirmation before sending the next costs a round trip per chunk. Writes
    * still start in order; a chunk counts as written (its inputs are acked) only once its own
-   * write resolved. A write that fails and is retried may land after later chunks.
+   * write resolved. A chunk waits for the writes before it that carry one of its keys, so a
+   * write that fails and is retried still lands before later messages of its key.
    */
   readonly writesInFlight?: number;
   write(messages: Envelope<T>[]): Promise<void>;
@@ -339,12 +340,27 @@ export async function runPipeline<T>(
       for await (const chunk of stream) await writeChunk(chunk);
     } else {
       // Up to `window` writes outstanding; the loop pulls the next chunk while they are confirmed.
+      // A chunk starts only once the writes before it that carry one of its keys have settled: a
+      // write retried after a broker failure must not land after a later message of its key.
       const writing = new Set<Promise<void>>();
+      const lastOfKey = new Map<string, Promise<void>>();
       for await (const chunk of stream) {
-        const w: Promise<void> = writeChunk(chunk).finally(() => writing.delete(w));
+        const before = new Set<Promise<void>>();
+        for (const env of chunk) {
+          const prior = env.key === undefined ? undefined : lastOfKey.get(env.key);
+          if (prior) before.add(prior);
+        }
+        const started =
+          before.size === 0 ? writeChunk(chunk) : Promise.allSettled(before).then(() => writeChunk(chunk));
+        const w: Promise<void> = started.finally(() => {
+          writing.delete(w);
+          for (const env of chunk)
+            if (env.key !== undefined && lastOfKey.get(env.key) === w) lastOfKey.delete(env.key);
+        });
         // Handled here: a write failing after the loop gave up must not be an unhandled rejection.
         w.catch(() => {});
         writing.add(w);
+        for (const env of chunk) if (env.key !== undefined) lastOfKey.set(env.key, w);
         if (writing.size >= window) await Promise.race(writing);
       }
       await Promise.all(writing);
