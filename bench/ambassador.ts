@@ -11,60 +11,45 @@
  * Targets (issue 17): added p50 <= 0.3 ms over direct; req/s >= 0.9x the undici forwarder;
  * with breakers and retries on, >= 0.85x.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import {
   type BenchProcess,
-  benchDir,
+  checkBodies,
   freePort,
-  interleave,
   type MeasuredRun,
-  measureRun,
+  measureRounds,
   originConfig,
   proxyConfig,
   ratio,
-  runWrk,
+  repoRoot,
+  runArgs,
+  runBench,
   startNginx,
-  startProcess,
-  stopAll,
-  stopAllOnExit,
-  summarize,
+  startNode,
+  startTrellis,
+  summarizeByName,
+  summaryTable,
+  type Target,
   table,
   verdict,
-  waitForHttp,
+  waitForTargets,
+  warmUp,
+  writeBenchFile,
 } from './_support/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..');
-const { values: opts } = parseArgs({
-  options: {
-    rounds: { type: 'string', default: '3' },
-    duration: { type: 'string', default: '5' },
-    connections: { type: 'string', default: '32' },
-    warmup: { type: 'string', default: '2' },
-  },
+const { rounds, durationS, connections, warmupS } = runArgs({
+  rounds: 3,
+  duration: 5,
+  connections: 32,
+  warmup: 2,
 });
-const rounds = Number(opts.rounds);
-const durationS = Number(opts.duration);
-const connections = Number(opts.connections);
 const PROXY_CPU = 0;
 const LOAD_CPU = 1;
 const BODY = JSON.stringify({ id: 42, name: 'trellis', tags: ['ambassador', 'bench'], ok: true });
 
-interface Target {
-  name: string;
-  url: string;
-  proc?: BenchProcess;
-}
-
-stopAllOnExit();
-try {
-  await main();
-} finally {
-  await stopAll();
-}
+await runBench(main);
 
 async function main(): Promise<void> {
   console.log(`ambassador bench: ${rounds} rounds x ${durationS}s, wrk -c${connections}`);
@@ -75,11 +60,10 @@ async function main(): Promise<void> {
   const nginxPort = await freePort();
   const nginx = await startNginx('nginx-proxy', nginxPort, proxyConfig(nginxPort, originPort), PROXY_CPU);
   const undiciPort = await freePort();
-  const undici = startProcess(
+  const undici = startNode(
     'undici-forwarder',
-    process.execPath,
     [join(here, '_support/undici-forwarder.mjs'), String(undiciPort), origin],
-    { cpu: PROXY_CPU, cwd: root },
+    { cpu: PROXY_CPU, cwd: repoRoot },
   );
   const plainPort = await freePort();
   const resilientPort = await freePort();
@@ -98,19 +82,10 @@ async function main(): Promise<void> {
       proc: resilient,
     },
   ];
-  for (const t of targets) {
-    await waitForHttp(t.url, 20_000);
-    const res = await fetch(t.url);
-    const body = await res.text();
-    if (res.status !== 200 || body !== BODY)
-      throw new Error(`${t.name} answered ${res.status} ${body.slice(0, 100)}`);
-  }
-  for (const t of targets)
-    await runWrk({ url: t.url, cpu: LOAD_CPU, connections, durationS: Number(opts.warmup) });
-  const results = await interleave(
-    { targets, rounds, onRun: (t, r) => console.log(`round ${r}: ${t.name}`) },
-    (t) => measureRun(t.proc?.pid, { url: t.url, cpu: LOAD_CPU, connections, durationS }),
-  );
+  await waitForTargets(targets, 20_000);
+  await checkBodies(targets, () => BODY);
+  await warmUp(targets, { cpu: LOAD_CPU, connections, durationS: warmupS });
+  const results = await measureRounds(targets, { rounds, cpu: LOAD_CPU, connections, durationS });
   report(targets, results);
 }
 
@@ -130,38 +105,18 @@ remotes:
       upstreams: [${origin}]
       retry: { attempts: ${resilient ? 2 : 1} }
 `;
-  const dir = join(benchDir(), name);
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, 'ambassador.yaml');
-  writeFileSync(file, yaml);
-  return startProcess(
-    name,
-    process.execPath,
-    [
-      join(root, 'dist/cli/main.js'),
-      'ambassador',
-      '-c',
-      file,
-      '--no-watch',
-      '--no-admin',
-      '--log-level',
-      'warn',
-    ],
-    { cpu: PROXY_CPU, env: { ...process.env, NODE_ENV: 'production' } },
-  );
+  const file = writeBenchFile(name, 'ambassador.yaml', yaml);
+  return startTrellis(name, ['ambassador', '-c', file, '--no-watch', '--no-admin', '--log-level', 'warn'], {
+    cpu: PROXY_CPU,
+  });
 }
 
 function report(all: Target[], results: Map<Target, MeasuredRun[]>): void {
-  const s = new Map(all.map((t) => [t.name, summarize(results.get(t)!)]));
+  const s = summarizeByName(all, results);
   console.log(
     `\nAmbassador forwarding, median of ${rounds} rounds (${durationS}s each, wrk -c${connections})\n`,
   );
-  console.log(
-    table(
-      ['target', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'CPU µs/req'],
-      [...s].map(([name, x]) => [name, x.rps, x.p50, x.p99, x.errors, Number.isNaN(x.cpuUs) ? '-' : x.cpuUs]),
-    ),
-  );
+  console.log(summaryTable(s));
   const direct = s.get('direct')!;
   const undici = s.get('undici-forwarder')!;
   const plain = s.get('ambassador (plain)')!;

@@ -16,40 +16,34 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import {
   type BenchProcess,
+  type Target as BenchTarget,
   benchDir,
   canPin,
   freePort,
-  interleave,
   type MeasuredRun,
-  measureRun,
+  measureRounds,
   ratio,
-  runWrk,
+  runArgs,
+  runBench,
   startNginx,
-  startProcess,
-  stopAll,
-  stopAllOnExit,
+  startNode,
+  startTrellis,
   summarize,
   table,
   verdict,
   waitForHttp,
+  warmUp,
 } from './_support/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..');
-const { values: opts } = parseArgs({
-  options: {
-    rounds: { type: 'string', default: '3' },
-    duration: { type: 'string', default: '4' },
-    connections: { type: 'string', default: '64' },
-    warmup: { type: 'string', default: '1' },
-  },
+const { rounds, durationS, connections, warmupS } = runArgs({
+  rounds: 3,
+  duration: 4,
+  connections: 64,
+  warmup: 1,
 });
-const rounds = Number(opts.rounds);
-const durationS = Number(opts.duration);
-const connections = Number(opts.connections);
 const SERVER_CPU = 0;
 const LOAD_CPU = 1;
 const FILES = [
@@ -64,12 +58,7 @@ interface Server {
   proc: BenchProcess;
 }
 
-stopAllOnExit();
-try {
-  await main();
-} finally {
-  await stopAll();
-}
+await runBench(main);
 
 async function main(): Promise<void> {
   console.log(
@@ -110,10 +99,9 @@ async function main(): Promise<void> {
     servers.push({
       name,
       base: `http://127.0.0.1:${port}`,
-      proc: startProcess(name, process.execPath, [join(here, '_support', script), String(port), site], {
+      proc: startNode(name, [join(here, '_support', script), String(port), site], {
         cpu: SERVER_CPU,
         cwd: here,
-        env: { ...process.env, NODE_ENV: 'production' },
       }),
     });
   }
@@ -122,11 +110,9 @@ async function main(): Promise<void> {
   servers.push({
     name: 'trellis',
     base: `http://127.0.0.1:${trellisPort}`,
-    proc: startProcess(
+    proc: startTrellis(
       'trellis-static',
-      process.execPath,
       [
-        join(root, 'dist/cli/main.js'),
         'static',
         'serve',
         site,
@@ -138,7 +124,7 @@ async function main(): Promise<void> {
         '--log-level',
         'warn',
       ],
-      { cpu: SERVER_CPU, env: { ...process.env, NODE_ENV: 'production' } },
+      { cpu: SERVER_CPU },
     ),
   });
   for (const s of servers) {
@@ -151,16 +137,18 @@ async function main(): Promise<void> {
     }
   }
 
-  const targets = servers.flatMap((s) =>
-    FILES.map((f) => ({ server: s, file: f, url: `${s.base}/${f.name}` })),
+  const targets: Target[] = servers.flatMap((s) =>
+    FILES.map((f) => ({
+      name: `${s.name} ${f.label}`,
+      server: s,
+      file: f,
+      url: `${s.base}/${f.name}`,
+      proc: s.proc,
+    })),
   );
-  console.log(`warm-up: ${opts.warmup}s per target`);
-  for (const t of targets)
-    await runWrk({ url: t.url, cpu: LOAD_CPU, connections, durationS: Number(opts.warmup) });
-  const results = await interleave(
-    { targets, rounds, onRun: (t, r) => console.log(`round ${r}: ${t.server.name} ${t.file.label}`) },
-    (t) => measureRun(t.server.proc.pid, { url: t.url, cpu: LOAD_CPU, connections, durationS }),
-  );
+  console.log(`warm-up: ${warmupS}s per target`);
+  await warmUp(targets, { cpu: LOAD_CPU, connections, durationS: warmupS });
+  const results = await measureRounds(targets, { rounds, cpu: LOAD_CPU, connections, durationS });
   report(targets, results);
 }
 
@@ -177,7 +165,7 @@ function nginxConfig(port: number, site: string): string {
   }`;
 }
 
-type Target = { server: Server; file: (typeof FILES)[number]; url: string };
+type Target = BenchTarget & { server: Server; file: (typeof FILES)[number] };
 
 function report(targets: Target[], results: Map<Target, MeasuredRun[]>): void {
   const rps = new Map<string, number>();
