@@ -15,36 +15,29 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   type BenchProcess,
-  checkBodies,
   freePort,
-  type MeasuredRun,
-  measureRounds,
+  measureTargets,
   originConfig,
   proxyConfig,
+  type RunSummary,
   ratio,
+  ratioTable,
   repoRoot,
   runArgs,
   runBench,
   startNginx,
   startNode,
   startTrellis,
-  summarizeByName,
   summaryTable,
   type Target,
-  table,
   verdict,
   waitForTargets,
-  warmUp,
   writeBenchFile,
 } from './_support/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const { rounds, durationS, connections, warmupS } = runArgs({
-  rounds: 3,
-  duration: 5,
-  connections: 32,
-  warmup: 2,
-});
+const DEFAULTS = { rounds: 3, duration: 5, connections: 32, warmup: 2 };
+const { rounds, durationS, connections, warmupS } = runArgs(DEFAULTS);
 const PROXY_CPU = 0;
 const LOAD_CPU = 1;
 const BODY = JSON.stringify({ id: 42, name: 'trellis', tags: ['ambassador', 'bench'], ok: true });
@@ -82,11 +75,15 @@ async function main(): Promise<void> {
       proc: resilient,
     },
   ];
-  await waitForTargets(targets, 20_000);
-  await checkBodies(targets, () => BODY);
-  await warmUp(targets, { cpu: LOAD_CPU, connections, durationS: warmupS });
-  const results = await measureRounds(targets, { rounds, cpu: LOAD_CPU, connections, durationS });
-  report(targets, results);
+  await waitForTargets(targets, 20_000, () => BODY);
+  const { summary } = await measureTargets(targets, {
+    rounds,
+    cpu: LOAD_CPU,
+    connections,
+    durationS,
+    warmupS,
+  });
+  report(summary);
 }
 
 function ambassador(name: string, port: number, origin: string, resilient: boolean): BenchProcess {
@@ -111,8 +108,7 @@ remotes:
   });
 }
 
-function report(all: Target[], results: Map<Target, MeasuredRun[]>): void {
-  const s = summarizeByName(all, results);
+function report(s: Map<string, RunSummary>): void {
   console.log(
     `\nAmbassador forwarding, median of ${rounds} rounds (${durationS}s each, wrk -c${connections})\n`,
   );
@@ -123,15 +119,12 @@ function report(all: Target[], results: Map<Target, MeasuredRun[]>): void {
   const res = s.get('ambassador (breakers+retries)')!;
   const nginx = s.get('nginx-proxy')!;
   console.log(
-    table(
-      ['ratio', 'value'],
-      [
-        ['ambassador (plain) / undici-forwarder (req/s)', ratio(plain.rps, undici.rps)],
-        ['ambassador (breakers+retries) / undici-forwarder (req/s)', ratio(res.rps, undici.rps)],
-        ['ambassador (plain) / nginx-proxy (req/s)', ratio(plain.rps, nginx.rps)],
-        ['added p50 over direct, ms (plain)', (plain.p50 - direct.p50).toFixed(3)],
-      ],
-    ),
+    ratioTable([
+      ['ambassador (plain) / undici-forwarder (req/s)', ratio(plain.rps, undici.rps)],
+      ['ambassador (breakers+retries) / undici-forwarder (req/s)', ratio(res.rps, undici.rps)],
+      ['ambassador (plain) / nginx-proxy (req/s)', ratio(plain.rps, nginx.rps)],
+      ['added p50 over direct, ms (plain)', (plain.p50 - direct.p50).toFixed(3)],
+    ]),
   );
   console.log(verdict('ambassador plain / undici req/s', plain.rps / undici.rps, 0.9));
   console.log(verdict('ambassador resilient / undici req/s', res.rps / undici.rps, 0.85));

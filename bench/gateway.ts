@@ -25,34 +25,28 @@ import {
   benchDir,
   canPin,
   freePort,
-  type MeasuredRun,
-  measureRounds,
+  measureTargets,
   originConfig,
   proxyConfig,
+  type RunSummary,
   ratio,
+  ratioTable,
   runArgs,
   runBench,
   startNginx,
   startNode,
   startTrellis,
-  summarizeByName,
   summaryTable,
   type Target,
-  table,
   verdict,
   waitForHttp,
   waitForTargets,
-  warmUp,
   writeBenchFile,
 } from './_support/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const { rounds, durationS, connections, warmupS } = runArgs({
-  rounds: 3,
-  duration: 5,
-  connections: 64,
-  warmup: 2,
-});
+const DEFAULTS = { rounds: 3, duration: 5, connections: 64, warmup: 2 };
+const { rounds, durationS, connections, warmupS } = runArgs(DEFAULTS);
 const PROXY_CPU = 0;
 const BOTH_CPUS = '0,1';
 const LOAD_CPU = 1;
@@ -142,12 +136,10 @@ async function main(): Promise<void> {
   const direct: Target = { name: 'origin (direct, reference)', url: `${origin}${path}` };
   const all = [...targets, direct];
   console.log(`warm-up: ${warmupS}s per target`);
-  await warmUp(all, { cpu: LOAD_CPU, connections, durationS: warmupS });
-
-  const results = await measureRounds(all, { rounds, cpu: LOAD_CPU, connections, durationS });
+  const { summary } = await measureTargets(all, { rounds, cpu: LOAD_CPU, connections, durationS, warmupS });
   // The access-log target must really have logged what it served.
   const logged = readFileSync(trellisLog.proc.logFile, 'utf8').split('"msg":"access"').length - 1;
-  report(all, results, logged);
+  report(summary, logged);
   console.log(
     `machine load after the run (1/5/15 min): ${loadavg()
       .map((l) => l.toFixed(2))
@@ -218,8 +210,7 @@ async function routeRequestCount(adminPort: number): Promise<number> {
   return total;
 }
 
-function report(all: Target[], results: Map<Target, MeasuredRun[]>, accessLines: number): void {
-  const summary = summarizeByName(all, results);
+function report(summary: Map<string, RunSummary>, accessLines: number): void {
   console.log(
     `\nGateway proxying, median of ${rounds} interleaved rounds (${durationS}s each, wrk -c${connections})\n`,
   );
@@ -233,22 +224,19 @@ function report(all: Target[], results: Map<Target, MeasuredRun[]>, accessLines:
   const n2 = summary.get('nginx-proxy-2-workers')!;
   console.log('\nratios');
   console.log(
-    table(
-      ['ratio', 'value'],
-      [
-        ['one core: trellis / node-forwarder (req/s)', ratio(t.rps, fw.rps)],
-        ['one core: trellis / node-forwarder (req per CPU-second)', ratio(fw.cpuUs, t.cpuUs)],
-        ['one core: trellis / fastify-proxy (req/s)', ratio(t.rps, f.rps)],
-        ['one core: trellis / fastify-proxy (req per CPU-second)', ratio(f.cpuUs, t.cpuUs)],
-        ['one core: trellis / nginx-proxy (req/s)', ratio(t.rps, n.rps)],
-        ['one core: trellis p99 / node-forwarder p99', ratio(t.p99, fw.p99)],
-        ['one core: trellis p99 / fastify-proxy p99', ratio(t.p99, f.p99)],
-        ['one core: access log on / off (req/s)', ratio(tl.rps, t.rps)],
-        ['one core: access log on / off (req per CPU-second)', ratio(t.cpuUs, tl.cpuUs)],
-        ['two cores: trellis workers 2 / nginx 2 workers (req/s)', ratio(t2.rps, n2.rps)],
-        ['two cores: trellis workers 2 / one-core trellis (req/s)', ratio(t2.rps, t.rps)],
-      ],
-    ),
+    ratioTable([
+      ['one core: trellis / node-forwarder (req/s)', ratio(t.rps, fw.rps)],
+      ['one core: trellis / node-forwarder (req per CPU-second)', ratio(fw.cpuUs, t.cpuUs)],
+      ['one core: trellis / fastify-proxy (req/s)', ratio(t.rps, f.rps)],
+      ['one core: trellis / fastify-proxy (req per CPU-second)', ratio(f.cpuUs, t.cpuUs)],
+      ['one core: trellis / nginx-proxy (req/s)', ratio(t.rps, n.rps)],
+      ['one core: trellis p99 / node-forwarder p99', ratio(t.p99, fw.p99)],
+      ['one core: trellis p99 / fastify-proxy p99', ratio(t.p99, f.p99)],
+      ['one core: access log on / off (req/s)', ratio(tl.rps, t.rps)],
+      ['one core: access log on / off (req per CPU-second)', ratio(t.cpuUs, tl.cpuUs)],
+      ['two cores: trellis workers 2 / nginx 2 workers (req/s)', ratio(t2.rps, n2.rps)],
+      ['two cores: trellis workers 2 / one-core trellis (req/s)', ratio(t2.rps, t.rps)],
+    ]),
   );
   console.log('');
   console.log(verdict('trellis/node-forwarder req/s', t.rps / fw.rps, 1.0));

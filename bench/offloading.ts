@@ -19,18 +19,17 @@ import {
   benchDir,
   canPin,
   freePort,
-  measureRounds,
+  measureTargets,
   ratio,
+  ratioTable,
   runArgs,
   runBench,
   startNginx,
   startTrellis,
-  summarizeByName,
   type Target,
   table,
   verdict,
   waitForTargets,
-  warmUp,
   writeBenchFile,
 } from './_support/index.js';
 
@@ -143,9 +142,13 @@ routes:
   await waitForTargets(targets.slice(0, 1), 20_000);
   await check(base, targets);
   console.log(`warm-up: ${warmupS}s per target`);
-  await warmUp(targets, { cpu: LOAD_CPU, connections, durationS: warmupS });
-  const results = await measureRounds(targets, { rounds, cpu: LOAD_CPU, connections, durationS });
-  const s = summarizeByName(targets, results);
+  const { summary: s } = await measureTargets(targets, {
+    rounds,
+    cpu: LOAD_CPU,
+    connections,
+    durationS,
+    warmupS,
+  });
   console.log(
     `\nOffloading middlewares, median of ${rounds} interleaved rounds (${durationS}s each, wrk -c${connections})\n`,
   );
@@ -164,16 +167,13 @@ routes:
   const hit = get('cache hit');
   console.log('\nratios');
   console.log(
-    table(
-      ['ratio', 'value'],
-      [
-        ['chain / plain (req/s)', ratio(chain.rps, plain.rps)],
-        ['chain / plain (req per gateway CPU-second)', ratio(plain.cpuUs, chain.cpuUs)],
-        ['compress / no compress, 10 KB JSON (req/s)', ratio(compressed.rps, big.rps)],
-        ['cache hit / cache miss (req/s)', ratio(hit.rps, miss.rps)],
-        ['cache hit / cache miss (req per gateway CPU-second)', ratio(miss.cpuUs, hit.cpuUs)],
-      ],
-    ),
+    ratioTable([
+      ['chain / plain (req/s)', ratio(chain.rps, plain.rps)],
+      ['chain / plain (req per gateway CPU-second)', ratio(plain.cpuUs, chain.cpuUs)],
+      ['compress / no compress, 10 KB JSON (req/s)', ratio(compressed.rps, big.rps)],
+      ['cache hit / cache miss (req/s)', ratio(hit.rps, miss.rps)],
+      ['cache hit / cache miss (req per gateway CPU-second)', ratio(miss.cpuUs, hit.cpuUs)],
+    ]),
   );
   console.log('');
   console.log(verdict('chain / plain req/s', chain.rps / plain.rps, 0.75));

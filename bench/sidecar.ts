@@ -13,31 +13,24 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   canPin,
-  checkBodies,
   freePort,
-  measureRounds,
+  measureTargets,
   ratio,
   repoRoot,
   runArgs,
   runBench,
   startNode,
   startTrellis,
-  summarize,
   type Target,
   table,
   verdict,
   waitForTargets,
-  warmUp,
   writeBenchFile,
 } from './_support/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const { rounds, durationS, connections, warmupS } = runArgs({
-  rounds: 3,
-  duration: 5,
-  connections: 32,
-  warmup: 2,
-});
+const DEFAULTS = { rounds: 3, duration: 5, connections: 32, warmup: 2 };
+const { rounds, durationS, connections, warmupS } = runArgs(DEFAULTS);
 const PROXY_CPU = 0;
 const LOAD_CPU = 1;
 const BODY = JSON.stringify({ id: 42, name: 'trellis', tags: ['sidecar', 'bench'], ok: true });
@@ -94,12 +87,10 @@ accessLog: false
     { name: 'undici forwarder', url: `http://127.0.0.1:${forwarderPort}${path}`, proc: forwarder },
     { name: 'trellis sidecar', url: `http://127.0.0.1:${inbound}${path}`, proc: sidecar },
   ];
-  await waitForTargets(targets, 30_000);
-  await checkBodies(targets, () => BODY);
-  await warmUp(targets, { cpu: LOAD_CPU, connections, durationS: warmupS });
+  await waitForTargets(targets, 30_000, () => BODY);
 
-  const load = await measureRounds(targets, { rounds, cpu: LOAD_CPU, connections, durationS });
-  const single = await measureRounds(targets, {
+  const load = await measureTargets(targets, { rounds, cpu: LOAD_CPU, connections, durationS, warmupS });
+  const single = await measureTargets(targets, {
     rounds,
     cpu: LOAD_CPU,
     connections: 1,
@@ -107,7 +98,7 @@ accessLog: false
     label: (t, r) => `round ${r} (1 connection): ${t.name}`,
   });
   const s = new Map(
-    targets.map((t) => [t.name, { load: summarize(load.get(t)!), single: summarize(single.get(t)!) }]),
+    targets.map((t) => [t.name, { load: load.summary.get(t.name)!, single: single.summary.get(t.name)! }]),
   );
   const direct = s.get('app (direct)')!;
   const fwd = s.get('undici forwarder')!;

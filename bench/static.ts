@@ -22,28 +22,22 @@ import {
   benchDir,
   canPin,
   freePort,
-  type MeasuredRun,
-  measureRounds,
+  measureTargets,
+  type RunSummary,
   ratio,
   runArgs,
   runBench,
   startNginx,
   startNode,
   startTrellis,
-  summarize,
   table,
   verdict,
   waitForHttp,
-  warmUp,
 } from './_support/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const { rounds, durationS, connections, warmupS } = runArgs({
-  rounds: 3,
-  duration: 4,
-  connections: 64,
-  warmup: 1,
-});
+const DEFAULTS = { rounds: 3, duration: 4, connections: 64, warmup: 1 };
+const { rounds, durationS, connections, warmupS } = runArgs(DEFAULTS);
 const SERVER_CPU = 0;
 const LOAD_CPU = 1;
 const FILES = [
@@ -147,9 +141,14 @@ async function main(): Promise<void> {
     })),
   );
   console.log(`warm-up: ${warmupS}s per target`);
-  await warmUp(targets, { cpu: LOAD_CPU, connections, durationS: warmupS });
-  const results = await measureRounds(targets, { rounds, cpu: LOAD_CPU, connections, durationS });
-  report(targets, results);
+  const { summary } = await measureTargets(targets, {
+    rounds,
+    cpu: LOAD_CPU,
+    connections,
+    durationS,
+    warmupS,
+  });
+  report(targets, summary);
 }
 
 function nginxConfig(port: number, site: string): string {
@@ -167,10 +166,10 @@ function nginxConfig(port: number, site: string): string {
 
 type Target = BenchTarget & { server: Server; file: (typeof FILES)[number] };
 
-function report(targets: Target[], results: Map<Target, MeasuredRun[]>): void {
+function report(targets: Target[], summary: Map<string, RunSummary>): void {
   const rps = new Map<string, number>();
   const rows = targets.map((t) => {
-    const s = summarize(results.get(t)!);
+    const s = summary.get(t.name)!;
     rps.set(`${t.server.name} ${t.file.label}`, s.rps);
     return [
       t.file.label,

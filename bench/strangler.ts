@@ -19,27 +19,25 @@
  */
 import {
   canPin,
-  checkBodies,
   freePort,
   interleave,
   measurePaced,
-  measureRounds,
+  measureTargets,
   median,
   originConfig,
   pacedDelayMs,
   ratio,
+  ratioTable,
   runArgs,
   runBench,
   startNginx,
   startTrellis,
   summarize,
-  summarizeByName,
   summaryTable,
   type Target,
   table,
   verdict,
   waitForTargets,
-  warmUp,
   writeBenchFile,
 } from './_support/index.js';
 
@@ -126,18 +124,21 @@ routes:
     // Not one of the issue's targets: the same shadow route copying a quarter of its requests.
     { name: 'shadow sample 0.25', url: `${base}/sampled/items/42`, proc: gateway },
   ];
-  await waitForTargets(targets, 20_000);
-  await checkBodies(targets, (t) => (t.name.includes('canary') ? [LEGACY, MODERN] : LEGACY));
+  await waitForTargets(targets, 20_000, (t) => (t.name.includes('canary') ? [LEGACY, MODERN] : LEGACY));
   console.log(`warm-up: ${warmupS}s per target`);
-  await warmUp(targets, { cpu: LOAD_CPU, connections, durationS: warmupS });
-  const results = await measureRounds(targets, { rounds, cpu: LOAD_CPU, connections, durationS });
+  const { summary } = await measureTargets(targets, {
+    rounds,
+    cpu: LOAD_CPU,
+    connections,
+    durationS,
+    warmupS,
+  });
   const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
   const count = (prefix: string) =>
     metrics
       .split('\n')
       .filter((l) => l.startsWith(prefix))
       .reduce((a, l) => a + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
-  const summary = summarizeByName(targets, results);
   console.log(
     `\nStrangler Fig, median of ${rounds} interleaved rounds (${durationS}s each, wrk -c${connections})\n`,
   );
@@ -153,20 +154,17 @@ routes:
   console.log(`\nshadow copies: ${sent} sent, ${dropped} dropped (queue full), ${compared} compared`);
   console.log('\nratios');
   console.log(
-    table(
-      ['ratio', 'value'],
-      [
-        ['strangler legacy / plain (req/s)', ratio(legacy.rps, plain.rps)],
-        ['strangler canary 50 / plain (req/s)', ratio(canary.rps, plain.rps)],
-        ['strangler shadow + diff / plain (req/s)', ratio(shadow.rps, plain.rps)],
-        ['shadow p50 - plain p50 (ms)', (shadow.p50 - plain.p50).toFixed(2)],
-        ['shadow p99 - plain p99 (ms)', (shadow.p99 - plain.p99).toFixed(2)],
-        ['shadow CPU/req / plain CPU/req', ratio(shadow.cpuUs, plain.cpuUs)],
-        ['sample 0.25 / plain (req/s)', ratio(sampled.rps, plain.rps)],
-        ['sample 0.25 p50 - plain p50 (ms)', (sampled.p50 - plain.p50).toFixed(2)],
-        ['sample 0.25 CPU/req / plain CPU/req', ratio(sampled.cpuUs, plain.cpuUs)],
-      ],
-    ),
+    ratioTable([
+      ['strangler legacy / plain (req/s)', ratio(legacy.rps, plain.rps)],
+      ['strangler canary 50 / plain (req/s)', ratio(canary.rps, plain.rps)],
+      ['strangler shadow + diff / plain (req/s)', ratio(shadow.rps, plain.rps)],
+      ['shadow p50 - plain p50 (ms)', (shadow.p50 - plain.p50).toFixed(2)],
+      ['shadow p99 - plain p99 (ms)', (shadow.p99 - plain.p99).toFixed(2)],
+      ['shadow CPU/req / plain CPU/req', ratio(shadow.cpuUs, plain.cpuUs)],
+      ['sample 0.25 / plain (req/s)', ratio(sampled.rps, plain.rps)],
+      ['sample 0.25 p50 - plain p50 (ms)', (sampled.p50 - plain.p50).toFixed(2)],
+      ['sample 0.25 CPU/req / plain CPU/req', ratio(sampled.cpuUs, plain.cpuUs)],
+    ]),
   );
   const paced = pacedShare > 0 ? await pacedRuns(targets, gateway.pid, pacedShare * plain.rps) : undefined;
   console.log('');

@@ -14,13 +14,21 @@ export interface Target {
   headers?: Record<string, string>;
 }
 
-/** Waits until every target answers 200, failing with the target's name and its process's log tail. */
-export async function waitForTargets(targets: readonly Target[], timeoutMs: number): Promise<void> {
+/**
+ * Waits until every target answers 200, failing with the target's name and its process's log
+ * tail; with `expected`, then checks each one's body (`checkBodies`).
+ */
+export async function waitForTargets(
+  targets: readonly Target[],
+  timeoutMs: number,
+  expected?: (t: Target) => string | readonly string[],
+): Promise<void> {
   for (const t of targets) {
     await waitForHttp(t.url, timeoutMs).catch((err: unknown) => {
       throw new Error(`${t.name} did not come up: ${(err as Error).message}\n${t.proc?.tail() ?? ''}`);
     });
   }
+  if (expected !== undefined) await checkBodies(targets, expected);
 }
 
 /** Every target must answer 200 with one of the bodies `expected(t)` allows. */

@@ -45,6 +45,23 @@ export function summarizeByName<T extends Target>(
   return new Map(targets.map((t) => [t.name, summarize(results.get(t)!)]));
 }
 
+export interface MeasureTargetsOptions extends RoundsLoadOptions {
+  /** Seconds of unmeasured wrk per target first; undefined: no warm-up. */
+  warmupS?: number;
+}
+
+/** Warm-up (when asked), interleaved measured rounds, and the median summary of each target. */
+export async function measureTargets<T extends Target>(
+  targets: readonly T[],
+  options: MeasureTargetsOptions,
+) {
+  const { warmupS, ...rounds } = options;
+  if (warmupS !== undefined)
+    await warmUp(targets, { cpu: rounds.cpu, connections: rounds.connections, durationS: warmupS });
+  const results = await measureRounds(targets, rounds);
+  return { results, summary: summarizeByName(targets, results) };
+}
+
 export interface SummaryColumns {
   /** Add `req per CPU-second` (1e6 / CPU µs per request). */
   perCpuSecond?: boolean;
