@@ -15,8 +15,10 @@ export interface LoadOptions {
   durationS: number;
 }
 
-/** One unmeasured wrk run of every target (JIT, connection pools, caches warm). */
+/** One unmeasured wrk run of every target (JIT, connection pools, caches warm); none for 0 s. */
 export async function warmUp(targets: readonly Target[], options: LoadOptions): Promise<void> {
+  // wrk refuses `-d 0`: `--warmup 0` means no warm-up.
+  if (options.durationS <= 0) return;
   for (const t of targets) await runWrk({ url: t.url, headers: t.headers, ...options });
 }
 
