@@ -37,7 +37,8 @@ import {
 
 const here = dirname(fileURLToPath(import.meta.url));
 const DEFAULTS = { rounds: 3, duration: 5, connections: 32, warmup: 2 };
-const { rounds, durationS, connections, warmupS } = runArgs(DEFAULTS);
+const args = runArgs(DEFAULTS);
+const { rounds, durationS, connections, warmupS } = args;
 const PROXY_CPU = 0;
 const LOAD_CPU = 1;
 const BODY = JSON.stringify({ id: 42, name: 'trellis', tags: ['ambassador', 'bench'], ok: true });
@@ -76,13 +77,7 @@ async function main(): Promise<void> {
     },
   ];
   await waitForTargets(targets, 20_000, () => BODY);
-  const { summary } = await measureTargets(targets, {
-    rounds,
-    cpu: LOAD_CPU,
-    connections,
-    durationS,
-    warmupS,
-  });
+  const { summary } = await measureTargets(targets, { ...args, cpu: LOAD_CPU });
   report(summary);
 }
 

@@ -46,7 +46,8 @@ import {
 
 const here = dirname(fileURLToPath(import.meta.url));
 const DEFAULTS = { rounds: 3, duration: 5, connections: 64, warmup: 2 };
-const { rounds, durationS, connections, warmupS } = runArgs(DEFAULTS);
+const args = runArgs(DEFAULTS);
+const { rounds, durationS, connections, warmupS } = args;
 const PROXY_CPU = 0;
 const BOTH_CPUS = '0,1';
 const LOAD_CPU = 1;
@@ -136,7 +137,7 @@ async function main(): Promise<void> {
   const direct: Target = { name: 'origin (direct, reference)', url: `${origin}${path}` };
   const all = [...targets, direct];
   console.log(`warm-up: ${warmupS}s per target`);
-  const { summary } = await measureTargets(all, { rounds, cpu: LOAD_CPU, connections, durationS, warmupS });
+  const { summary } = await measureTargets(all, { ...args, cpu: LOAD_CPU });
   // The access-log target must really have logged what it served.
   const logged = readFileSync(trellisLog.proc.logFile, 'utf8').split('"msg":"access"').length - 1;
   report(summary, logged);

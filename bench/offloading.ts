@@ -142,13 +142,7 @@ routes:
   await waitForTargets(targets.slice(0, 1), 20_000);
   await check(base, targets);
   console.log(`warm-up: ${warmupS}s per target`);
-  const { summary: s } = await measureTargets(targets, {
-    rounds,
-    cpu: LOAD_CPU,
-    connections,
-    durationS,
-    warmupS,
-  });
+  const { summary: s } = await measureTargets(targets, { ...args, durationS, cpu: LOAD_CPU });
   console.log(
     `\nOffloading middlewares, median of ${rounds} interleaved rounds (${durationS}s each, wrk -c${connections})\n`,
   );

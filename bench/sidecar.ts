@@ -30,7 +30,8 @@ import {
 
 const here = dirname(fileURLToPath(import.meta.url));
 const DEFAULTS = { rounds: 3, duration: 5, connections: 32, warmup: 2 };
-const { rounds, durationS, connections, warmupS } = runArgs(DEFAULTS);
+const args = runArgs(DEFAULTS);
+const { rounds, durationS, connections, warmupS } = args;
 const PROXY_CPU = 0;
 const LOAD_CPU = 1;
 const BODY = JSON.stringify({ id: 42, name: 'trellis', tags: ['sidecar', 'bench'], ok: true });
@@ -89,7 +90,7 @@ accessLog: false
   ];
   await waitForTargets(targets, 30_000, () => BODY);
 
-  const load = await measureTargets(targets, { rounds, cpu: LOAD_CPU, connections, durationS, warmupS });
+  const load = await measureTargets(targets, { ...args, cpu: LOAD_CPU });
   const single = await measureTargets(targets, {
     rounds,
     cpu: LOAD_CPU,

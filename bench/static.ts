@@ -37,7 +37,8 @@ import {
 
 const here = dirname(fileURLToPath(import.meta.url));
 const DEFAULTS = { rounds: 3, duration: 4, connections: 64, warmup: 1 };
-const { rounds, durationS, connections, warmupS } = runArgs(DEFAULTS);
+const args = runArgs(DEFAULTS);
+const { rounds, durationS, connections, warmupS } = args;
 const SERVER_CPU = 0;
 const LOAD_CPU = 1;
 const FILES = [
@@ -141,13 +142,7 @@ async function main(): Promise<void> {
     })),
   );
   console.log(`warm-up: ${warmupS}s per target`);
-  const { summary } = await measureTargets(targets, {
-    rounds,
-    cpu: LOAD_CPU,
-    connections,
-    durationS,
-    warmupS,
-  });
+  const { summary } = await measureTargets(targets, { ...args, cpu: LOAD_CPU });
   report(targets, summary);
 }
 

@@ -41,13 +41,11 @@ import {
   writeBenchFile,
 } from './_support/index.js';
 
-const {
-  rounds,
-  durationS,
-  connections,
-  warmupS,
-  values: opts,
-} = runArgs({ rounds: 3, duration: 4, connections: 32, warmup: 2 }, { paced: '0.5', 'cpu-prof': undefined });
+const args = runArgs(
+  { rounds: 3, duration: 4, connections: 32, warmup: 2 },
+  { paced: '0.5', 'cpu-prof': undefined },
+);
+const { rounds, durationS, connections, warmupS, values: opts } = args;
 const pacedShare = Number(opts.paced);
 const GATEWAY_CPU = 0;
 const LOAD_CPU = 1;
@@ -126,13 +124,7 @@ routes:
   ];
   await waitForTargets(targets, 20_000, (t) => (t.name.includes('canary') ? [LEGACY, MODERN] : LEGACY));
   console.log(`warm-up: ${warmupS}s per target`);
-  const { summary } = await measureTargets(targets, {
-    rounds,
-    cpu: LOAD_CPU,
-    connections,
-    durationS,
-    warmupS,
-  });
+  const { summary } = await measureTargets(targets, { ...args, cpu: LOAD_CPU });
   const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
   const count = (prefix: string) =>
     metrics

@@ -57,10 +57,10 @@ export async function measureTargets<T extends Target>(
   targets: readonly T[],
   options: MeasureTargetsOptions,
 ) {
-  const { warmupS, ...rounds } = options;
-  if (warmupS !== undefined)
-    await warmUp(targets, { cpu: rounds.cpu, connections: rounds.connections, durationS: warmupS });
-  const results = await measureRounds(targets, rounds);
+  // Picked by name, so `{ ...runArgs(DEFAULTS), cpu }` can be passed as it is.
+  const { warmupS, rounds, cpu, connections, durationS, label } = options;
+  if (warmupS !== undefined) await warmUp(targets, { cpu, connections, durationS: warmupS });
+  const results = await measureRounds(targets, { rounds, cpu, connections, durationS, label });
   return { results, summary: summarizeByName(targets, results) };
 }
 
