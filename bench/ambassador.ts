@@ -1,21 +1,7 @@
-/**
- * `npm run bench -- ambassador [--rounds 3] [--duration 5] [--connections 32]`
- *
- * One run, on this machine: an nginx origin answering a small JSON body, reached directly and
- * through three forwarders: nginx (`proxy_pass` with upstream keepalive, the forward-proxy peer),
- * the hand-written node:http + undici forwarder (bench/_support/undici-forwarder.mjs), and
- * `trellis ambassador` twice: with breakers and retries off, and with them on (defaults: 2
- * attempts, budget, breaker, bulkhead). Each forwarder is pinned to CPU 0, wrk and the origin
- * share CPU 1; targets run interleaved and the table shows medians.
- *
- * Targets (issue 17): added p50 <= 0.3 ms over direct; req/s >= 0.9x the undici forwarder;
- * with breakers and retries on, >= 0.85x.
- */
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   type BenchProcess,
   freePort,
+  LOAD_CPU,
   measureTargets,
   originConfig,
   proxyConfig,
@@ -29,18 +15,17 @@ import {
   startNode,
   startTrellis,
   summaryTable,
+  supportScript,
+  TARGET_CPU,
   type Target,
   verdict,
   waitForTargets,
   writeBenchFile,
 } from './_support/index.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
 const DEFAULTS = { rounds: 3, duration: 5, connections: 32, warmup: 2 };
 const args = runArgs(DEFAULTS);
 const { rounds, durationS, connections, warmupS } = args;
-const PROXY_CPU = 0;
-const LOAD_CPU = 1;
 const BODY = JSON.stringify({ id: 42, name: 'trellis', tags: ['ambassador', 'bench'], ok: true });
 
 await runBench(main);
@@ -52,12 +37,12 @@ async function main(): Promise<void> {
   const origin = `http://127.0.0.1:${originPort}`;
 
   const nginxPort = await freePort();
-  const nginx = await startNginx('nginx-proxy', nginxPort, proxyConfig(nginxPort, originPort), PROXY_CPU);
+  const nginx = await startNginx('nginx-proxy', nginxPort, proxyConfig(nginxPort, originPort), TARGET_CPU);
   const undiciPort = await freePort();
   const undici = startNode(
     'undici-forwarder',
-    [join(here, '_support/undici-forwarder.mjs'), String(undiciPort), origin],
-    { cpu: PROXY_CPU, cwd: repoRoot },
+    [supportScript('undici-forwarder.mjs'), String(undiciPort), origin],
+    { cpu: TARGET_CPU, cwd: repoRoot },
   );
   const plainPort = await freePort();
   const resilientPort = await freePort();
@@ -99,7 +84,7 @@ remotes:
 `;
   const file = writeBenchFile(name, 'ambassador.yaml', yaml);
   return startTrellis(name, ['ambassador', '-c', file, '--no-watch', '--no-admin', '--log-level', 'warn'], {
-    cpu: PROXY_CPU,
+    cpu: TARGET_CPU,
   });
 }
 

@@ -19,12 +19,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   benchDir,
+  benchFolder,
   canPin,
   freePort,
+  LOAD_CPU,
   measureTargets,
   originConfig,
   proxyConfig,
@@ -37,6 +37,8 @@ import {
   startNode,
   startTrellis,
   summaryTable,
+  supportScript,
+  TARGET_CPU,
   type Target,
   verdict,
   waitForHttp,
@@ -44,20 +46,17 @@ import {
   writeBenchFile,
 } from './_support/index.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
 const DEFAULTS = { rounds: 3, duration: 5, connections: 64, warmup: 2 };
 const args = runArgs(DEFAULTS);
 const { rounds, durationS, connections, warmupS } = args;
-const PROXY_CPU = 0;
 const BOTH_CPUS = '0,1';
-const LOAD_CPU = 1;
 const BODY = JSON.stringify({ id: 42, name: 'trellis', tags: ['gateway', 'bench'], ok: true });
 
 await runBench(main);
 
 async function main(): Promise<void> {
   console.log(
-    `gateway bench: ${rounds} rounds x ${durationS}s, wrk -t1 -c${connections}, one-core proxies on CPU ${PROXY_CPU}, two-core proxies on CPUs ${BOTH_CPUS}, wrk + origin on CPU ${LOAD_CPU}${canPin ? '' : ' (one CPU: NOT pinned)'}`,
+    `gateway bench: ${rounds} rounds x ${durationS}s, wrk -t1 -c${connections}, one-core proxies on CPU ${TARGET_CPU}, two-core proxies on CPUs ${BOTH_CPUS}, wrk + origin on CPU ${LOAD_CPU}${canPin ? '' : ' (one CPU: NOT pinned)'}`,
   );
   console.log(`work dir (configs, logs): ${benchDir()}`);
   console.log(
@@ -71,7 +70,7 @@ async function main(): Promise<void> {
   const origin = `http://127.0.0.1:${originPort}`;
 
   const nginxPort = await freePort();
-  const nginx = await startNginx('nginx-proxy', nginxPort, proxyConfig(nginxPort, originPort), PROXY_CPU);
+  const nginx = await startNginx('nginx-proxy', nginxPort, proxyConfig(nginxPort, originPort), TARGET_CPU);
   const nginx2Port = await freePort();
   const nginx2 = await startNginx(
     'nginx-proxy-2-workers',
@@ -84,18 +83,18 @@ async function main(): Promise<void> {
   const fastifyPort = await freePort();
   const fastify = startNode(
     'fastify-proxy',
-    [join(here, '_support/fastify-proxy.mjs'), String(fastifyPort), origin],
+    [supportScript('fastify-proxy.mjs'), String(fastifyPort), origin],
     {
-      cpu: PROXY_CPU,
-      cwd: here,
+      cpu: TARGET_CPU,
+      cwd: benchFolder,
     },
   );
 
   const forwarderPort = await freePort();
   const forwarder = startNode(
     'node-forwarder',
-    [join(here, '_support/node-forwarder.mjs'), String(forwarderPort), origin],
-    { cpu: PROXY_CPU, cwd: here },
+    [supportScript('node-forwarder.mjs'), String(forwarderPort), origin],
+    { cpu: TARGET_CPU, cwd: benchFolder },
   );
 
   const startGateway = async (
@@ -109,8 +108,8 @@ async function main(): Promise<void> {
     const proc = startTrellis(name, ['gateway', '-c', file, '--no-watch'], { cpu });
     return { port, adminPort, proc };
   };
-  const trellis = await startGateway('trellis', PROXY_CPU, { accessLog: false, workers: 1 });
-  const trellisLog = await startGateway('trellis-access-log', PROXY_CPU, { accessLog: true, workers: 1 });
+  const trellis = await startGateway('trellis', TARGET_CPU, { accessLog: false, workers: 1 });
+  const trellisLog = await startGateway('trellis-access-log', TARGET_CPU, { accessLog: true, workers: 1 });
   const trellis2 = await startGateway('trellis-workers-2', BOTH_CPUS, { accessLog: false, workers: 2 });
 
   const path = '/api/catalog/items/42';

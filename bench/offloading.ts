@@ -19,6 +19,7 @@ import {
   benchDir,
   canPin,
   freePort,
+  LOAD_CPU,
   measureTargets,
   ratio,
   ratioTable,
@@ -26,6 +27,7 @@ import {
   runBench,
   startNginx,
   startTrellis,
+  TARGET_CPU,
   type Target,
   table,
   verdict,
@@ -36,8 +38,6 @@ import {
 const args = runArgs({ rounds: 3, duration: 5, connections: 64, warmup: 2 });
 const { rounds, connections, warmupS } = args;
 const durationS = Math.min(args.durationS, 60);
-const GATEWAY_CPU = 0;
-const LOAD_CPU = 1;
 const SMALL = JSON.stringify({ id: 42, name: 'trellis', tags: ['gateway', 'bench'], ok: true });
 const BIG = JSON.stringify(
   Array.from({ length: 200 }, (_, i) => ({ id: i, sku: `SKU-${1000 + i}`, price: i * 1.5 })),
@@ -61,7 +61,7 @@ function originNginx(port: number, www: string): string {
 
 async function main(): Promise<void> {
   console.log(
-    `offloading bench: ${rounds} rounds x ${durationS}s, wrk -t1 -c${connections}, gateway on CPU ${GATEWAY_CPU}, wrk + origin on CPU ${LOAD_CPU}${canPin ? '' : ' (one CPU: NOT pinned)'}`,
+    `offloading bench: ${rounds} rounds x ${durationS}s, wrk -t1 -c${connections}, gateway on CPU ${TARGET_CPU}, wrk + origin on CPU ${LOAD_CPU}${canPin ? '' : ' (one CPU: NOT pinned)'}`,
   );
   console.log(`work dir (configs, logs): ${benchDir()}`);
   const originPort = await freePort();
@@ -117,7 +117,7 @@ routes:
     'trellis-gateway',
     ['gateway', '-c', file, '--no-watch', '--log-level', 'warn'],
     {
-      cpu: GATEWAY_CPU,
+      cpu: TARGET_CPU,
     },
   );
   const base = `http://127.0.0.1:${port}`;

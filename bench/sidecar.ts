@@ -9,11 +9,11 @@
  *
  * Targets (issue 16): the sidecar keeps >= 0.9x the forwarder's req/s and adds <= 0.3 ms p50.
  */
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname } from 'node:path';
 import {
   canPin,
   freePort,
+  LOAD_CPU,
   measureTargets,
   ratio,
   repoRoot,
@@ -21,6 +21,8 @@ import {
   runBench,
   startNode,
   startTrellis,
+  supportScript,
+  TARGET_CPU,
   type Target,
   table,
   verdict,
@@ -28,21 +30,18 @@ import {
   writeBenchFile,
 } from './_support/index.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
 const DEFAULTS = { rounds: 3, duration: 5, connections: 32, warmup: 2 };
 const args = runArgs(DEFAULTS);
 const { rounds, durationS, connections, warmupS } = args;
-const PROXY_CPU = 0;
-const LOAD_CPU = 1;
 const BODY = JSON.stringify({ id: 42, name: 'trellis', tags: ['sidecar', 'bench'], ok: true });
 
 await runBench(main);
 
 async function main(): Promise<void> {
   console.log(
-    `sidecar bench: ${rounds} rounds x ${durationS}s, wrk -t1 -c${connections}, proxies on CPU ${PROXY_CPU}, wrk + app on CPU ${LOAD_CPU}${canPin ? '' : ' (one CPU: NOT pinned)'}`,
+    `sidecar bench: ${rounds} rounds x ${durationS}s, wrk -t1 -c${connections}, proxies on CPU ${TARGET_CPU}, wrk + app on CPU ${LOAD_CPU}${canPin ? '' : ' (one CPU: NOT pinned)'}`,
   );
-  const appScript = join(here, '_support/plain-app.mjs');
+  const appScript = supportScript('plain-app.mjs');
 
   // The sidecar spawns its own app (on CPU 1 with wrk, via taskset on the command).
   const sidecarAppPort = await freePort();
@@ -66,7 +65,7 @@ accessLog: false
     {
       // SIDECAR_BENCH_CLI: another build's CLI, to compare before and after a change.
       cli: process.env.SIDECAR_BENCH_CLI,
-      cpu: PROXY_CPU,
+      cpu: TARGET_CPU,
       cwd: dirname(file),
       env: { BENCH_BODY: BODY },
     },
@@ -78,8 +77,8 @@ accessLog: false
   const forwarderPort = await freePort();
   const forwarder = startNode(
     'undici-forwarder',
-    [join(here, '_support/undici-forwarder.mjs'), String(forwarderPort), `http://127.0.0.1:${appPort}`],
-    { cpu: PROXY_CPU, cwd: repoRoot },
+    [supportScript('undici-forwarder.mjs'), String(forwarderPort), `http://127.0.0.1:${appPort}`],
+    { cpu: TARGET_CPU, cwd: repoRoot },
   );
 
   const path = '/items/42';

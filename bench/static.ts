@@ -14,14 +14,15 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import {
   type BenchProcess,
   type Target as BenchTarget,
   benchDir,
+  benchFolder,
   canPin,
   freePort,
+  LOAD_CPU,
   measureTargets,
   type RunSummary,
   ratio,
@@ -30,17 +31,16 @@ import {
   startNginx,
   startNode,
   startTrellis,
+  supportScript,
+  TARGET_CPU,
   table,
   verdict,
   waitForHttp,
 } from './_support/index.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
 const DEFAULTS = { rounds: 3, duration: 4, connections: 64, warmup: 1 };
 const args = runArgs(DEFAULTS);
 const { rounds, durationS, connections, warmupS } = args;
-const SERVER_CPU = 0;
-const LOAD_CPU = 1;
 const FILES = [
   { name: '1k.bin', label: '1 KiB', bytes: 1024 },
   { name: '100k.bin', label: '100 KiB', bytes: 100 * 1024 },
@@ -57,7 +57,7 @@ await runBench(main);
 
 async function main(): Promise<void> {
   console.log(
-    `static bench: ${rounds} rounds x ${durationS}s, wrk -t1 -c${connections}, servers on CPU ${SERVER_CPU}, wrk on CPU ${LOAD_CPU}${canPin ? '' : ' (one CPU: NOT pinned)'}`,
+    `static bench: ${rounds} rounds x ${durationS}s, wrk -t1 -c${connections}, servers on CPU ${TARGET_CPU}, wrk on CPU ${LOAD_CPU}${canPin ? '' : ' (one CPU: NOT pinned)'}`,
   );
   const site = join(benchDir(), 'site');
   mkdirSync(site, { recursive: true });
@@ -75,9 +75,9 @@ async function main(): Promise<void> {
   servers.push({
     name: 'nginx',
     base: `http://127.0.0.1:${nginxPort}`,
-    proc: await startNginx('nginx-static', nginxPort, nginxConfig(nginxPort, site), SERVER_CPU),
+    proc: await startNginx('nginx-static', nginxPort, nginxConfig(nginxPort, site), TARGET_CPU),
   });
-  const require = createRequire(join(here, 'package.json'));
+  const require = createRequire(join(benchFolder, 'package.json'));
   for (const [name, pkg, script] of [
     ['serve-static', 'serve-static', 'serve-static.mjs'],
     ['fastify-static', '@fastify/static', 'fastify-static.mjs'],
@@ -94,9 +94,9 @@ async function main(): Promise<void> {
     servers.push({
       name,
       base: `http://127.0.0.1:${port}`,
-      proc: startNode(name, [join(here, '_support', script), String(port), site], {
-        cpu: SERVER_CPU,
-        cwd: here,
+      proc: startNode(name, [supportScript(script), String(port), site], {
+        cpu: TARGET_CPU,
+        cwd: benchFolder,
       }),
     });
   }
@@ -119,7 +119,7 @@ async function main(): Promise<void> {
         '--log-level',
         'warn',
       ],
-      { cpu: SERVER_CPU },
+      { cpu: TARGET_CPU },
     ),
   });
   for (const s of servers) {

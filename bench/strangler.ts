@@ -21,6 +21,7 @@ import {
   canPin,
   freePort,
   interleave,
+  LOAD_CPU,
   measurePaced,
   measureTargets,
   median,
@@ -34,6 +35,7 @@ import {
   startTrellis,
   summarize,
   summaryTable,
+  TARGET_CPU,
   type Target,
   table,
   verdict,
@@ -47,8 +49,6 @@ const args = runArgs(
 );
 const { rounds, durationS, connections, warmupS, values: opts } = args;
 const pacedShare = Number(opts.paced);
-const GATEWAY_CPU = 0;
-const LOAD_CPU = 1;
 const LEGACY = JSON.stringify({
   id: 42,
   name: 'lamp',
@@ -68,7 +68,7 @@ await runBench(main);
 
 async function main(): Promise<void> {
   console.log(
-    `strangler bench: ${rounds} rounds x ${durationS}s, wrk -c${connections}, gateway on CPU ${GATEWAY_CPU}, wrk + origins on CPU ${LOAD_CPU}${canPin ? '' : ' (one CPU: NOT pinned)'}`,
+    `strangler bench: ${rounds} rounds x ${durationS}s, wrk -c${connections}, gateway on CPU ${TARGET_CPU}, wrk + origins on CPU ${LOAD_CPU}${canPin ? '' : ' (one CPU: NOT pinned)'}`,
   );
   const legacyPort = await freePort();
   const modernPort = await freePort();
@@ -110,7 +110,7 @@ routes:
     ['gateway', '-c', file, '--no-watch', '--log-level', 'warn'],
     {
       nodeArgs: opts['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', opts['cpu-prof']],
-      cpu: GATEWAY_CPU,
+      cpu: TARGET_CPU,
     },
   );
   const base = `http://127.0.0.1:${port}`;

@@ -1,6 +1,7 @@
 export * from './args.js';
 export * from './bench-main.js';
 export * from './cpu.js';
+export * from './cpus.js';
 export * from './files.js';
 export * from './lock.js';
 export * from './measure.js';

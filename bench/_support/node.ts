@@ -9,6 +9,12 @@ import { type BenchProcess, type StartOptions, startProcess } from './process.js
 
 /** The repository's root folder. */
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '../..');
+/** The `bench/` folder (its package.json holds the benchmark peers). */
+export const benchFolder = join(repoRoot, 'bench');
+/** The path of a helper script in `bench/_support`, e.g. `supportScript('node-forwarder.mjs')`. */
+export function supportScript(file: string): string {
+  return join(benchFolder, '_support', file);
+}
 /** The built Trellis CLI. */
 export const trellisCli = join(repoRoot, 'dist/cli/main.js');
 
