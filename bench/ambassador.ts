@@ -1,3 +1,16 @@
+/**
+ * `npm run bench -- ambassador [--rounds 3] [--duration 5] [--connections 32]`
+ *
+ * One run, on this machine: an nginx origin answering a small JSON body, reached directly and
+ * through three forwarders: nginx (`proxy_pass` with upstream keepalive, the forward-proxy peer),
+ * the hand-written node:http + undici forwarder (bench/_support/undici-forwarder.mjs), and
+ * `trellis ambassador` twice: with breakers and retries off, and with them on (defaults: 2
+ * attempts, budget, breaker, bulkhead). Each forwarder is pinned to CPU 0, wrk and the origin
+ * share CPU 1; targets run interleaved and the table shows medians.
+ *
+ * Targets (issue 17): added p50 <= 0.3 ms over direct; req/s >= 0.9x the undici forwarder;
+ * with breakers and retries on, >= 0.85x.
+ */
 import {
   type BenchProcess,
   freePort,
