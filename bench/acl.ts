@@ -236,9 +236,9 @@ async function main(): Promise<void> {
     median,
     ratio,
     runWrk,
-    startProcess,
-    stopAll,
-    stopAllOnExit,
+    runBench,
+    startNode,
+    startTrellis,
     table,
     verdict,
   } = support;
@@ -248,7 +248,6 @@ async function main(): Promise<void> {
   const rounds = Number(opts.rounds);
   const ops = Number(opts.ops);
   if (opts.part !== 'profile') holdBenchLock();
-  stopAllOnExit();
 
   // ---- 1. in process ----
   const declarative = await createTranslation(translateSchema.parse(parse(TRANSLATION('legacy'))), {
@@ -329,24 +328,19 @@ async function main(): Promise<void> {
   const LOAD_CPU = 1;
   const self = fileURLToPath(import.meta.url);
   const tsx = ['--import', 'tsx', self];
-  try {
+  await runBench(async () => {
     const originPort = await freePort();
-    startProcess('legacy-origin', process.execPath, [...tsx, '--role', 'origin', String(originPort)], {
+    startNode('legacy-origin', [...tsx, '--role', 'origin', String(originPort)], {
       cpu: LOAD_CPU,
       cwd: root,
     });
     const originUrl = `http://127.0.0.1:${originPort}`;
     await support.waitForPort(originPort);
     const handPort = await freePort();
-    const hand = startProcess(
-      'hand-written',
-      process.execPath,
-      [...tsx, '--role', 'hand', String(handPort), originUrl],
-      {
-        cpu: TARGET_CPU,
-        cwd: root,
-      },
-    );
+    const hand = startNode('hand-written', [...tsx, '--role', 'hand', String(handPort), originUrl], {
+      cpu: TARGET_CPU,
+      cwd: root,
+    });
     const gwPort = await freePort();
     const adminPort = await freePort();
     const dir = benchDir();
@@ -367,20 +361,9 @@ routes:
     proxy: { service: legacy }
 `,
     );
-    const trellis = startProcess(
+    const trellis = startTrellis(
       'trellis',
-      process.execPath,
-      [
-        join(root, 'dist/cli/main.js'),
-        'gateway',
-        '-c',
-        config,
-        '--admin',
-        `127.0.0.1:${adminPort}`,
-        '--log-level',
-        'warn',
-        '--no-watch',
-      ],
+      ['gateway', '-c', config, '--admin', `127.0.0.1:${adminPort}`, '--log-level', 'warn', '--no-watch'],
       { cpu: TARGET_CPU, cwd: root },
     );
     await support.waitForPort(gwPort, 20_000, trellis);
@@ -452,7 +435,5 @@ routes:
     console.log(
       `${added <= 1 ? 'PASS' : 'MISS'} added p99 of translate over plain proxy at 4 connections: ${added.toFixed(2)} ms (target <= 1 ms)`,
     );
-  } finally {
-    await stopAll();
-  }
+  });
 }

@@ -151,33 +151,21 @@ function cpuMs(pid: number): number {
 
 async function main(): Promise<void> {
   const support = await import('./_support/index.js');
-  const {
-    benchDir,
-    freePort,
-    interleave,
-    median,
-    ratio,
-    runWrk,
-    startProcess,
-    stopAll,
-    stopAllOnExit,
-    table,
-  } = support;
+  const { benchDir, freePort, interleave, median, ratio, runWrk, runBench, startNode, startTrellis, table } =
+    support;
   const rounds = Number(opts.rounds);
   const durationS = Number(opts.duration);
   const connections = Number(opts.connections);
   const TARGET_CPU = 0;
   const LOAD_CPU = 1;
-  stopAllOnExit();
   const self = fileURLToPath(import.meta.url);
   const tsx = ['--import', 'tsx', self];
 
-  try {
+  await runBench(async () => {
     const originPorts = await Promise.all(DELAYS.map(() => freePort()));
     const origins = originPorts.map((port, i) => {
-      const p = startProcess(
+      const p = startNode(
         `origin-${DELAYS[i]}ms`,
-        process.execPath,
         [...tsx, '--role', 'origin', String(port), String(DELAYS[i])],
         {
           cpu: LOAD_CPU,
@@ -189,9 +177,8 @@ async function main(): Promise<void> {
     for (const [i, o] of origins.entries()) await support.waitForHttp(`${o.url}/d${DELAYS[i]}/1`, 20_000);
 
     const fastifyPort = await freePort();
-    const fastifyProc = startProcess(
+    const fastifyProc = startNode(
       'fastify-fanout',
-      process.execPath,
       [...tsx, '--role', 'fastify', String(fastifyPort), ...origins.map((o) => o.url)],
       {
         cpu: TARGET_CPU,
@@ -215,20 +202,9 @@ routes:
 ${DELAYS.map((d) => `        p${d}: { service: s${d}, path: '/d${d}/{id}' }`).join('\n')}
 `,
     );
-    const trellisProc = startProcess(
+    const trellisProc = startTrellis(
       'trellis',
-      process.execPath,
-      [
-        join(root, 'dist/cli/main.js'),
-        'gateway',
-        '-c',
-        config,
-        '--admin',
-        `127.0.0.1:${adminPort}`,
-        '--log-level',
-        'warn',
-        '--no-watch',
-      ],
+      ['gateway', '-c', config, '--admin', `127.0.0.1:${adminPort}`, '--log-level', 'warn', '--no-watch'],
       { cpu: TARGET_CPU, cwd: root },
     );
     const slowest = `${origins[2]!.url}/d50/42`;
@@ -329,15 +305,14 @@ ${DELAYS.map((d) => `        p${d}: { service: s${d}, path: '/d${d}/{id}' }`).jo
     // The handler alone: instant origins (delay 0) so the CPU figure is the handler's, not waiting.
     const instant = await Promise.all(DELAYS.map(() => freePort()));
     for (const [i, port] of instant.entries()) {
-      startProcess(`instant-origin-${i}`, process.execPath, [...tsx, '--role', 'origin', String(port), '0'], {
+      startNode(`instant-origin-${i}`, [...tsx, '--role', 'origin', String(port), '0'], {
         cpu: LOAD_CPU,
         cwd: root,
       });
     }
     for (const port of instant) await support.waitForHttp(`http://127.0.0.1:${port}/d0/1`, 20_000);
-    const handler = startProcess(
+    const handler = startNode(
       'handler-only',
-      process.execPath,
       [...tsx, '--role', 'handler', ...instant.map((p) => `http://127.0.0.1:${p}`)],
       { cpu: TARGET_CPU, cwd: root },
     );
@@ -355,7 +330,5 @@ ${DELAYS.map((d) => `        p${d}: { service: s${d}, path: '/d${d}/{id}' }`).jo
     console.log(
       `(${support.canPin ? 'targets pinned to CPU 0, wrk and origins to CPU 1' : 'one CPU: nothing pinned'}; logs in ${benchDir()})`,
     );
-  } finally {
-    await stopAll();
-  }
+  });
 }

@@ -11,60 +11,37 @@
  * Targets (issue 17): added p50 <= 0.3 ms over direct; req/s >= 0.9x the undici forwarder;
  * with breakers and retries on, >= 0.85x.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import {
   type BenchProcess,
-  benchDir,
   freePort,
-  interleave,
-  type MeasuredRun,
-  measureRun,
+  LOAD_CPU,
+  measureTargets,
   originConfig,
   proxyConfig,
+  type RunSummary,
   ratio,
-  runWrk,
+  ratioTable,
+  repoRoot,
+  runArgs,
+  runBench,
   startNginx,
-  startProcess,
-  stopAll,
-  stopAllOnExit,
-  summarize,
-  table,
+  startNode,
+  startTrellis,
+  summaryTable,
+  supportScript,
+  TARGET_CPU,
+  type Target,
   verdict,
-  waitForHttp,
+  waitForTargets,
+  writeBenchFile,
 } from './_support/index.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..');
-const { values: opts } = parseArgs({
-  options: {
-    rounds: { type: 'string', default: '3' },
-    duration: { type: 'string', default: '5' },
-    connections: { type: 'string', default: '32' },
-    warmup: { type: 'string', default: '2' },
-  },
-});
-const rounds = Number(opts.rounds);
-const durationS = Number(opts.duration);
-const connections = Number(opts.connections);
-const PROXY_CPU = 0;
-const LOAD_CPU = 1;
+const DEFAULTS = { rounds: 3, duration: 5, connections: 32, warmup: 2 };
+const args = runArgs(DEFAULTS);
+const { rounds, durationS, connections, warmupS } = args;
 const BODY = JSON.stringify({ id: 42, name: 'trellis', tags: ['ambassador', 'bench'], ok: true });
 
-interface Target {
-  name: string;
-  url: string;
-  proc?: BenchProcess;
-}
-
-stopAllOnExit();
-try {
-  await main();
-} finally {
-  await stopAll();
-}
+await runBench(main);
 
 async function main(): Promise<void> {
   console.log(`ambassador bench: ${rounds} rounds x ${durationS}s, wrk -c${connections}`);
@@ -73,13 +50,12 @@ async function main(): Promise<void> {
   const origin = `http://127.0.0.1:${originPort}`;
 
   const nginxPort = await freePort();
-  const nginx = await startNginx('nginx-proxy', nginxPort, proxyConfig(nginxPort, originPort), PROXY_CPU);
+  const nginx = await startNginx('nginx-proxy', nginxPort, proxyConfig(nginxPort, originPort), TARGET_CPU);
   const undiciPort = await freePort();
-  const undici = startProcess(
+  const undici = startNode(
     'undici-forwarder',
-    process.execPath,
-    [join(here, '_support/undici-forwarder.mjs'), String(undiciPort), origin],
-    { cpu: PROXY_CPU, cwd: root },
+    [supportScript('undici-forwarder.mjs'), String(undiciPort), origin],
+    { cpu: TARGET_CPU, cwd: repoRoot },
   );
   const plainPort = await freePort();
   const resilientPort = await freePort();
@@ -98,20 +74,9 @@ async function main(): Promise<void> {
       proc: resilient,
     },
   ];
-  for (const t of targets) {
-    await waitForHttp(t.url, 20_000);
-    const res = await fetch(t.url);
-    const body = await res.text();
-    if (res.status !== 200 || body !== BODY)
-      throw new Error(`${t.name} answered ${res.status} ${body.slice(0, 100)}`);
-  }
-  for (const t of targets)
-    await runWrk({ url: t.url, cpu: LOAD_CPU, connections, durationS: Number(opts.warmup) });
-  const results = await interleave(
-    { targets, rounds, onRun: (t, r) => console.log(`round ${r}: ${t.name}`) },
-    (t) => measureRun(t.proc?.pid, { url: t.url, cpu: LOAD_CPU, connections, durationS }),
-  );
-  report(targets, results);
+  await waitForTargets(targets, 20_000, () => BODY);
+  const { summary } = await measureTargets(targets, { ...args, cpu: LOAD_CPU });
+  report(summary);
 }
 
 function ambassador(name: string, port: number, origin: string, resilient: boolean): BenchProcess {
@@ -130,53 +95,29 @@ remotes:
       upstreams: [${origin}]
       retry: { attempts: ${resilient ? 2 : 1} }
 `;
-  const dir = join(benchDir(), name);
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, 'ambassador.yaml');
-  writeFileSync(file, yaml);
-  return startProcess(
-    name,
-    process.execPath,
-    [
-      join(root, 'dist/cli/main.js'),
-      'ambassador',
-      '-c',
-      file,
-      '--no-watch',
-      '--no-admin',
-      '--log-level',
-      'warn',
-    ],
-    { cpu: PROXY_CPU, env: { ...process.env, NODE_ENV: 'production' } },
-  );
+  const file = writeBenchFile(name, 'ambassador.yaml', yaml);
+  return startTrellis(name, ['ambassador', '-c', file, '--no-watch', '--no-admin', '--log-level', 'warn'], {
+    cpu: TARGET_CPU,
+  });
 }
 
-function report(all: Target[], results: Map<Target, MeasuredRun[]>): void {
-  const s = new Map(all.map((t) => [t.name, summarize(results.get(t)!)]));
+function report(s: Map<string, RunSummary>): void {
   console.log(
     `\nAmbassador forwarding, median of ${rounds} rounds (${durationS}s each, wrk -c${connections})\n`,
   );
-  console.log(
-    table(
-      ['target', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'CPU µs/req'],
-      [...s].map(([name, x]) => [name, x.rps, x.p50, x.p99, x.errors, Number.isNaN(x.cpuUs) ? '-' : x.cpuUs]),
-    ),
-  );
+  console.log(summaryTable(s));
   const direct = s.get('direct')!;
   const undici = s.get('undici-forwarder')!;
   const plain = s.get('ambassador (plain)')!;
   const res = s.get('ambassador (breakers+retries)')!;
   const nginx = s.get('nginx-proxy')!;
   console.log(
-    table(
-      ['ratio', 'value'],
-      [
-        ['ambassador (plain) / undici-forwarder (req/s)', ratio(plain.rps, undici.rps)],
-        ['ambassador (breakers+retries) / undici-forwarder (req/s)', ratio(res.rps, undici.rps)],
-        ['ambassador (plain) / nginx-proxy (req/s)', ratio(plain.rps, nginx.rps)],
-        ['added p50 over direct, ms (plain)', (plain.p50 - direct.p50).toFixed(3)],
-      ],
-    ),
+    ratioTable([
+      ['ambassador (plain) / undici-forwarder (req/s)', ratio(plain.rps, undici.rps)],
+      ['ambassador (breakers+retries) / undici-forwarder (req/s)', ratio(res.rps, undici.rps)],
+      ['ambassador (plain) / nginx-proxy (req/s)', ratio(plain.rps, nginx.rps)],
+      ['added p50 over direct, ms (plain)', (plain.p50 - direct.p50).toFixed(3)],
+    ]),
   );
   console.log(verdict('ambassador plain / undici req/s', plain.rps / undici.rps, 0.9));
   console.log(verdict('ambassador resilient / undici req/s', res.rps / undici.rps, 0.85));

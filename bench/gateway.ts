@@ -17,68 +17,46 @@
  * and in requests per CPU-second, p99 no worse than either (and <= 1.5x the forwarder's);
  * access log on >= 0.9x of off; workers 2 vs nginx 2 workers aim >= 0.45x.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import {
-  type BenchProcess,
   benchDir,
+  benchFolder,
   canPin,
   freePort,
-  interleave,
-  type MeasuredRun,
-  measureRun,
+  LOAD_CPU,
+  measureTargets,
   originConfig,
   proxyConfig,
+  type RunSummary,
   ratio,
-  runWrk,
+  ratioTable,
+  runArgs,
+  runBench,
   startNginx,
-  startProcess,
-  stopAll,
-  stopAllOnExit,
-  summarize,
-  table,
+  startNode,
+  startTrellis,
+  summaryTable,
+  supportScript,
+  TARGET_CPU,
+  type Target,
   verdict,
   waitForHttp,
+  waitForTargets,
+  writeBenchFile,
 } from './_support/index.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..');
-const { values: opts } = parseArgs({
-  options: {
-    rounds: { type: 'string', default: '3' },
-    duration: { type: 'string', default: '5' },
-    connections: { type: 'string', default: '64' },
-    warmup: { type: 'string', default: '2' },
-  },
-});
-const rounds = Number(opts.rounds);
-const durationS = Number(opts.duration);
-const connections = Number(opts.connections);
-const PROXY_CPU = 0;
+const DEFAULTS = { rounds: 3, duration: 5, connections: 64, warmup: 2 };
+const args = runArgs(DEFAULTS);
+const { rounds, durationS, connections, warmupS } = args;
 const BOTH_CPUS = '0,1';
-const LOAD_CPU = 1;
 const BODY = JSON.stringify({ id: 42, name: 'trellis', tags: ['gateway', 'bench'], ok: true });
 
-interface Target {
-  name: string;
-  url: string;
-  proc?: BenchProcess;
-}
-
-stopAllOnExit();
-try {
-  await main();
-} finally {
-  await stopAll();
-}
+await runBench(main);
 
 async function main(): Promise<void> {
-  const gatewayCli = join(root, 'dist/cli/main.js');
   console.log(
-    `gateway bench: ${rounds} rounds x ${durationS}s, wrk -t1 -c${connections}, one-core proxies on CPU ${PROXY_CPU}, two-core proxies on CPUs ${BOTH_CPUS}, wrk + origin on CPU ${LOAD_CPU}${canPin ? '' : ' (one CPU: NOT pinned)'}`,
+    `gateway bench: ${rounds} rounds x ${durationS}s, wrk -t1 -c${connections}, one-core proxies on CPU ${TARGET_CPU}, two-core proxies on CPUs ${BOTH_CPUS}, wrk + origin on CPU ${LOAD_CPU}${canPin ? '' : ' (one CPU: NOT pinned)'}`,
   );
   console.log(`work dir (configs, logs): ${benchDir()}`);
   console.log(
@@ -90,10 +68,9 @@ async function main(): Promise<void> {
   const originPort = await freePort();
   await startNginx('origin', originPort, originConfig(originPort, BODY), LOAD_CPU);
   const origin = `http://127.0.0.1:${originPort}`;
-  const env = { ...process.env, NODE_ENV: 'production' };
 
   const nginxPort = await freePort();
-  const nginx = await startNginx('nginx-proxy', nginxPort, proxyConfig(nginxPort, originPort), PROXY_CPU);
+  const nginx = await startNginx('nginx-proxy', nginxPort, proxyConfig(nginxPort, originPort), TARGET_CPU);
   const nginx2Port = await freePort();
   const nginx2 = await startNginx(
     'nginx-proxy-2-workers',
@@ -104,22 +81,23 @@ async function main(): Promise<void> {
   );
 
   const fastifyPort = await freePort();
-  const fastify = startProcess(
+  const fastify = startNode(
     'fastify-proxy',
-    process.execPath,
-    [join(here, '_support/fastify-proxy.mjs'), String(fastifyPort), origin],
-    { cpu: PROXY_CPU, cwd: here, env },
+    [supportScript('fastify-proxy.mjs'), String(fastifyPort), origin],
+    {
+      cpu: TARGET_CPU,
+      cwd: benchFolder,
+    },
   );
 
   const forwarderPort = await freePort();
-  const forwarder = startProcess(
+  const forwarder = startNode(
     'node-forwarder',
-    process.execPath,
-    [join(here, '_support/node-forwarder.mjs'), String(forwarderPort), origin],
-    { cpu: PROXY_CPU, cwd: here, env },
+    [supportScript('node-forwarder.mjs'), String(forwarderPort), origin],
+    { cpu: TARGET_CPU, cwd: benchFolder },
   );
 
-  const startTrellis = async (
+  const startGateway = async (
     name: string,
     cpu: number | string,
     settings: { accessLog: boolean; workers: number },
@@ -127,15 +105,12 @@ async function main(): Promise<void> {
     const port = await freePort();
     const adminPort = await freePort();
     const file = writeGatewayConfig(name, port, adminPort, origin, settings);
-    const proc = startProcess(name, process.execPath, [gatewayCli, 'gateway', '-c', file, '--no-watch'], {
-      cpu,
-      env,
-    });
+    const proc = startTrellis(name, ['gateway', '-c', file, '--no-watch'], { cpu });
     return { port, adminPort, proc };
   };
-  const trellis = await startTrellis('trellis', PROXY_CPU, { accessLog: false, workers: 1 });
-  const trellisLog = await startTrellis('trellis-access-log', PROXY_CPU, { accessLog: true, workers: 1 });
-  const trellis2 = await startTrellis('trellis-workers-2', BOTH_CPUS, { accessLog: false, workers: 2 });
+  const trellis = await startGateway('trellis', TARGET_CPU, { accessLog: false, workers: 1 });
+  const trellisLog = await startGateway('trellis-access-log', TARGET_CPU, { accessLog: true, workers: 1 });
+  const trellis2 = await startGateway('trellis-workers-2', BOTH_CPUS, { accessLog: false, workers: 2 });
 
   const path = '/api/catalog/items/42';
   const url = (port: number) => `http://127.0.0.1:${port}${path}`;
@@ -148,7 +123,7 @@ async function main(): Promise<void> {
     { name: 'nginx-proxy-2-workers', url: url(nginx2Port), proc: nginx2 },
     { name: 'trellis-workers-2', url: url(trellis2.port), proc: trellis2.proc },
   ];
-  for (const t of targets) await waitForHttp(t.url, 30_000).catch(explain(t));
+  await waitForTargets(targets, 30_000);
   await checkSameAnswer(targets);
   // The metrics trellis exports must be live while it is measured ("access metrics on").
   for (const t of [trellis, trellisLog, trellis2]) {
@@ -160,17 +135,11 @@ async function main(): Promise<void> {
 
   const direct: Target = { name: 'origin (direct, reference)', url: `${origin}${path}` };
   const all = [...targets, direct];
-  console.log(`warm-up: ${opts.warmup}s per target`);
-  for (const t of all)
-    await runWrk({ url: t.url, cpu: LOAD_CPU, connections, durationS: Number(opts.warmup) });
-
-  const results = await interleave(
-    { targets: all, rounds, onRun: (t, r) => console.log(`round ${r}: ${t.name}`) },
-    (t) => measureRun(t.proc?.pid, { url: t.url, cpu: LOAD_CPU, connections, durationS }),
-  );
+  console.log(`warm-up: ${warmupS}s per target`);
+  const { summary } = await measureTargets(all, { ...args, cpu: LOAD_CPU });
   // The access-log target must really have logged what it served.
   const logged = readFileSync(trellisLog.proc.logFile, 'utf8').split('"msg":"access"').length - 1;
-  report(all, results, logged);
+  report(summary, logged);
   console.log(
     `machine load after the run (1/5/15 min): ${loadavg()
       .map((l) => l.toFixed(2))
@@ -207,11 +176,7 @@ services:
 routes:
 ${routes.join('\n')}
 `;
-  const dir = join(benchDir(), name);
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, 'gateway.yaml');
-  writeFileSync(file, yaml);
-  return file;
+  return writeBenchFile(name, 'gateway.yaml', yaml);
 }
 
 /** Every proxy must pass the origin's answer through unchanged, or the race is not fair. */
@@ -245,41 +210,11 @@ async function routeRequestCount(adminPort: number): Promise<number> {
   return total;
 }
 
-function explain(t: Target) {
-  return (err: unknown) => {
-    throw new Error(`${t.name} did not come up: ${(err as Error).message}\n${t.proc?.tail() ?? ''}`);
-  };
-}
-
-function report(all: Target[], results: Map<Target, MeasuredRun[]>, accessLines: number): void {
-  const summary = new Map(all.map((t) => [t.name, summarize(results.get(t)!)]));
+function report(summary: Map<string, RunSummary>, accessLines: number): void {
   console.log(
     `\nGateway proxying, median of ${rounds} interleaved rounds (${durationS}s each, wrk -c${connections})\n`,
   );
-  console.log(
-    table(
-      [
-        'target',
-        'req/s',
-        'p50 ms',
-        'p99 ms',
-        'errors',
-        'CPU µs/req',
-        'req per CPU-second',
-        'req/s per round',
-      ],
-      [...summary].map(([name, s]) => [
-        name,
-        s.rps,
-        s.p50,
-        s.p99,
-        s.errors,
-        Number.isNaN(s.cpuUs) ? '-' : s.cpuUs,
-        Number.isNaN(s.cpuUs) ? '-' : 1e6 / s.cpuUs,
-        s.perRound,
-      ]),
-    ),
-  );
+  console.log(summaryTable(summary, { perCpuSecond: true, perRound: true }));
   const t = summary.get('trellis')!;
   const tl = summary.get('trellis-access-log')!;
   const t2 = summary.get('trellis-workers-2')!;
@@ -289,22 +224,19 @@ function report(all: Target[], results: Map<Target, MeasuredRun[]>, accessLines:
   const n2 = summary.get('nginx-proxy-2-workers')!;
   console.log('\nratios');
   console.log(
-    table(
-      ['ratio', 'value'],
-      [
-        ['one core: trellis / node-forwarder (req/s)', ratio(t.rps, fw.rps)],
-        ['one core: trellis / node-forwarder (req per CPU-second)', ratio(fw.cpuUs, t.cpuUs)],
-        ['one core: trellis / fastify-proxy (req/s)', ratio(t.rps, f.rps)],
-        ['one core: trellis / fastify-proxy (req per CPU-second)', ratio(f.cpuUs, t.cpuUs)],
-        ['one core: trellis / nginx-proxy (req/s)', ratio(t.rps, n.rps)],
-        ['one core: trellis p99 / node-forwarder p99', ratio(t.p99, fw.p99)],
-        ['one core: trellis p99 / fastify-proxy p99', ratio(t.p99, f.p99)],
-        ['one core: access log on / off (req/s)', ratio(tl.rps, t.rps)],
-        ['one core: access log on / off (req per CPU-second)', ratio(t.cpuUs, tl.cpuUs)],
-        ['two cores: trellis workers 2 / nginx 2 workers (req/s)', ratio(t2.rps, n2.rps)],
-        ['two cores: trellis workers 2 / one-core trellis (req/s)', ratio(t2.rps, t.rps)],
-      ],
-    ),
+    ratioTable([
+      ['one core: trellis / node-forwarder (req/s)', ratio(t.rps, fw.rps)],
+      ['one core: trellis / node-forwarder (req per CPU-second)', ratio(fw.cpuUs, t.cpuUs)],
+      ['one core: trellis / fastify-proxy (req/s)', ratio(t.rps, f.rps)],
+      ['one core: trellis / fastify-proxy (req per CPU-second)', ratio(f.cpuUs, t.cpuUs)],
+      ['one core: trellis / nginx-proxy (req/s)', ratio(t.rps, n.rps)],
+      ['one core: trellis p99 / node-forwarder p99', ratio(t.p99, fw.p99)],
+      ['one core: trellis p99 / fastify-proxy p99', ratio(t.p99, f.p99)],
+      ['one core: access log on / off (req/s)', ratio(tl.rps, t.rps)],
+      ['one core: access log on / off (req per CPU-second)', ratio(t.cpuUs, tl.cpuUs)],
+      ['two cores: trellis workers 2 / nginx 2 workers (req/s)', ratio(t2.rps, n2.rps)],
+      ['two cores: trellis workers 2 / one-core trellis (req/s)', ratio(t2.rps, t.rps)],
+    ]),
   );
   console.log('');
   console.log(verdict('trellis/node-forwarder req/s', t.rps / fw.rps, 1.0));

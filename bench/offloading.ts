@@ -13,61 +13,38 @@
  * Targets (issue 4): chain >= 0.75x plain (the chain costs at most 25%), cache hit >= 2x miss.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import {
   benchDir,
   canPin,
   freePort,
-  interleave,
-  median,
+  LOAD_CPU,
+  measureTargets,
   ratio,
-  runWrk,
+  ratioTable,
+  runArgs,
+  runBench,
   startNginx,
-  startProcess,
-  stopAll,
-  stopAllOnExit,
+  startTrellis,
+  TARGET_CPU,
+  type Target,
   table,
   verdict,
-  waitForHttp,
-  withCpu,
+  waitForTargets,
+  writeBenchFile,
 } from './_support/index.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..');
-const { values: opts } = parseArgs({
-  options: {
-    rounds: { type: 'string', default: '3' },
-    duration: { type: 'string', default: '5' },
-    connections: { type: 'string', default: '64' },
-    warmup: { type: 'string', default: '2' },
-  },
-});
-const rounds = Number(opts.rounds);
-const durationS = Math.min(Number(opts.duration), 60);
-const connections = Number(opts.connections);
-const GATEWAY_CPU = 0;
-const LOAD_CPU = 1;
+const args = runArgs({ rounds: 3, duration: 5, connections: 64, warmup: 2 });
+const { rounds, connections, warmupS } = args;
+const durationS = Math.min(args.durationS, 60);
 const SMALL = JSON.stringify({ id: 42, name: 'trellis', tags: ['gateway', 'bench'], ok: true });
 const BIG = JSON.stringify(
   Array.from({ length: 200 }, (_, i) => ({ id: i, sku: `SKU-${1000 + i}`, price: i * 1.5 })),
 ).slice(0, 10 * 1024 - 2);
 const BIG_BODY = `${BIG.slice(0, BIG.lastIndexOf('},') + 1)}]`;
 
-interface Target {
-  name: string;
-  path: string;
-  headers?: Record<string, string>;
-}
-
-stopAllOnExit();
-try {
-  await main();
-} finally {
-  await stopAll();
-}
+await runBench(main);
 
 /** nginx caps a `return` text at 4 KB, so the 10 KB body is served as a file from `www`. */
 function originNginx(port: number, www: string): string {
@@ -84,7 +61,7 @@ function originNginx(port: number, www: string): string {
 
 async function main(): Promise<void> {
   console.log(
-    `offloading bench: ${rounds} rounds x ${durationS}s, wrk -t1 -c${connections}, gateway on CPU ${GATEWAY_CPU}, wrk + origin on CPU ${LOAD_CPU}${canPin ? '' : ' (one CPU: NOT pinned)'}`,
+    `offloading bench: ${rounds} rounds x ${durationS}s, wrk -t1 -c${connections}, gateway on CPU ${TARGET_CPU}, wrk + origin on CPU ${LOAD_CPU}${canPin ? '' : ' (one CPU: NOT pinned)'}`,
   );
   console.log(`work dir (configs, logs): ${benchDir()}`);
   const originPort = await freePort();
@@ -103,11 +80,9 @@ async function main(): Promise<void> {
     .sign(privateKey);
 
   const port = await freePort();
-  const dir = join(benchDir(), 'trellis');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, 'gateway.yaml');
-  writeFileSync(
-    file,
+  const file = writeBenchFile(
+    'trellis',
+    'gateway.yaml',
     `listen: { host: 127.0.0.1, port: ${port} }
 accessLog: false
 services:
@@ -138,62 +113,36 @@ routes:
     proxy: { service: origin }
 `,
   );
-  const gateway = startProcess(
+  const gateway = startTrellis(
     'trellis-gateway',
-    process.execPath,
-    [join(root, 'dist/cli/main.js'), 'gateway', '-c', file, '--no-watch', '--log-level', 'warn'],
-    { cpu: GATEWAY_CPU, env: { ...process.env, NODE_ENV: 'production' } },
+    ['gateway', '-c', file, '--no-watch', '--log-level', 'warn'],
+    {
+      cpu: TARGET_CPU,
+    },
   );
   const base = `http://127.0.0.1:${port}`;
   const gz = { 'accept-encoding': 'gzip' };
-  const targets: Target[] = [
-    { name: 'plain', path: '/plain' },
-    {
-      name: 'chain (cors+jwt+rateLimit)',
-      path: '/chain',
-      headers: { authorization: `Bearer ${token}`, origin: 'https://app.bench' },
-    },
-    { name: 'big 10KB', path: '/big', headers: gz },
-    { name: 'big 10KB + compress', path: '/big-compressed', headers: gz },
-    { name: 'cache miss', path: '/uncacheable' },
-    { name: 'cache hit', path: '/cacheable' },
-  ];
-  await waitForHttp(`${base}/plain`, 20_000).catch((err: Error) => {
-    throw new Error(`the gateway did not come up: ${err.message}\n${gateway.tail()}`);
+  const target = (name: string, path: string, headers?: Record<string, string>): Target => ({
+    name,
+    url: base + path,
+    proc: gateway,
+    headers,
   });
-  await check(base, targets);
-  console.log(`warm-up: ${opts.warmup}s per target`);
-  for (const t of targets)
-    await runWrk({
-      url: base + t.path,
-      headers: t.headers,
-      cpu: LOAD_CPU,
-      connections,
-      durationS: Number(opts.warmup),
-    });
-  const results = await interleave(
-    { targets, rounds, onRun: (t, r) => console.log(`round ${r}: ${t.name}`) },
-    async (t) => {
-      const { result, cpuS } = await withCpu(gateway.pid, () =>
-        runWrk({ url: base + t.path, headers: t.headers, cpu: LOAD_CPU, connections, durationS }),
-      );
-      return { ...result, cpuUsPerRequest: (cpuS * 1e6) / result.requests };
-    },
-  );
-  const s = new Map(
-    targets.map((t) => {
-      const runs = results.get(t)!;
-      return [
-        t.name,
-        {
-          rps: median(runs.map((r) => r.requestsPerSec)),
-          p99: median(runs.map((r) => r.latencyMs.p99)),
-          errors: runs.reduce((n, r) => n + r.errorCount, 0),
-          cpuUs: median(runs.map((r) => r.cpuUsPerRequest)),
-        },
-      ];
+  const targets: Target[] = [
+    target('plain', '/plain'),
+    target('chain (cors+jwt+rateLimit)', '/chain', {
+      authorization: `Bearer ${token}`,
+      origin: 'https://app.bench',
     }),
-  );
+    target('big 10KB', '/big', gz),
+    target('big 10KB + compress', '/big-compressed', gz),
+    target('cache miss', '/uncacheable'),
+    target('cache hit', '/cacheable'),
+  ];
+  await waitForTargets(targets.slice(0, 1), 20_000);
+  await check(base, targets);
+  console.log(`warm-up: ${warmupS}s per target`);
+  const { summary: s } = await measureTargets(targets, { ...args, durationS, cpu: LOAD_CPU });
   console.log(
     `\nOffloading middlewares, median of ${rounds} interleaved rounds (${durationS}s each, wrk -c${connections})\n`,
   );
@@ -212,16 +161,13 @@ routes:
   const hit = get('cache hit');
   console.log('\nratios');
   console.log(
-    table(
-      ['ratio', 'value'],
-      [
-        ['chain / plain (req/s)', ratio(chain.rps, plain.rps)],
-        ['chain / plain (req per gateway CPU-second)', ratio(plain.cpuUs, chain.cpuUs)],
-        ['compress / no compress, 10 KB JSON (req/s)', ratio(compressed.rps, big.rps)],
-        ['cache hit / cache miss (req/s)', ratio(hit.rps, miss.rps)],
-        ['cache hit / cache miss (req per gateway CPU-second)', ratio(miss.cpuUs, hit.cpuUs)],
-      ],
-    ),
+    ratioTable([
+      ['chain / plain (req/s)', ratio(chain.rps, plain.rps)],
+      ['chain / plain (req per gateway CPU-second)', ratio(plain.cpuUs, chain.cpuUs)],
+      ['compress / no compress, 10 KB JSON (req/s)', ratio(compressed.rps, big.rps)],
+      ['cache hit / cache miss (req/s)', ratio(hit.rps, miss.rps)],
+      ['cache hit / cache miss (req per gateway CPU-second)', ratio(miss.cpuUs, hit.cpuUs)],
+    ]),
   );
   console.log('');
   console.log(verdict('chain / plain req/s', chain.rps / plain.rps, 0.75));
@@ -234,13 +180,14 @@ routes:
 /** Every target must answer 200 with what it should (a 401 or 429 would be a fast, wrong win). */
 async function check(base: string, targets: Target[]): Promise<void> {
   for (const t of targets) {
-    const r = await fetch(base + t.path, { headers: t.headers });
+    const r = await fetch(t.url, { headers: t.headers });
     const body = Buffer.from(await r.arrayBuffer());
     if (r.status !== 200) throw new Error(`${t.name}: ${r.status} ${body.toString().slice(0, 200)}`);
     const encoded = r.headers.get('content-encoding') === 'gzip';
-    if (encoded !== (t.path === '/big-compressed'))
+    if (encoded !== t.url.endsWith('/big-compressed'))
       throw new Error(`${t.name}: compressed should be ${!encoded}`);
-    if (t.path.startsWith('/big') && body.toString() !== BIG_BODY) throw new Error(`${t.name}: wrong body`);
+    if (t.url.startsWith(`${base}/big`) && body.toString() !== BIG_BODY)
+      throw new Error(`${t.name}: wrong body`);
   }
   const second = await fetch(`${base}/cacheable`);
   await second.arrayBuffer();

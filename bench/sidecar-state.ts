@@ -25,16 +25,7 @@ import Sqlite from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import { Pool } from 'undici';
 import { serviceUrl } from '../src/testing/services.js';
-import {
-  benchDir,
-  freePort,
-  ratio,
-  startProcess,
-  stopAll,
-  stopAllOnExit,
-  table,
-  verdict,
-} from './_support/index.js';
+import { benchDir, freePort, ratio, runBench, startTrellis, table, verdict } from './_support/index.js';
 
 const N = Number(process.env.STATE_BENCH_N ?? 5000);
 const BULK = Number(process.env.STATE_BENCH_BULK ?? 100);
@@ -86,20 +77,11 @@ accessLog: false
 state: ${state}
 `,
   );
-  const proc = startProcess(
+  const proc = startTrellis(
     name,
-    process.execPath,
-    [
-      // STATE_BENCH_CLI: another build's CLI, to compare before and after a change in one run.
-      process.env.STATE_BENCH_CLI ?? join(root, 'dist/cli/main.js'),
-      'sidecar',
-      '-c',
-      file,
-      '--',
-      process.execPath,
-      join(root, 'bench/_support/token-app.mjs'),
-    ],
-    { env: { ...process.env, BENCH_TOKEN_FILE: tokenFile } },
+    ['sidecar', '-c', file, '--', process.execPath, join(root, 'bench/_support/token-app.mjs')],
+    // STATE_BENCH_CLI: another build's CLI, to compare before and after a change in one run.
+    { cli: process.env.STATE_BENCH_CLI, env: { BENCH_TOKEN_FILE: tokenFile } },
   );
   const until = Date.now() + 20_000;
   for (;;) {
@@ -183,8 +165,7 @@ async function measure(backend: string, raw: Raw, api: Api) {
   }
 }
 
-stopAllOnExit();
-try {
+await runBench(async () => {
   console.log(
     `sidecar state API vs the raw driver: ${N} keys per case, ${WINDOW} calls in flight on both sides, bulk calls of ${BULK} keys (${N * BULK_CALLS_FACTOR} keys per bulk case)`,
   );
@@ -249,6 +230,4 @@ try {
   console.log(
     'note: one HTTP round trip per key cannot reach 0.8x of an in-process SQLite call, and pays two round trips against one for Redis; see docs/sidecar.md#performance',
   );
-} finally {
-  await stopAll();
-}
+});

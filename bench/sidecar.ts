@@ -9,71 +9,46 @@
  *
  * Targets (issue 16): the sidecar keeps >= 0.9x the forwarder's req/s and adds <= 0.3 ms p50.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { dirname } from 'node:path';
 import {
-  benchDir,
   canPin,
   freePort,
-  interleave,
-  measureRun,
+  LOAD_CPU,
+  measureTargets,
   ratio,
-  runWrk,
-  startProcess,
-  stopAll,
-  stopAllOnExit,
-  summarize,
+  repoRoot,
+  runArgs,
+  runBench,
+  startNode,
+  startTrellis,
+  supportScript,
+  TARGET_CPU,
+  type Target,
   table,
   verdict,
-  waitForHttp,
+  waitForTargets,
+  writeBenchFile,
 } from './_support/index.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..');
-const { values: opts } = parseArgs({
-  options: {
-    rounds: { type: 'string', default: '3' },
-    duration: { type: 'string', default: '5' },
-    connections: { type: 'string', default: '32' },
-    warmup: { type: 'string', default: '2' },
-  },
-});
-const rounds = Number(opts.rounds);
-const durationS = Number(opts.duration);
-const connections = Number(opts.connections);
-const PROXY_CPU = 0;
-const LOAD_CPU = 1;
+const DEFAULTS = { rounds: 3, duration: 5, connections: 32, warmup: 2 };
+const args = runArgs(DEFAULTS);
+const { rounds, durationS, connections, warmupS } = args;
 const BODY = JSON.stringify({ id: 42, name: 'trellis', tags: ['sidecar', 'bench'], ok: true });
 
-interface Target {
-  name: string;
-  url: string;
-  pid?: number;
-}
-
-stopAllOnExit();
-try {
-  await main();
-} finally {
-  await stopAll();
-}
+await runBench(main);
 
 async function main(): Promise<void> {
   console.log(
-    `sidecar bench: ${rounds} rounds x ${durationS}s, wrk -t1 -c${connections}, proxies on CPU ${PROXY_CPU}, wrk + app on CPU ${LOAD_CPU}${canPin ? '' : ' (one CPU: NOT pinned)'}`,
+    `sidecar bench: ${rounds} rounds x ${durationS}s, wrk -t1 -c${connections}, proxies on CPU ${TARGET_CPU}, wrk + app on CPU ${LOAD_CPU}${canPin ? '' : ' (one CPU: NOT pinned)'}`,
   );
-  const dir = join(benchDir(), 'sidecar');
-  mkdirSync(dir, { recursive: true });
-  const appScript = join(here, '_support/plain-app.mjs');
+  const appScript = supportScript('plain-app.mjs');
 
   // The sidecar spawns its own app (on CPU 1 with wrk, via taskset on the command).
   const sidecarAppPort = await freePort();
   const inbound = await freePort();
-  const file = join(dir, 'sidecar.yaml');
-  writeFileSync(
-    file,
+  const file = writeBenchFile(
+    'sidecar',
+    'sidecar.yaml',
     `app: { name: bench, port: ${sidecarAppPort}, healthPath: /healthz }
 listen: { host: 127.0.0.1, port: ${inbound} }
 api: { port: 0 }
@@ -84,63 +59,46 @@ accessLog: false
   const appCommand = canPin
     ? ['taskset', '-c', String(LOAD_CPU), process.execPath, appScript]
     : [process.execPath, appScript];
-  const sidecar = startProcess(
+  const sidecar = startTrellis(
     'trellis-sidecar',
-    process.execPath,
-    [
+    ['sidecar', '-c', file, '--no-watch', '--log-level', 'warn', '--', ...appCommand],
+    {
       // SIDECAR_BENCH_CLI: another build's CLI, to compare before and after a change.
-      process.env.SIDECAR_BENCH_CLI ?? join(root, 'dist/cli/main.js'),
-      'sidecar',
-      '-c',
-      file,
-      '--no-watch',
-      '--log-level',
-      'warn',
-      '--',
-      ...appCommand,
-    ],
-    { cpu: PROXY_CPU, cwd: dir, env: { ...process.env, NODE_ENV: 'production', BENCH_BODY: BODY } },
+      cli: process.env.SIDECAR_BENCH_CLI,
+      cpu: TARGET_CPU,
+      cwd: dirname(file),
+      env: { BENCH_BODY: BODY },
+    },
   );
 
   // The same app, started directly, for the direct and the forwarder targets.
   const appPort = await freePort();
-  startProcess('app', process.execPath, [appScript], {
-    cpu: LOAD_CPU,
-    env: { ...process.env, PORT: String(appPort), BENCH_BODY: BODY },
-  });
+  startNode('app', [appScript], { cpu: LOAD_CPU, env: { PORT: String(appPort), BENCH_BODY: BODY } });
   const forwarderPort = await freePort();
-  const forwarder = startProcess(
+  const forwarder = startNode(
     'undici-forwarder',
-    process.execPath,
-    [join(here, '_support/undici-forwarder.mjs'), String(forwarderPort), `http://127.0.0.1:${appPort}`],
-    { cpu: PROXY_CPU, cwd: root, env: { ...process.env, NODE_ENV: 'production' } },
+    [supportScript('undici-forwarder.mjs'), String(forwarderPort), `http://127.0.0.1:${appPort}`],
+    { cpu: TARGET_CPU, cwd: repoRoot },
   );
 
   const path = '/items/42';
   const targets: Target[] = [
     { name: 'app (direct)', url: `http://127.0.0.1:${appPort}${path}` },
-    { name: 'undici forwarder', url: `http://127.0.0.1:${forwarderPort}${path}`, pid: forwarder.pid },
-    { name: 'trellis sidecar', url: `http://127.0.0.1:${inbound}${path}`, pid: sidecar.pid },
+    { name: 'undici forwarder', url: `http://127.0.0.1:${forwarderPort}${path}`, proc: forwarder },
+    { name: 'trellis sidecar', url: `http://127.0.0.1:${inbound}${path}`, proc: sidecar },
   ];
-  for (const t of targets) {
-    await waitForHttp(t.url, 30_000);
-    const body = await fetch(t.url).then((r) => r.text());
-    if (body !== BODY) throw new Error(`${t.name} did not pass the app's answer through: ${body}`);
-  }
-  for (const t of targets)
-    await runWrk({ url: t.url, cpu: LOAD_CPU, connections, durationS: Number(opts.warmup) });
+  await waitForTargets(targets, 30_000, () => BODY);
 
-  const load = await interleave(
-    { targets, rounds, onRun: (t, r) => console.log(`round ${r}: ${t.name}`) },
-    (t) => measureRun(t.pid, { url: t.url, cpu: LOAD_CPU, connections, durationS }),
-  );
-  const single = await interleave(
-    { targets, rounds, onRun: (t, r) => console.log(`round ${r} (1 connection): ${t.name}`) },
-    (t) =>
-      measureRun(t.pid, { url: t.url, cpu: LOAD_CPU, connections: 1, durationS: Math.max(2, durationS / 2) }),
-  );
+  const load = await measureTargets(targets, { ...args, cpu: LOAD_CPU });
+  const single = await measureTargets(targets, {
+    rounds,
+    cpu: LOAD_CPU,
+    connections: 1,
+    durationS: Math.max(2, durationS / 2),
+    label: (t, r) => `round ${r} (1 connection): ${t.name}`,
+  });
   const s = new Map(
-    targets.map((t) => [t.name, { load: summarize(load.get(t)!), single: summarize(single.get(t)!) }]),
+    targets.map((t) => [t.name, { load: load.summary.get(t.name)!, single: single.summary.get(t.name)! }]),
   );
   const direct = s.get('app (direct)')!;
   const fwd = s.get('undici forwarder')!;

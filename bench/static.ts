@@ -14,44 +14,33 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { join } from 'node:path';
 import {
   type BenchProcess,
+  type Target as BenchTarget,
   benchDir,
+  benchFolder,
   canPin,
   freePort,
-  interleave,
-  type MeasuredRun,
-  measureRun,
+  LOAD_CPU,
+  measureTargets,
+  type RunSummary,
   ratio,
-  runWrk,
+  runArgs,
+  runBench,
   startNginx,
-  startProcess,
-  stopAll,
-  stopAllOnExit,
-  summarize,
+  startNode,
+  startTrellis,
+  supportScript,
+  TARGET_CPU,
   table,
   verdict,
   waitForHttp,
 } from './_support/index.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..');
-const { values: opts } = parseArgs({
-  options: {
-    rounds: { type: 'string', default: '3' },
-    duration: { type: 'string', default: '4' },
-    connections: { type: 'string', default: '64' },
-    warmup: { type: 'string', default: '1' },
-  },
-});
-const rounds = Number(opts.rounds);
-const durationS = Number(opts.duration);
-const connections = Number(opts.connections);
-const SERVER_CPU = 0;
-const LOAD_CPU = 1;
+const DEFAULTS = { rounds: 3, duration: 4, connections: 64, warmup: 1 };
+const args = runArgs(DEFAULTS);
+const { rounds, durationS, connections, warmupS } = args;
 const FILES = [
   { name: '1k.bin', label: '1 KiB', bytes: 1024 },
   { name: '100k.bin', label: '100 KiB', bytes: 100 * 1024 },
@@ -64,16 +53,11 @@ interface Server {
   proc: BenchProcess;
 }
 
-stopAllOnExit();
-try {
-  await main();
-} finally {
-  await stopAll();
-}
+await runBench(main);
 
 async function main(): Promise<void> {
   console.log(
-    `static bench: ${rounds} rounds x ${durationS}s, wrk -t1 -c${connections}, servers on CPU ${SERVER_CPU}, wrk on CPU ${LOAD_CPU}${canPin ? '' : ' (one CPU: NOT pinned)'}`,
+    `static bench: ${rounds} rounds x ${durationS}s, wrk -t1 -c${connections}, servers on CPU ${TARGET_CPU}, wrk on CPU ${LOAD_CPU}${canPin ? '' : ' (one CPU: NOT pinned)'}`,
   );
   const site = join(benchDir(), 'site');
   mkdirSync(site, { recursive: true });
@@ -91,9 +75,9 @@ async function main(): Promise<void> {
   servers.push({
     name: 'nginx',
     base: `http://127.0.0.1:${nginxPort}`,
-    proc: await startNginx('nginx-static', nginxPort, nginxConfig(nginxPort, site), SERVER_CPU),
+    proc: await startNginx('nginx-static', nginxPort, nginxConfig(nginxPort, site), TARGET_CPU),
   });
-  const require = createRequire(join(here, 'package.json'));
+  const require = createRequire(join(benchFolder, 'package.json'));
   for (const [name, pkg, script] of [
     ['serve-static', 'serve-static', 'serve-static.mjs'],
     ['fastify-static', '@fastify/static', 'fastify-static.mjs'],
@@ -110,10 +94,9 @@ async function main(): Promise<void> {
     servers.push({
       name,
       base: `http://127.0.0.1:${port}`,
-      proc: startProcess(name, process.execPath, [join(here, '_support', script), String(port), site], {
-        cpu: SERVER_CPU,
-        cwd: here,
-        env: { ...process.env, NODE_ENV: 'production' },
+      proc: startNode(name, [supportScript(script), String(port), site], {
+        cpu: TARGET_CPU,
+        cwd: benchFolder,
       }),
     });
   }
@@ -122,11 +105,9 @@ async function main(): Promise<void> {
   servers.push({
     name: 'trellis',
     base: `http://127.0.0.1:${trellisPort}`,
-    proc: startProcess(
+    proc: startTrellis(
       'trellis-static',
-      process.execPath,
       [
-        join(root, 'dist/cli/main.js'),
         'static',
         'serve',
         site,
@@ -138,7 +119,7 @@ async function main(): Promise<void> {
         '--log-level',
         'warn',
       ],
-      { cpu: SERVER_CPU, env: { ...process.env, NODE_ENV: 'production' } },
+      { cpu: TARGET_CPU },
     ),
   });
   for (const s of servers) {
@@ -151,17 +132,18 @@ async function main(): Promise<void> {
     }
   }
 
-  const targets = servers.flatMap((s) =>
-    FILES.map((f) => ({ server: s, file: f, url: `${s.base}/${f.name}` })),
+  const targets: Target[] = servers.flatMap((s) =>
+    FILES.map((f) => ({
+      name: `${s.name} ${f.label}`,
+      server: s,
+      file: f,
+      url: `${s.base}/${f.name}`,
+      proc: s.proc,
+    })),
   );
-  console.log(`warm-up: ${opts.warmup}s per target`);
-  for (const t of targets)
-    await runWrk({ url: t.url, cpu: LOAD_CPU, connections, durationS: Number(opts.warmup) });
-  const results = await interleave(
-    { targets, rounds, onRun: (t, r) => console.log(`round ${r}: ${t.server.name} ${t.file.label}`) },
-    (t) => measureRun(t.server.proc.pid, { url: t.url, cpu: LOAD_CPU, connections, durationS }),
-  );
-  report(targets, results);
+  console.log(`warm-up: ${warmupS}s per target`);
+  const { summary } = await measureTargets(targets, { ...args, cpu: LOAD_CPU });
+  report(targets, summary);
 }
 
 function nginxConfig(port: number, site: string): string {
@@ -177,12 +159,12 @@ function nginxConfig(port: number, site: string): string {
   }`;
 }
 
-type Target = { server: Server; file: (typeof FILES)[number]; url: string };
+type Target = BenchTarget & { server: Server; file: (typeof FILES)[number] };
 
-function report(targets: Target[], results: Map<Target, MeasuredRun[]>): void {
+function report(targets: Target[], summary: Map<string, RunSummary>): void {
   const rps = new Map<string, number>();
   const rows = targets.map((t) => {
-    const s = summarize(results.get(t)!);
+    const s = summary.get(t.name)!;
     rps.set(`${t.server.name} ${t.file.label}`, s.rps);
     return [
       t.file.label,

@@ -17,50 +17,38 @@
  * Targets (issue 14): shadow adds <= 1 ms p50 and <= 3 ms p99 to the primary answer and keeps
  * >= 0.8x the plain route's req/s; legacy and canary >= 0.95x plain.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import {
-  benchDir,
   canPin,
   freePort,
   interleave,
+  LOAD_CPU,
   measurePaced,
-  measureRun,
+  measureTargets,
   median,
   originConfig,
   pacedDelayMs,
   ratio,
-  runWrk,
+  ratioTable,
+  runArgs,
+  runBench,
   startNginx,
-  startProcess,
-  stopAll,
-  stopAllOnExit,
+  startTrellis,
   summarize,
+  summaryTable,
+  TARGET_CPU,
+  type Target,
   table,
   verdict,
-  waitForHttp,
+  waitForTargets,
+  writeBenchFile,
 } from './_support/index.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..');
-const { values: opts } = parseArgs({
-  options: {
-    rounds: { type: 'string', default: '3' },
-    duration: { type: 'string', default: '4' },
-    connections: { type: 'string', default: '32' },
-    warmup: { type: 'string', default: '2' },
-    paced: { type: 'string', default: '0.5' },
-    'cpu-prof': { type: 'string' },
-  },
-});
-const rounds = Number(opts.rounds);
-const durationS = Number(opts.duration);
-const connections = Number(opts.connections);
+const args = runArgs(
+  { rounds: 3, duration: 4, connections: 32, warmup: 2 },
+  { paced: '0.5', 'cpu-prof': undefined },
+);
+const { rounds, durationS, connections, warmupS, values: opts } = args;
 const pacedShare = Number(opts.paced);
-const GATEWAY_CPU = 0;
-const LOAD_CPU = 1;
 const LEGACY = JSON.stringify({
   id: 42,
   name: 'lamp',
@@ -76,21 +64,11 @@ const MODERN = JSON.stringify({
   stock: { n: 3, at: 'aar-1' },
 });
 
-interface Target {
-  name: string;
-  url: string;
-}
-
-stopAllOnExit();
-try {
-  await main();
-} finally {
-  await stopAll();
-}
+await runBench(main);
 
 async function main(): Promise<void> {
   console.log(
-    `strangler bench: ${rounds} rounds x ${durationS}s, wrk -c${connections}, gateway on CPU ${GATEWAY_CPU}, wrk + origins on CPU ${LOAD_CPU}${canPin ? '' : ' (one CPU: NOT pinned)'}`,
+    `strangler bench: ${rounds} rounds x ${durationS}s, wrk -c${connections}, gateway on CPU ${TARGET_CPU}, wrk + origins on CPU ${LOAD_CPU}${canPin ? '' : ' (one CPU: NOT pinned)'}`,
   );
   const legacyPort = await freePort();
   const modernPort = await freePort();
@@ -98,13 +76,11 @@ async function main(): Promise<void> {
   await startNginx('modern', modernPort, originConfig(modernPort, MODERN), LOAD_CPU);
   const port = await freePort();
   const adminPort = await freePort();
-  const dir = join(benchDir(), 'strangler');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, 'gateway.yaml');
   const s = (mode: string, extra = '') =>
     `strangler: { legacy: legacy, modern: modern, mode: ${mode}${extra} }`;
-  writeFileSync(
-    file,
+  const file = writeBenchFile(
+    'strangler',
+    'gateway.yaml',
     `listen: { host: 127.0.0.1, port: ${port} }
 admin: { host: 127.0.0.1, port: ${adminPort} }
 accessLog: false
@@ -129,61 +105,36 @@ routes:
     ${s('shadow', ', shadow: { concurrency: 256, queue: 1024, sample: 0.25 }')}
 `,
   );
-  const gateway = startProcess(
+  const gateway = startTrellis(
     'trellis-gateway',
-    process.execPath,
-    [
-      ...(opts['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', opts['cpu-prof']]),
-      join(root, 'dist/cli/main.js'),
-      'gateway',
-      '-c',
-      file,
-      '--no-watch',
-      '--log-level',
-      'warn',
-    ],
-    { cpu: GATEWAY_CPU, env: { ...process.env, NODE_ENV: 'production' } },
+    ['gateway', '-c', file, '--no-watch', '--log-level', 'warn'],
+    {
+      nodeArgs: opts['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', opts['cpu-prof']],
+      cpu: TARGET_CPU,
+    },
   );
   const base = `http://127.0.0.1:${port}`;
   const targets: Target[] = [
-    { name: 'proxy (plain)', url: `${base}/plain/items/42` },
-    { name: 'strangler legacy', url: `${base}/legacy/items/42` },
-    { name: 'strangler canary 50', url: `${base}/canary/items/42` },
-    { name: 'strangler shadow + diff', url: `${base}/shadow/items/42` },
+    { name: 'proxy (plain)', url: `${base}/plain/items/42`, proc: gateway },
+    { name: 'strangler legacy', url: `${base}/legacy/items/42`, proc: gateway },
+    { name: 'strangler canary 50', url: `${base}/canary/items/42`, proc: gateway },
+    { name: 'strangler shadow + diff', url: `${base}/shadow/items/42`, proc: gateway },
     // Not one of the issue's targets: the same shadow route copying a quarter of its requests.
-    { name: 'shadow sample 0.25', url: `${base}/sampled/items/42` },
+    { name: 'shadow sample 0.25', url: `${base}/sampled/items/42`, proc: gateway },
   ];
-  for (const t of targets) {
-    await waitForHttp(t.url, 20_000).catch((err: Error) => {
-      throw new Error(`${t.name}: ${err.message}\n${gateway.tail()}`);
-    });
-    const body = await (await fetch(t.url)).text();
-    if (body !== LEGACY && !(t.name.includes('canary') && body === MODERN))
-      throw new Error(`${t.name} answered ${body.slice(0, 100)}, not an origin's body`);
-  }
-  console.log(`warm-up: ${opts.warmup}s per target`);
-  for (const t of targets)
-    await runWrk({ url: t.url, cpu: LOAD_CPU, connections, durationS: Number(opts.warmup) });
-  const results = await interleave(
-    { targets, rounds, onRun: (t, r) => console.log(`round ${r}: ${t.name}`) },
-    (t) => measureRun(gateway.pid, { url: t.url, cpu: LOAD_CPU, connections, durationS }),
-  );
+  await waitForTargets(targets, 20_000, (t) => (t.name.includes('canary') ? [LEGACY, MODERN] : LEGACY));
+  console.log(`warm-up: ${warmupS}s per target`);
+  const { summary } = await measureTargets(targets, { ...args, cpu: LOAD_CPU });
   const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
   const count = (prefix: string) =>
     metrics
       .split('\n')
       .filter((l) => l.startsWith(prefix))
       .reduce((a, l) => a + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
-  const summary = new Map(targets.map((t) => [t.name, summarize(results.get(t)!)]));
   console.log(
     `\nStrangler Fig, median of ${rounds} interleaved rounds (${durationS}s each, wrk -c${connections})\n`,
   );
-  console.log(
-    table(
-      ['target', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'CPU µs/req', 'req/s per round'],
-      [...summary].map(([name, r]) => [name, r.rps, r.p50, r.p99, r.errors, r.cpuUs, r.perRound]),
-    ),
-  );
+  console.log(summaryTable(summary, { perRound: true }));
   const plain = summary.get('proxy (plain)')!;
   const legacy = summary.get('strangler legacy')!;
   const canary = summary.get('strangler canary 50')!;
@@ -195,20 +146,17 @@ routes:
   console.log(`\nshadow copies: ${sent} sent, ${dropped} dropped (queue full), ${compared} compared`);
   console.log('\nratios');
   console.log(
-    table(
-      ['ratio', 'value'],
-      [
-        ['strangler legacy / plain (req/s)', ratio(legacy.rps, plain.rps)],
-        ['strangler canary 50 / plain (req/s)', ratio(canary.rps, plain.rps)],
-        ['strangler shadow + diff / plain (req/s)', ratio(shadow.rps, plain.rps)],
-        ['shadow p50 - plain p50 (ms)', (shadow.p50 - plain.p50).toFixed(2)],
-        ['shadow p99 - plain p99 (ms)', (shadow.p99 - plain.p99).toFixed(2)],
-        ['shadow CPU/req / plain CPU/req', ratio(shadow.cpuUs, plain.cpuUs)],
-        ['sample 0.25 / plain (req/s)', ratio(sampled.rps, plain.rps)],
-        ['sample 0.25 p50 - plain p50 (ms)', (sampled.p50 - plain.p50).toFixed(2)],
-        ['sample 0.25 CPU/req / plain CPU/req', ratio(sampled.cpuUs, plain.cpuUs)],
-      ],
-    ),
+    ratioTable([
+      ['strangler legacy / plain (req/s)', ratio(legacy.rps, plain.rps)],
+      ['strangler canary 50 / plain (req/s)', ratio(canary.rps, plain.rps)],
+      ['strangler shadow + diff / plain (req/s)', ratio(shadow.rps, plain.rps)],
+      ['shadow p50 - plain p50 (ms)', (shadow.p50 - plain.p50).toFixed(2)],
+      ['shadow p99 - plain p99 (ms)', (shadow.p99 - plain.p99).toFixed(2)],
+      ['shadow CPU/req / plain CPU/req', ratio(shadow.cpuUs, plain.cpuUs)],
+      ['sample 0.25 / plain (req/s)', ratio(sampled.rps, plain.rps)],
+      ['sample 0.25 p50 - plain p50 (ms)', (sampled.p50 - plain.p50).toFixed(2)],
+      ['sample 0.25 CPU/req / plain CPU/req', ratio(sampled.cpuUs, plain.cpuUs)],
+    ]),
   );
   const paced = pacedShare > 0 ? await pacedRuns(targets, gateway.pid, pacedShare * plain.rps) : undefined;
   console.log('');

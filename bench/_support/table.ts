@@ -11,6 +11,11 @@ export function table(headers: readonly string[], rows: readonly (readonly (stri
   return [line(headers), rule, ...cells.map(line)].join('\n');
 }
 
+/** The two-column `ratio | value` table benchmarks print after their results. */
+export function ratioTable(rows: readonly (readonly [string, string])[]): string {
+  return table(['ratio', 'value'], rows);
+}
+
 /** 12345.6 -> "12,346"; 3 -> "3"; 1.234 -> "1.23"; 0.0123 -> "0.012". */
 export function formatNumber(n: number): string {
   if (!Number.isFinite(n)) return String(n);
