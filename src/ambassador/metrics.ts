@@ -22,8 +22,13 @@ export interface AmbassadorMetrics {
   /** A call refused by the bulkhead (no slot and a full queue). */
   bulkheadRejected(): void;
   /** A hedge sent, one that won the race, or one due but refused by the retry budget. */
-  hedge(event: 'sent' | 'won' | 'budget'): void;
+  hedge(event: HedgeEvent): void;
+  /** The remote's hedges so far (this process, across reloads), for the admin API and the panel. */
+  hedges(): Readonly<HedgeCounts>;
 }
+
+export type HedgeEvent = 'sent' | 'won' | 'budget';
+export type HedgeCounts = Record<HedgeEvent, number>;
 
 const STATE_VALUE = { closed: 0, open: 1, 'half-open': 2 } as const;
 
@@ -44,6 +49,8 @@ class PendingCounts implements LatencyCounts {
   sum = 0;
   count = 0;
   readonly byAttempt = new Map<string, Map<string, number>>();
+  /** Also counted here, as plain numbers: the admin view reads them synchronously. */
+  readonly hedges: HedgeCounts = { sent: 0, won: 0, budget: 0 };
 
   constructor(
     private readonly remote: string,
@@ -214,6 +221,10 @@ export function ambassadorMetrics(registry: Registry, remote: string): Ambassado
       transitions.labels(remote, upstream, state).inc();
     },
     bulkheadRejected: () => rejectedChild.inc(),
-    hedge: (event) => hedges.labels(remote, event).inc(),
+    hedge(event) {
+      pending.hedges[event]++;
+      hedges.labels(remote, event).inc();
+    },
+    hedges: () => pending.hedges,
   };
 }

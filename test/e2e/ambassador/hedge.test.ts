@@ -180,10 +180,24 @@ describe('trellis ambassador: hedging', () => {
       services: {
         name: string;
         policies: { policy: string }[];
-        upstreams: { id: string; breaker: string; ejected: boolean }[];
+        upstreams: { id: string; breaker: string; ejected: boolean; source: string }[];
+        hedges?: { sent: number; won: number; budget: number };
       }[];
     };
     const remote = services.services.find((s) => s.name === 'hedged')!;
+    // The admin API counts the remote's hedges as the metrics do; a remote without hedge has none.
+    expect(remote.hedges).toEqual({ sent, won, budget: 0 });
+    expect(services.services.find((s) => s.name === 'plain')!.hedges).toBeUndefined();
+    expect(remote.upstreams.map((u) => u.source)).toEqual(['static', 'static']);
+    // The dashboard panel shows them too: hedges sent and won, each upstream's source.
+    const panels = (await (await fetch(url('admin', '/admin/panels'))).json()) as {
+      panels: { kind: string; data: { remotes: Record<string, unknown>[] } }[];
+    };
+    const panel = panels.panels.find((p) => p.kind === 'ambassador')!.data.remotes;
+    expect(panel.find((r) => r.name === 'hedged')).toMatchObject({
+      hedges: { sent, won },
+      upstreams: [{ source: 'static' }, { source: 'static' }],
+    });
     expect(remote.policies.map((p) => p.policy)).toEqual([
       'deadline',
       'bulkhead',
