@@ -139,6 +139,8 @@ export interface StartAmbassadorOptions {
 export interface Ambassador {
   /** Bound ports: one per remote with its own listener, `main` for the shared one, and `admin`. */
   readonly ports: Readonly<Record<string, number>>;
+  /** The Unix socket paths of the listeners on one (`listen: unix:…`), by the same keys. */
+  readonly sockets: Readonly<Record<string, string>>;
   readonly version: number;
   readonly lastReload: ReloadResult | undefined;
   readonly drainTimeout: number;
@@ -161,6 +163,7 @@ export async function startAmbassador(options: StartAmbassadorOptions): Promise<
   });
   return {
     ports: runtime.ports,
+    sockets: runtime.sockets,
     get version() {
       return runtime.version;
     },
