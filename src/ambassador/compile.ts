@@ -63,8 +63,10 @@ const remoteType = defineHandler({
         metrics.breaker(u, s);
         deps.logger.warn({ upstream: u, state: s }, 'circuit breaker state changed');
       });
-      // Discovery took upstreams away: their breakers go with them.
-      const unsubscribe = pool.onUpstreamsChange?.(() => breakers.retain(pool.upstreams.map((u) => u.id)));
+      // Discovery took upstreams away: their breakers, and their breakers' series, go with them.
+      const unsubscribe = pool.onUpstreamsChange?.(() => {
+        for (const id of breakers.retain(pool.upstreams.map((u) => u.id))) metrics.breakerRemoved(id);
+      });
       kept = { key, breakers, unsubscribe };
       breakersOfPool.set(pool, kept);
     }

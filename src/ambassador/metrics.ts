@@ -18,7 +18,9 @@ export interface AmbassadorMetrics {
   /** A retry that was due but refused because the retry budget is spent. */
   budgetExhausted(): void;
   /** A breaker's state now (0 closed, 1 open, 2 half-open) and the change to it. */
-  breaker(upstream: string, state: 'closed' | 'open' | 'half-open'): void;
+  breaker(upstream: string, state: BreakerState): void;
+  /** The upstream's breaker was dropped (discovery took it away): its series go with it. */
+  breakerRemoved(upstream: string): void;
   /** A call refused by the bulkhead (no slot and a full queue). */
   bulkheadRejected(): void;
   /** A hedge sent, one that won the race, or one due but refused by the retry budget. */
@@ -31,6 +33,8 @@ export type HedgeEvent = 'sent' | 'won' | 'budget';
 export type HedgeCounts = Record<HedgeEvent, number>;
 
 const STATE_VALUE = { closed: 0, open: 1, 'half-open': 2 } as const;
+type BreakerState = keyof typeof STATE_VALUE;
+const BREAKER_STATES = Object.keys(STATE_VALUE) as BreakerState[];
 
 function shared<T>(registry: Registry, name: string, make: () => T): T {
   return (registry.getSingleMetric(name) as T | undefined) ?? make();
@@ -219,6 +223,11 @@ export function ambassadorMetrics(registry: Registry, remote: string): Ambassado
     breaker(upstream, state) {
       breakerState.labels(remote, upstream).set(STATE_VALUE[state]);
       transitions.labels(remote, upstream, state).inc();
+    },
+    breakerRemoved(upstream) {
+      // An upstream gone for good would otherwise be scraped (and alerted on) forever.
+      breakerState.remove(remote, upstream);
+      for (const state of BREAKER_STATES) transitions.remove(remote, upstream, state);
     },
     bulkheadRejected: () => rejectedChild.inc(),
     hedge(event) {
