@@ -9,7 +9,7 @@ import { providerFromOptions } from '../runtime/providers/from-options.js';
 import type { ConfigProvider, ReloadResult } from '../runtime/providers/types.js';
 import type { TypeRegistry } from '../runtime/registry.js';
 import { type RoleDefinition, type Runtime, startRuntime } from '../runtime/runtime.js';
-import { ambassadorTypes, compileAmbassador, generationBreakers } from './compile.js';
+import { ambassadorTypes, compileAmbassador, generationParts } from './compile.js';
 import { ambassadorPanel } from './panel.js';
 import { type AmbassadorConfig, ambassadorSchema } from './schema.js';
 
@@ -78,16 +78,22 @@ export const ambassadorRole: RoleDefinition<AmbassadorConfig> = {
   panels: (current) => [ambassadorPanel(() => remotesView(current()))],
 };
 
-/** Each remote's pool with its policies, and each upstream's breaker beside its health and ejection. */
+/**
+ * Each remote's pool with its policies, each upstream's breaker beside its health, ejection and
+ * source, and the remote's hedges (sent, won, refused by the budget) when it hedges.
+ */
 function remotesView(generation: Generation<AmbassadorConfig>) {
-  const breakers = generationBreakers.get(generation) ?? new Map();
+  const parts = generationParts.get(generation);
   return [...generation.services.values()].map((p) => {
     const status = p.status();
-    const states = breakers.get(p.name)?.status() ?? {};
+    const states = parts?.breakers.get(p.name)?.status() ?? {};
+    const remote = generation.config.remotes[p.name];
+    const hedges = remote?.hedge === undefined ? undefined : parts?.metrics.get(p.name)?.hedges();
     return {
       ...status,
-      policies: policiesOf(generation.config.remotes[p.name]),
+      policies: policiesOf(remote),
       upstreams: status.upstreams.map((u) => ({ ...u, breaker: states[u.id] ?? 'closed' })),
+      ...(hedges === undefined ? {} : { hedges: { ...hedges } }),
     };
   });
 }
@@ -133,6 +139,8 @@ export interface StartAmbassadorOptions {
 export interface Ambassador {
   /** Bound ports: one per remote with its own listener, `main` for the shared one, and `admin`. */
   readonly ports: Readonly<Record<string, number>>;
+  /** The Unix socket paths of the listeners on one (`listen: unix:…`), by the same keys. */
+  readonly sockets: Readonly<Record<string, string>>;
   readonly version: number;
   readonly lastReload: ReloadResult | undefined;
   readonly drainTimeout: number;
@@ -155,6 +163,7 @@ export async function startAmbassador(options: StartAmbassadorOptions): Promise<
   });
   return {
     ports: runtime.ports,
+    sockets: runtime.sockets,
     get version() {
       return runtime.version;
     },

@@ -83,7 +83,7 @@ describe('UpstreamBreakers', () => {
     for (let i = 0; i < 3; i++) gone.record('http5xx', gone.admit());
     b.of('stays');
     expect(b.status()).toEqual({ gone: 'open', stays: 'closed' });
-    b.retain(['stays']);
+    expect(b.retain(['stays'])).toEqual(['gone']);
     expect(b.status()).toEqual({ stays: 'closed' });
     // Back later under the same address: a fresh breaker.
     expect(b.of('gone').admit()).toBe(ADMITTED);

@@ -157,10 +157,19 @@ export class UpstreamBreakers {
     return breaker;
   }
 
-  /** Forgets the breakers of upstreams discovery took away (a long-lived remote's set may churn). */
-  retain(upstreams: Iterable<string>): void {
+  /**
+   * Forgets the breakers of upstreams discovery took away (a long-lived remote's set may churn);
+   * returns the upstreams whose breaker was dropped, so their metric series can go too.
+   */
+  retain(upstreams: Iterable<string>): string[] {
     const keep = new Set(upstreams);
-    for (const id of this.byUpstream.keys()) if (!keep.has(id)) this.byUpstream.delete(id);
+    const dropped: string[] = [];
+    for (const id of this.byUpstream.keys()) {
+      if (keep.has(id)) continue;
+      this.byUpstream.delete(id);
+      dropped.push(id);
+    }
+    return dropped;
   }
 
   /** State per upstream, for the admin API. */

@@ -14,7 +14,7 @@ import { extendTypes, type TypeRegistry } from '../runtime/registry.js';
 import { UpstreamBreakers } from './breaker.js';
 import { remoteHandler } from './call.js';
 import { credentialSource } from './credentials.js';
-import { ambassadorMetrics } from './metrics.js';
+import { type AmbassadorMetrics, ambassadorMetrics } from './metrics.js';
 import { type AmbassadorConfig, listenConfigOf, type RemoteConfig } from './schema.js';
 
 /** The key of the shared listener (top-level `listen:`) that remotes with `hosts:` are on. */
@@ -29,13 +29,21 @@ const breakersOfPool = new WeakMap<
   { key: string; breakers: UpstreamBreakers; unsubscribe?: (() => void) | undefined }
 >();
 
-/** Each generation's breakers by remote, for the admin API. */
-export const generationBreakers = new WeakMap<Generation, ReadonlyMap<string, UpstreamBreakers>>();
+/** What the admin API shows of a generation's remotes besides their pools. */
+export interface RemoteParts {
+  /** Breakers by remote. */
+  breakers: Map<string, UpstreamBreakers>;
+  /** Metrics by remote (its hedge counts). */
+  metrics: Map<string, AmbassadorMetrics>;
+}
+
+/** Each generation's breakers and metrics by remote, for the admin API. */
+export const generationParts = new WeakMap<Generation, RemoteParts>();
 
 interface RemoteRouteOptions {
   name: string;
   remote: RemoteConfig;
-  breakers: Map<string, UpstreamBreakers>;
+  parts: RemoteParts;
 }
 
 /** The one handler of the ambassador's routes: a call to the remote, through its policies. */
@@ -55,12 +63,15 @@ const remoteType = defineHandler({
         metrics.breaker(u, s);
         deps.logger.warn({ upstream: u, state: s }, 'circuit breaker state changed');
       });
-      // Discovery took upstreams away: their breakers go with them.
-      const unsubscribe = pool.onUpstreamsChange?.(() => breakers.retain(pool.upstreams.map((u) => u.id)));
+      // Discovery took upstreams away: their breakers, and their breakers' series, go with them.
+      const unsubscribe = pool.onUpstreamsChange?.(() => {
+        for (const id of breakers.retain(pool.upstreams.map((u) => u.id))) metrics.breakerRemoved(id);
+      });
       kept = { key, breakers, unsubscribe };
       breakersOfPool.set(pool, kept);
     }
-    o.breakers.set(o.name, kept.breakers);
+    o.parts.breakers.set(o.name, kept.breakers);
+    o.parts.metrics.set(o.name, metrics);
     const credentials = credentialSource(o.remote.credentials);
     return remoteHandler(o.remote, {
       pool,
@@ -84,14 +95,14 @@ export async function compileAmbassador(
   deps: CompileDeps,
 ): Promise<Generation<AmbassadorConfig>> {
   const parts = new GenerationParts(deps, config.stores);
-  const breakers = new Map<string, UpstreamBreakers>();
+  const remoteParts: RemoteParts = { breakers: new Map(), metrics: new Map() };
   try {
     parts.addServices(Object.fromEntries(Object.entries(config.remotes).map(([n, r]) => [n, r.service])));
     await parts.discovered();
     const listeners = new Map<string, CompiledListener>();
     const shared: CompiledRoute[] = [];
     for (const [name, remote] of Object.entries(config.remotes)) {
-      const options: RemoteRouteOptions = { name, remote, breakers };
+      const options: RemoteRouteOptions = { name, remote, parts: remoteParts };
       const route = { name, middlewares: [], remote: options };
       const compiled = await parts.route(route, name, name, [], {
         pathPrefix: '/',
@@ -104,7 +115,7 @@ export async function compileAmbassador(
     if (config.listen !== undefined)
       listeners.set(SHARED_LISTENER, listenerOf(listenConfigOf(config.listen), shared));
     const generation = parts.seal(version, config, listeners);
-    generationBreakers.set(generation, breakers);
+    generationParts.set(generation, remoteParts);
     return generation;
   } catch (err) {
     await parts.abandon();

@@ -18,14 +18,23 @@ export interface AmbassadorMetrics {
   /** A retry that was due but refused because the retry budget is spent. */
   budgetExhausted(): void;
   /** A breaker's state now (0 closed, 1 open, 2 half-open) and the change to it. */
-  breaker(upstream: string, state: 'closed' | 'open' | 'half-open'): void;
+  breaker(upstream: string, state: BreakerState): void;
+  /** The upstream's breaker was dropped (discovery took it away): its series go with it. */
+  breakerRemoved(upstream: string): void;
   /** A call refused by the bulkhead (no slot and a full queue). */
   bulkheadRejected(): void;
   /** A hedge sent, one that won the race, or one due but refused by the retry budget. */
-  hedge(event: 'sent' | 'won' | 'budget'): void;
+  hedge(event: HedgeEvent): void;
+  /** The remote's hedges so far (this process, across reloads), for the admin API and the panel. */
+  hedges(): Readonly<HedgeCounts>;
 }
 
+export type HedgeEvent = 'sent' | 'won' | 'budget';
+export type HedgeCounts = Record<HedgeEvent, number>;
+
 const STATE_VALUE = { closed: 0, open: 1, 'half-open': 2 } as const;
+type BreakerState = keyof typeof STATE_VALUE;
+const BREAKER_STATES = Object.keys(STATE_VALUE) as BreakerState[];
 
 function shared<T>(registry: Registry, name: string, make: () => T): T {
   return (registry.getSingleMetric(name) as T | undefined) ?? make();
@@ -44,6 +53,8 @@ class PendingCounts implements LatencyCounts {
   sum = 0;
   count = 0;
   readonly byAttempt = new Map<string, Map<string, number>>();
+  /** Also counted here, as plain numbers: the admin view reads them synchronously. */
+  readonly hedges: HedgeCounts = { sent: 0, won: 0, budget: 0 };
 
   constructor(
     private readonly remote: string,
@@ -213,7 +224,16 @@ export function ambassadorMetrics(registry: Registry, remote: string): Ambassado
       breakerState.labels(remote, upstream).set(STATE_VALUE[state]);
       transitions.labels(remote, upstream, state).inc();
     },
+    breakerRemoved(upstream) {
+      // An upstream gone for good would otherwise be scraped (and alerted on) forever.
+      breakerState.remove(remote, upstream);
+      for (const state of BREAKER_STATES) transitions.remove(remote, upstream, state);
+    },
     bulkheadRejected: () => rejectedChild.inc(),
-    hedge: (event) => hedges.labels(remote, event).inc(),
+    hedge(event) {
+      pending.hedges[event]++;
+      hedges.labels(remote, event).inc();
+    },
+    hedges: () => pending.hedges,
   };
 }

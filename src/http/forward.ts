@@ -1,6 +1,7 @@
 import type { Dispatcher } from 'undici';
 import { HedgeCancelled, type HedgeHost, HedgeLeg, type HedgeOptions } from './exchange/hedge.js';
 import type { ExchangeHooks, ForwardCall } from './exchange/hooks.js';
+import { KeptAnswer } from './exchange/kept-answer.js';
 import { failureOf, tlsFailureOf, upstreamTlsProblem } from './exchange/outcome.js';
 import { retryAfterOfRaw } from './exchange/retry-after.js';
 import { retryRefusal } from './exchange/retry-rules.js';
@@ -199,6 +200,13 @@ class Exchange implements Dispatcher.DispatchHandler, HedgeHost {
   private deferred: (() => void) | undefined;
   /** The own attempt's failed answer was dropped while hedges raced, its retry not yet decided. */
   private undecided = false;
+  /** The own attempt's failed answer being dropped while hedges race, kept whole. */
+  private keeping: KeptAnswer | undefined;
+  /**
+   * The last failed answer dropped during a hedge race (the own attempt's or a hedge's): the
+   * client's answer if no attempt succeeds and no retry follows, rather than a made-up problem.
+   */
+  private kept: KeptAnswer | undefined;
   /** Set by `pickAdmitted`: the admission ticket of the upstream it returned. */
   private picked = 0;
 
@@ -336,6 +344,7 @@ class Exchange implements Dispatcher.DispatchHandler, HedgeHost {
     this.ticket = this.picked;
     this.attempt++;
     this.discarding = false;
+    this.keeping = undefined;
     this.abortAttempt = undefined;
     this.tryExpired = false;
     ctx.upstream = upstream.id;
@@ -465,10 +474,11 @@ class Exchange implements Dispatcher.DispatchHandler, HedgeHost {
     else this.ctx.res.destroy();
   }
 
-  legEnded(leg: HedgeLeg, outcome: AttemptOutcome, dropped: number): void {
+  legEnded(leg: HedgeLeg, outcome: AttemptOutcome, dropped: number, kept?: KeptAnswer): void {
     this.pool.end(leg.upstream, outcome, performance.now() - leg.startedAt);
     this.options.hooks?.attemptEnded(leg.upstream, outcome, leg.ticket, dropped);
     if (this.legs === undefined) return;
+    if (kept !== undefined && !this.done) this.kept = kept;
     const i = this.legs.indexOf(leg);
     if (i >= 0) this.legs.splice(i, 1);
     if (outcome !== 'cancelled') {
@@ -561,6 +571,12 @@ class Exchange implements Dispatcher.DispatchHandler, HedgeHost {
         this.gotHeaders = false;
         this.discarding = true;
         this.undecided = true;
+        this.keeping = new KeptAnswer(
+          statusCode,
+          rawHeaders,
+          this.upstream!,
+          performance.now() - this.attemptStart,
+        );
         return true;
       }
       if (this.mayRetry('http5xx', statusCode, rawHeaders)) {
@@ -581,7 +597,10 @@ class Exchange implements Dispatcher.DispatchHandler, HedgeHost {
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.discarding || this.superseded) return true;
+    if (this.discarding || this.superseded) {
+      this.keeping?.add(chunk);
+      return true;
+    }
     return this.relay(chunk);
   }
 
@@ -613,12 +632,15 @@ class Exchange implements Dispatcher.DispatchHandler, HedgeHost {
       // Dropped while hedges raced: they answer for this call now; if they have failed (or
       // fail) too, the retry rules decide as they would have at the head.
       this.undecided = false;
+      if (this.keeping?.overflowed === false) this.kept = this.keeping;
+      this.keeping = undefined;
       const status = this.status;
       const next = () => {
         if (this.clientGone) this.finish();
         else if (this.timedOut)
           this.fail(504, 'TRELLIS_E_UPSTREAM_TIMEOUT', `service "${this.pool.name}" did not answer in time`);
         else if (this.mayRetry('http5xx', status)) this.retryLater();
+        else if (this.kept !== undefined) this.relayKept();
         else
           this.fail(
             status,
@@ -686,6 +708,11 @@ class Exchange implements Dispatcher.DispatchHandler, HedgeHost {
       this.retryLater();
       return;
     }
+    // A hedge answered a failure before: the upstream's own answer beats a made-up problem.
+    if (this.kept !== undefined && !this.timedOut) {
+      this.relayKept();
+      return;
+    }
     const tlsReason = kind === 'timeout' || this.timedOut ? undefined : tlsFailureOf(err, upstream);
     if (this.timedOut || kind === 'timeout') {
       this.fail(504, 'TRELLIS_E_UPSTREAM_TIMEOUT', `service "${this.pool.name}" did not answer in time`);
@@ -739,7 +766,28 @@ class Exchange implements Dispatcher.DispatchHandler, HedgeHost {
     return true;
   }
 
+  /**
+   * No attempt succeeded and no retry follows: the client gets the last failed answer an
+   * upstream gave during the hedge race, as it was (status, headers, body).
+   */
+  private relayKept(): void {
+    const kept = this.kept!;
+    this.kept = undefined;
+    const ctx = this.ctx;
+    ctx.upstream = kept.upstream.id;
+    ctx.upstreamMs = kept.headMs;
+    this.status = kept.status;
+    const body = kept.body();
+    this.bytes = body.length;
+    this.options.hooks?.answered(ctx, kept.status);
+    this.finish();
+    ctx.res.writeHead(kept.status, clientResponseHeaders(kept.rawHeaders, ctx.requestId));
+    ctx.res.end(body);
+  }
+
   private retryLater(): void {
+    // A retry follows: its own answer (or failure) is the call's, as without hedging.
+    this.kept = undefined;
     this.tried ??= new Set();
     this.tried.add(this.upstream!);
     const delay = this.delay;

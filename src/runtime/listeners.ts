@@ -12,6 +12,8 @@ interface Open {
   listenKey: string;
   /** The bound port: a new configuration on the same port must take it over in place. */
   port: number;
+  /** A Unix socket listener's path (its `port` is 0). */
+  socketPath?: string;
 }
 
 /** The outcome of `ListenerSet.prepare`. */
@@ -46,8 +48,10 @@ function openError(key: string, listen: ListenConfig, err: unknown): string {
  */
 export class ListenerSet {
   private readonly bound = new Map<string, Open>();
-  /** Bound ports by key (and `admin`, set by the runtime). */
+  /** Bound ports by key (and `admin`, set by the runtime); Unix socket listeners are in `sockets`. */
   readonly ports: Record<string, number> = {};
+  /** The paths of the Unix socket listeners by key (they have no port). */
+  readonly sockets: Record<string, string> = {};
 
   constructor(
     private readonly deps: {
@@ -88,11 +92,28 @@ export class ListenerSet {
         listener,
         listenKey: JSON.stringify(listen),
         port: address.port,
+        ...(listen.socket === undefined ? {} : { socketPath: listen.socket.path }),
       };
     } catch (err) {
       await listener.close(0).catch(() => undefined);
       throw err;
     }
+  }
+
+  /** Shows a bound listener in `ports`, or in `sockets` for a Unix socket. */
+  private expose(key: string, o: Open): void {
+    if (o.socketPath === undefined) {
+      this.ports[key] = o.port;
+      delete this.sockets[key];
+    } else {
+      this.sockets[key] = o.socketPath;
+      delete this.ports[key];
+    }
+  }
+
+  private unexpose(key: string): void {
+    delete this.ports[key];
+    delete this.sockets[key];
   }
 
   /** Opens every listener of the first generation; throws (after closing what opened) on failure. */
@@ -101,7 +122,7 @@ export class ListenerSet {
       try {
         const o = await this.bind(key, compiled.listen);
         this.bound.set(key, o);
-        this.ports[key] = o.port;
+        this.expose(key, o);
       } catch (err) {
         await this.closeAll(0);
         const e = new Error(openError(key, compiled.listen, err), { cause: err });
@@ -159,14 +180,14 @@ export class ListenerSet {
           try {
             const back = await this.bind(k, JSON.parse(previous.listenKey) as ListenConfig);
             this.bound.set(k, back);
-            this.ports[k] = back.port;
+            this.expose(k, back);
           } catch (again) {
             this.deps.logger.error(
               { listener: k, err: messageOf(again) },
               'a listener given up for a reload could not be reopened: it is not serving',
             );
             this.bound.delete(k);
-            delete this.ports[k];
+            this.unexpose(k);
           }
         }
         return { ok: false, error: openError(key, listen, err) };
@@ -181,14 +202,14 @@ export class ListenerSet {
           try {
             const back = await this.bind(k, JSON.parse(previous.listenKey) as ListenConfig);
             this.bound.set(k, back);
-            this.ports[k] = back.port;
+            this.expose(k, back);
           } catch (err) {
             this.deps.logger.error(
               { listener: k, err: messageOf(err) },
               'a listener given up for an aborted reload could not be reopened: it is not serving',
             );
             this.bound.delete(k);
-            delete this.ports[k];
+            this.unexpose(k);
           }
         }
       },
@@ -196,13 +217,13 @@ export class ListenerSet {
         for (const [key, o] of fresh) {
           const old = this.bound.get(key);
           this.bound.set(key, o);
-          this.ports[key] = o.port;
+          this.expose(key, o);
           if (old !== undefined && !replaced.has(key)) void old.listener.close(drainMs);
         }
         for (const [key, o] of this.bound) {
           if (next.listeners.has(key)) continue;
           this.bound.delete(key);
-          delete this.ports[key];
+          this.unexpose(key);
           void o.listener.close(drainMs);
         }
       },

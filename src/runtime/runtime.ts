@@ -149,8 +149,10 @@ export interface StagedConfig {
 
 /** A running runtime. */
 export interface Runtime<C> {
-  /** Bound ports: one per listener key, and `admin`. */
+  /** Bound ports: one per TCP listener key, and `admin`. */
   readonly ports: Readonly<Record<string, number>>;
+  /** The paths of the Unix socket listeners, by listener key (they have no port). */
+  readonly sockets: Readonly<Record<string, string>>;
   readonly version: number;
   readonly config: C;
   readonly lastReload: ReloadResult | undefined;
@@ -501,6 +503,7 @@ export async function startRuntime<C>(role: RoleDefinition<C>, options: RuntimeO
 
   return {
     ports: listeners.ports,
+    sockets: listeners.sockets,
     get version() {
       return state.current.version;
     },

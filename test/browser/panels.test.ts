@@ -4,6 +4,7 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AdminPanel } from '../../src/admin/panels.js';
 import { type AdminServer, createAdminServer } from '../../src/admin/server.js';
+import { ambassadorPanel } from '../../src/ambassador/panel.js';
 import { ROOT } from '../e2e/support/index.js';
 import { type Browser, hasChromium, launchChromium } from './chromium.js';
 
@@ -54,6 +55,36 @@ describe.skipIf(!hasChromium)('dashboard panels in a browser', () => {
             title: 'Leader of restock',
             view: () => ({ group: 'restock', identity: 'a', isLeader: true, leader: 'a', token: 7 }),
           },
+          ambassadorPanel(() => [
+            {
+              name: 'catalog',
+              policies: [
+                { policy: 'deadline', timeout: 2000 },
+                { policy: 'perTryTimeout', perTryTimeout: 500 },
+                { policy: 'retry', attempts: 3 },
+              ],
+              hedges: { sent: 12, won: 7, budget: 2 },
+              upstreams: [
+                {
+                  id: 'http://10.0.5.1:8080',
+                  source: 'dns',
+                  healthy: true,
+                  ejected: false,
+                  inFlight: 1,
+                  breaker: 'closed',
+                },
+                {
+                  id: 'http://10.0.5.9:8080',
+                  source: 'registry',
+                  healthy: true,
+                  ejected: false,
+                  inFlight: 0,
+                  breaker: 'open',
+                },
+                { id: 'http://10.0.5.2:8080', healthy: true, ejected: false, inFlight: 0, breaker: 'closed' },
+              ],
+            },
+          ]),
           {
             kind: 'broken',
             id: 'broken:1',
@@ -95,6 +126,18 @@ describe.skipIf(!hasChromium)('dashboard panels in a browser', () => {
     await article.locator('[data-testid="leader"]').waitFor({ timeout: 15_000 });
     expect(await article.locator('[data-testid="leader"]').textContent()).toBe('a');
     expect(await article.textContent()).toMatch(/leading.*Fencing token7/);
+  });
+
+  it('draws the ambassador panel: hedges sent and won per remote, each upstream’s source', async () => {
+    const article = page.locator('article.panel[data-panel-id="ambassador"]');
+    await article.locator('tr', { hasText: '10.0.5.1' }).waitFor({ timeout: 15_000 });
+    expect(await article.textContent()).toContain('catalog: deadline');
+    expect(await article.textContent()).toContain('hedges 12 sent, 7 won');
+    const cells = async (host: string) =>
+      (await article.locator('tr', { hasText: host }).locator('td').allTextContents()).slice(0, 2);
+    expect(await cells('10.0.5.1')).toEqual(['http://10.0.5.1:8080', 'dns']);
+    expect(await cells('10.0.5.9')).toEqual(['http://10.0.5.9:8080', 'registry']);
+    expect(await cells('10.0.5.2')).toEqual(['http://10.0.5.2:8080', 'static']);
   });
 
   it('shows a part whose view fails as unavailable, with the reason', async () => {

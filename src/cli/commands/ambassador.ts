@@ -54,7 +54,9 @@ async function run(argv: string[]): Promise<number> {
         ? { admin: parseHostPort(values.admin) }
         : {}),
   });
-  logger.info({ ports: ambassador.ports, version: ambassador.version }, 'ambassador started');
+  // A listener on a Unix socket has no port: it is listed under `sockets` with its path.
+  const sockets = Object.keys(ambassador.sockets).length === 0 ? {} : { sockets: ambassador.sockets };
+  logger.info({ ports: ambassador.ports, ...sockets, version: ambassador.version }, 'ambassador started');
   await new Promise<void>((resolve) => {
     drainOnSignals([ambassador], {
       logger,

@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import type { AttemptOutcome, Upstream } from '../upstream/types.js';
+import { KeptAnswer } from './kept-answer.js';
 import { failureOf } from './outcome.js';
 
 /**
@@ -28,8 +29,11 @@ export interface HedgeHost {
   relay(chunk: Buffer): boolean;
   /** The winning leg's answer ended: `err` when it broke mid-body. */
   winnerEnded(leg: HedgeLeg, err: Error | undefined): void;
-  /** A leg that did not win ended: its outcome and the status of an answer it dropped. */
-  legEnded(leg: HedgeLeg, outcome: AttemptOutcome, dropped: number): void;
+  /**
+   * A leg that did not win ended: its outcome, the status of an answer it dropped, and that
+   * answer kept whole (the client's if no attempt succeeds and no retry follows).
+   */
+  legEnded(leg: HedgeLeg, outcome: AttemptOutcome, dropped: number, kept?: KeptAnswer): void;
   /** Whether `status` is a failed answer the exchange would retry rather than relay. */
   isRetryableAnswer(status: number): boolean;
 }
@@ -51,6 +55,8 @@ export class HedgeLeg implements Dispatcher.DispatchHandler {
   cancelled: Error | undefined;
   private won = false;
   private dropped = 0;
+  /** The failed answer being dropped, kept in case it is the best answer the call gets. */
+  private kept: KeptAnswer | undefined;
   private ended = false;
 
   constructor(
@@ -81,6 +87,7 @@ export class HedgeLeg implements Dispatcher.DispatchHandler {
     if (this.host.isRetryableAnswer(statusCode)) {
       // A failed answer is read and dropped: the other attempt may still answer well.
       this.dropped = statusCode;
+      this.kept = new KeptAnswer(statusCode, rawHeaders, this.upstream, performance.now() - this.startedAt);
       return true;
     }
     this.won = this.host.legWon(this, statusCode, rawHeaders, resume);
@@ -89,13 +96,18 @@ export class HedgeLeg implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
-    return this.won ? this.host.relay(chunk) : true;
+    if (this.won) return this.host.relay(chunk);
+    this.kept?.add(chunk);
+    return true;
   }
 
   onComplete(): void {
     this.ended = true;
     if (this.won) this.host.winnerEnded(this, undefined);
-    else this.host.legEnded(this, this.dropped >= 500 ? 'http5xx' : 'success', this.dropped);
+    else {
+      const kept = this.kept?.overflowed === false ? this.kept : undefined;
+      this.host.legEnded(this, this.dropped >= 500 ? 'http5xx' : 'success', this.dropped, kept);
+    }
   }
 
   onError(err: Error): void {

@@ -56,10 +56,14 @@ describe('trellis ambassador: discovery through the real CLI', () => {
   beforeAll(async () => {
     dir = tempDir();
     for (const n of ['a', 'b', 'c']) o[n] = await startOrigin(n);
+    o.down = await startOrigin('down', (_req, res) => {
+      res.writeHead(503).end('down');
+    });
     dns = await startDnsServer({
       '_http._tcp.payments.internal': [{ type: 'SRV', target: 'a.internal', port: o.a!.port, ttl: 1 }],
       'a.internal': [{ type: 'A', address: '127.0.0.1', ttl: 1 }],
       'b.internal': [{ type: 'A', address: '127.0.0.1', ttl: 1 }],
+      '_http._tcp.flaky.internal': [{ type: 'SRV', target: 'a.internal', port: o.down!.port, ttl: 1 }],
     });
     const registry = `sqlite:${dir.path}/registry.db`;
     store = await openKeyValueStore(registry);
@@ -73,6 +77,13 @@ remotes:
     service:
       discovery:
         dns: { name: _http._tcp.payments.internal, type: SRV, servers: ['${dns.address}'], minTtl: 200ms }
+  flaky:
+    listen: { port: 0 }
+    breaker: { consecutiveFailures: 2, halfOpenAfter: 60s }
+    service:
+      outlier: { consecutive5xx: 0, consecutiveConnectFailures: 0 }
+      discovery:
+        dns: { name: _http._tcp.flaky.internal, type: SRV, servers: ['${dns.address}'], minTtl: 200ms }
   inventory:
     listen: { port: 0 }
     service:
@@ -129,5 +140,37 @@ remotes:
     expect(inventory.upstreams).toMatchObject([{ id: o.b!.url, source: 'registry' }]);
     expect(inventory.discovery).toMatchObject({ source: 'registry', target: 'services/inventory/' });
     await b.close();
+  });
+
+  it("drops the breaker's metric series of an upstream discovery took away", async () => {
+    const url = `http://127.0.0.1:${ports.flaky}/`;
+    const metrics = async () => (await fetch(`http://127.0.0.1:${ports.admin}/metrics`)).text();
+    const upstreams = async () => {
+      const admin = (await (await fetch(`http://127.0.0.1:${ports.admin}/admin/services`)).json()) as {
+        services: { name: string; upstreams: { id: string; breaker: string }[] }[];
+      };
+      return admin.services.find((s) => s.name === 'flaky')!.upstreams;
+    };
+    // Two 503s open the breaker of the one upstream: its state is a series now.
+    for (let i = 0; i < 3; i++) await curl(url);
+    const [gone] = await upstreams();
+    expect(gone!.breaker).toBe('open');
+    const series = (text: string) =>
+      text
+        .split('\n')
+        .filter((l) => l.startsWith('trellis_ambassador_breaker_') && l.includes(`upstream="${gone!.id}"`));
+    expect(series(await metrics())).toEqual(
+      expect.arrayContaining([
+        `trellis_ambassador_breaker_state{remote="flaky",upstream="${gone!.id}"} 1`,
+        `trellis_ambassador_breaker_transitions_total{remote="flaky",upstream="${gone!.id}",state="open"} 1`,
+      ]),
+    );
+    // The DNS answer moves the remote to another upstream: the old one's series go with its breaker.
+    dns.records['_http._tcp.flaky.internal'] = [
+      { type: 'SRV', target: 'a.internal', port: o.a!.port, ttl: 1 },
+    ];
+    await untilAnswered(url, ['a'], 5_000);
+    expect((await upstreams()).map((u) => u.id)).not.toContain(gone!.id);
+    expect(series(await metrics())).toEqual([]);
   });
 });

@@ -65,6 +65,7 @@ describe('trellis ambassador: Unix socket listeners', () => {
   let socket: string;
   let shared: string;
   let file: string;
+  let started: { ports: Record<string, number>; sockets?: Record<string, string> };
 
   beforeAll(async () => {
     dir = tempDir();
@@ -88,7 +89,7 @@ remotes:
     await run('python3', ['-c', STALE_SOCKET, socket]);
     expect(statSync(socket).isSocket()).toBe(true);
     amb = spawnCli(['ambassador', '-c', file, '--admin', '127.0.0.1:0']);
-    await amb.waitForOutput(/"msg":"ambassador started"/);
+    started = JSON.parse(await amb.waitForOutput(/"msg":"ambassador started"/)) as typeof started;
   }, 30_000);
 
   afterAll(async () => {
@@ -128,6 +129,12 @@ remotes:
     ]);
     expect(JSON.parse(hosted.stdout)).toMatchObject({ url: '/stock/7' });
   }, 30_000);
+
+  it('reports the socket listeners by their path, never as port 0', async () => {
+    expect(started.sockets).toEqual({ payments: socket, main: shared });
+    expect(Object.keys(started.ports)).toEqual(['admin']);
+    expect(started.ports.admin).toBeGreaterThan(0);
+  });
 
   it('refuses a socket another process is listening on, with a clear error', async () => {
     const second = spawnCli(['ambassador', '-c', file, '--admin', '127.0.0.1:0']);
