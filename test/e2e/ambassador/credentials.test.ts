@@ -3,9 +3,9 @@ import { writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  type CliProcess,
+  type AmbassadorProcess,
   type Origin,
-  spawnCli,
+  startAmbassadorCli,
   startOrigin,
   type TempDir,
   tempDir,
@@ -43,7 +43,7 @@ async function burst(url: string, n: number): Promise<Record<string, string[]>> 
 // OAuth2 client credentials through the real CLI: single-flight, cached through an outage, 503 after.
 describe('trellis ambassador: credentials', () => {
   let dir: TempDir;
-  let amb: CliProcess;
+  let amb: AmbassadorProcess;
   let ports: Record<string, number>;
   let tokens: Origin;
   let api: Origin;
@@ -89,11 +89,10 @@ describe('trellis ambassador: credentials', () => {
         retryInterval: 200ms
 `,
     );
-    amb = spawnCli(['ambassador', '-c', file, '--admin', '127.0.0.1:0'], {
+    amb = await startAmbassadorCli(file, {
       env: { API_KEY: 'k-123', CLIENT_SECRET: 's3cret' },
     });
-    const line = await amb.waitForOutput(/"msg":"ambassador started"/);
-    ports = (JSON.parse(line) as { ports: Record<string, number> }).ports;
+    ports = amb.ports;
   }, 30_000);
 
   afterAll(async () => {

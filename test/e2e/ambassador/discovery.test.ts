@@ -7,9 +7,9 @@ import { startDnsServer, type TestDnsServer } from '../../../src/http/upstream/d
 import { openKeyValueStore } from '../../../src/stores/kv/index.js';
 import type { KeyValueStore } from '../../../src/stores/types.js';
 import {
-  type CliProcess,
+  type AmbassadorProcess,
   type Origin,
-  spawnCli,
+  startAmbassadorCli,
   startOrigin,
   type TempDir,
   tempDir,
@@ -48,7 +48,7 @@ async function untilAnswered(url: string, wanted: string[], ms: number): Promise
 describe('trellis ambassador: discovery through the real CLI', () => {
   let dir: TempDir;
   let dns: TestDnsServer;
-  let amb: CliProcess;
+  let amb: AmbassadorProcess;
   let store: KeyValueStore;
   let ports: Record<string, number>;
   const o: Record<string, Origin> = {};
@@ -90,9 +90,8 @@ remotes:
       discovery: { registry: { store: registry, prefix: services/inventory/ } }
 `,
     );
-    amb = spawnCli(['ambassador', '-c', file, '--admin', '127.0.0.1:0']);
-    const line = await amb.waitForOutput(/"msg":"ambassador started"/);
-    ports = (JSON.parse(line) as { ports: Record<string, number> }).ports;
+    amb = await startAmbassadorCli(file);
+    ports = amb.ports;
   }, 30_000);
 
   afterAll(async () => {

@@ -4,9 +4,9 @@ import type { ServerResponse } from 'node:http';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  type CliProcess,
+  type AmbassadorProcess,
   type Origin,
-  spawnCli,
+  startAmbassadorCli,
   startOrigin,
   type TempDir,
   tempDir,
@@ -61,7 +61,7 @@ const p99 = (ms: number[]) => [...ms].sort((a, b) => a - b)[Math.floor(ms.length
 
 describe('trellis ambassador: hedging', () => {
   let dir: TempDir;
-  let amb: CliProcess;
+  let amb: AmbassadorProcess;
   let ports: Record<string, number>;
   let slow: Awaited<ReturnType<typeof slowOrigin>>;
   let fast: Awaited<ReturnType<typeof slowOrigin>>;
@@ -139,9 +139,8 @@ describe('trellis ambassador: hedging', () => {
       retry: { budget: { ratio: 0.2, minPerSecond: 0 } }
 `,
     );
-    amb = spawnCli(['ambassador', '-c', file, '--admin', '127.0.0.1:0']);
-    const line = await amb.waitForOutput(/"msg":"ambassador started"/);
-    ports = (JSON.parse(line) as { ports: Record<string, number> }).ports;
+    amb = await startAmbassadorCli(file);
+    ports = amb.ports;
   }, 30_000);
 
   afterAll(async () => {

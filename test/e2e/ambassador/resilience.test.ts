@@ -4,10 +4,10 @@ import type { ServerResponse } from 'node:http';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  type CliProcess,
+  type AmbassadorProcess,
   type Origin,
   type SeenRequest,
-  spawnCli,
+  startAmbassadorCli,
   startOrigin,
   type TempDir,
   tempDir,
@@ -83,7 +83,7 @@ async function curl(args: string[]) {
 
 describe('trellis ambassador: resilience through the real CLI', () => {
   let dir: TempDir;
-  let amb: CliProcess;
+  let amb: AmbassadorProcess;
   let ports: Record<string, number>;
   const o: Record<string, Awaited<ReturnType<typeof origin>>> = {};
   const url = (remote: string, path = '/') => `http://127.0.0.1:${ports[remote]}${path}`;
@@ -151,9 +151,8 @@ remotes:
       retry: { attempts: 2, on: [429, 503], budget: { minPerSecond: 1000 } }
 `,
     );
-    amb = spawnCli(['ambassador', '-c', file, '--admin', '127.0.0.1:0']);
-    const line = await amb.waitForOutput(/"msg":"ambassador started"/);
-    ports = (JSON.parse(line) as { ports: Record<string, number> }).ports;
+    amb = await startAmbassadorCli(file);
+    ports = amb.ports;
   }, 30_000);
 
   afterAll(async () => {

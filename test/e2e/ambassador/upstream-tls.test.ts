@@ -4,12 +4,12 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestPki } from '../../../src/http/tls/testing.js';
 import { httpsOrigin } from '../support/https-origin.js';
-import { type CliProcess, spawnCli, type TempDir, tempDir } from '../support/index.js';
+import { type AmbassadorProcess, startAmbassadorCli, type TempDir, tempDir } from '../support/index.js';
 
 // The gateway's `tls:` block, in an ambassador remote's `service:`: private CA, SNI and mTLS.
 describe('trellis ambassador: TLS origination to an https remote (private CA, SNI, mTLS)', () => {
   let dir: TempDir;
-  let amb: CliProcess;
+  let amb: AmbassadorProcess;
   let origin: { server: Server; url: string };
   let ports: Record<string, number>;
 
@@ -39,9 +39,8 @@ describe('trellis ambassador: TLS origination to an https remote (private CA, SN
       tls: { ca: ./ca.pem, servername: payments.internal }
 `,
     );
-    amb = spawnCli(['ambassador', '-c', file, '--admin', '127.0.0.1:0']);
-    const line = await amb.waitForOutput(/"msg":"ambassador started"/);
-    ports = (JSON.parse(line) as { ports: Record<string, number> }).ports;
+    amb = await startAmbassadorCli(file);
+    ports = amb.ports;
   }, 30_000);
 
   afterAll(async () => {

@@ -176,8 +176,7 @@ export async function startGatewayCli(
   const proc = spawnCli(['gateway', '-c', file, '--admin', '127.0.0.1:0', ...(options.args ?? [])], {
     ...(options.env ? { env: options.env } : {}),
   });
-  const line = await proc.waitForOutput(/"msg":"gateway started"/);
-  const ports = (JSON.parse(line) as { ports: Record<string, number> }).ports;
+  const ports = await startedPorts(proc, 'gateway');
   return {
     ...proc,
     ports,
@@ -185,6 +184,37 @@ export async function startGatewayCli(
     url: `http://127.0.0.1:${ports.main}`,
     adminUrl: `http://127.0.0.1:${ports.admin}`,
   };
+}
+
+/**
+ * The ports a `trellis gateway|ambassador` logged in its "started" line. A process that does not
+ * start is killed before the error is thrown, so a failed beforeAll leaves nothing running.
+ */
+async function startedPorts(
+  proc: CliProcess,
+  role: 'gateway' | 'ambassador',
+): Promise<Record<string, number>> {
+  try {
+    const line = await proc.waitForOutput(new RegExp(`"msg":"${role} started"`));
+    return (JSON.parse(line) as { ports: Record<string, number> }).ports;
+  } catch (err) {
+    await proc.stop('SIGKILL');
+    throw err;
+  }
+}
+
+export interface AmbassadorProcess extends CliProcess {
+  /** Bound ports by remote name (listeners of their own), `main` (the shared one) and `admin`. */
+  readonly ports: Record<string, number>;
+}
+
+/** Starts `trellis ambassador -c file --admin 127.0.0.1:0`; resolves once it logged its ports. */
+export async function startAmbassadorCli(
+  file: string,
+  options: { env?: Record<string, string> } = {},
+): Promise<AmbassadorProcess> {
+  const proc = spawnCli(['ambassador', '-c', file, '--admin', '127.0.0.1:0'], options);
+  return { ...proc, ports: await startedPorts(proc, 'ambassador') };
 }
 
 /** One request as an origin saw it. */
