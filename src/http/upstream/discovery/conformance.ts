@@ -124,11 +124,29 @@ export function registryConformance(
         closers.push(() => a.close());
         await waitFor(() => w.urls().length === 1, 10_000, 'a registered');
         expect(await options.disrupt!(store)).toBeGreaterThan(0);
-        const b = await registerService(store, { prefix: w.prefix, url: 'http://10.0.0.2:1', ttl: 1_000 });
+        // What is under test is the watcher: a write right after the cut may meet the dropped
+        // connection (TRELLIS_E_STORE_UNAVAILABLE, as documented), so the registrant tries again.
+        const b = await retryUnavailable(() =>
+          registerService(store, { prefix: w.prefix, url: 'http://10.0.0.2:1', ttl: 1_000 }),
+        );
         closers.push(() => b.close());
         await waitFor(() => w.urls().length === 2, 15_000, 'b seen after the cut');
         expect(w.urls()).toEqual(['http://10.0.0.1:1', 'http://10.0.0.2:1']);
       },
     );
   });
+}
+
+/** Runs `call` again while it fails with TRELLIS_E_STORE_UNAVAILABLE, for up to 10 s. */
+async function retryUnavailable<T>(call: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      return await call();
+    } catch (err) {
+      if (!isTrellisError(err) || err.code !== 'TRELLIS_E_STORE_UNAVAILABLE' || Date.now() > deadline)
+        throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }
