@@ -32,7 +32,7 @@ import {
 
 const DEFAULTS = { rounds: 3, duration: 5, connections: 32, warmup: 2 };
 const args = runArgs(DEFAULTS);
-const { rounds, durationS, connections, warmupS } = args;
+const { rounds, durationS, connections } = args;
 const BODY = JSON.stringify({ id: 42, name: 'trellis', tags: ['sidecar', 'bench'], ok: true });
 
 await runBench(main);
@@ -124,6 +124,6 @@ accessLog: false
   console.log(`sidecar / forwarder req/s: ${ratio(side.load.rps, fwd.load.rps)}`);
   console.log(verdict('sidecar req/s vs the undici forwarder', side.load.rps / fwd.load.rps, 0.9));
   console.log(
-    verdict('p50 the sidecar adds at one connection (ms)', side.single.p50 - direct.single.p50, 0.3, false),
+    verdict('p50 the sidecar adds at one connection', side.single.p50 - direct.single.p50, 0.3, false, ' ms'),
   );
 }

@@ -30,7 +30,14 @@ export function ratio(a: number, b: number): string {
 }
 
 /** A line saying whether a target was met: `PASS trellis/fastify 1.41x (target >= 1.3x)`. */
-export function verdict(label: string, value: number, target: number, higherIsBetter = true): string {
+export function verdict(
+  label: string,
+  value: number,
+  target: number,
+  higherIsBetter = true,
+  /** What value and target are counted in: `x` for a ratio (the default), ` ms` for a latency. */
+  unit = 'x',
+): string {
   const ok = higherIsBetter ? value >= target : value <= target;
-  return `${ok ? 'PASS' : 'MISS'} ${label} ${value.toFixed(2)}x (target ${higherIsBetter ? '>=' : '<='} ${target}x)`;
+  return `${ok ? 'PASS' : 'MISS'} ${label} ${value.toFixed(2)}${unit} (target ${higherIsBetter ? '>=' : '<='} ${target}${unit})`;
 }

@@ -35,7 +35,8 @@ export function runWrk(options: WrkOptions): Promise<WrkResult> {
   const args = [
     `-t${options.threads ?? 1}`,
     `-c${options.connections ?? 64}`,
-    `-d${options.durationS ?? 5}s`,
+    // wrk takes whole seconds only (`-d2.5s` is a usage error): callers may pass halves.
+    `-d${Math.max(1, Math.round(options.durationS ?? 5))}s`,
     '--latency',
     ...Object.entries(options.headers ?? {}).flatMap(([k, v]) => ['-H', `${k}: ${v}`]),
     ...(options.script === undefined ? [] : ['-s', options.script]),
