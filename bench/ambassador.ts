@@ -16,6 +16,7 @@ import {
   type BenchProcess,
   freePort,
   LOAD_CPU,
+  measureAtOneConnection,
   measureTargets,
   originConfig,
   proxyConfig,
@@ -78,13 +79,7 @@ async function main(): Promise<void> {
   await waitForTargets(targets, 20_000, () => BODY);
   const { summary } = await measureTargets(targets, { ...args, cpu: LOAD_CPU });
   // Added latency means what one caller waits, not queueing at saturation: one connection.
-  const single = await measureTargets(targets, {
-    rounds,
-    cpu: LOAD_CPU,
-    connections: 1,
-    durationS: Math.max(2, durationS / 2),
-    label: (t, r) => `round ${r} (1 connection): ${t.name}`,
-  });
+  const single = await measureAtOneConnection(targets, { rounds, cpu: LOAD_CPU, durationS });
   report(summary, single.summary);
 }
 

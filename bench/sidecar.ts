@@ -14,6 +14,7 @@ import {
   canPin,
   freePort,
   LOAD_CPU,
+  measureAtOneConnection,
   measureTargets,
   ratio,
   repoRoot,
@@ -90,13 +91,7 @@ accessLog: false
   await waitForTargets(targets, 30_000, () => BODY);
 
   const load = await measureTargets(targets, { ...args, cpu: LOAD_CPU });
-  const single = await measureTargets(targets, {
-    rounds,
-    cpu: LOAD_CPU,
-    connections: 1,
-    durationS: Math.max(2, durationS / 2),
-    label: (t, r) => `round ${r} (1 connection): ${t.name}`,
-  });
+  const single = await measureAtOneConnection(targets, { rounds, cpu: LOAD_CPU, durationS });
   const s = new Map(
     targets.map((t) => [t.name, { load: load.summary.get(t.name)!, single: single.summary.get(t.name)! }]),
   );

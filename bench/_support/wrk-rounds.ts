@@ -97,3 +97,20 @@ export function summaryTable(summary: Map<string, RunSummary>, columns: SummaryC
     ]),
   );
 }
+
+/**
+ * The same interleaved rounds at one connection, half as long (at least 2 s): the latency one
+ * caller waits, where a run at many connections measures queueing on the pinned core.
+ */
+export function measureAtOneConnection<T extends Target>(
+  targets: readonly T[],
+  options: { rounds: number; cpu: number; durationS: number },
+) {
+  return measureTargets(targets, {
+    rounds: options.rounds,
+    cpu: options.cpu,
+    connections: 1,
+    durationS: Math.max(2, options.durationS / 2),
+    label: (t, r) => `round ${r} (1 connection): ${t.name}`,
+  });
+}
