@@ -4,6 +4,7 @@
  */
 
 import type { MessagePort } from 'node:worker_threads';
+import { TurnBatch } from '../core/turn-batch.js';
 
 /** Unacknowledged body bytes either side may have in flight per request. */
 export const WINDOW = 256 * 1024;
@@ -48,28 +49,22 @@ export function tight(c: Uint8Array): Uint8Array {
  * thread switch. Messages keep their order; an idle channel costs nothing.
  */
 export class Batcher<M> {
-  #queue: M[] = [];
-  #scheduled = false;
-  readonly #flush = () => {
-    this.#scheduled = false;
-    const batch = this.#queue;
-    this.#queue = [];
-    try {
-      this.port.postMessage(batch);
-    } catch {
-      this.onLost();
-    }
-  };
+  readonly #batch: TurnBatch<M>;
 
   constructor(
     readonly port: MessagePort,
     readonly onLost: () => void = () => {},
-  ) {}
+  ) {
+    this.#batch = new TurnBatch((batch) => {
+      try {
+        this.port.postMessage(batch);
+      } catch {
+        this.onLost();
+      }
+    });
+  }
 
   post(m: M): void {
-    this.#queue.push(m);
-    if (this.#scheduled) return;
-    this.#scheduled = true;
-    setImmediate(this.#flush);
+    this.#batch.push(m);
   }
 }

@@ -9,6 +9,7 @@ import type {
   Consumer as NatsConsumer,
 } from 'nats';
 import { TrellisError } from '../../core/errors.js';
+import { TurnBatch } from '../../core/turn-batch.js';
 import { redactUrl, unavailable } from '../connection.js';
 import type { FeatureList, PublishOptions, QueueFeature } from '../types.js';
 import { BaseMessageQueue } from './base.js';
@@ -185,7 +186,9 @@ export class NatsMessageQueue extends BaseMessageQueue {
   // time across many checkpoints (one message each, often): started one by one they cost a
   // socket write each; started together they go in one write and their PubAcks come back
   // together, each still resolving its own publish (at-least-once is unchanged).
-  private turn: Array<() => void> = [];
+  private readonly turn = new TurnBatch<() => void>((starts) => {
+    for (const start of starts) start();
+  });
   private inTurn<T>(start: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.turn.push(() => {
@@ -195,14 +198,8 @@ export class NatsMessageQueue extends BaseMessageQueue {
           reject(err);
         }
       });
-      if (this.turn.length === 1) setImmediate(this.startTurn);
     });
   }
-  private readonly startTurn = () => {
-    const batch = this.turn;
-    this.turn = [];
-    for (const start of batch) start();
-  };
 
   protected async subscribe(topic: string, group: string, o: ResolvedConsumeOptions): Promise<PullSource> {
     const stream = await this.stream(topic);
